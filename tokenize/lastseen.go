@@ -1,0 +1,89 @@
+package tokenize
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// toucher collects last-seen times in memory and writes them in one
+// transaction per interval: a per-message write would cost an fsync on the
+// hot path for a figure that retention needs only to the hour.
+type toucher struct {
+	m       *Map
+	mu      sync.Mutex
+	pending map[string]int64
+}
+
+func newToucher(m *Map) *toucher { return &toucher{m: m, pending: map[string]int64{}} }
+
+// seen notes a use of a token whose stored last-seen time is stored.
+func (t *toucher) seen(local string, stored int64) {
+	now := t.m.opts.Now()
+	if now.Sub(time.Unix(stored, 0)) < t.m.opts.LastSeenGranularity {
+		return
+	}
+	t.mu.Lock()
+	t.pending[local] = now.Unix()
+	t.mu.Unlock()
+}
+
+// forget drops a pending time, so an erased token is not rewritten.
+func (t *toucher) forget(local string) {
+	t.mu.Lock()
+	delete(t.pending, local)
+	t.mu.Unlock()
+}
+
+func (t *toucher) run(ctx context.Context) {
+	tick := time.NewTicker(t.m.opts.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := t.flush(); err != nil {
+				t.m.log.Error("last-seen flush failed; will retry", "event", "lastseen_flush", "err", err)
+			}
+		}
+	}
+}
+
+// flush writes pending times. A token erased meanwhile stays erased; on
+// failure the times are kept for the next try.
+func (t *toucher) flush() error {
+	t.mu.Lock()
+	batch := t.pending
+	t.pending = map[string]int64{}
+	t.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	err := t.m.db.bolt.Update(func(tx *bolt.Tx) error {
+		toks := tx.Bucket(bucketTokens)
+		for local, at := range batch {
+			rec, err := decodeLive(toks.Get([]byte(local)))
+			if err != nil || rec.lastSeen >= at {
+				continue
+			}
+			rec.lastSeen = at
+			if err := toks.Put([]byte(local), rec.encode()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.mu.Lock()
+		for k, v := range batch {
+			if _, ok := t.pending[k]; !ok {
+				t.pending[k] = v
+			}
+		}
+		t.mu.Unlock()
+	}
+	return err
+}

@@ -1,0 +1,242 @@
+package tokenize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/tokenproxy/tokenproxy/vault"
+)
+
+// SchemaVersion is the map layout this binary reads and writes.
+const SchemaVersion = 1
+
+var (
+	bucketMeta   = []byte("meta")
+	bucketTokens = []byte("tokens") // token local part → record
+	bucketIndex  = []byte("index")  // address MAC → token local part
+	bucketAudit  = []byte("audit")  // audit trail (compliance)
+
+	keySchema         = []byte("schema")
+	keyRecordsAtLeast = []byte("records_min_key_version")
+	prefixWrappedKey  = "key/" // key/<purpose>/<version> → wrapped data key
+)
+
+// ErrStore reports a store that cannot be opened or used; the routes map it
+// to 451 4.3.0.
+var ErrStore = errors.New("token store")
+
+// ErrSchemaTooNew reports a database written by a newer tokenproxy.
+var ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+
+// DB is the bbolt file that holds the token map, its wrapped keys and the
+// audit trail.
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+// OpenDB opens or creates the database at path and checks its schema. It
+// reads only the meta bucket: opening costs the same for any map size.
+func OpenDB(path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("%w: create data directory: %w", ErrStore, err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: 2 * time.Second,
+		// The hashmap freelist keeps commits fast in large files.
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s is locked by another process (is the proxy running?)", ErrStore, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %w", ErrStore, path, err)
+	}
+	// Batches wait at most 2 ms for company: short enough for a single
+	// SMTP session, long enough for concurrent sessions to share an fsync.
+	b.MaxBatchDelay = 2 * time.Millisecond
+	db := &DB{bolt: b, path: path}
+	if err := db.init(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// init creates the buckets of a new file, or checks an existing file's
+// schema version.
+func (db *DB) init() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			if tx.Bucket(bucketTokens) != nil {
+				return fmt.Errorf("%w: %s has tokens but no meta bucket: not a tokenproxy database or damaged", ErrStore, db.path)
+			}
+			return createBuckets(tx)
+		}
+		raw := meta.Get(keySchema)
+		v, err := strconv.Atoi(string(raw))
+		if err != nil {
+			return fmt.Errorf("%w: %s has no valid schema version", ErrStore, db.path)
+		}
+		if v > SchemaVersion {
+			return fmt.Errorf("%w: %s has schema version %d, this binary supports up to %d: run a newer tokenproxy", ErrSchemaTooNew, db.path, v, SchemaVersion)
+		}
+		for _, name := range [][]byte{bucketTokens, bucketIndex, bucketAudit} {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("%w: %s lacks bucket %q: damaged database", ErrStore, db.path, name)
+			}
+		}
+		return nil
+	})
+}
+
+func createBuckets(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketMeta, bucketTokens, bucketIndex, bucketAudit} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close closes the file.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// WrappedKeys implements vault.Store.
+func (db *DB) WrappedKeys(ctx context.Context) ([]vault.WrappedKey, error) {
+	var keys []vault.WrappedKey
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketMeta).Cursor()
+		p := []byte(prefixWrappedKey)
+		for k, v := c.Seek(p); k != nil && strings.HasPrefix(string(k), prefixWrappedKey); k, v = c.Next() {
+			purpose, ver, ok := strings.Cut(string(k[len(p):]), "/")
+			n, err := strconv.ParseUint(ver, 10, 32)
+			if !ok || err != nil {
+				return fmt.Errorf("%w: malformed wrapped key entry", ErrStore)
+			}
+			keys = append(keys, vault.WrappedKey{Purpose: vault.Purpose(purpose), Version: uint32(n), Wrapped: append([]byte(nil), v...)})
+		}
+		return nil
+	})
+	return keys, err
+}
+
+// PutWrappedKeys implements vault.Store.
+func (db *DB) PutWrappedKeys(ctx context.Context, keys []vault.WrappedKey) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		for _, k := range keys {
+			name := fmt.Sprintf("%s%s/%d", prefixWrappedKey, k.Purpose, k.Version)
+			if err := meta.Put([]byte(name), k.Wrapped); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// HasWrappedKeys reports whether the map already holds data keys, i.e.
+// whether a key provider must be able to unwrap rather than create.
+func (db *DB) HasWrappedKeys(ctx context.Context) (bool, error) {
+	keys, err := db.WrappedKeys(ctx)
+	return len(keys) > 0, err
+}
+
+// Backup writes a consistent copy of the open database to w while
+// readers and writers go on (a bbolt read transaction).
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// BackupFile writes a backup to path atomically (temporary file, fsync,
+// rename), so a failed backup never leaves a truncated file behind.
+func (db *DB) BackupFile(path string) (int64, error) {
+	var n int64
+	err := writeAtomic(path, func(f *os.File) error {
+		var err error
+		n, err = db.Backup(f)
+		return err
+	})
+	return n, err
+}
+
+// Restore replaces the database at dst with the backup at src, after
+// checking that src is a tokenproxy database this binary can read. dst may
+// be damaged (that is what restores are for), so it is locked, not opened:
+// the proxy must not be running.
+func Restore(src, dst string) error {
+	check, err := OpenDB(src)
+	if err != nil {
+		return fmt.Errorf("backup %s: %w", src, err)
+	}
+	check.Close()
+	unlock, err := lockFile(dst)
+	if err != nil {
+		return err
+	}
+	defer unlock() // hold the lock until the new file is in place
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	defer in.Close()
+	return writeAtomic(dst, func(f *os.File) error {
+		_, err := io.Copy(f, in)
+		return err
+	})
+}
+
+func writeAtomic(path string, fill func(*os.File) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	err = f.Chmod(0o600)
+	if err == nil {
+		err = fill(f)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("%w: write %s: %w", ErrStore, path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a rename durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,426 @@
+package tokenize
+
+import (
+	"bytes"
+	"context"
+	"crypto/cipher"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tokenproxy/tokenproxy/vault"
+)
+
+// errTokenSpaceExhausted would need 2^256 addresses; it exists so the loop
+// that lengthens tokens on collision has an end.
+var errTokenSpaceExhausted = errors.New("no free token length left")
+
+// Options configures a Map.
+type Options struct {
+	Format    Format
+	Tenant    string    // mixed into every HMAC: one key, several tenants
+	LocalCase LocalCase // default LocalFold
+	// MinLength is the shortest Format.Length accepted; 0 means 16 (80
+	// bits). Only tests go lower, to force collisions.
+	MinLength int
+	// LastSeenGranularity bounds last-seen writes to one per token per
+	// period; default 1 hour.
+	LastSeenGranularity time.Duration
+	// FlushInterval is how often pending last-seen times are written;
+	// default 30 seconds.
+	FlushInterval time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.MinLength == 0 {
+		o.MinLength = DefaultTokenLength
+	}
+	if o.LocalCase == "" {
+		o.LocalCase = LocalFold
+	}
+	if o.LastSeenGranularity == 0 {
+		o.LastSeenGranularity = time.Hour
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Map is the token map: bbolt storage with AEAD-encrypted records, keyed by
+// a Keyring held in memory. Its methods make no key-provider call.
+type Map struct {
+	db     *DB
+	opts   Options
+	log    *slog.Logger
+	tokKey map[uint32][]byte // token HMAC keys by version
+	tokVer []uint32          // token key versions, newest first
+	aeads  map[uint32]cipher.AEAD
+	recVer uint32 // record key version new records are sealed with
+
+	touch  *toucher
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// Issued is the result of Tokenize.
+type Issued struct {
+	Local   string // token local part, canonical form
+	Address string // token at the relay domain
+	New     bool   // created by this call (durable before return)
+}
+
+// Entry is a resolved token.
+type Entry struct {
+	Local, Address    string // token
+	Original          string // customer address as first seen
+	DisplayName       string
+	KeyVersion        uint32 // token key version
+	Created, LastSeen time.Time
+}
+
+// NewMap wraps an open DB. It starts background work (last-seen flushing,
+// re-encryption after a record key rotation) that Close stops.
+func NewMap(db *DB, keys *vault.Keyring, opts Options) (*Map, error) {
+	opts.defaults()
+	if err := opts.Format.Validate(opts.MinLength); err != nil {
+		return nil, err
+	}
+	m := &Map{db: db, opts: opts, log: opts.Logger, tokKey: map[uint32][]byte{}, aeads: map[uint32]cipher.AEAD{}}
+	vs := keys.Versions(vault.PurposeToken)
+	for i := len(vs) - 1; i >= 0; i-- {
+		k, _ := keys.Key(vault.PurposeToken, vs[i])
+		m.tokKey[vs[i]] = k
+		m.tokVer = append(m.tokVer, vs[i])
+	}
+	for _, v := range keys.Versions(vault.PurposeRecord) {
+		k, _ := keys.Key(vault.PurposeRecord, v)
+		a, err := newAEAD(k)
+		if err != nil {
+			return nil, err
+		}
+		m.aeads[v] = a
+		m.recVer = v
+	}
+	if len(m.tokVer) == 0 || m.recVer == 0 {
+		return nil, fmt.Errorf("%w: keyring lacks a token or record key", vault.ErrNoKey)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stop = cancel
+	m.touch = newToucher(m)
+	m.goBackground(func() { m.touch.run(ctx) })
+	m.goBackground(func() { m.reencryptAll(ctx) })
+	return m, nil
+}
+
+// goBackground runs fn in a goroutine that Close waits for; a panic is
+// logged, never fatal to the process.
+func (m *Map) goBackground(fn func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				m.log.Error("token map background task panicked", "event", "panic", "panic", fmt.Sprint(r))
+			}
+		}()
+		fn()
+	}()
+}
+
+// Close stops background work and writes pending last-seen times. It does
+// not close the DB.
+func (m *Map) Close() error {
+	var err error
+	m.closed.Do(func() {
+		m.stop()
+		m.wg.Wait()
+		err = m.touch.flush()
+	})
+	return err
+}
+
+// Format returns the token format.
+func (m *Map) Format() Format { return m.opts.Format }
+
+type versionedMAC struct {
+	version uint32
+	mac     MAC
+}
+
+// macs returns the address's keyed hash under every token key version,
+// newest first: an address tokenized before a token-key rotation keeps its
+// token.
+func (m *Map) macs(a Address) []versionedMAC {
+	out := make([]versionedMAC, len(m.tokVer))
+	for i, v := range m.tokVer {
+		out[i] = versionedMAC{v, DeriveMAC(m.tokKey[v], m.opts.Tenant, a)}
+	}
+	return out
+}
+
+// Tokenize returns the token of an address, creating it on first sight. A
+// new token is committed (fsync) before Tokenize returns.
+func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued, error) {
+	if err := ctx.Err(); err != nil {
+		return Issued{}, err
+	}
+	a, err := Normalize(address, m.opts.LocalCase)
+	if err != nil {
+		return Issued{}, err
+	}
+	macs := m.macs(a)
+	local, rec, err := m.find(macs)
+	if err != nil {
+		return Issued{}, err
+	}
+	if local == "" {
+		return m.create(a, displayName, macs[0])
+	}
+	t, _ := m.opts.Format.Parse(local)
+	if displayName != "" && nameTagOf(m.tokKey[t.Version], displayName) != rec.nameTag {
+		if err := m.rename(local, displayName); err != nil {
+			return Issued{}, err
+		}
+	}
+	m.touch.seen(local, rec.lastSeen)
+	return Issued{Local: local, Address: m.opts.Format.Address(local)}, nil
+}
+
+// find looks an address up in the index under each token key version.
+func (m *Map) find(macs []versionedMAC) (string, *record, error) {
+	var local string
+	var rec *record
+	err := m.db.bolt.View(func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bucketIndex)
+		for _, vm := range macs {
+			t := idx.Get(vm.mac[:])
+			if t == nil {
+				continue
+			}
+			local = string(t)
+			var err error
+			rec, err = decodeLive(tx.Bucket(bucketTokens).Get(t))
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: index look-up: %w", ErrStore, err)
+	}
+	return local, rec, nil
+}
+
+// create writes a new token in a shared batch transaction. The function
+// may run more than once (bbolt retries a failed batch one by one), so it
+// re-checks the index first.
+func (m *Map) create(a Address, name string, cur versionedMAC) (Issued, error) {
+	now := m.opts.Now().Unix()
+	original := a.String()
+	var out Issued
+	err := m.db.bolt.Batch(func(tx *bolt.Tx) error {
+		out = Issued{}
+		idx, toks := tx.Bucket(bucketIndex), tx.Bucket(bucketTokens)
+		if t := idx.Get(cur.mac[:]); t != nil {
+			out.Local = string(t) // a concurrent session created it first
+			return nil
+		}
+		for n := m.opts.Format.Length; n <= maxTokenLength; n++ {
+			local := m.opts.Format.Local(cur.version, cur.mac, n)
+			if toks.Get([]byte(local)) != nil {
+				continue // taken by another address or erased: lengthen, never overwrite
+			}
+			rec := &record{created: now, lastSeen: now, mac: cur.mac, nameTag: nameTagOf(m.tokKey[cur.version], name)}
+			rec.seal(m.aeads[m.recVer], m.recVer, local, original, name)
+			if err := toks.Put([]byte(local), rec.encode()); err != nil {
+				return err
+			}
+			out = Issued{Local: local, New: true}
+			return idx.Put(cur.mac[:], []byte(local))
+		}
+		return errTokenSpaceExhausted
+	})
+	if err != nil {
+		return Issued{}, fmt.Errorf("%w: create token: %w", ErrStore, err)
+	}
+	out.Address = m.opts.Format.Address(out.Local)
+	return out, nil
+}
+
+// rename stores a changed display name.
+func (m *Map) rename(local, name string) error {
+	err := m.db.bolt.Batch(func(tx *bolt.Tx) error {
+		toks := tx.Bucket(bucketTokens)
+		rec, err := decodeLive(toks.Get([]byte(local)))
+		if err != nil {
+			return err
+		}
+		addr, _, err := m.open(rec, local)
+		if err != nil {
+			return err
+		}
+		t, _ := m.opts.Format.Parse(local)
+		rec.nameTag = nameTagOf(m.tokKey[t.Version], name)
+		rec.seal(m.aeads[m.recVer], m.recVer, local, addr, name)
+		return toks.Put([]byte(local), rec.encode())
+	})
+	if err != nil && !errors.Is(err, ErrRecordAuth) {
+		return fmt.Errorf("%w: update display name: %w", ErrStore, err)
+	}
+	return err
+}
+
+func (m *Map) open(rec *record, local string) (string, string, error) {
+	a, ok := m.aeads[rec.keyVersion]
+	if !ok {
+		return "", "", fmt.Errorf("%w: record key version %d", vault.ErrNoKey, rec.keyVersion)
+	}
+	return rec.open(a, local)
+}
+
+// Resolve returns the entry of a token. Tokens are matched
+// case-insensitively; a malformed, unknown or erased token is
+// ErrUnknownToken, a tampered record ErrRecordAuth.
+func (m *Map) Resolve(ctx context.Context, token string) (Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return Entry{}, err
+	}
+	t, err := m.opts.Format.Parse(token)
+	if err != nil {
+		return Entry{}, err
+	}
+	var rec *record
+	err = m.db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		rec, err = decodeLive(tx.Bucket(bucketTokens).Get([]byte(t.Local)))
+		return err
+	})
+	if err != nil {
+		return Entry{}, err
+	}
+	e, err := m.entry(t, rec)
+	if err == nil {
+		m.touch.seen(t.Local, rec.lastSeen)
+	}
+	return e, err
+}
+
+func (m *Map) entry(t Token, rec *record) (Entry, error) {
+	addr, name, err := m.open(rec, t.Local)
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{
+		Local: t.Local, Address: m.opts.Format.Address(t.Local), Original: addr, DisplayName: name,
+		KeyVersion: t.Version, Created: time.Unix(rec.created, 0), LastSeen: time.Unix(rec.lastSeen, 0),
+	}, nil
+}
+
+// Lookup returns the tokens of an address (subject access): one per token
+// key version it was seen under.
+func (m *Map) Lookup(ctx context.Context, address string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a, err := Normalize(address, m.opts.LocalCase)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = m.db.bolt.View(func(tx *bolt.Tx) error {
+		for _, vm := range m.macs(a) {
+			if t := tx.Bucket(bucketIndex).Get(vm.mac[:]); t != nil {
+				out = append(out, string(t))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Erase removes a token's address and display name. The token stays as a
+// tombstone, so it is refused from then on and never issued again, not
+// even to another address whose hash happens to share its prefix.
+func (m *Map) Erase(ctx context.Context, token string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t, err := m.opts.Format.Parse(token)
+	if err != nil {
+		return err
+	}
+	return m.db.bolt.Update(func(tx *bolt.Tx) error { return m.erase(tx, t.Local) })
+}
+
+func (m *Map) erase(tx *bolt.Tx, local string) error {
+	toks, idx := tx.Bucket(bucketTokens), tx.Bucket(bucketIndex)
+	rec, err := decodeLive(toks.Get([]byte(local)))
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(idx.Get(rec.mac[:]), []byte(local)) {
+		if err := idx.Delete(rec.mac[:]); err != nil {
+			return err
+		}
+	}
+	m.touch.forget(local)
+	return toks.Put([]byte(local), tombstone(m.opts.Now()))
+}
+
+// EraseSubject erases every token of an address (GDPR Art. 17) in one
+// transaction and returns them.
+func (m *Map) EraseSubject(ctx context.Context, address string) ([]string, error) {
+	tokens, err := m.Lookup(ctx, address)
+	if err != nil || len(tokens) == 0 {
+		return nil, err
+	}
+	err = m.db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, t := range tokens {
+			if err := m.erase(tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return tokens, err
+}
+
+// Each calls fn for every live token, decrypted, in token order: the
+// compliance iteration. It stops at fn's first error or when ctx ends.
+func (m *Map) Each(ctx context.Context, fn func(Entry) error) error {
+	return m.db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			rec, err := decodeLive(v)
+			if errors.Is(err, ErrUnknownToken) {
+				return nil // tombstone
+			}
+			if err != nil {
+				return err
+			}
+			t, err := m.opts.Format.Parse(string(k))
+			if err != nil {
+				return fmt.Errorf("%w: key is not a token", ErrCorruptRecord)
+			}
+			e, err := m.entry(t, rec)
+			if err != nil {
+				return fmt.Errorf("token %s: %w", k, err)
+			}
+			return fn(e)
+		})
+	})
+}

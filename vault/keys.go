@@ -1,0 +1,222 @@
+// Package vault holds the key providers of tokenproxy: HashiCorp Vault
+// transit (production) and a local keyring file (evaluation).
+//
+// Both use envelope encryption (DESIGN.md, "Keys"): the provider is a key
+// encryption key (KEK) that wraps 256-bit data keys. Only wrapped data keys
+// are stored (in the map's meta bucket); each start unwraps them once and
+// keeps them in memory, so steady state makes no provider call per message.
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Purpose names what a data key is used for.
+type Purpose string
+
+const (
+	// PurposeToken keys the HMAC that derives tokens. It rotates only on
+	// purpose: a new version changes the tokens of new addresses.
+	PurposeToken Purpose = "token"
+	// PurposeRecord keys the AEAD that encrypts map records. It rotates
+	// freely: records are re-encrypted in the background.
+	PurposeRecord Purpose = "record"
+)
+
+// Purposes lists every purpose a keyring must hold.
+var Purposes = []Purpose{PurposeToken, PurposeRecord}
+
+// DataKeyBytes is the size of every data key (AES-256, HMAC-SHA256).
+const DataKeyBytes = 32
+
+// WrappedKey is a data key as it is stored: wrapped by the KEK, never plain.
+type WrappedKey struct {
+	Purpose Purpose
+	Version uint32
+	Wrapped []byte
+}
+
+// KEK wraps and unwraps data keys. Vault transit and the local keyring
+// implement it.
+type KEK interface {
+	// NewDataKey returns a fresh 256-bit data key and its wrapped form.
+	NewDataKey(ctx context.Context) (plain, wrapped []byte, err error)
+	// Unwrap returns the plaintext of a wrapped data key.
+	Unwrap(ctx context.Context, wrapped []byte) ([]byte, error)
+	// Rotate makes a new KEK version current; older versions still unwrap.
+	Rotate(ctx context.Context) error
+	// Rewrap re-wraps a wrapped key under the current KEK version without
+	// exposing its plaintext.
+	Rewrap(ctx context.Context, wrapped []byte) ([]byte, error)
+	// Status describes the KEK for `proxy keys status`.
+	Status(ctx context.Context) (Status, error)
+	// Close releases background work (token renewal).
+	Close() error
+}
+
+// Status describes a KEK. It never holds key material.
+type Status struct {
+	Provider       string // "vault-transit" or "local-keyring"
+	Location       string // Vault address and key, or the key file path
+	CurrentVersion int
+	MinDecrypt     int // oldest KEK version that still unwraps (0 if unknown)
+}
+
+// Store keeps the wrapped data keys. The token map's meta bucket implements
+// it, so a backup of the map carries the wrapped keys it needs.
+type Store interface {
+	WrappedKeys(ctx context.Context) ([]WrappedKey, error)
+	// PutWrappedKeys stores keys atomically, replacing any with the same
+	// purpose and version.
+	PutWrappedKeys(ctx context.Context, keys []WrappedKey) error
+}
+
+// ErrNoKey is returned for a purpose or version the keyring does not hold.
+var ErrNoKey = errors.New("vault: no such data key")
+
+// Keyring holds unwrapped data keys in memory. It is read-only after Load
+// and safe for concurrent use.
+type Keyring struct {
+	sets map[Purpose]map[uint32][]byte
+}
+
+// Current returns the newest version of a purpose's key.
+func (r *Keyring) Current(p Purpose) (uint32, []byte) {
+	vs := r.Versions(p)
+	if len(vs) == 0 {
+		return 0, nil
+	}
+	v := vs[len(vs)-1]
+	return v, r.sets[p][v]
+}
+
+// Key returns one version of a purpose's key.
+func (r *Keyring) Key(p Purpose, v uint32) ([]byte, error) {
+	k, ok := r.sets[p][v]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s key version %d", ErrNoKey, p, v)
+	}
+	return k, nil
+}
+
+// Versions lists a purpose's key versions, oldest first.
+func (r *Keyring) Versions(p Purpose) []uint32 {
+	vs := make([]uint32, 0, len(r.sets[p]))
+	for v := range r.sets[p] {
+		vs = append(vs, v)
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i] < vs[j] })
+	return vs
+}
+
+// NewKeyring builds a keyring from plaintext keys; for tests and tools.
+func NewKeyring(keys map[Purpose]map[uint32][]byte) *Keyring {
+	return &Keyring{sets: keys}
+}
+
+// Load unwraps every stored data key. On first start (no key of a purpose
+// stored yet) it creates version 1 through the KEK and stores only its
+// wrapped form, before any token can be derived with it.
+func Load(ctx context.Context, kek KEK, store Store) (*Keyring, error) {
+	stored, err := store.WrappedKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read wrapped keys: %w", err)
+	}
+	var created []WrappedKey
+	for _, p := range Purposes {
+		if hasPurpose(stored, p) {
+			continue
+		}
+		_, wrapped, err := kek.NewDataKey(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("create %s data key: %w", p, err)
+		}
+		created = append(created, WrappedKey{Purpose: p, Version: 1, Wrapped: wrapped})
+	}
+	if len(created) > 0 {
+		if err := store.PutWrappedKeys(ctx, created); err != nil {
+			return nil, fmt.Errorf("store wrapped keys: %w", err)
+		}
+		stored = append(stored, created...)
+	}
+	return unwrapAll(ctx, kek, stored)
+}
+
+func hasPurpose(keys []WrappedKey, p Purpose) bool {
+	for _, k := range keys {
+		if k.Purpose == p {
+			return true
+		}
+	}
+	return false
+}
+
+// unwrapAll unwraps the stored keys, including freshly created ones, so the
+// first start proves the unwrap path an ordinary restart depends on.
+func unwrapAll(ctx context.Context, kek KEK, stored []WrappedKey) (*Keyring, error) {
+	r := &Keyring{sets: map[Purpose]map[uint32][]byte{}}
+	for _, k := range stored {
+		plain, err := kek.Unwrap(ctx, k.Wrapped)
+		if err != nil {
+			return nil, fmt.Errorf("unwrap %s data key v%d: %w", k.Purpose, k.Version, err)
+		}
+		if len(plain) != DataKeyBytes {
+			return nil, fmt.Errorf("unwrap %s data key v%d: %d bytes, want %d", k.Purpose, k.Version, len(plain), DataKeyBytes)
+		}
+		if r.sets[k.Purpose] == nil {
+			r.sets[k.Purpose] = map[uint32][]byte{}
+		}
+		r.sets[k.Purpose][k.Version] = plain
+	}
+	return r, nil
+}
+
+// RotateKEK makes a new KEK version current and rewraps every stored data
+// key under it. Data keys, and so tokens and records, do not change.
+func RotateKEK(ctx context.Context, kek KEK, store Store) (int, error) {
+	stored, err := store.WrappedKeys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read wrapped keys: %w", err)
+	}
+	if err := kek.Rotate(ctx); err != nil {
+		return 0, fmt.Errorf("rotate key encryption key: %w", err)
+	}
+	for i, k := range stored {
+		w, err := kek.Rewrap(ctx, k.Wrapped)
+		if err != nil {
+			return 0, fmt.Errorf("rewrap %s data key v%d: %w", k.Purpose, k.Version, err)
+		}
+		stored[i].Wrapped = w
+	}
+	if err := store.PutWrappedKeys(ctx, stored); err != nil {
+		return 0, fmt.Errorf("store rewrapped keys: %w", err)
+	}
+	return len(stored), nil
+}
+
+// AddVersion creates a new data key version of a purpose and stores it
+// wrapped. The caller reloads the keyring to use it.
+func AddVersion(ctx context.Context, kek KEK, store Store, p Purpose) (uint32, error) {
+	stored, err := store.WrappedKeys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read wrapped keys: %w", err)
+	}
+	var latest uint32
+	for _, k := range stored {
+		if k.Purpose == p && k.Version > latest {
+			latest = k.Version
+		}
+	}
+	_, wrapped, err := kek.NewDataKey(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("create %s data key: %w", p, err)
+	}
+	k := WrappedKey{Purpose: p, Version: latest + 1, Wrapped: wrapped}
+	if err := store.PutWrappedKeys(ctx, []WrappedKey{k}); err != nil {
+		return 0, fmt.Errorf("store wrapped key: %w", err)
+	}
+	return k.Version, nil
+}
