@@ -61,10 +61,7 @@ var idnaProfile = idna.New(idna.MapForLookup(), idna.Transitional(false), idna.B
 // its normal form. It accepts quoted local parts and SMTPUTF8 (RFC 6531)
 // local parts and domains.
 func Normalize(s string, lc LocalCase) (Address, error) {
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "<") && strings.HasSuffix(s, ">") {
-		s = s[1 : len(s)-1]
-	}
+	s = trimAddress(s)
 	if len(s) > maxAddressOctets {
 		return Address{}, addrErr("longer than 254 octets")
 	}
@@ -86,11 +83,24 @@ func Normalize(s string, lc LocalCase) (Address, error) {
 	return Address{Local: local, Domain: domain}, nil
 }
 
+// trimAddress strips white space and angle brackets: the form kept as the
+// customer's original address.
+func trimAddress(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "<") && strings.HasSuffix(s, ">") {
+		s = s[1 : len(s)-1]
+	}
+	return s
+}
+
 // NormalizeDomain returns a domain in lower-case ASCII form.
 func NormalizeDomain(d string) (string, error) {
 	d = strings.TrimSuffix(d, ".")
 	if d == "" {
 		return "", addrErr("empty domain")
+	}
+	if a, ok := asciiHost(d); ok {
+		return a, nil
 	}
 	if strings.HasPrefix(d, "[") {
 		return normalizeLiteral(d)
@@ -103,6 +113,42 @@ func NormalizeDomain(d string) (string, error) {
 		return "", addrErr("domain is not a fully qualified host name")
 	}
 	return a, nil
+}
+
+// asciiHost is the fast path for the common case, an ASCII host name of
+// letter-digit-hyphen labels: it lower-cases it without the UTS #46
+// machinery. Anything else (U-labels, "xn--" labels whose Punycode must be
+// checked, odd characters) goes through the IDNA profile.
+func asciiHost(d string) (string, bool) {
+	if len(d) > maxDomainOctets {
+		return "", false
+	}
+	label, dots := 0, 0
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		switch {
+		case c == '.':
+			if label == 0 || d[i-1] == '-' {
+				return "", false
+			}
+			label, dots = 0, dots+1
+			continue
+		case c == '-':
+			if label == 0 || (label == 3 && d[i-1] == '-') {
+				return "", false // leading hyphen, or hyphens at 3 and 4 ("xn--", RFC 5891 4.2.3.1)
+			}
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		default:
+			return "", false
+		}
+		if label++; label > 63 {
+			return "", false
+		}
+	}
+	if label == 0 || d[len(d)-1] == '-' || dots == 0 {
+		return "", false
+	}
+	return strings.ToLower(d), true
 }
 
 // normalizeLiteral accepts an address literal (RFC 5321 section 4.1.3).
@@ -134,7 +180,9 @@ func normalizeLocal(l string, lc LocalCase) (string, error) {
 		return "", addrErr("empty local part")
 	}
 	// RFC 6530 section 10.1: non-ASCII mailbox names should be NFC.
-	l = norm.NFC.String(l)
+	if !isASCII(l) {
+		l = norm.NFC.String(l)
+	}
 	if lc != LocalPreserve {
 		l = strings.ToLower(l)
 	}
@@ -212,4 +260,13 @@ func isAtext(r rune) bool {
 		return r != utf8.RuneError && r != 0x85 && !(r >= 0x80 && r < 0xa0)
 	}
 	return strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

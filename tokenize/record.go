@@ -3,9 +3,7 @@ package tokenize
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -111,22 +109,6 @@ func (r *record) open(aead cipher.AEAD, token string) (address, name string, err
 	}
 	return string(plain[k : k+int(n)]), string(plain[k+int(n):]), nil
 }
-
-// nameTagOf is a short keyed hash of a display name, so Tokenize notices a
-// changed name without decrypting the record.
-func nameTagOf(key []byte, name string) [8]byte {
-	var t [8]byte
-	if name == "" {
-		return t
-	}
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte("display-name\x00"))
-	h.Write([]byte(name))
-	copy(t[:], h.Sum(nil))
-	return t
-}
-
-func unix(t time.Time) int64 { return t.Unix() }
 
 // tombstoneFormat marks an erased token: the erasure time, nothing else.
 const tombstoneFormat = 0

@@ -23,7 +23,6 @@ const SchemaVersion = 1
 var (
 	bucketMeta   = []byte("meta")
 	bucketTokens = []byte("tokens") // token local part → record
-	bucketIndex  = []byte("index")  // address MAC → token local part
 	bucketAudit  = []byte("audit")  // audit trail (compliance)
 
 	keySchema         = []byte("schema")
@@ -41,8 +40,9 @@ var ErrSchemaTooNew = errors.New("database schema is newer than this binary")
 // DB is the bbolt file that holds the token map, its wrapped keys and the
 // audit trail.
 type DB struct {
-	bolt *bolt.DB
-	path string
+	bolt    *bolt.DB
+	path    string
+	commits *groupCommit // token creation and updates on the hot path
 }
 
 // OpenDB opens or creates the database at path and checks its schema. It
@@ -62,10 +62,7 @@ func OpenDB(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrStore, path, err)
 	}
-	// Batches wait at most 2 ms for company: short enough for a single
-	// SMTP session, long enough for concurrent sessions to share an fsync.
-	b.MaxBatchDelay = 2 * time.Millisecond
-	db := &DB{bolt: b, path: path}
+	db := &DB{bolt: b, path: path, commits: &groupCommit{db: b}}
 	if err := db.init(); err != nil {
 		b.Close()
 		return nil, err
@@ -92,7 +89,7 @@ func (db *DB) init() error {
 		if v > SchemaVersion {
 			return fmt.Errorf("%w: %s has schema version %d, this binary supports up to %d: run a newer tokenproxy", ErrSchemaTooNew, db.path, v, SchemaVersion)
 		}
-		for _, name := range [][]byte{bucketTokens, bucketIndex, bucketAudit} {
+		for _, name := range [][]byte{bucketTokens, bucketAudit} {
 			if tx.Bucket(name) == nil {
 				return fmt.Errorf("%w: %s lacks bucket %q: damaged database", ErrStore, db.path, name)
 			}
@@ -102,7 +99,7 @@ func (db *DB) init() error {
 }
 
 func createBuckets(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketMeta, bucketTokens, bucketIndex, bucketAudit} {
+	for _, name := range [][]byte{bucketMeta, bucketTokens, bucketAudit} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

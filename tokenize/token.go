@@ -1,13 +1,17 @@
 package tokenize
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ErrUnknownToken is returned for a token that is malformed, belongs to
@@ -60,13 +64,52 @@ type MAC [sha256.Size]byte
 // DeriveMAC computes HMAC-SHA256(key, tenant ‖ 0 ‖ address). The zero byte
 // keeps tenant and address apart ("ab"+"c" differs from "a"+"bc").
 func DeriveMAC(key []byte, tenant string, a Address) MAC {
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte(tenant))
-	h.Write([]byte{0})
-	h.Write([]byte(a.String()))
+	return newHMACPool(key).derive(tenant, a)
+}
+
+// hmacPool reuses keyed HMAC states: hmac.New hashes the key into fresh
+// inner and outer states, which is most of the cost for a short address.
+type hmacPool struct{ p sync.Pool }
+
+func newHMACPool(key []byte) *hmacPool {
+	k := bytes.Clone(key)
+	return &hmacPool{p: sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}}
+}
+
+func (hp *hmacPool) sum(fn func(h hash.Hash), out []byte) {
+	h := hp.p.Get().(hash.Hash)
+	h.Reset()
+	fn(h)
+	h.Sum(out[:0])
+	hp.p.Put(h)
+}
+
+func (hp *hmacPool) derive(tenant string, a Address) MAC {
 	var m MAC
-	h.Sum(m[:0])
+	hp.sum(func(h hash.Hash) {
+		io.WriteString(h, tenant)
+		h.Write([]byte{0})
+		io.WriteString(h, quoteLocal(a.Local))
+		io.WriteString(h, "@")
+		io.WriteString(h, a.Domain)
+	}, m[:])
 	return m
+}
+
+// nameTag is a short keyed hash of a display name, so Tokenize notices a
+// changed name without decrypting the record.
+func (hp *hmacPool) nameTag(name string) [8]byte {
+	var t [8]byte
+	if name == "" {
+		return t
+	}
+	var full [sha256.Size]byte
+	hp.sum(func(h hash.Hash) {
+		io.WriteString(h, "display-name\x00")
+		io.WriteString(h, name)
+	}, full[:])
+	copy(t[:], full[:])
+	return t
 }
 
 // Local returns the token's local part at a given length of the HMAC.

@@ -1,12 +1,12 @@
 package tokenize
 
 import (
-	"bytes"
 	"context"
 	"crypto/cipher"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -64,8 +64,8 @@ type Map struct {
 	db     *DB
 	opts   Options
 	log    *slog.Logger
-	tokKey map[uint32][]byte // token HMAC keys by version
-	tokVer []uint32          // token key versions, newest first
+	tokKey map[uint32]*hmacPool // token HMAC keys by version
+	tokVer []uint32             // token key versions, newest first
 	aeads  map[uint32]cipher.AEAD
 	recVer uint32 // record key version new records are sealed with
 
@@ -98,11 +98,11 @@ func NewMap(db *DB, keys *vault.Keyring, opts Options) (*Map, error) {
 	if err := opts.Format.Validate(opts.MinLength); err != nil {
 		return nil, err
 	}
-	m := &Map{db: db, opts: opts, log: opts.Logger, tokKey: map[uint32][]byte{}, aeads: map[uint32]cipher.AEAD{}}
+	m := &Map{db: db, opts: opts, log: opts.Logger, tokKey: map[uint32]*hmacPool{}, aeads: map[uint32]cipher.AEAD{}}
 	vs := keys.Versions(vault.PurposeToken)
 	for i := len(vs) - 1; i >= 0; i-- {
 		k, _ := keys.Key(vault.PurposeToken, vs[i])
-		m.tokKey[vs[i]] = k
+		m.tokKey[vs[i]] = newHMACPool(k)
 		m.tokVer = append(m.tokVer, vs[i])
 	}
 	for _, v := range keys.Versions(vault.PurposeRecord) {
@@ -166,7 +166,7 @@ type versionedMAC struct {
 func (m *Map) macs(a Address) []versionedMAC {
 	out := make([]versionedMAC, len(m.tokVer))
 	for i, v := range m.tokVer {
-		out[i] = versionedMAC{v, DeriveMAC(m.tokKey[v], m.opts.Tenant, a)}
+		out[i] = versionedMAC{v, m.tokKey[v].derive(m.opts.Tenant, a)}
 	}
 	return out
 }
@@ -187,10 +187,10 @@ func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued
 		return Issued{}, err
 	}
 	if local == "" {
-		return m.create(a, displayName, macs[0])
+		return m.create(trimAddress(address), displayName, macs[0])
 	}
 	t, _ := m.opts.Format.Parse(local)
-	if displayName != "" && nameTagOf(m.tokKey[t.Version], displayName) != rec.nameTag {
+	if displayName != "" && m.nameTag(t.Version, displayName) != rec.nameTag {
 		if err := m.rename(local, displayName); err != nil {
 			return Issued{}, err
 		}
@@ -199,58 +199,79 @@ func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued
 	return Issued{Local: local, Address: m.opts.Format.Address(local)}, nil
 }
 
-// find looks an address up in the index under each token key version.
+// find looks an address up under each token key version.
 func (m *Map) find(macs []versionedMAC) (string, *record, error) {
 	var local string
 	var rec *record
 	err := m.db.bolt.View(func(tx *bolt.Tx) error {
-		idx := tx.Bucket(bucketIndex)
+		toks := tx.Bucket(bucketTokens)
 		for _, vm := range macs {
-			t := idx.Get(vm.mac[:])
-			if t == nil {
-				continue
-			}
-			local = string(t)
 			var err error
-			rec, err = decodeLive(tx.Bucket(bucketTokens).Get(t))
-			return err
+			if local, rec, err = m.probe(toks, vm); rec != nil || err != nil {
+				return err
+			}
 		}
+		local = ""
 		return nil
 	})
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: index look-up: %w", ErrStore, err)
+		return "", nil, fmt.Errorf("%w: token look-up: %w", ErrStore, err)
 	}
 	return local, rec, nil
 }
 
-// create writes a new token in a shared batch transaction. The function
-// may run more than once (bbolt retries a failed batch one by one), so it
-// re-checks the index first.
-func (m *Map) create(a Address, name string, cur versionedMAC) (Issued, error) {
+// probe finds an address's token by open addressing: the token is a
+// prefix of the address's MAC, lengthened on collision, so the address sits
+// at the first length that was free when it was created. Lengths that are
+// taken by another address or by a tombstone are skipped; slots are never
+// freed, so the first empty length ends the search. It returns the token
+// and its record when found, or the free token and a nil record.
+func (m *Map) probe(toks *bolt.Bucket, vm versionedMAC) (string, *record, error) {
+	f := m.opts.Format
+	enc := b32.EncodeToString(vm.mac[:])
+	head := f.Prefix + strconv.FormatUint(uint64(vm.version), 10) + "-"
+	for n := f.Length; n <= maxTokenLength; n++ {
+		local := head + enc[:n]
+		raw := toks.Get([]byte(local))
+		if raw == nil {
+			return local, nil, nil
+		}
+		rec, err := decodeLive(raw)
+		if errors.Is(err, ErrUnknownToken) {
+			continue // erased: its token is never reissued
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("token %s: %w", local, err)
+		}
+		if rec.mac == vm.mac {
+			return local, rec, nil
+		}
+	}
+	return "", nil, errTokenSpaceExhausted
+}
+
+// create writes a new token in a group commit. The function may run more
+// than once (a failed shared commit is retried call by call), so it probes
+// again inside the transaction.
+// original is the address as the customer wrote it: replies go back to
+// exactly that form, since RFC 5321 section 2.4 lets the receiving host
+// treat local parts case-sensitively.
+func (m *Map) create(original, name string, cur versionedMAC) (Issued, error) {
 	now := m.opts.Now().Unix()
-	original := a.String()
 	var out Issued
-	err := m.db.bolt.Batch(func(tx *bolt.Tx) error {
-		out = Issued{}
-		idx, toks := tx.Bucket(bucketIndex), tx.Bucket(bucketTokens)
-		if t := idx.Get(cur.mac[:]); t != nil {
-			out.Local = string(t) // a concurrent session created it first
-			return nil
+	err := m.db.commits.do(func(tx *bolt.Tx) error {
+		toks := tx.Bucket(bucketTokens)
+		local, rec, err := m.probe(toks, cur)
+		if err != nil {
+			return err
 		}
-		for n := m.opts.Format.Length; n <= maxTokenLength; n++ {
-			local := m.opts.Format.Local(cur.version, cur.mac, n)
-			if toks.Get([]byte(local)) != nil {
-				continue // taken by another address or erased: lengthen, never overwrite
-			}
-			rec := &record{created: now, lastSeen: now, mac: cur.mac, nameTag: nameTagOf(m.tokKey[cur.version], name)}
-			rec.seal(m.aeads[m.recVer], m.recVer, local, original, name)
-			if err := toks.Put([]byte(local), rec.encode()); err != nil {
-				return err
-			}
-			out = Issued{Local: local, New: true}
-			return idx.Put(cur.mac[:], []byte(local))
+		out = Issued{Local: local, New: rec == nil}
+		if rec != nil {
+			return nil // a concurrent session created it first
 		}
-		return errTokenSpaceExhausted
+		rec = &record{created: now, lastSeen: now, mac: cur.mac, nameTag: m.nameTag(cur.version, name)}
+		rec.seal(m.aeads[m.recVer], m.recVer, local, original, name)
+		return toks.Put([]byte(local), rec.encode())
 	})
 	if err != nil {
 		return Issued{}, fmt.Errorf("%w: create token: %w", ErrStore, err)
@@ -261,7 +282,7 @@ func (m *Map) create(a Address, name string, cur versionedMAC) (Issued, error) {
 
 // rename stores a changed display name.
 func (m *Map) rename(local, name string) error {
-	err := m.db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := m.db.commits.do(func(tx *bolt.Tx) error {
 		toks := tx.Bucket(bucketTokens)
 		rec, err := decodeLive(toks.Get([]byte(local)))
 		if err != nil {
@@ -272,7 +293,7 @@ func (m *Map) rename(local, name string) error {
 			return err
 		}
 		t, _ := m.opts.Format.Parse(local)
-		rec.nameTag = nameTagOf(m.tokKey[t.Version], name)
+		rec.nameTag = m.nameTag(t.Version, name)
 		rec.seal(m.aeads[m.recVer], m.recVer, local, addr, name)
 		return toks.Put([]byte(local), rec.encode())
 	})
@@ -280,6 +301,10 @@ func (m *Map) rename(local, name string) error {
 		return fmt.Errorf("%w: update display name: %w", ErrStore, err)
 	}
 	return err
+}
+
+func (m *Map) nameTag(version uint32, name string) [8]byte {
+	return m.tokKey[version].nameTag(name)
 }
 
 func (m *Map) open(rec *record, local string) (string, string, error) {
@@ -341,8 +366,12 @@ func (m *Map) Lookup(ctx context.Context, address string) ([]string, error) {
 	var out []string
 	err = m.db.bolt.View(func(tx *bolt.Tx) error {
 		for _, vm := range m.macs(a) {
-			if t := tx.Bucket(bucketIndex).Get(vm.mac[:]); t != nil {
-				out = append(out, string(t))
+			local, rec, err := m.probe(tx.Bucket(bucketTokens), vm)
+			if err != nil {
+				return err
+			}
+			if rec != nil {
+				out = append(out, local)
 			}
 		}
 		return nil
@@ -365,15 +394,9 @@ func (m *Map) Erase(ctx context.Context, token string) error {
 }
 
 func (m *Map) erase(tx *bolt.Tx, local string) error {
-	toks, idx := tx.Bucket(bucketTokens), tx.Bucket(bucketIndex)
-	rec, err := decodeLive(toks.Get([]byte(local)))
-	if err != nil {
+	toks := tx.Bucket(bucketTokens)
+	if _, err := decodeLive(toks.Get([]byte(local))); err != nil {
 		return err
-	}
-	if bytes.Equal(idx.Get(rec.mac[:]), []byte(local)) {
-		if err := idx.Delete(rec.mac[:]); err != nil {
-			return err
-		}
 	}
 	m.touch.forget(local)
 	return toks.Put([]byte(local), tombstone(m.opts.Now()))

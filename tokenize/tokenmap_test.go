@@ -92,7 +92,7 @@ func TestTokenizeResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Original != "john.doe@example.com" || e.DisplayName != "John Doe" || e.Local != iss.Local {
+	if e.Original != "John.Doe@Example.com" || e.DisplayName != "John Doe" || e.Local != iss.Local {
 		t.Fatalf("Resolve = %+v", e)
 	}
 	if e.Created.IsZero() || e.LastSeen.Before(e.Created) {

@@ -1,0 +1,160 @@
+// Package policy holds tokenproxy's configuration: its schema, loading,
+// validation, and the decisions it implies. It imports no other package of
+// the project.
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrConfig is the sentinel of every configuration error.
+var ErrConfig = errors.New("config")
+
+// FieldError names the field that is wrong and why.
+type FieldError struct {
+	Source string // file name, or "embedded quickstart"
+	Field  string // YAML path, e.g. tokens.length
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("config %s: %s: %s", e.Source, e.Field, e.Reason)
+}
+
+func (e *FieldError) Is(target error) bool { return target == ErrConfig }
+
+// Config is the whole configuration file.
+type Config struct {
+	DataDir         string    `yaml:"data_dir"`
+	RelayDomain     string    `yaml:"relay_domain"`
+	InternalDomains []string  `yaml:"internal_domains"`
+	Mailboxes       []Mailbox `yaml:"mailboxes"`
+	Tokens          Tokens    `yaml:"tokens"`
+	Keys            Keys      `yaml:"keys"`
+	Log             Log       `yaml:"log"`
+
+	source string
+}
+
+// Mailbox maps a public company address to its CRM intake address.
+type Mailbox struct {
+	Public string `yaml:"public"`
+	CRM    string `yaml:"crm"`
+}
+
+// Tokens configures token derivation.
+type Tokens struct {
+	Tenant        string `yaml:"tenant"`
+	Prefix        string `yaml:"prefix"`
+	Length        int    `yaml:"length"`
+	LocalPartCase string `yaml:"local_part_case"`
+}
+
+// Keys selects and configures the key provider.
+type Keys struct {
+	Provider string    `yaml:"provider"`
+	Local    LocalKeys `yaml:"local"`
+	Vault    VaultKeys `yaml:"vault"`
+}
+
+// LocalKeys configures the local keyring.
+type LocalKeys struct {
+	KeyFile string `yaml:"key_file"`
+}
+
+// VaultKeys configures Vault transit.
+type VaultKeys struct {
+	Address       string        `yaml:"address"`
+	Mount         string        `yaml:"mount"`
+	Key           string        `yaml:"key"`
+	CACert        string        `yaml:"ca_cert"`
+	TLSServerName string        `yaml:"tls_server_name"`
+	Timeout       time.Duration `yaml:"timeout"`
+	Auth          VaultAuth     `yaml:"auth"`
+}
+
+// VaultAuth selects how the proxy logs in to Vault.
+type VaultAuth struct {
+	Method    string  `yaml:"method"`
+	TokenFile string  `yaml:"token_file"`
+	AppRole   AppRole `yaml:"approle"`
+}
+
+// AppRole holds AppRole credentials: role_id inline or in a file, the
+// secret_id always in a file (systemd LoadCredential=).
+type AppRole struct {
+	Mount           string `yaml:"mount"`
+	RoleID          string `yaml:"role_id"`
+	RoleIDFile      string `yaml:"role_id_file"`
+	SecretIDFile    string `yaml:"secret_id_file"`
+	SecretIDWrapped bool   `yaml:"secret_id_wrapped"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Defaults returns the configuration every file starts from: a field left
+// out of a file keeps the value shown in deploy/examples/quickstart.yaml.
+func Defaults() Config {
+	return Config{
+		DataDir: "./data",
+		Tokens:  Tokens{Tenant: "default", Prefix: "t", Length: 16, LocalPartCase: "fold"},
+		Keys: Keys{
+			Provider: "local",
+			Vault: VaultKeys{Mount: "transit", Key: "tokenproxy", Timeout: 10 * time.Second,
+				Auth: VaultAuth{Method: "token", AppRole: AppRole{Mount: "approle"}}},
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads and validates a configuration file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes and validates a configuration. Unknown fields are errors:
+// a misspelt setting silently ignored is a setting silently defaulted.
+func Parse(data []byte, source string) (*Config, error) {
+	c := Defaults()
+	c.source = source
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, &FieldError{Source: source, Field: "(file)", Reason: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Source names where the configuration came from.
+func (c *Config) Source() string { return c.source }
+
+// Redacted returns the configuration as YAML with secrets hidden.
+func (c *Config) Redacted() string {
+	r := *c
+	if r.Keys.Vault.Auth.AppRole.RoleID != "" {
+		r.Keys.Vault.Auth.AppRole.RoleID = "(redacted)"
+	}
+	out, err := yaml.Marshal(&r)
+	if err != nil {
+		return fmt.Sprintf("# cannot render configuration: %v\n", err)
+	}
+	return string(out)
+}
