@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
+)
+
+var cmdBackup = &command{
+	name:    "backup",
+	args:    "FILE",
+	summary: "write a consistent copy of the token map (with its wrapped keys) to FILE",
+	run:     runBackup,
+}
+
+func runBackup(ctx context.Context, a *app, args []string) error {
+	if len(args) != 1 {
+		return usagef("want exactly one FILE")
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	db, err := tokenize.OpenDB(dbPath(cfg))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := db.BackupFile(args[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "backup written: %s (%d bytes); the key provider (Vault key or keyring file) is needed to read it\n", args[0], n)
+	return nil
+}
+
+var cmdRestore = &command{
+	name:    "restore",
+	args:    "FILE",
+	summary: "replace the token map with a backup (the proxy must be stopped)",
+	run:     runRestore,
+}
+
+func runRestore(ctx context.Context, a *app, args []string) error {
+	if len(args) != 1 {
+		return usagef("want exactly one FILE")
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	if err := tokenize.Restore(args[0], dbPath(cfg)); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "restored %s from %s\n", dbPath(cfg), args[0])
+	return nil
+}

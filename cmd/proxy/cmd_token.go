@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+)
+
+var cmdTokenResolve = &command{
+	name:    "token resolve",
+	args:    "TOKEN",
+	summary: "print the address behind a token (local admin use; the proxy must be stopped)",
+	run:     runTokenResolve,
+}
+
+func runTokenResolve(ctx context.Context, a *app, args []string) error {
+	if len(args) != 1 {
+		return usagef("want exactly one TOKEN")
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	e, err := a.openEngine(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	ent, err := e.m.Resolve(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "token:        %s\naddress:      %s\ndisplay name: %s\ncreated:      %s\nlast seen:    %s\n",
+		ent.Address, ent.Original, ent.DisplayName, ent.Created.UTC().Format(time.RFC3339), ent.LastSeen.UTC().Format(time.RFC3339))
+	return nil
+}
+
+func cmdTokenNew() *command {
+	var name string
+	return &command{
+		name:    "token new",
+		args:    "ADDRESS",
+		summary: "print the token of an address, creating it if needed",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&name, "name", "", "display `name` to store with a new token")
+		},
+		run: func(ctx context.Context, a *app, args []string) error { return runTokenNew(ctx, a, args, name) },
+	}
+}
+
+func runTokenNew(ctx context.Context, a *app, args []string, name string) error {
+	if len(args) != 1 {
+		return usagef("want exactly one ADDRESS")
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	e, err := a.openEngine(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	iss, err := e.m.Tokenize(ctx, args[0], name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout, iss.Address)
+	return nil
+}

@@ -1,0 +1,129 @@
+// Command proxy is tokenproxy's single binary: the mail routes (to come),
+// the token engine's admin commands, and offline tools.
+//
+// Exit status: 0 success, 1 failure, 2 usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// command is one `proxy` command. Commands with flags are built fresh
+// for each run, so flag values never outlive an invocation.
+type command struct {
+	name    string // "keys rotate"
+	args    string // synopsis of the arguments
+	summary string
+	flags   func(fs *flag.FlagSet) // command-specific flags, may be nil
+	run     func(ctx context.Context, a *app, args []string) error
+}
+
+func commands() []*command {
+	return []*command{
+		cmdDemo, cmdCheckConfig, cmdKeysStatus, cmdKeysRotate(),
+		cmdTokenNew(), cmdTokenResolve, cmdBackup, cmdRestore,
+	}
+}
+
+// run parses the command line and runs one command; it returns the exit
+// status. Global flags may stand before or after the command name.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	top := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	top.SetOutput(io.Discard)
+	a.globalFlags(top)
+	err := top.Parse(args)
+	if errors.Is(err, flag.ErrHelp) || (err == nil && top.NArg() == 0) {
+		printUsage(stdout)
+		if err == nil {
+			return 2
+		}
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "proxy: %v\n", err)
+		printUsage(stderr)
+		return 2
+	}
+	cmd, rest := findCommand(top.Args())
+	if cmd == nil {
+		fmt.Fprintf(stderr, "proxy: unknown command %q\n", strings.Join(top.Args(), " "))
+		printUsage(stderr)
+		return 2
+	}
+	return a.runCommand(ctx, cmd, rest)
+}
+
+func (a *app) runCommand(ctx context.Context, cmd *command, args []string) int {
+	fs := flag.NewFlagSet("proxy "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: proxy [--config FILE] [--data-dir DIR] %s %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
+		fs.PrintDefaults()
+	}
+	a.globalFlags(fs)
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	err := cmd.run(ctx, a, fs.Args())
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(a.stderr, "proxy %s: %v\n", cmd.name, err)
+		fs.Usage()
+		return 2
+	default:
+		fmt.Fprintf(a.stderr, "proxy %s: %v\n", cmd.name, err)
+		return 1
+	}
+}
+
+// findCommand matches the longest command name at the start of args.
+func findCommand(args []string) (*command, []string) {
+	for _, c := range commands() {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
+			return c, args[len(words):]
+		}
+	}
+	return nil, nil
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: proxy [--config FILE] [--data-dir DIR] COMMAND [ARGS]")
+	fmt.Fprintln(w, "\nWithout --config, the embedded quickstart configuration is used.\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-28s %s\n", c.name+" "+c.args, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'proxy COMMAND --help' for a command's flags.")
+}

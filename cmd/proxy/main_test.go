@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cli runs the proxy command in-process with the given data directory.
+type cli struct {
+	t       *testing.T
+	dataDir string
+	stderr  bytes.Buffer // every run's log output, scanned for addresses
+}
+
+func newCLI(t *testing.T) *cli {
+	c := &cli{t: t, dataDir: t.TempDir()}
+	t.Cleanup(func() {
+		for _, secret := range []string{"customer@example.com", "jane.doe", "example.org"} {
+			if strings.Contains(strings.ToLower(c.stderr.String()), secret) {
+				t.Errorf("stderr carries a customer address (%s):\n%s", secret, c.stderr.String())
+			}
+		}
+	})
+	return c
+}
+
+func (c *cli) run(args ...string) (int, string, string) {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	args = append([]string{"--data-dir", c.dataDir}, args...)
+	code := run(context.Background(), args, &out, &errb)
+	c.stderr.Write(errb.Bytes())
+	return code, out.String(), errb.String()
+}
+
+func (c *cli) mustRun(args ...string) string {
+	c.t.Helper()
+	code, out, errs := c.run(args...)
+	if code != 0 {
+		c.t.Fatalf("proxy %v: exit %d\n%s%s", args, code, out, errs)
+	}
+	return out
+}
+
+func TestExitCodes(t *testing.T) {
+	c := newCLI(t)
+	tests := []struct {
+		args []string
+		code int
+	}{
+		{nil, 2},
+		{[]string{"frobnicate"}, 2},
+		{[]string{"--bogus-flag", "demo"}, 2},
+		{[]string{"token", "resolve"}, 2},
+		{[]string{"token", "resolve", "a", "b"}, 2},
+		{[]string{"keys", "status", "extra"}, 2},
+		{[]string{"backup"}, 2},
+		{[]string{"--help"}, 0},
+		{[]string{"token", "resolve", "t1-aaaaaaaaaaaaaaaa@relay.company.example"}, 1},
+		{[]string{"--config", "/nonexistent.yaml", "demo"}, 1},
+	}
+	for _, tt := range tests {
+		if code, out, errs := c.run(tt.args...); code != tt.code {
+			t.Errorf("proxy %v: exit %d, want %d\n%s%s", tt.args, code, tt.code, out, errs)
+		}
+	}
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	c := newCLI(t)
+	for _, cmd := range commands() {
+		args := append(strings.Fields(cmd.name), "--help")
+		code, _, errs := c.run(args...)
+		if code != 0 || !strings.Contains(errs, "usage: proxy") || !strings.Contains(errs, cmd.summary) {
+			t.Errorf("proxy %s --help: exit %d\n%s", cmd.name, code, errs)
+		}
+	}
+}
+
+func TestDemoOnEmbeddedDefault(t *testing.T) {
+	c := newCLI(t)
+	out := c.mustRun("demo")
+	if strings.Count(out, "@relay.company.example") != len(demoAddresses) || !strings.Contains(out, `"Jane Doe" <Jane.Doe@Example.com>`) {
+		t.Fatalf("demo output:\n%s", out)
+	}
+	info, err := os.Stat(filepath.Join(c.dataDir, "keyring.json"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("keyring: %v %v", info, err)
+	}
+	if !strings.Contains(c.stderr.String(), "evaluation only") {
+		t.Fatal("no local keyring warning")
+	}
+	code, out, _ := c.run("demo", "not-an-address")
+	if code != 1 || !strings.Contains(out, "refused: invalid address: no @") {
+		t.Fatalf("demo with a bad address: exit %d\n%s", code, out)
+	}
+}
+
+func TestTokenRoundTripRotateBackupRestore(t *testing.T) {
+	c := newCLI(t)
+	tok := strings.TrimSpace(c.mustRun("token", "new", "--name", "Jane Doe", "Jane.Doe@example.org"))
+	if !strings.HasSuffix(tok, "@relay.company.example") {
+		t.Fatalf("token new = %q", tok)
+	}
+	resolve := func() {
+		t.Helper()
+		out := c.mustRun("token", "resolve", strings.ToUpper(tok))
+		if !strings.Contains(out, "Jane.Doe@example.org") || !strings.Contains(out, "Jane Doe") {
+			t.Fatalf("resolve:\n%s", out)
+		}
+	}
+	resolve()
+	out := c.mustRun("keys", "rotate", "--record-key", "--token-key")
+	if !strings.Contains(out, "rotated to v2") || !strings.Contains(out, "record key v2 added") || !strings.Contains(out, "token key v2 added") {
+		t.Fatalf("rotate:\n%s", out)
+	}
+	resolve()
+	if again := strings.TrimSpace(c.mustRun("token", "new", "jane.doe@example.org")); again != tok {
+		t.Fatalf("token after rotation %s, want %s", again, tok)
+	}
+	status := c.mustRun("keys", "status")
+	if !strings.Contains(status, "kek version:       2") || !strings.Contains(status, "record key:        current v2") || !strings.Contains(status, "none pending") {
+		t.Fatalf("status:\n%s", status)
+	}
+
+	backup := filepath.Join(t.TempDir(), "b.db")
+	c.mustRun("backup", backup)
+	other := strings.TrimSpace(c.mustRun("token", "new", "customer@example.com"))
+	c.mustRun("restore", backup)
+	resolve()
+	if code, _, errs := c.run("token", "resolve", other); code != 1 || !strings.Contains(errs, "unknown token") {
+		t.Fatalf("token made after the backup: exit %d %s", code, errs)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	c := newCLI(t)
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("relay_domain: relay.example\ninternal_domains: [company.example]\nmailboxes: [{public: a@company.example, crm: b@company.example}]\ntokens: {length: 4}\n"), 0o600)
+	code, _, errs := c.run("--config", path, "check-config")
+	if code != 1 || !strings.Contains(errs, "tokens.length") || !strings.Contains(errs, path) {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	code, out, _ := c.run("check-config")
+	if code != 0 || !strings.Contains(out, "relay_domain: relay.company.example") {
+		t.Fatalf("check-config on the quickstart: exit %d\n%s", code, out)
+	}
+}
+
+func TestVaultUnreachableRefusesToStart(t *testing.T) {
+	c := newCLI(t)
+	path := filepath.Join(t.TempDir(), "vault.yaml")
+	os.WriteFile(path, []byte(`relay_domain: relay.example
+internal_domains: [company.example]
+mailboxes: [{public: a@company.example, crm: b@company.example}]
+keys: {provider: vault, vault: {address: "http://127.0.0.1:1"}}
+`), 0o600)
+	os.Setenv("VAULT_TOKEN", "irrelevant")
+	defer os.Unsetenv("VAULT_TOKEN")
+	code, _, errs := c.run("--config", path, "token", "new", "customer@example.com")
+	if code != 1 || !strings.Contains(errs, "http://127.0.0.1:1") || !strings.Contains(errs, "connection refused") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
+
+func TestMissingKeyFileIsReported(t *testing.T) {
+	c := newCLI(t)
+	c.mustRun("token", "new", "customer@example.com")
+	os.Remove(filepath.Join(c.dataDir, "keyring.json"))
+	code, _, errs := c.run("token", "new", "customer@example.com")
+	if code != 1 || !strings.Contains(errs, "does not exist") || !strings.Contains(errs, "restore it from your backup") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(c.dataDir, "keyring.json")); err == nil {
+		t.Fatal("a new keyring was created over a map that needs the old one")
+	}
+}
