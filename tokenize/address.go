@@ -95,11 +95,14 @@ func trimAddress(s string) string {
 
 // NormalizeDomain returns a domain in lower-case ASCII form.
 func NormalizeDomain(d string) (string, error) {
-	d = strings.TrimSuffix(d, ".")
+	d = strings.TrimSuffix(d, ".") // the root label of a fully qualified name
 	if d == "" {
 		return "", addrErr("empty domain")
 	}
-	if a, ok := asciiHost(d); ok {
+	if strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..") {
+		return "", addrErr("domain has an empty label")
+	}
+	if a, ok := ldhHost(d, false); ok {
 		return a, nil
 	}
 	if strings.HasPrefix(d, "[") {
@@ -109,17 +112,23 @@ func NormalizeDomain(d string) (string, error) {
 	if err != nil {
 		return "", addrErr("domain is not a valid IDNA host name")
 	}
+	// The profile accepts some degenerate input ("xn--" alone decodes to
+	// an empty label); what it returns must itself be a plain host name.
+	if _, ok := ldhHost(a, true); !ok {
+		return "", addrErr("domain is not a valid IDNA host name")
+	}
 	if len(a) > maxDomainOctets || !strings.Contains(a, ".") {
 		return "", addrErr("domain is not a fully qualified host name")
 	}
 	return a, nil
 }
 
-// asciiHost is the fast path for the common case, an ASCII host name of
-// letter-digit-hyphen labels: it lower-cases it without the UTS #46
-// machinery. Anything else (U-labels, "xn--" labels whose Punycode must be
-// checked, odd characters) goes through the IDNA profile.
-func asciiHost(d string) (string, bool) {
+// ldhHost accepts a host name of letter-digit-hyphen labels and returns it
+// in lower case. It is the fast path for the common case, sparing the
+// UTS #46 machinery: without aLabels it refuses labels with hyphens at 3
+// and 4 ("xn--"), whose Punycode the IDNA profile must check. U-labels and
+// odd characters also go to the profile.
+func ldhHost(d string, aLabels bool) (string, bool) {
 	if len(d) > maxDomainOctets {
 		return "", false
 	}
@@ -134,7 +143,7 @@ func asciiHost(d string) (string, bool) {
 			label, dots = 0, dots+1
 			continue
 		case c == '-':
-			if label == 0 || (label == 3 && d[i-1] == '-') {
+			if label == 0 || (!aLabels && label == 3 && d[i-1] == '-') {
 				return "", false // leading hyphen, or hyphens at 3 and 4 ("xn--", RFC 5891 4.2.3.1)
 			}
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':

@@ -63,6 +63,9 @@ func TestNormalizeRejects(t *testing.T) {
 		{"single label", "a@localhost"},
 		{"invalid utf8", "a\xff@example.com"},
 		{"bad literal", "a@[1.2.3.4"},
+		{"empty label", "a@example..com"},
+		{"two trailing dots", "a@0.0.0.."},
+		{"empty punycode label", "a@Xn--.example"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

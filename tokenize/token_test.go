@@ -88,3 +88,23 @@ func TestFormatValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"t1-abcdefghijklmnop@relay.company.example", "T2-ABCDEFGHIJKLMNOPQ", "t1-@", "t-1-a", "<t1-aaaaaaaaaaaaaaaa>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := testFormat.Parse(s)
+		if err != nil {
+			if !errors.Is(err, ErrUnknownToken) {
+				t.Fatalf("Parse(%q) error %v is not ErrUnknownToken", s, err)
+			}
+			return
+		}
+		// A parsed token is canonical: parsing its address gives it back.
+		again, err := testFormat.Parse(testFormat.Address(tok.Local))
+		if err != nil || again != tok {
+			t.Fatalf("Parse(%q) = %+v, reparse %+v, %v", s, tok, again, err)
+		}
+	})
+}

@@ -19,6 +19,10 @@ import (
 // that lengthens tokens on collision has an end.
 var errTokenSpaceExhausted = errors.New("no free token length left")
 
+// ErrAlreadyToken refuses to tokenize an address at the relay domain: a
+// token of a token would resolve to the first token, never to the customer.
+var ErrAlreadyToken = errors.New("address is at the relay domain: already a token")
+
 // Options configures a Map.
 type Options struct {
 	Format    Format
@@ -180,6 +184,9 @@ func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued
 	a, err := Normalize(address, m.opts.LocalCase)
 	if err != nil {
 		return Issued{}, err
+	}
+	if a.Domain == m.opts.Format.Domain {
+		return Issued{}, ErrAlreadyToken
 	}
 	macs := m.macs(a)
 	local, rec, err := m.find(macs)

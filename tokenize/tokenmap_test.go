@@ -129,6 +129,10 @@ func TestTokenizeRejectsBadAddress(t *testing.T) {
 	if _, err := m.Tokenize(context.Background(), "no-at-sign", ""); !errors.Is(err, ErrInvalidAddress) {
 		t.Fatalf("err = %v", err)
 	}
+	iss, _ := m.Tokenize(context.Background(), "a@example.com", "")
+	if _, err := m.Tokenize(context.Background(), strings.ToUpper(iss.Address), ""); !errors.Is(err, ErrAlreadyToken) {
+		t.Fatalf("tokenizing a token: err = %v", err)
+	}
 }
 
 // TestCollisionLengthens forces one-character tokens (5 bits): most of 200
