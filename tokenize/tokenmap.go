@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -235,10 +234,8 @@ func (m *Map) find(macs []versionedMAC) (string, *record, error) {
 // and its record when found, or the free token and a nil record.
 func (m *Map) probe(toks *bolt.Bucket, vm versionedMAC) (string, *record, error) {
 	f := m.opts.Format
-	enc := b32.EncodeToString(vm.mac[:])
-	head := f.Prefix + strconv.FormatUint(uint64(vm.version), 10) + "-"
 	for n := f.Length; n <= maxTokenLength; n++ {
-		local := head + enc[:n]
+		local := f.Local(vm.version, vm.mac, n)
 		raw := toks.Get([]byte(local))
 		if raw == nil {
 			return local, nil, nil
