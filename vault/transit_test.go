@@ -30,17 +30,7 @@ import (
 // their server or need TLS start their own.
 var shared *vaulttest.Server
 
-func TestMain(m *testing.M) {
-	s, stop, err := vaulttest.StartMain()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	shared = s
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(vaulttest.Main(m, &shared)) }
 
 // memStore is a Store in memory, standing in for the map's meta bucket.
 type memStore struct {

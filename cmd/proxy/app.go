@@ -90,6 +90,32 @@ func (a *app) openEngine(ctx context.Context, cfg *policy.Config) (*engine, erro
 	return &engine{db: db, kek: kek, keys: keys, m: m}, nil
 }
 
+// withEngine loads the configuration, opens the engine, runs fn, and
+// closes the engine: the frame of every command that uses tokens.
+func (a *app) withEngine(ctx context.Context, fn func(cfg *policy.Config, e *engine) error) error {
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	e, err := a.openEngine(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	return fn(cfg, e)
+}
+
+// nArgs checks the number of positional arguments.
+func nArgs(args []string, n int, what string) error {
+	if len(args) != n {
+		if n == 0 {
+			return usagef("unexpected arguments %q", args)
+		}
+		return usagef("want exactly %s", what)
+	}
+	return nil
+}
+
 // openKeys opens the database and the configured key provider.
 func (a *app) openKeys(ctx context.Context, cfg *policy.Config) (*tokenize.DB, vault.KEK, error) {
 	db, err := tokenize.OpenDB(dbPath(cfg))

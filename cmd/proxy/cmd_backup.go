@@ -15,8 +15,8 @@ var cmdBackup = &command{
 }
 
 func runBackup(ctx context.Context, a *app, args []string) error {
-	if len(args) != 1 {
-		return usagef("want exactly one FILE")
+	if err := nArgs(args, 1, "one FILE"); err != nil {
+		return err
 	}
 	cfg, err := a.config()
 	if err != nil {
@@ -43,8 +43,8 @@ var cmdRestore = &command{
 }
 
 func runRestore(ctx context.Context, a *app, args []string) error {
-	if len(args) != 1 {
-		return usagef("want exactly one FILE")
+	if err := nArgs(args, 1, "one FILE"); err != nil {
+		return err
 	}
 	cfg, err := a.config()
 	if err != nil {

@@ -12,8 +12,8 @@ var cmdCheckConfig = &command{
 }
 
 func runCheckConfig(ctx context.Context, a *app, args []string) error {
-	if len(args) > 0 {
-		return usagef("unexpected arguments %q", args)
+	if err := nArgs(args, 0, ""); err != nil {
+		return err
 	}
 	cfg, err := a.config()
 	if err != nil {

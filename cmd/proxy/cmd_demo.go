@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"text/tabwriter"
+
+	"github.com/tokenproxy/tokenproxy/policy"
 )
 
 var cmdDemo = &command{
@@ -21,15 +23,10 @@ var demoAddresses = []struct{ addr, name string }{
 }
 
 func runDemo(ctx context.Context, a *app, args []string) error {
-	cfg, err := a.config()
-	if err != nil {
-		return err
-	}
-	e, err := a.openEngine(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer e.Close()
+	return a.withEngine(ctx, func(cfg *policy.Config, e *engine) error { return demo(ctx, a, cfg, e, args) })
+}
+
+func demo(ctx context.Context, a *app, cfg *policy.Config, e *engine, args []string) error {
 	inputs := demoAddresses
 	if len(args) > 0 {
 		inputs = inputs[:0:0]

@@ -17,18 +17,13 @@ var cmdKeysStatus = &command{
 }
 
 func runKeysStatus(ctx context.Context, a *app, args []string) error {
-	if len(args) > 0 {
-		return usagef("unexpected arguments %q", args)
-	}
-	cfg, err := a.config()
-	if err != nil {
+	if err := nArgs(args, 0, ""); err != nil {
 		return err
 	}
-	e, err := a.openEngine(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer e.Close()
+	return a.withEngine(ctx, func(_ *policy.Config, e *engine) error { return keysStatus(ctx, a, e) })
+}
+
+func keysStatus(ctx context.Context, a *app, e *engine) error {
 	st, err := e.kek.Status(ctx)
 	if err != nil {
 		return err
@@ -60,8 +55,8 @@ func cmdKeysRotate() *command {
 }
 
 func runKeysRotate(ctx context.Context, a *app, args []string, o rotateFlags) error {
-	if len(args) > 0 {
-		return usagef("unexpected arguments %q", args)
+	if err := nArgs(args, 0, ""); err != nil {
+		return err
 	}
 	cfg, err := a.config()
 	if err != nil {

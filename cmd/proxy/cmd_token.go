@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/tokenproxy/tokenproxy/policy"
 )
 
 var cmdTokenResolve = &command{
@@ -15,25 +17,18 @@ var cmdTokenResolve = &command{
 }
 
 func runTokenResolve(ctx context.Context, a *app, args []string) error {
-	if len(args) != 1 {
-		return usagef("want exactly one TOKEN")
-	}
-	cfg, err := a.config()
-	if err != nil {
+	if err := nArgs(args, 1, "one TOKEN"); err != nil {
 		return err
 	}
-	e, err := a.openEngine(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer e.Close()
-	ent, err := e.m.Resolve(ctx, args[0])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(a.stdout, "token:        %s\naddress:      %s\ndisplay name: %s\ncreated:      %s\nlast seen:    %s\n",
-		ent.Address, ent.Original, ent.DisplayName, ent.Created.UTC().Format(time.RFC3339), ent.LastSeen.UTC().Format(time.RFC3339))
-	return nil
+	return a.withEngine(ctx, func(_ *policy.Config, e *engine) error {
+		ent, err := e.m.Resolve(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "token:        %s\naddress:      %s\ndisplay name: %s\ncreated:      %s\nlast seen:    %s\n",
+			ent.Address, ent.Original, ent.DisplayName, ent.Created.UTC().Format(time.RFC3339), ent.LastSeen.UTC().Format(time.RFC3339))
+		return nil
+	})
 }
 
 func cmdTokenNew() *command {
@@ -50,22 +45,15 @@ func cmdTokenNew() *command {
 }
 
 func runTokenNew(ctx context.Context, a *app, args []string, name string) error {
-	if len(args) != 1 {
-		return usagef("want exactly one ADDRESS")
-	}
-	cfg, err := a.config()
-	if err != nil {
+	if err := nArgs(args, 1, "one ADDRESS"); err != nil {
 		return err
 	}
-	e, err := a.openEngine(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer e.Close()
-	iss, err := e.m.Tokenize(ctx, args[0], name)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(a.stdout, iss.Address)
-	return nil
+	return a.withEngine(ctx, func(_ *policy.Config, e *engine) error {
+		iss, err := e.m.Tokenize(ctx, args[0], name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(a.stdout, iss.Address)
+		return nil
+	})
 }

@@ -23,17 +23,7 @@ import (
 // their own.
 var shared *vaulttest.Server
 
-func TestMain(m *testing.M) {
-	srv, stop, err := vaulttest.StartMain()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start Vault dev server:", err)
-		os.Exit(1)
-	}
-	shared = srv
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(vaulttest.Main(m, &shared)) }
 
 // countingTransport counts every request that reaches Vault.
 type countingTransport struct{ n atomic.Int64 }

@@ -86,6 +86,20 @@ func Start(tb testing.TB, opts ...Option) *Server {
 	return s
 }
 
+// Main runs a package's tests with one shared server stored in *shared:
+//
+//	func TestMain(m *testing.M) { os.Exit(vaulttest.Main(m, &shared)) }
+func Main(m *testing.M, shared **Server, opts ...Option) int {
+	s, stop, err := StartMain(opts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vaulttest:", err)
+		return 1
+	}
+	*shared = s
+	defer stop()
+	return m.Run()
+}
+
 // StartMain is Start for TestMain, where no testing.TB exists: one server
 // shared by a whole package. Call stop before os.Exit; it reports problems,
 // with Vault's log, on stderr.

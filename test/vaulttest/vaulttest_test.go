@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,17 +19,7 @@ import (
 // StartMain is meant to be used.
 var shared *vaulttest.Server
 
-func TestMain(m *testing.M) {
-	s, stop, err := vaulttest.StartMain()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	shared = s
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(vaulttest.Main(m, &shared)) }
 
 // call does a Vault API request with the root token and decodes the JSON
 // response body into out (if non-nil).
