@@ -37,6 +37,7 @@ type Config struct {
 	InternalDomains []string  `yaml:"internal_domains"`
 	Mailboxes       []Mailbox `yaml:"mailboxes"`
 	Tokens          Tokens    `yaml:"tokens"`
+	Rewrite         Rewrite   `yaml:"rewrite"`
 	Keys            Keys      `yaml:"keys"`
 	Log             Log       `yaml:"log"`
 
@@ -55,6 +56,22 @@ type Tokens struct {
 	Prefix        string `yaml:"prefix"`
 	Length        int    `yaml:"length"`
 	LocalPartCase string `yaml:"local_part_case"`
+}
+
+// Rewrite configures the message rewriter.
+type Rewrite struct {
+	DisplayNames string `yaml:"display_names"` // keep | pseudonymize | drop
+	Unscannable  string `yaml:"unscannable"`   // reject | headers-only
+	Limits       Limits `yaml:"limits"`
+}
+
+// Limits bound the messages the rewriter accepts.
+type Limits struct {
+	MaxMessageBytes  int64 `yaml:"max_message_bytes"`
+	MaxHeaderBytes   int   `yaml:"max_header_bytes"`
+	MaxMIMEDepth     int   `yaml:"max_mime_depth"`
+	MaxParts         int   `yaml:"max_parts"`
+	MaxTextPartBytes int   `yaml:"max_text_part_bytes"`
 }
 
 // Keys selects and configures the key provider.
@@ -109,6 +126,9 @@ func Defaults() Config {
 	return Config{
 		DataDir: "./data",
 		Tokens:  Tokens{Tenant: "default", Prefix: "t", Length: 16, LocalPartCase: "fold"},
+		Rewrite: Rewrite{DisplayNames: "pseudonymize", Unscannable: "reject", Limits: Limits{
+			MaxMessageBytes: 50 << 20, MaxHeaderBytes: 256 << 10, MaxMIMEDepth: 20, MaxParts: 1000,
+			MaxTextPartBytes: 16 << 20}},
 		Keys: Keys{
 			Provider: "local",
 			Vault: VaultKeys{Mount: "transit", Key: "tokenproxy", Timeout: 10 * time.Second,

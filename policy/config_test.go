@@ -16,7 +16,7 @@ func TestQuickstartIsValid(t *testing.T) {
 	}
 	// The example must show the defaults it claims to show.
 	d := policy.Defaults()
-	if c.Tokens != d.Tokens || c.Keys.Provider != d.Keys.Provider || c.Keys.Vault.Timeout != d.Keys.Vault.Timeout || c.Log != d.Log || c.DataDir != d.DataDir {
+	if c.Tokens != d.Tokens || c.Rewrite != d.Rewrite || c.Keys.Provider != d.Keys.Provider || c.Keys.Vault.Timeout != d.Keys.Vault.Timeout || c.Log != d.Log || c.DataDir != d.DataDir {
 		t.Fatalf("quickstart differs from Defaults():\n%+v\n%+v", c, d)
 	}
 	if c.RelayDomain != "relay.company.example" || len(c.Mailboxes) != 1 || c.Mailboxes[0].CRM != "support@crm.example" {
@@ -42,6 +42,10 @@ func TestValidationNamesFieldAndReason(t *testing.T) {
 		{"keys: {provider: vault, vault: {address: 'http://127.0.0.1:8200', auth: {method: kerberos}}}", "keys.vault.auth.method", "token or approle"},
 		{"keys: {provider: vault, vault: {address: 'http://127.0.0.1:8200', timeout: -1s}}", "keys.vault.timeout", "positive"},
 		{"log: {level: loud}", "log.level", "debug, info"},
+		{"rewrite: {display_names: hide}", "rewrite.display_names", "keep, pseudonymize or drop"},
+		{"rewrite: {unscannable: pass}", "rewrite.unscannable", "reject or headers-only"},
+		{"rewrite: {limits: {max_mime_depth: 0}}", "rewrite.limits.max_mime_depth", "at least 1"},
+		{"rewrite: {limits: {max_text_part_bytes: 100000000}}", "rewrite.limits.max_text_part_bytes", "must not exceed"},
 		{"tokenz: {}", "(file)", "field tokenz not found"},
 		{"data_dir: ''", "data_dir", "empty"},
 	}

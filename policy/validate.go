@@ -19,7 +19,7 @@ var (
 // Validate checks every field and returns the first error, naming the
 // field and the reason.
 func (c *Config) Validate() error {
-	for _, check := range []func() error{c.validateDomains, c.validateMailboxes, c.validateTokens, c.validateKeys, c.validateLog} {
+	for _, check := range []func() error{c.validateDomains, c.validateMailboxes, c.validateTokens, c.validateRewrite, c.validateKeys, c.validateLog} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -99,6 +99,37 @@ func (c *Config) validateTokens() error {
 	}
 	if t.LocalPartCase != "fold" && t.LocalPartCase != "preserve" {
 		return c.fail("tokens.local_part_case", "must be fold or preserve, got %q", t.LocalPartCase)
+	}
+	return nil
+}
+
+func (c *Config) validateRewrite() error {
+	r := c.Rewrite
+	switch r.DisplayNames {
+	case "keep", "pseudonymize", "drop":
+	default:
+		return c.fail("rewrite.display_names", "must be keep, pseudonymize or drop, got %q", r.DisplayNames)
+	}
+	if r.Unscannable != "reject" && r.Unscannable != "headers-only" {
+		return c.fail("rewrite.unscannable", "must be reject or headers-only, got %q", r.Unscannable)
+	}
+	l := r.Limits
+	for _, lim := range []struct {
+		field    string
+		val, min int64
+	}{
+		{"max_message_bytes", l.MaxMessageBytes, 64 << 10},
+		{"max_header_bytes", int64(l.MaxHeaderBytes), 4 << 10},
+		{"max_mime_depth", int64(l.MaxMIMEDepth), 1},
+		{"max_parts", int64(l.MaxParts), 1},
+		{"max_text_part_bytes", int64(l.MaxTextPartBytes), 64 << 10},
+	} {
+		if lim.val < lim.min {
+			return c.fail("rewrite.limits."+lim.field, "must be at least %d, got %d", lim.min, lim.val)
+		}
+	}
+	if int64(l.MaxTextPartBytes) > l.MaxMessageBytes {
+		return c.fail("rewrite.limits.max_text_part_bytes", "must not exceed max_message_bytes")
 	}
 	return nil
 }

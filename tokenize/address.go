@@ -117,8 +117,8 @@ func NormalizeDomain(d string) (string, error) {
 	if _, ok := ldhHost(a, true); !ok {
 		return "", addrErr("domain is not a valid IDNA host name")
 	}
-	if len(a) > maxDomainOctets || !strings.Contains(a, ".") {
-		return "", addrErr("domain is not a fully qualified host name")
+	if len(a) > maxDomainOctets {
+		return "", addrErr("domain longer than 253 octets")
 	}
 	return a, nil
 }
@@ -132,7 +132,7 @@ func ldhHost(d string, aLabels bool) (string, bool) {
 	if len(d) > maxDomainOctets {
 		return "", false
 	}
-	label, dots := 0, 0
+	label := 0
 	for i := 0; i < len(d); i++ {
 		c := d[i]
 		switch {
@@ -140,7 +140,7 @@ func ldhHost(d string, aLabels bool) (string, bool) {
 			if label == 0 || d[i-1] == '-' {
 				return "", false
 			}
-			label, dots = 0, dots+1
+			label = 0
 			continue
 		case c == '-':
 			if label == 0 || (!aLabels && label == 3 && d[i-1] == '-') {
@@ -154,7 +154,9 @@ func ldhHost(d string, aLabels bool) (string, bool) {
 			return "", false
 		}
 	}
-	if label == 0 || d[len(d)-1] == '-' || dots == 0 {
+	// A single label ("user@localhost") is a valid Domain (RFC 5321
+	// section 4.1.2); such mail exists in test and internal set-ups.
+	if label == 0 || d[len(d)-1] == '-' {
 		return "", false
 	}
 	return strings.ToLower(d), true

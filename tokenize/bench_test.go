@@ -19,8 +19,17 @@ import (
 // concurrent callers; opening a map of 1M tokens < 1 s.
 
 func BenchmarkTokenizeKnown(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		size int
+	}{{"cached", 0}, {"store", -1}} {
+		b.Run(bc.name, func(b *testing.B) { benchTokenizeKnown(b, bc.size) })
+	}
+}
+
+func benchTokenizeKnown(b *testing.B, cacheSize int) {
 	ctx := context.Background()
-	m := openTestMap(b, Options{})
+	m := openTestMap(b, Options{KnownCacheSize: cacheSize})
 	addrs := benchAddresses(m, 1000)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -19,15 +19,17 @@ type toucher struct {
 
 func newToucher(m *Map) *toucher { return &toucher{m: m, pending: map[string]int64{}} }
 
-// seen notes a use of a token whose stored last-seen time is stored.
-func (t *toucher) seen(local string, stored int64) {
+// seen notes a use of a token whose stored last-seen time is stored. It
+// reports whether it queued a write, and the time queued.
+func (t *toucher) seen(local string, stored int64) (int64, bool) {
 	now := t.m.opts.Now()
 	if now.Sub(time.Unix(stored, 0)) < t.m.opts.LastSeenGranularity {
-		return
+		return 0, false
 	}
 	t.mu.Lock()
 	t.pending[local] = now.Unix()
 	t.mu.Unlock()
+	return now.Unix(), true
 }
 
 // forget drops a pending time, so an erased token is not rewritten.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,30 +68,36 @@ func DeriveMAC(key []byte, tenant string, a Address) MAC {
 
 // hmacPool reuses keyed HMAC states: hmac.New hashes the key into fresh
 // inner and outer states, which is most of the cost for a short address.
+// Each state carries a buffer, so the message is written in one piece
+// without a conversion per string.
 type hmacPool struct{ p sync.Pool }
+
+type hmacState struct {
+	h   hash.Hash
+	buf []byte
+}
 
 func newHMACPool(key []byte) *hmacPool {
 	k := bytes.Clone(key)
-	return &hmacPool{p: sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}}
+	return &hmacPool{p: sync.Pool{New: func() any { return &hmacState{h: hmac.New(sha256.New, k)} }}}
 }
 
-func (hp *hmacPool) sum(fn func(h hash.Hash), out []byte) {
-	h := hp.p.Get().(hash.Hash)
-	h.Reset()
-	fn(h)
-	h.Sum(out[:0])
-	hp.p.Put(h)
+// sum computes the HMAC of the concatenated parts into out.
+func (hp *hmacPool) sum(out []byte, parts ...string) {
+	st := hp.p.Get().(*hmacState)
+	st.buf = st.buf[:0]
+	for _, p := range parts {
+		st.buf = append(st.buf, p...)
+	}
+	st.h.Reset()
+	st.h.Write(st.buf)
+	st.h.Sum(out[:0])
+	hp.p.Put(st)
 }
 
 func (hp *hmacPool) derive(tenant string, a Address) MAC {
 	var m MAC
-	hp.sum(func(h hash.Hash) {
-		io.WriteString(h, tenant)
-		h.Write([]byte{0})
-		io.WriteString(h, quoteLocal(a.Local))
-		io.WriteString(h, "@")
-		io.WriteString(h, a.Domain)
-	}, m[:])
+	hp.sum(m[:], tenant, "\x00", quoteLocal(a.Local), "@", a.Domain)
 	return m
 }
 
@@ -104,18 +109,20 @@ func (hp *hmacPool) nameTag(name string) [8]byte {
 		return t
 	}
 	var full [sha256.Size]byte
-	hp.sum(func(h hash.Hash) {
-		io.WriteString(h, "display-name\x00")
-		io.WriteString(h, name)
-	}, full[:])
+	hp.sum(full[:], "display-name\x00", name)
 	copy(t[:], full[:])
 	return t
 }
 
 // Local returns the token's local part at a given length of the HMAC.
 func (f Format) Local(version uint32, m MAC, length int) string {
-	enc := b32.EncodeToString(m[:])
-	return f.Prefix + strconv.FormatUint(uint64(version), 10) + "-" + enc[:length]
+	var enc [maxTokenLength]byte
+	b32.Encode(enc[:], m[:])
+	var buf [16 + 10 + 1 + maxTokenLength]byte
+	b := append(buf[:0], f.Prefix...)
+	b = strconv.AppendUint(b, uint64(version), 10)
+	b = append(b, '-')
+	return string(append(b, enc[:length]...))
 }
 
 // Address returns a token local part as a full address at the relay domain.

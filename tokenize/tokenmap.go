@@ -36,8 +36,11 @@ type Options struct {
 	// FlushInterval is how often pending last-seen times are written;
 	// default 30 seconds.
 	FlushInterval time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// KnownCacheSize bounds the in-memory cache of known addresses;
+	// 0 means 131072 entries, -1 turns the cache off.
+	KnownCacheSize int
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -56,6 +59,9 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.KnownCacheSize == 0 {
+		o.KnownCacheSize = 1 << 17
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -73,6 +79,7 @@ type Map struct {
 	recVer uint32 // record key version new records are sealed with
 
 	touch  *toucher
+	known  *knownCache
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	closed sync.Once
@@ -123,6 +130,7 @@ func NewMap(db *DB, keys *vault.Keyring, opts Options) (*Map, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
 	m.touch = newToucher(m)
+	m.known = newKnownCache(opts.KnownCacheSize)
 	m.goBackground(func() { m.touch.run(ctx) })
 	m.goBackground(func() { m.reencryptAll(ctx) })
 	return m, nil
@@ -187,22 +195,44 @@ func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued
 	if a.Domain == m.opts.Format.Domain {
 		return Issued{}, ErrAlreadyToken
 	}
+	if e, ok := m.known.get(a); ok {
+		return m.knownToken(a, e, displayName)
+	}
 	macs := m.macs(a)
 	local, rec, err := m.find(macs)
 	if err != nil {
 		return Issued{}, err
 	}
 	if local == "" {
-		return m.create(trimAddress(address), displayName, macs[0])
+		iss, err := m.create(trimAddress(address), displayName, macs[0])
+		if err == nil {
+			m.known.put(a, knownEntry{local: iss.Local, version: macs[0].version,
+				nameTag: m.nameTag(macs[0].version, displayName), lastSeen: m.opts.Now().Unix()})
+		}
+		return iss, err
 	}
 	t, _ := m.opts.Format.Parse(local)
-	if displayName != "" && m.nameTag(t.Version, displayName) != rec.nameTag {
-		if err := m.rename(local, displayName); err != nil {
-			return Issued{}, err
+	m.known.put(a, knownEntry{local: local, version: t.Version, nameTag: rec.nameTag, lastSeen: rec.lastSeen})
+	e, _ := m.known.get(a)
+	return m.knownToken(a, e, displayName)
+}
+
+// knownToken finishes Tokenize for a known address: a changed display name
+// is stored, the use is noted for last-seen.
+func (m *Map) knownToken(a Address, e knownEntry, displayName string) (Issued, error) {
+	if displayName != "" {
+		if tag := m.nameTag(e.version, displayName); tag != e.nameTag {
+			if err := m.rename(e.local, displayName); err != nil {
+				return Issued{}, err
+			}
+			e.nameTag = tag
+			m.known.put(a, e)
 		}
 	}
-	m.touch.seen(local, rec.lastSeen)
-	return Issued{Local: local, Address: m.opts.Format.Address(local)}, nil
+	if at, queued := m.touch.seen(e.local, e.lastSeen); queued {
+		m.known.touched(a, at)
+	}
+	return Issued{Local: e.local, Address: m.opts.Format.Address(e.local)}, nil
 }
 
 // find looks an address up under each token key version.
@@ -403,6 +433,7 @@ func (m *Map) erase(tx *bolt.Tx, local string) error {
 		return err
 	}
 	m.touch.forget(local)
+	m.known.clear() // erasures are rare; finding the entry would need the address
 	return toks.Put([]byte(local), tombstone(m.opts.Now()))
 }
 

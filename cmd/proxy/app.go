@@ -18,6 +18,7 @@ import (
 type app struct {
 	configPath string
 	dataDir    string
+	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
 	log        *slog.Logger

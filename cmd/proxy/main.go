@@ -18,7 +18,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -43,14 +43,14 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		cmdDemo, cmdCheckConfig, cmdKeysStatus, cmdKeysRotate(),
-		cmdTokenNew(), cmdTokenResolve, cmdBackup, cmdRestore,
+		cmdTokenNew(), cmdTokenResolve, cmdRewrite(), cmdBackup, cmdRestore,
 	}
 }
 
 // run parses the command line and runs one command; it returns the exit
 // status. Global flags may stand before or after the command name.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr}
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	top := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	a.globalFlags(top)

@@ -29,10 +29,14 @@ func newCLI(t *testing.T) *cli {
 }
 
 func (c *cli) run(args ...string) (int, string, string) {
+	return c.runStdin("", args...)
+}
+
+func (c *cli) runStdin(stdin string, args ...string) (int, string, string) {
 	c.t.Helper()
 	var out, errb bytes.Buffer
 	args = append([]string{"--data-dir", c.dataDir}, args...)
-	code := run(context.Background(), args, &out, &errb)
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
 	c.stderr.Write(errb.Bytes())
 	return code, out.String(), errb.String()
 }
@@ -177,5 +181,32 @@ func TestMissingKeyFileIsReported(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(c.dataDir, "keyring.json")); err == nil {
 		t.Fatal("a new keyring was created over a map that needs the old one")
+	}
+}
+
+func TestRewriteCommand(t *testing.T) {
+	c := newCLI(t)
+	msg := "From: Customer <customer@example.com>\r\nTo: support@company.example\r\nMessage-ID: <a@example.com>\r\n\r\nreach me at customer@example.com\r\n"
+	code, out, errs := c.runStdin(msg, "rewrite", "--route", "inbound")
+	if code != 0 || strings.Contains(out, "customer@example.com") || !strings.Contains(out, "@relay.company.example") {
+		t.Fatalf("inbound: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, back, errs := c.runStdin(out, "rewrite", "--route", "outbound")
+	if code != 0 || !strings.Contains(back, "From: Customer <customer@example.com>") || !strings.Contains(back, "reach me at customer@example.com") {
+		t.Fatalf("outbound: exit %d\n%s\n%s", code, back, errs)
+	}
+
+	smime := "From: customer@example.com\r\nContent-Type: application/pkcs7-mime\r\n\r\nMIAGCSqGSIb3DQEHA6CAMIAC\r\n"
+	code, out, errs = c.runStdin(smime, "rewrite", "--route", "inbound")
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	if code != 1 || out != "" || !strings.HasPrefix(lines[len(lines)-1], "proxy rewrite: message refused: ") {
+		t.Fatalf("unscannable: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, _, errs = c.runStdin("To: t1-aaaaaaaaaaaaaaaa@relay.company.example\r\n\r\nhi\r\n", "rewrite", "--route", "outbound")
+	if code != 1 || !strings.Contains(errs, "unknown or erased tokens") {
+		t.Fatalf("unknown token: exit %d, %s", code, errs)
+	}
+	if code, _, _ := c.runStdin(msg, "rewrite"); code != 2 {
+		t.Fatalf("rewrite without --route: exit %d, want 2", code)
 	}
 }

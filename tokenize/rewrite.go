@@ -1,0 +1,167 @@
+package tokenize
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+)
+
+// Errors of the rewriter. Their text never holds an address: it reaches
+// logs and SMTP replies.
+var (
+	// ErrLimit: a message exceeds a configured limit (size, header size,
+	// MIME depth, part count, text part size).
+	ErrLimit = errors.New("message exceeds a limit")
+	// ErrUnscannable: content that cannot be scanned (encrypted, unknown
+	// charset, undecodable) under the reject policy. Routes answer 554 5.6.0.
+	ErrUnscannable = errors.New("message content cannot be scanned for addresses")
+	// ErrLeak: the leak guard found an address that is neither internal
+	// nor a token in the produced message. The message must not be sent.
+	ErrLeak = errors.New("leak guard: a customer address would leave untokenized")
+	// ErrMalformedAddress: an address-like string that cannot be
+	// normalized, so it can be neither tokenized nor let through.
+	ErrMalformedAddress = errors.New("message holds a malformed address")
+)
+
+// UnknownTokensError lists the tokens of an outbound message that are
+// unknown or erased; the message was rewritten with them left in place,
+// and the route refuses it (550 5.1.1).
+type UnknownTokensError struct{ Tokens []string }
+
+func (e *UnknownTokensError) Error() string {
+	return "unknown or erased tokens: " + strings.Join(e.Tokens, ", ")
+}
+
+func (e *UnknownTokensError) Is(target error) bool { return target == ErrUnknownToken }
+
+// Policy values.
+const (
+	NamesKeep         = "keep"
+	NamesPseudonymize = "pseudonymize"
+	NamesDrop         = "drop"
+
+	UnscannableReject      = "reject"
+	UnscannableHeadersOnly = "headers-only"
+)
+
+// Limits bound what the rewriter accepts. Zero fields take the defaults.
+type Limits struct {
+	MaxMessageBytes  int64 // whole message; default 50 MiB
+	MaxHeaderBytes   int   // one header section; default 256 KiB
+	MaxDepth         int   // MIME nesting; default 20
+	MaxParts         int   // MIME parts in all; default 1000
+	MaxTextPartBytes int   // one text part, buffered to rewrite; default 16 MiB
+}
+
+// DefaultLimits are documented in deploy/examples/quickstart.yaml.
+var DefaultLimits = Limits{
+	MaxMessageBytes:  50 << 20,
+	MaxHeaderBytes:   256 << 10,
+	MaxDepth:         20,
+	MaxParts:         1000,
+	MaxTextPartBytes: 16 << 20,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxMessageBytes > 0 {
+		d.MaxMessageBytes = l.MaxMessageBytes
+	}
+	if l.MaxHeaderBytes > 0 {
+		d.MaxHeaderBytes = l.MaxHeaderBytes
+	}
+	if l.MaxDepth > 0 {
+		d.MaxDepth = l.MaxDepth
+	}
+	if l.MaxParts > 0 {
+		d.MaxParts = l.MaxParts
+	}
+	if l.MaxTextPartBytes > 0 {
+		d.MaxTextPartBytes = l.MaxTextPartBytes
+	}
+	return d
+}
+
+// RewriteOptions configures a Rewriter.
+type RewriteOptions struct {
+	// Internal reports whether a lower-case ASCII domain is the company's
+	// or the CRM's: addresses there are never tokenized.
+	Internal     func(domain string) bool
+	DisplayNames string // keep | pseudonymize | drop; default pseudonymize
+	Unscannable  string // reject | headers-only; default reject
+	Limits       Limits
+}
+
+// Rewriter rewrites messages in both directions with one token map.
+type Rewriter struct {
+	m    *Map
+	opts RewriteOptions
+}
+
+// NewRewriter returns a Rewriter over m.
+func NewRewriter(m *Map, opts RewriteOptions) *Rewriter {
+	if opts.DisplayNames == "" {
+		opts.DisplayNames = NamesPseudonymize
+	}
+	if opts.Unscannable == "" {
+		opts.Unscannable = UnscannableReject
+	}
+	if opts.Internal == nil {
+		opts.Internal = func(string) bool { return false }
+	}
+	opts.Limits = opts.Limits.withDefaults()
+	return &Rewriter{m: m, opts: opts}
+}
+
+// Report tells what a rewrite did, for the routes' logs and audit: tokens
+// only, never addresses.
+type Report struct {
+	Tokens  []string // tokens written (inbound) or resolved (outbound), each once
+	Created int      // tokens created by this message (inbound)
+	Parts   int      // MIME parts walked
+	Changed int      // parts whose body changed
+}
+
+func (r *Report) addToken(local string) {
+	for _, t := range r.Tokens {
+		if t == local {
+			return
+		}
+	}
+	r.Tokens = append(r.Tokens, local)
+}
+
+// Inbound replaces every customer address in the message from src with
+// its token and writes the result to dst, checking the result with the
+// leak guard as it goes. On error, dst may hold a partial message: the
+// caller must not deliver it (the SMTP route aborts the downstream DATA).
+func (rw *Rewriter) Inbound(ctx context.Context, dst io.Writer, src io.Reader) (*Report, error) {
+	rep := &Report{}
+	err := rw.withGuard(ctx, dst, func(out io.Writer) error {
+		return rw.walk(ctx, src, out, rw.inboundPolicy(ctx, rep), rep)
+	})
+	return rep, err
+}
+
+// Outbound replaces tokens with the original addresses and display names.
+// Unknown or erased tokens are left in place and reported with an
+// *UnknownTokensError once the whole message is written.
+func (rw *Rewriter) Outbound(ctx context.Context, dst io.Writer, src io.Reader) (*Report, error) {
+	rep := &Report{}
+	pol := rw.outboundPolicy(ctx, rep)
+	if err := rw.walk(ctx, src, dst, pol, rep); err != nil {
+		return rep, err
+	}
+	if len(pol.unknown) > 0 {
+		return rep, &UnknownTokensError{Tokens: pol.unknown}
+	}
+	return rep, nil
+}
+
+// Guard scans a message (raw lines and decoded text parts) and returns an
+// error wrapping ErrLeak at the first address that is neither internal nor
+// a token. It is the inbound direction's last stage.
+func (rw *Rewriter) Guard(ctx context.Context, src io.Reader) error {
+	return rw.walk(ctx, src, nil, rw.guardPolicy(), &Report{})
+}
