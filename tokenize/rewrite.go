@@ -121,14 +121,18 @@ type Report struct {
 	Created int      // tokens created by this message (inbound)
 	Parts   int      // MIME parts walked
 	Changed int      // parts whose body changed
+
+	seen map[string]bool // Tokens as a set: a CSV can hold thousands
 }
 
 func (r *Report) addToken(local string) {
-	for _, t := range r.Tokens {
-		if t == local {
-			return
-		}
+	if r.seen[local] {
+		return
 	}
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	r.seen[local] = true
 	r.Tokens = append(r.Tokens, local)
 }
 

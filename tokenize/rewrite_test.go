@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -292,5 +293,20 @@ func TestOutboundErasedToken(t *testing.T) {
 	reply := bytes.Replace(out, []byte("From:"), []byte("To:"), 1)
 	if _, err := runOutbound(t, rw, reply); !errors.Is(err, ErrUnknownToken) {
 		t.Fatalf("outbound to an erased token: %v", err)
+	}
+}
+
+// TestManyAddresses: a CSV attachment with thousands of customers is
+// rewritten whole, each address once in the report.
+func TestManyAddresses(t *testing.T) {
+	rw, _ := newTestRewriter(t, RewriteOptions{})
+	var b strings.Builder
+	b.WriteString("From: support@company.example\r\nContent-Type: text/csv\r\n\r\nname,email\r\n")
+	for i := 0; i < 3000; i++ {
+		fmt.Fprintf(&b, "c%d,c%d@example.net\r\nagain,c%d@example.net\r\n", i, i, i)
+	}
+	out, rep, err := runInbound(t, rw, []byte(b.String()))
+	if err != nil || len(rep.Tokens) != 3000 || rep.Created != 3000 || bytes.Contains(out, []byte("@example.net")) {
+		t.Fatalf("err %v, %d tokens, %d created", err, len(rep.Tokens), rep.Created)
 	}
 }

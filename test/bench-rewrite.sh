@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Message rewriter benchmarks (issue 3 targets), one core each:
+#   5 KB message with 5 known addresses  >= 20k msg/s
+#   text-heavy mail (1 MB, plain / HTML) >= 100 MB/s
+#   100 MB message with one attachment   <= 64 MiB peak RSS
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${COUNT:-3}
+go test -run '^$' -bench 'RewriteInbound5KB|RewriteTextHeavy' -cpu 1 -benchtime 2s -count "$count" ./tokenize | grep -E '^Benchmark'
+go test -run '^$' -bench 'LargeMessageRSS' -benchtime 3x -count 1 ./tokenize | grep -E '^Benchmark'
+go test -run '^$' -bench 'ReplaceAddresses' -cpu 1 -benchtime 1s -count 1 ./tokenize | grep -E '^Benchmark'
