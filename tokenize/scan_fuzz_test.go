@@ -86,6 +86,8 @@ var scanRegressions = []struct {
 	{TextFolded, "00000000000000000000000000000000 0@0.AA\r0\n"},
 	// An address in a tag name must not make or unmake a block tag.
 	{TextHTML, "<td>0@0.AA<td!0@0.AAAAA>0000000000"},
+	// A percent-encoded UTF-8 sequence must not span a block boundary.
+	{TextHTML, "&#x</b>\\,\\n%40&=example.com.<</b></td>ü連絡='>jane%40example.com%C3<br>%A9jane@example.com@;..x?рф_&jane@example.commid:</td>=example.comp1ai%com%/"},
 	// A match must not swallow the quote closing an attribute value.
 	{TextHTML, "xn--<a title='連絡&period;o'b@relay.company.exampleb.co<a title='jane%40example.com<br>jane%40example.com"},
 	{TextHTML, "&amp;<a title='.o'b'jane&#64;example.com\">mid:j@example.com\">:é"},

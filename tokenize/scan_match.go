@@ -117,7 +117,9 @@ func (m *scMatcher) schemeBefore(i int, scheme string, from int) bool {
 }
 
 // unitAt decodes the character at view offset i, and returns it with the
-// offset after it.
+// offset after it. A character never spans an HTML block boundary: bytes
+// of one UTF-8 sequence in two table cells are no character, and reading
+// them as one would tie an address to text a later match may replace.
 func (m *scMatcher) unitAt(i int) (rune, int) {
 	b := m.v.b
 	if !m.pct {
@@ -125,6 +127,9 @@ func (m *scMatcher) unitAt(i int) (rune, int) {
 			return rune(b[i]), i + 1
 		}
 		r, size := utf8.DecodeRune(b[i:])
+		if size > 1 && m.v.blockIn(i, i+size) {
+			return utf8.RuneError, i + 1
+		}
 		return r, i + size
 	}
 	c, j := m.byteAt(i)
@@ -136,7 +141,7 @@ func (m *scMatcher) unitAt(i int) (rune, int) {
 	var ends [utf8.UTFMax]int
 	buf[0], ends[0] = c, j
 	k := 1
-	for ; k < utf8.UTFMax && j < len(b); k++ {
+	for ; k < utf8.UTFMax && j < len(b) && !m.v.isBlock(j); k++ {
 		c, j = m.byteAt(j)
 		if c&0xc0 != 0x80 {
 			break

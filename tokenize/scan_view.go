@@ -77,6 +77,9 @@ func (v *scView) isBlock(i int) bool {
 
 // blockIn reports whether a block boundary lies in (vs, ve).
 func (v *scView) blockIn(vs, ve int) bool {
+	if len(v.blocks) == 0 {
+		return false
+	}
 	k := sort.SearchInts(v.blocks, vs+1)
 	return k < len(v.blocks) && v.blocks[k] < ve
 }
