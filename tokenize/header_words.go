@@ -137,8 +137,8 @@ func (w hdrWord) appendPayload(dst []byte) ([]byte, bool) {
 		switch {
 		case c == '_':
 			c = ' '
-		case c == '=' && i+2 < len(w.text) && hdrIsHex(w.text[i+1]) && hdrIsHex(w.text[i+2]):
-			c = hdrUnhex(w.text[i+1])<<4 | hdrUnhex(w.text[i+2])
+		case c == '=' && i+2 < len(w.text) && isHex(w.text[i+1]) && isHex(w.text[i+2]):
+			c = unhex(w.text[i+1])<<4 | unhex(w.text[i+2])
 			i += 2
 		}
 		dst = append(dst, c)
@@ -151,7 +151,7 @@ func (w hdrWord) appendPayload(dst []byte) ([]byte, bool) {
 func hdrLooseBase64(dst []byte, text string) ([]byte, bool) {
 	b := make([]byte, 0, len(text))
 	for i := 0; i < len(text); i++ {
-		if c := text[i]; hdrIsHex(c) || c >= 'g' && c <= 'z' || c >= 'G' && c <= 'Z' || c == '+' || c == '/' {
+		if c := text[i]; isHex(c) || c >= 'g' && c <= 'z' || c >= 'G' && c <= 'Z' || c == '+' || c == '/' {
 			b = append(b, c)
 		}
 	}
@@ -162,19 +162,6 @@ func hdrLooseBase64(dst []byte, text string) ([]byte, bool) {
 	return p, err == nil
 }
 
-func hdrIsHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func hdrUnhex(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
-}
 
 // hdrCharsetAppend appends payload converted to UTF-8 with the charsets
 // go-message/charset knows. A charset it does not know still decodes when

@@ -79,7 +79,12 @@ func scSpaceless(r rune) bool {
 		unicode.Thai, unicode.Lao, unicode.Khmer, unicode.Myanmar)
 }
 
-func scUnhex(c byte) byte {
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// unhex is the value of a hex digit checked by isHex.
+func unhex(c byte) byte {
 	switch {
 	case c >= 'a':
 		return c - 'a' + 10

@@ -54,7 +54,7 @@ func scNumericRef(b []byte) (rune, int) {
 			break
 		}
 		if v <= utf8.MaxRune {
-			v = v*base + int(scUnhex(c))
+			v = v*base + int(unhex(c))
 		}
 	}
 	if i == start {

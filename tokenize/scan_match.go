@@ -155,7 +155,7 @@ func (m *scMatcher) unitAt(i int) (rune, int) {
 func (m *scMatcher) byteAt(i int) (byte, int) {
 	b := m.v.b
 	if b[i] == '%' && i+2 < len(b) && scIs(rune(b[i+1]), scHex) && scIs(rune(b[i+2]), scHex) {
-		return scUnhex(b[i+1])<<4 | scUnhex(b[i+2]), i + 3
+		return unhex(b[i+1])<<4 | unhex(b[i+2]), i + 3
 	}
 	return b[i], i + 1
 }
