@@ -162,7 +162,6 @@ func hdrLooseBase64(dst []byte, text string) ([]byte, bool) {
 	return p, err == nil
 }
 
-
 // hdrCharsetAppend appends payload converted to UTF-8 with the charsets
 // go-message/charset knows. A charset it does not know still decodes when
 // the payload is plain ASCII, which every charset mail uses for addresses
