@@ -1,0 +1,168 @@
+package smtp
+
+import (
+	"errors"
+	"io"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// ErrBareLineEnding is the reply for a message whose data holds a CR or an LF
+// that is not part of a CRLF pair. RFC 5321 2.3.8: "CR and LF MUST only occur
+// together as CRLF"; 4.1.1.4 defines the end of DATA as CRLF "." CRLF only.
+// Accepting bare line endings is what makes SMTP smuggling (CVE-2023-51764
+// family) possible: a downstream MTA may read "\n.\n" as the end of the data.
+//
+// Return it unwrapped from Session.Data: go-smtp picks the reply with a type
+// assertion (conn.go, dataErrorToStatus), not errors.As, so a wrapped error
+// would become "554 5.0.0 Error: transaction failed: ..." with our text in it.
+var ErrBareLineEnding = &gosmtp.SMTPError{
+	Code:         500,
+	EnhancedCode: gosmtp.EnhancedCode{5, 5, 2},
+	Message:      "Bare CR or LF in message data is not allowed",
+}
+
+// strictBufSize is the size of one read from the wrapped reader. go-smtp
+// hands DATA through a bufio.Reader of 4 KiB; matching it keeps reads cheap.
+const strictBufSize = 4096
+
+// StrictData wraps the reader that go-smtp passes to Session.Data and refuses
+// bare CR and bare LF, for DATA and BDAT alike.
+//
+// Why here, on the Session.Data reader, and not on the net.Conn: go-smtp
+// v0.25.x does not rewrite line endings. Its DATA reader (data.go,
+// dataReader.Read, "taken from net/textproto with only one modification to not
+// rewrite CRLF -> LF") only removes the dot-stuffing dot and stops at
+// CRLF "." CRLF; a bare LF or bare CR reaches Session.Data byte for byte (and
+// a bare LF never counts as a line end, so "\n.\n" does not end the data:
+// go-smtp PR #246, TestServer_smtpSmuggling, which accepts such a message
+// with 250). BDAT chunks (conn.go, handleBdat) are copied unchanged from the
+// connection into an io.Pipe whose reader is the Session.Data argument. So the
+// session sees the bytes it has to judge, and go-smtp has no strict option
+// (issue #243). A net.Conn wrapper could not work anyway: after STARTTLS
+// (conn.go, handleStartTLS) go-smtp wraps the conn in tls.Server itself, so a
+// wrapper below it sees only ciphertext.
+//
+// One raw sequence is hidden from the session: at the start of a line,
+// go-smtp drops "." and then a CR that is not followed by LF (state
+// stateDotCR). Raw "\r\n.\rX" arrives as "\r\nX". The CR never reaches the
+// session, so it cannot reach a downstream server either; the data is not
+// ended there, so nothing after it is run as a command. That input is accepted,
+// as a message without the dot and the CR (see TestServerDotCRQuirk).
+//
+// When a bare CR or LF is found, Read first drains the wrapped reader to its
+// end (the final dot for DATA, the LAST chunk for BDAT) and only then returns
+// ErrBareLineEnding. The client is then answered after all of its data, as
+// in chasquid's readUntilDot and mox's DataReader, so the reply matches the
+// transaction and the next command is read as a command (RFC 5321 4.1.1.4:
+// the reply comes after the end of mail data indication). go-smtp also drains
+// after Data returns, but for BDAT that would answer the chunk with the error
+// and every later chunk with 502, so StrictData drains itself.
+//
+// Read never returns a bad byte and holds back a trailing CR until it has
+// seen the LF after it, so the bytes it returns can be streamed downstream
+// as they come. The caller must still abort the downstream transaction (no
+// final dot) on any error from Read, because earlier bytes were already sent.
+type StrictData struct {
+	r    io.Reader
+	buf  []byte // buf[0] holds back a CR; the wrapped reader fills buf[1:]
+	out  []byte // checked bytes not yet returned
+	held bool   // the last byte read was a CR whose LF is still unknown
+	err  error  // sticky: the error to return once out is empty
+}
+
+// NewStrictData returns a StrictData reading from r, the reader go-smtp passes
+// to Session.Data.
+func NewStrictData(r io.Reader) *StrictData {
+	return &StrictData{r: r}
+}
+
+// Read implements io.Reader. It returns io.EOF only after clean data, and
+// ErrBareLineEnding after the wrapped reader has been drained to io.EOF.
+// Other errors from the wrapped reader (gosmtp.ErrDataTooLarge,
+// gosmtp.ErrDataReset, I/O errors) are passed on.
+func (s *StrictData) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for len(s.out) == 0 && s.err == nil {
+		s.fill()
+	}
+	if len(s.out) > 0 {
+		n := copy(p, s.out)
+		s.out = s.out[n:]
+		return n, nil
+	}
+	return 0, s.err
+}
+
+// fill reads once from the wrapped reader and moves the bytes it can vouch
+// for to s.out, or sets s.err.
+func (s *StrictData) fill() {
+	if s.buf == nil {
+		s.buf = make([]byte, 1+strictBufSize)
+	}
+	n, err := s.r.Read(s.buf[1:])
+	start := 1
+	if s.held {
+		// Put the held CR back in front, so the check sees it next to the
+		// byte that follows it.
+		s.buf[0] = '\r'
+		start = 0
+	}
+	chunk := s.buf[start : 1+n]
+	ok, held, bad := checkLineEndings(chunk)
+	if bad {
+		s.out, s.held = nil, false
+		s.err = s.drainAfterBad(err)
+		return
+	}
+	s.out, s.held = chunk[:ok], held
+	switch {
+	case err == io.EOF && s.held:
+		// The data ends in a CR: a bare CR.
+		s.out = nil
+		s.err = ErrBareLineEnding
+	case err != nil:
+		s.err = err
+	}
+}
+
+// drainAfterBad consumes the rest of the data so that the reply comes after
+// it, and returns the error Read must report. err is the error of the read
+// that brought the bad byte.
+func (s *StrictData) drainAfterBad(err error) error {
+	for err == nil {
+		_, err = s.r.Read(s.buf) // the checked bytes in buf are no longer needed
+	}
+	if errors.Is(err, io.EOF) {
+		return ErrBareLineEnding
+	}
+	// Too large, reset (RSET during BDAT) or a broken connection: that error
+	// decides the transaction's fate, and go-smtp's own handling of it keeps
+	// the session in sync.
+	return err
+}
+
+// checkLineEndings reports whether chunk holds a bare CR or LF. Every LF must
+// follow a CR and every CR must precede an LF (RFC 5321 2.3.8). A CR in the
+// last byte cannot be judged yet: ok excludes it and held is true. chunk
+// starts with the CR held from the previous call, if any.
+func checkLineEndings(chunk []byte) (ok int, held, bad bool) {
+	for i, c := range chunk {
+		switch c {
+		case '\n':
+			if i == 0 || chunk[i-1] != '\r' {
+				return 0, false, true
+			}
+		case '\r':
+			if i == len(chunk)-1 {
+				return i, true, false
+			}
+			if chunk[i+1] != '\n' {
+				return 0, false, true
+			}
+		}
+	}
+	return len(chunk), false, false
+}
