@@ -310,3 +310,28 @@ func TestManyAddresses(t *testing.T) {
 		t.Fatalf("err %v, %d tokens, %d created", err, len(rep.Tokens), rep.Created)
 	}
 }
+
+func TestDecodeBase64Lenient(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"aGVsbG8=\r\n", "hello"},
+		{"aGVs\r\nbG8=\r\n", "hello"},
+		{"aGVsbG8\r\n", "hello"},   // padding missing
+		{"aGVsbG8=!\r\n", "hello"}, // stray character
+		{"aGVsbG8=a\r\n", "hello"}, // dangling single character
+		{"aGV sbG8 =", "hello"},    // spaces
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := string(decodeBase64Lenient([]byte(tt.in))); got != tt.want {
+			t.Errorf("decodeBase64Lenient(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestUnknownTransferEncodingIsUnscannable(t *testing.T) {
+	msg := []byte("From: support@company.example\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n")
+	rw, _ := newTestRewriter(t, RewriteOptions{})
+	if _, _, err := runInbound(t, rw, msg); !errors.Is(err, ErrUnscannable) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -113,23 +113,28 @@ func decodeCTE(cte string, raw []byte) ([]byte, error) {
 		}
 		return out, nil
 	case "base64":
-		clean := bytes.Map(func(r rune) rune {
-			if r == '\r' || r == '\n' || r == ' ' || r == '\t' {
-				return -1
-			}
-			return r
-		}, raw)
-		out := make([]byte, base64.StdEncoding.DecodedLen(len(clean)))
-		n, err := base64.StdEncoding.Decode(out, clean)
-		if err != nil {
-			n, err = base64.RawStdEncoding.Decode(out, bytes.TrimRight(clean, "="))
-		}
-		if err != nil {
-			return nil, errUndecodable
-		}
-		return out[:n], nil
+		return decodeBase64Lenient(raw), nil
 	}
 	return nil, errUndecodable
+}
+
+// decodeBase64Lenient decodes base64 as mail clients do: characters
+// outside the alphabet (line ends, stray punctuation) and padding are
+// ignored, and a dangling single character is dropped. RFC 2045 section
+// 6.8 asks decoders to ignore characters outside the alphabet.
+func decodeBase64Lenient(raw []byte) []byte {
+	clean := make([]byte, 0, len(raw))
+	for _, c := range raw {
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' {
+			clean = append(clean, c)
+		}
+	}
+	if len(clean)%4 == 1 {
+		clean = clean[:len(clean)-1]
+	}
+	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
+	n, _ := base64.RawStdEncoding.Decode(out, clean)
+	return out[:n]
 }
 
 // encodeCTE re-encodes changed content in the part's transfer encoding.
