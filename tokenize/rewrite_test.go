@@ -315,10 +315,10 @@ func TestDecodeBase64Lenient(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"aGVsbG8=\r\n", "hello"},
 		{"aGVs\r\nbG8=\r\n", "hello"},
-		{"aGVsbG8\r\n", "hello"},   // padding missing
-		{"aGVsbG8=!\r\n", "hello"}, // stray character
-		{"aGVsbG8=a\r\n", "hello"}, // dangling single character
-		{"aGV sbG8 =", "hello"},    // spaces
+		{"aGVsbG8\r\n", "hello"},    // padding missing
+		{"aGVsbG8=!\r\n", "hello"},  // stray character
+		{"aGVsbG8gd\r\n", "hello "}, // dangling single character (4n+1 characters)
+		{"aGV sbG8 =", "hello"},     // spaces
 		{"", ""},
 	}
 	for _, tt := range tests {
