@@ -40,6 +40,10 @@ type Config struct {
 	Rewrite         Rewrite   `yaml:"rewrite"`
 	Keys            Keys      `yaml:"keys"`
 	Log             Log       `yaml:"log"`
+	Inbound         Inbound   `yaml:"inbound"`
+	Outbound        Outbound  `yaml:"outbound"`
+	Admin           Admin     `yaml:"admin"`
+	SMTP            SMTP      `yaml:"smtp"`
 
 	source string
 }
@@ -123,7 +127,7 @@ type Log struct {
 // Defaults returns the configuration every file starts from: a field left
 // out of a file keeps the value shown in deploy/examples/quickstart.yaml.
 func Defaults() Config {
-	return Config{
+	c := Config{
 		DataDir: "./data",
 		Tokens:  Tokens{Tenant: "default", Prefix: "t", Length: 16, LocalPartCase: "fold"},
 		Rewrite: Rewrite{DisplayNames: "pseudonymize", Unscannable: "reject", Limits: Limits{
@@ -136,6 +140,8 @@ func Defaults() Config {
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}
+	defaultRoutes(&c)
+	return c
 }
 
 // Load reads and validates a configuration file.
@@ -171,6 +177,11 @@ func (c *Config) Redacted() string {
 	r := *c
 	if r.Keys.Vault.Auth.AppRole.RoleID != "" {
 		r.Keys.Vault.Auth.AppRole.RoleID = "(redacted)"
+	}
+	// A copy: the slice shares its array with c.
+	r.Outbound.AuthUsers = append([]AuthUser(nil), c.Outbound.AuthUsers...)
+	for i := range r.Outbound.AuthUsers {
+		r.Outbound.AuthUsers[i].PasswordHash = "(redacted)"
 	}
 	out, err := yaml.Marshal(&r)
 	if err != nil {

@@ -2,6 +2,8 @@ package policy_test
 
 import (
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -19,9 +21,44 @@ func TestQuickstartIsValid(t *testing.T) {
 	if c.Tokens != d.Tokens || c.Rewrite != d.Rewrite || c.Keys.Provider != d.Keys.Provider || c.Keys.Vault.Timeout != d.Keys.Vault.Timeout || c.Log != d.Log || c.DataDir != d.DataDir {
 		t.Fatalf("quickstart differs from Defaults():\n%+v\n%+v", c, d)
 	}
+	if err := quickstartRoutesDiffer(c, d); err != "" {
+		t.Fatal(err)
+	}
 	if c.RelayDomain != "relay.company.example" || len(c.Mailboxes) != 1 || c.Mailboxes[0].CRM != "support@crm.example" {
 		t.Fatalf("quickstart = %+v", c)
 	}
+}
+
+// quickstartRoutesDiffer compares the route sections of the quickstart with
+// Defaults(), after setting on the defaults what the quickstart changes on
+// purpose.
+func quickstartRoutesDiffer(q *policy.Config, d policy.Config) string {
+	// Example values: the quickstart names hosts of company.example; the
+	// defaults leave them empty (the machine's host name, no domains).
+	d.Inbound.Hostname = "mx.company.example"
+	d.Outbound.Hostname = "relay.company.example"
+	d.Outbound.AllowedDomains = []string{"company.example"}
+	// Production downstreams verify TLS; the quickstart talks plain SMTP to
+	// local test sinks, which validation allows on loopback only.
+	if d.Inbound.Downstream.TLS != "verify" || d.Outbound.Downstream.TLS != "verify" {
+		return "Defaults() downstream tls must be verify"
+	}
+	d.Inbound.Downstream.TLS = "insecure"
+	d.Outbound.Downstream.TLS = "insecure"
+	// The quickstart writes auth_users: [] to show the field.
+	d.Outbound.AuthUsers = []policy.AuthUser{}
+	for _, s := range []struct {
+		name string
+		q, d any
+	}{
+		{"inbound", q.Inbound, d.Inbound}, {"outbound", q.Outbound, d.Outbound},
+		{"admin", q.Admin, d.Admin}, {"smtp", q.SMTP, d.SMTP},
+	} {
+		if !reflect.DeepEqual(s.q, s.d) {
+			return fmt.Sprintf("quickstart %s differs from Defaults():\n%+v\n%+v", s.name, s.q, s.d)
+		}
+	}
+	return ""
 }
 
 const base = `
@@ -48,6 +85,37 @@ func TestValidationNamesFieldAndReason(t *testing.T) {
 		{"rewrite: {limits: {max_text_part_bytes: 100000000}}", "rewrite.limits.max_text_part_bytes", "must not exceed"},
 		{"tokenz: {}", "(file)", "field tokenz not found"},
 		{"data_dir: ''", "data_dir", "empty"},
+		{"inbound: {listen: '127.0.0.1'}", "inbound.listen", "host:port"},
+		{"inbound: {listen: '127.0.0.1:smtp'}", "inbound.listen", "port must be a number"},
+		{"admin: {listen: '127.0.0.1:70000'}", "admin.listen", "port must be a number"},
+		{"outbound: {listen: '127.0.0.1:2525'}", "outbound.listen", "also inbound.listen"},
+		{"admin: {listen: ':2587'}", "admin.listen", "also outbound.listen"},
+		{"inbound: {hostname: MX.Example}", "inbound.hostname", "lower-case"},
+		{"inbound: {tls: {cert_file: /etc/x.pem}}", "inbound.tls", "both cert_file and key_file"},
+		{"outbound: {tls: {key_file: /etc/x.key}}", "outbound.tls", "both cert_file and key_file"},
+		{"inbound: {downstream: {address: 'crm.example'}}", "inbound.downstream.address", "host:port"},
+		{"inbound: {downstream: {address: ':25'}}", "inbound.downstream.address", "must name a host"},
+		{"inbound: {downstream: {tls: starttls}}", "inbound.downstream.tls", "verify or insecure"},
+		{"inbound: {downstream: {address: 'intake.crm.example:25', tls: insecure}}", "inbound.downstream.tls", "allow_insecure_remote"},
+		{"outbound: {downstream: {address: '10.0.0.5:25', tls: insecure}}", "outbound.downstream.tls", "would expose every message"},
+		{"outbound: {downstream: {tls: insecure, ca_file: /etc/ca.pem}}", "outbound.downstream.tls", "only with tls: verify"},
+		{"outbound: {client_networks: [10.0.0.0]}", "outbound.client_networks[0]", "CIDR"},
+		{"outbound: {client_networks: []}", "outbound", "nobody can relay"},
+		{"outbound: {auth_users: [{name: crm, password_hash: hunter2}]}", "outbound.auth_users[0].password_hash", "store a bcrypt or argon2id hash, not the password"},
+		{"outbound: {auth_users: [{name: crm, password_hash: '$2b$12$short'}]}", "outbound.auth_users[0].password_hash", "not the password"},
+		{"outbound: {auth_users: [{name: '', password_hash: '" + bcryptHash + "'}]}", "outbound.auth_users[0].name", "empty"},
+		{"outbound: {auth_users: [{name: crm, password_hash: '" + bcryptHash + "'}, {name: crm, password_hash: '" + argonHash + "'}]}", "outbound.auth_users[1].name", "listed twice"},
+		{"outbound: {allowed_domains: [Company.Example]}", "outbound.allowed_domains[0]", "lower-case"},
+		{"outbound: {allowed_domains: [relay.company.example]}", "outbound.allowed_domains[0]", "relay domain"},
+		{"outbound: {rewrite_from: support@elsewhere.example}", "outbound.rewrite_from", "not in internal_domains"},
+		{"outbound: {rewrite_from: 'Support <support@company.example>'}", "outbound.rewrite_from", "plain address"},
+		{"smtp: {read_timeout: 0s}", "smtp.read_timeout", "positive"},
+		{"smtp: {downstream_timeout: -5s}", "smtp.downstream_timeout", "positive"},
+		{"smtp: {max_recipients: 0}", "smtp.max_recipients", "at least 1"},
+		{"smtp: {max_line_length: 512}", "smtp.max_line_length", "at least 1000"},
+		{"smtp: {downstream_pool_size: 0}", "smtp.downstream_pool_size", "at least 1"},
+		{"smtp: {max_connections: 10}", "smtp.max_connections_per_ip", "must not exceed max_connections"},
+		{"smtp: {refusal_code: 550}", "smtp.refusal_code", "554 or 451"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -79,6 +147,39 @@ func TestValidationDomainsAndMailboxes(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Field != tt.field {
 			t.Errorf("%s: err = %v, want field %s", tt.yaml, err, tt.field)
 		}
+	}
+}
+
+const (
+	bcryptHash = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"
+	argonHash  = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"
+)
+
+func TestRouteSettingsAccepted(t *testing.T) {
+	for _, extra := range []string{
+		"outbound: {auth_users: [{name: crm, password_hash: '" + bcryptHash + "'}, {name: crm2, password_hash: '" + argonHash + "'}], client_networks: []}",
+		"outbound: {downstream: {address: 'smtp.company.example:25', tls: insecure, allow_insecure_remote: true}}",
+		"inbound: {downstream: {address: 'intake.crm.example:25', ca_file: /etc/ca.pem, server_name: intake.crm.example}}",
+		"inbound: {listen: '127.0.0.1:0'}\noutbound: {listen: '127.0.0.1:0'}\nadmin: {listen: '127.0.0.1:0'}",
+		"inbound: {listen: '127.0.0.1:2525'}\noutbound: {listen: '192.0.2.1:2525', rewrite_from: support@company.example}",
+	} {
+		if _, err := policy.Parse([]byte(base+extra), "t.yaml"); err != nil {
+			t.Errorf("%s: %v", extra, err)
+		}
+	}
+}
+
+func TestRedactedHidesPasswordHash(t *testing.T) {
+	c, err := policy.Parse([]byte(base+"outbound: {auth_users: [{name: crm, password_hash: '"+bcryptHash+"'}]}"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := c.Redacted()
+	if strings.Contains(out, "R9h/cIPz0gi") || !strings.Contains(out, "name: crm") || !strings.Contains(out, "(redacted)") {
+		t.Fatalf("Redacted:\n%s", out)
+	}
+	if c.Outbound.AuthUsers[0].PasswordHash != bcryptHash {
+		t.Fatal("Redacted changed the configuration")
 	}
 }
 

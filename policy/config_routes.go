@@ -1,0 +1,88 @@
+package policy
+
+import "time"
+
+// Inbound configures the route that accepts customer mail and delivers it,
+// tokenized, to the CRM intake.
+type Inbound struct {
+	Listen     string     `yaml:"listen"`   // host:port
+	Hostname   string     `yaml:"hostname"` // greeting and EHLO name; empty: the machine's host name
+	TLS        ServerTLS  `yaml:"tls"`
+	Downstream Downstream `yaml:"downstream"` // the CRM intake
+}
+
+// Outbound configures the route that accepts the CRM's replies and relays
+// them, detokenized, through the company smarthost.
+type Outbound struct {
+	Listen         string     `yaml:"listen"`
+	Hostname       string     `yaml:"hostname"`
+	TLS            ServerTLS  `yaml:"tls"`
+	AuthUsers      []AuthUser `yaml:"auth_users"`
+	ClientNetworks []string   `yaml:"client_networks"` // CIDR prefixes allowed without AUTH
+	AllowedDomains []string   `yaml:"allowed_domains"` // non-token recipients allowed only here
+	RewriteFrom    string     `yaml:"rewrite_from"`    // when set, replaces the CRM's From
+	Downstream     Downstream `yaml:"downstream"`      // the company smarthost
+}
+
+// ServerTLS names a listener's certificate. Both empty: a self-signed
+// certificate is generated into data_dir on first start.
+type ServerTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Downstream is the SMTP server a route relays to.
+type Downstream struct {
+	Address    string `yaml:"address"`     // host:port
+	TLS        string `yaml:"tls"`         // verify | insecure
+	CAFile     string `yaml:"ca_file"`     // PEM; empty: the system roots
+	ServerName string `yaml:"server_name"` // empty: the host of address
+	// AllowInsecureRemote permits tls: insecure to a non-loopback address:
+	// plain SMTP across a network exposes every message, so it is never
+	// implied.
+	AllowInsecureRemote bool `yaml:"allow_insecure_remote"`
+}
+
+// AuthUser is a SMTP AUTH account of the outbound route. Only a bcrypt or
+// argon2id hash is stored, never the password.
+type AuthUser struct {
+	Name         string `yaml:"name"`
+	PasswordHash string `yaml:"password_hash"`
+}
+
+// Admin configures the HTTP admin listener (health, metrics).
+type Admin struct {
+	Listen string `yaml:"listen"`
+}
+
+// SMTP holds the limits and timeouts both routes share. go-smtp's zero
+// values mean unlimited, so every one of them is set and positive.
+type SMTP struct {
+	MaxMessageBytes     int64         `yaml:"max_message_bytes"`
+	MaxRecipients       int           `yaml:"max_recipients"`
+	MaxLineLength       int           `yaml:"max_line_length"`
+	ReadTimeout         time.Duration `yaml:"read_timeout"`
+	WriteTimeout        time.Duration `yaml:"write_timeout"`
+	DataTimeout         time.Duration `yaml:"data_timeout"`
+	MaxConnections      int           `yaml:"max_connections"`
+	MaxConnectionsPerIP int           `yaml:"max_connections_per_ip"`
+	DownstreamPoolSize  int           `yaml:"downstream_pool_size"`
+	DownstreamTimeout   time.Duration `yaml:"downstream_timeout"`
+	// RefusalCode is the reply to leak-guard and unscannable refusals:
+	// 554 (permanent) or 451 (the sender retries).
+	RefusalCode int `yaml:"refusal_code"`
+}
+
+// defaultRoutes are the route defaults of Defaults(). Downstream TLS is
+// verify: the quickstart relaxes it to insecure on loopback only.
+func defaultRoutes(c *Config) {
+	c.Inbound = Inbound{Listen: "127.0.0.1:2525",
+		Downstream: Downstream{Address: "127.0.0.1:2526", TLS: "verify"}}
+	c.Outbound = Outbound{Listen: "127.0.0.1:2587", ClientNetworks: []string{"127.0.0.0/8"},
+		Downstream: Downstream{Address: "127.0.0.1:2527", TLS: "verify"}}
+	c.Admin = Admin{Listen: "127.0.0.1:8025"}
+	c.SMTP = SMTP{MaxMessageBytes: 50 << 20, MaxRecipients: 100, MaxLineLength: 2000,
+		ReadTimeout: time.Minute, WriteTimeout: time.Minute, DataTimeout: 5 * time.Minute,
+		MaxConnections: 200, MaxConnectionsPerIP: 20, DownstreamPoolSize: 8,
+		DownstreamTimeout: 30 * time.Second, RefusalCode: 554}
+}

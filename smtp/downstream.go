@@ -1,0 +1,554 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// Downstream TLS modes (DownstreamConfig.TLS).
+const (
+	DownstreamTLSVerify   = "verify"   // STARTTLS required, certificate verified, TLS >= 1.2
+	DownstreamTLSInsecure = "insecure" // plain text, STARTTLS never attempted
+)
+
+const (
+	defaultDownstreamTimeout  = 30 * time.Second
+	defaultDownstreamPoolSize = 8
+	// quitTimeout bounds the polite QUIT when a connection leaves the pool.
+	quitTimeout = 2 * time.Second
+	// streamBufSize is the size of one copy from the message into DATA.
+	streamBufSize = 32 * 1024
+)
+
+// DownstreamConfig configures the client towards the downstream server (the
+// CRM intake or the company smarthost).
+type DownstreamConfig struct {
+	Address    string        // host:port, required
+	TLS        string        // "verify" (default) or "insecure"
+	CAFile     string        // PEM roots added to the system pool in verify mode
+	ServerName string        // name checked in the certificate; default: host of Address
+	HeloName   string        // EHLO name after STARTTLS (and in insecure mode); default "localhost"
+	Timeout    time.Duration // per dial, per command, per write; default 30s
+	PoolSize   int           // idle connections kept; default 8
+}
+
+// ErrDownstreamTemp and ErrDownstreamPerm classify every error of the
+// downstream client, so the route can pick its reply with errors.Is:
+// Temp → 451 4.4.x, Perm → a 5xx with our own generic text. Anything that is
+// not a 5xx reply is temporary (STYLE.md: unknown failure is temporary).
+var (
+	ErrDownstreamTemp = errors.New("temporary downstream failure")
+	ErrDownstreamPerm = errors.New("permanent downstream failure")
+)
+
+// errDownstreamClosed and errTxnDone are the causes for calls after the end.
+var (
+	errDownstreamClosed = errors.New("downstream client closed")
+	errTxnDone          = errors.New("downstream transaction already ended")
+	errNoStartTLS       = errors.New("downstream does not offer STARTTLS")
+)
+
+// DownstreamError is a failure of one downstream stage. It wraps Kind
+// (ErrDownstreamTemp or ErrDownstreamPerm) and, for failures without a reply,
+// the cause. Error() keeps the downstream's code but never its text: the text
+// is in Reply, for logs only (it may hold addresses; see DESIGN.md invariants 1
+// and 5). The *gosmtp.SMTPError is deliberately not unwrappable, so the text
+// cannot reach a client through errors.As.
+type DownstreamError struct {
+	Code     int                 // downstream reply code, 0 when there was no reply
+	Enhanced gosmtp.EnhancedCode // downstream enhanced code, zero when absent
+	Stage    string              // "connect", "mail", "rcpt" or "data"
+	Reply    string              // downstream reply text: logs only, never to a client
+	Kind     error               // ErrDownstreamTemp or ErrDownstreamPerm
+	Err      error               // cause when there was no reply (network, TLS, timeout)
+}
+
+func (e *DownstreamError) Error() string {
+	if e.Code != 0 {
+		enh := ""
+		if e.Enhanced != (gosmtp.EnhancedCode{}) && e.Enhanced != gosmtp.NoEnhancedCode {
+			enh = fmt.Sprintf(" %d.%d.%d", e.Enhanced[0], e.Enhanced[1], e.Enhanced[2])
+		}
+		return fmt.Sprintf("smtp: downstream %s: reply %d%s: %v", e.Stage, e.Code, enh, e.Kind)
+	}
+	return fmt.Sprintf("smtp: downstream %s: %v: %v", e.Stage, e.Kind, e.Err)
+}
+
+// Unwrap exposes Kind and the cause (never the reply).
+func (e *DownstreamError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// downstreamErr turns an error of the go-smtp client into a *DownstreamError.
+func downstreamErr(stage string, err error) *DownstreamError {
+	var de *DownstreamError
+	if errors.As(err, &de) {
+		return de
+	}
+	var se *gosmtp.SMTPError
+	if errors.As(err, &se) {
+		kind := ErrDownstreamTemp
+		if se.Code >= 500 && se.Code <= 599 {
+			kind = ErrDownstreamPerm
+		}
+		return &DownstreamError{Code: se.Code, Enhanced: se.EnhancedCode, Stage: stage, Reply: se.Message, Kind: kind}
+	}
+	return &DownstreamError{Stage: stage, Kind: ErrDownstreamTemp, Err: err}
+}
+
+// Downstream is a client for one downstream server with a pool of idle
+// connections. It is safe for concurrent use; each Txn belongs to one caller.
+type Downstream struct {
+	cfg    DownstreamConfig
+	tls    *tls.Config // nil in insecure mode
+	log    *slog.Logger
+	dialer net.Dialer
+
+	mu     sync.Mutex
+	idle   []*downConn // LIFO: the most recently used is the most likely alive
+	closed bool
+}
+
+// NewDownstream validates cfg, fills its defaults and loads the CA file.
+// It does not connect. log may be nil.
+func NewDownstream(cfg DownstreamConfig, log *slog.Logger) (*Downstream, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	host, _, err := net.SplitHostPort(cfg.Address)
+	if err != nil || host == "" {
+		return nil, fmt.Errorf("downstream address %q: want host:port", cfg.Address)
+	}
+	switch {
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("downstream timeout %v: must not be negative", cfg.Timeout)
+	case cfg.Timeout == 0:
+		cfg.Timeout = defaultDownstreamTimeout
+	}
+	switch {
+	case cfg.PoolSize < 0:
+		return nil, fmt.Errorf("downstream pool size %d: must not be negative", cfg.PoolSize)
+	case cfg.PoolSize == 0:
+		cfg.PoolSize = defaultDownstreamPoolSize
+	}
+	if cfg.HeloName == "" {
+		cfg.HeloName = "localhost"
+	}
+	if strings.ContainsAny(cfg.HeloName, "\r\n ") {
+		return nil, fmt.Errorf("downstream helo name %q: must be one word", cfg.HeloName)
+	}
+	d := &Downstream{cfg: cfg, log: log, dialer: net.Dialer{Timeout: cfg.Timeout}}
+	switch cfg.TLS {
+	case "", DownstreamTLSVerify:
+		d.cfg.TLS = DownstreamTLSVerify
+		if d.tls, err = downstreamTLSConfig(cfg, host, log); err != nil {
+			return nil, err
+		}
+	case DownstreamTLSInsecure:
+		if cfg.CAFile != "" {
+			return nil, fmt.Errorf("downstream ca_file %q: only valid with tls verify", cfg.CAFile)
+		}
+		log.Warn("downstream TLS disabled", "downstream", cfg.Address, "tls", DownstreamTLSInsecure)
+	default:
+		return nil, fmt.Errorf("downstream tls %q: want %q or %q", cfg.TLS, DownstreamTLSVerify, DownstreamTLSInsecure)
+	}
+	return d, nil
+}
+
+// downstreamTLSConfig builds the verify-mode TLS configuration: system roots
+// plus CAFile, TLS 1.2 minimum (DESIGN.md invariant 4).
+func downstreamTLSConfig(cfg DownstreamConfig, host string, log *slog.Logger) (*tls.Config, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		log.Warn("system certificate pool unavailable", "err", err)
+		roots = x509.NewCertPool()
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("downstream ca_file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("downstream ca_file %q: no PEM certificate found", cfg.CAFile)
+		}
+	}
+	name := cfg.ServerName
+	if name == "" {
+		name = host
+	}
+	return &tls.Config{ServerName: name, RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+}
+
+// downConn is one downstream connection. raw is the TCP connection under the
+// client (and under TLS): closing it aborts whatever the client is doing.
+type downConn struct {
+	c   *gosmtp.Client
+	raw net.Conn
+}
+
+// kill closes the TCP connection without a word: no final dot, no QUIT.
+// Closing raw rather than the tls.Conn avoids waiting on a close_notify.
+func (dc *downConn) kill() { _ = dc.raw.Close() }
+
+// watch arms a guard that closes the connection when ctx ends or timeout
+// passes, so every wait of the client is bounded. end reports whether it fired.
+type watch struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	stop   func() bool
+}
+
+func (dc *downConn) watch(ctx context.Context, timeout time.Duration) *watch {
+	var wctx context.Context
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		wctx, cancel = context.WithTimeout(ctx, timeout)
+	} else {
+		wctx, cancel = context.WithCancel(ctx)
+	}
+	stop := context.AfterFunc(wctx, dc.kill)
+	return &watch{ctx: wctx, cancel: cancel, stop: stop}
+}
+
+// end disarms the guard; it returns the reason when the guard fired (the
+// connection is then closed).
+func (w *watch) end() error {
+	stopped := w.stop()
+	cause := context.Cause(w.ctx)
+	w.cancel()
+	if stopped {
+		return nil
+	}
+	return cause
+}
+
+// firedErr prefers the guard's reason (timeout, cancel) to the symptom it
+// caused (use of closed connection).
+func firedErr(fired, err error) error {
+	if fired == nil {
+		return err
+	}
+	if err == nil {
+		return fired
+	}
+	return fmt.Errorf("%w (%v)", fired, err)
+}
+
+// Begin starts a downstream transaction: it takes an idle connection (checked
+// with RSET) or dials, then sends MAIL FROM. A dead idle connection is
+// replaced by one fresh dial. On error nothing is left open.
+func (d *Downstream) Begin(ctx context.Context, from string, opts *gosmtp.MailOptions) (*Txn, error) {
+	dc, err := d.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &Txn{d: d, dc: dc}
+	w := dc.watch(ctx, d.cfg.Timeout)
+	err = dc.c.Mail(from, opts)
+	if err = firedErr(w.end(), err); err != nil {
+		t.Abort()
+		de := downstreamErr("mail", err)
+		d.logFailure(de)
+		return nil, de
+	}
+	return t, nil
+}
+
+// conn returns a checked idle connection or a new one.
+func (d *Downstream) conn(ctx context.Context) (*downConn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, downstreamErr("connect", err)
+	}
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, downstreamErr("connect", errDownstreamClosed)
+	}
+	if dc := d.take(); dc != nil {
+		w := dc.watch(ctx, d.cfg.Timeout)
+		err := dc.c.Reset()
+		if err = firedErr(w.end(), err); err == nil {
+			return dc, nil
+		}
+		dc.kill()
+		d.log.Debug("pooled downstream connection dead, redialing", "downstream", d.cfg.Address, "err", err)
+		if ctx.Err() != nil {
+			return nil, downstreamErr("connect", err)
+		}
+	}
+	return d.dial(ctx)
+}
+
+// take pops an idle connection, or returns nil.
+func (d *Downstream) take() *downConn {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n := len(d.idle); n > 0 {
+		dc := d.idle[n-1]
+		d.idle = d.idle[:n-1]
+		return dc
+	}
+	return nil
+}
+
+// put returns a connection after a successful transaction, or quits it when
+// the pool is full or closed.
+func (d *Downstream) put(dc *downConn) {
+	d.mu.Lock()
+	if !d.closed && len(d.idle) < d.cfg.PoolSize {
+		d.idle = append(d.idle, dc)
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Unlock()
+	d.quit(dc)
+}
+
+// quit says goodbye within quitTimeout and closes the connection.
+func (d *Downstream) quit(dc *downConn) {
+	w := dc.watch(context.Background(), min(d.cfg.Timeout, quitTimeout))
+	_ = dc.c.Quit()
+	w.end()
+	dc.kill()
+}
+
+// dial connects, greets and, in verify mode, runs STARTTLS and checks the
+// certificate. Every failure is temporary.
+func (d *Downstream) dial(ctx context.Context) (*downConn, error) {
+	dctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	raw, err := d.dialer.DialContext(dctx, "tcp", d.cfg.Address)
+	if err != nil {
+		de := downstreamErr("connect", err)
+		d.log.Warn("downstream dial failed", "downstream", d.cfg.Address, "err", err)
+		return nil, de
+	}
+	dc := &downConn{raw: raw}
+	// One guard for greeting, EHLO, STARTTLS, handshake and EHLO: go-smtp
+	// greets inside NewClientStartTLS, before CommandTimeout can be set.
+	w := dc.watch(ctx, d.cfg.Timeout)
+	err = d.hello(dc)
+	if err = firedErr(w.end(), err); err != nil {
+		dc.kill()
+		de := downstreamErr("connect", err)
+		d.logConnectFailure(de)
+		return nil, de
+	}
+	return dc, nil
+}
+
+// hello runs the greeting and EHLO, with STARTTLS in verify mode.
+//
+// In verify mode the EHLO before STARTTLS says "localhost": go-smtp v0.25
+// only offers STARTTLS through NewClientStartTLS, which greets with its
+// default name; the EHLO after TLS carries HeloName.
+func (d *Downstream) hello(dc *downConn) error {
+	if d.tls == nil {
+		dc.c = gosmtp.NewClient(dc.raw)
+		d.setTimeouts(dc.c)
+		return dc.c.Hello(d.cfg.HeloName)
+	}
+	c, err := gosmtp.NewClientStartTLS(dc.raw, d.tls)
+	if err != nil {
+		var se *gosmtp.SMTPError
+		if !errors.As(err, &se) && strings.Contains(err.Error(), "STARTTLS") {
+			// No downgrade: without STARTTLS we do not send (RFC 3207 §4.1
+			// leaves the choice to the client; DESIGN.md asks for verified TLS).
+			return fmt.Errorf("%w: %v", errNoStartTLS, err)
+		}
+		return err
+	}
+	dc.c = c
+	d.setTimeouts(c)
+	if err := c.Hello(d.cfg.HeloName); err != nil { // the TLS handshake happens here
+		return err
+	}
+	if st, ok := c.TLSConnectionState(); !ok || !st.HandshakeComplete || st.Version < tls.VersionTLS12 {
+		return errors.New("downstream TLS not established")
+	}
+	return nil
+}
+
+func (d *Downstream) setTimeouts(c *gosmtp.Client) {
+	c.CommandTimeout = d.cfg.Timeout
+	c.SubmissionTimeout = d.cfg.Timeout
+}
+
+// logConnectFailure logs why a connection could not be set up. No address
+// of a mail user appears here: only the downstream's host:port.
+func (d *Downstream) logConnectFailure(de *DownstreamError) {
+	reason := "protocol"
+	var cv *tls.CertificateVerificationError
+	var re tls.RecordHeaderError
+	switch {
+	case errors.Is(de, errNoStartTLS):
+		reason = "no_starttls"
+		d.log.Error("downstream does not offer STARTTLS; refusing to send without TLS (tls verify)",
+			"downstream", d.cfg.Address, "reason", reason)
+		return
+	case errors.As(de, &cv):
+		reason = "certificate"
+	case errors.As(de, &re):
+		reason = "tls"
+	case errors.Is(de, context.DeadlineExceeded):
+		reason = "timeout"
+	case de.Code != 0:
+		reason = "reply"
+	}
+	d.log.Warn("downstream connect failed", "downstream", d.cfg.Address, "reason", reason,
+		"code", de.Code, "err", de.Err)
+}
+
+// logFailure logs a failed command with its codes; the reply text is not
+// logged (it may name an address: DESIGN.md invariant 1).
+func (d *Downstream) logFailure(de *DownstreamError) {
+	d.log.Info("downstream command failed", "downstream", d.cfg.Address, "stage", de.Stage,
+		"code", de.Code, "enhanced", fmt.Sprintf("%d.%d.%d", de.Enhanced[0], de.Enhanced[1], de.Enhanced[2]),
+		"temporary", errors.Is(de, ErrDownstreamTemp), "err", de.Err)
+}
+
+// Close quits the idle connections. Transactions under way finish; their
+// connections are then closed instead of pooled.
+func (d *Downstream) Close() error {
+	d.mu.Lock()
+	idle := d.idle
+	d.idle, d.closed = nil, true
+	d.mu.Unlock()
+	for _, dc := range idle {
+		d.quit(dc)
+	}
+	return nil
+}
+
+// Txn is one downstream mail transaction, mirrored from one client
+// transaction. It is not safe for concurrent use. Every Txn ends with a Data
+// that returned nil (the connection goes back to the pool) or with Abort.
+type Txn struct {
+	d    *Downstream
+	dc   *downConn
+	done bool
+}
+
+// Rcpt sends RCPT TO. A reply error (*DownstreamError with a Code) concerns
+// this recipient only and the transaction goes on; any other error ends the
+// transaction (the connection is closed).
+func (t *Txn) Rcpt(ctx context.Context, to string) error {
+	if t.done {
+		return downstreamErr("rcpt", errTxnDone)
+	}
+	w := t.dc.watch(ctx, t.d.cfg.Timeout)
+	err := t.dc.c.Rcpt(to, nil)
+	if err = firedErr(w.end(), err); err != nil {
+		de := downstreamErr("rcpt", err)
+		if de.Code == 0 {
+			t.Abort()
+		}
+		t.d.logFailure(de)
+		return de
+	}
+	return nil
+}
+
+// Data sends DATA and streams body (go-smtp's writer dot-stuffs it). It
+// returns nil only after the downstream's 250 for the final dot (DESIGN.md
+// invariant 2). If reading body fails, the transaction is aborted without the
+// final dot and body's error is returned as is (not wrapped, so a
+// *gosmtp.SMTPError such as ErrBareLineEnding keeps its identity). Every other
+// error is a *DownstreamError. The transaction has ended when Data returns.
+func (t *Txn) Data(ctx context.Context, body io.Reader) error {
+	if t.done {
+		return downstreamErr("data", errTxnDone)
+	}
+	w := t.dc.watch(ctx, t.d.cfg.Timeout)
+	wc, err := t.dc.c.Data()
+	if err = firedErr(w.end(), err); err != nil {
+		return t.fail(downstreamErr("data", err))
+	}
+	if err := t.stream(ctx, wc, body); err != nil {
+		return err
+	}
+	// The final dot goes out with the last write deadline; the reply wait is
+	// bounded by the guard (and by SubmissionTimeout).
+	_ = t.dc.raw.SetWriteDeadline(time.Now().Add(t.d.cfg.Timeout))
+	w = t.dc.watch(ctx, t.d.cfg.Timeout)
+	_, err = wc.CloseWithResponse()
+	fired := w.end()
+	if err != nil {
+		return t.fail(downstreamErr("data", firedErr(fired, err)))
+	}
+	t.done = true
+	if fired != nil {
+		// The 250 arrived, then the guard closed the connection: the message
+		// is delivered, the connection is not reusable.
+		return nil
+	}
+	t.d.put(t.dc)
+	return nil
+}
+
+// stream copies body into the DATA writer. A read error aborts and is
+// returned as is; a write error aborts and is a temporary *DownstreamError.
+// Writes get a deadline each; slow reading of body is the inbound side's
+// business, so there is no deadline for the whole copy, only ctx.
+func (t *Txn) stream(ctx context.Context, wc io.Writer, body io.Reader) error {
+	w := t.dc.watch(ctx, 0)
+	buf := make([]byte, streamBufSize)
+	for {
+		n, rerr := body.Read(buf)
+		if rerr != nil && rerr != io.EOF {
+			w.end()
+			t.Abort()
+			t.d.log.Info("downstream data aborted: message read failed", "downstream", t.d.cfg.Address)
+			return rerr
+		}
+		if n > 0 {
+			_ = t.dc.raw.SetWriteDeadline(time.Now().Add(t.d.cfg.Timeout))
+			if _, err := wc.Write(buf[:n]); err != nil {
+				return t.fail(downstreamErr("data", firedErr(w.end(), err)))
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+	}
+	if fired := w.end(); fired != nil {
+		return t.fail(downstreamErr("data", fired))
+	}
+	return nil
+}
+
+// fail aborts the transaction, logs and returns de.
+func (t *Txn) fail(de *DownstreamError) error {
+	t.Abort()
+	t.d.logFailure(de)
+	return de
+}
+
+// Abort ends the transaction by closing the connection: the downstream never
+// sees the final dot, so it holds no message (RFC 5321 §4.1.1.4: data ends
+// only with CRLF "." CRLF). It never returns the connection to the pool. It is
+// a no-op after the end. The DATA writer's Close is never called here: it
+// would send the dot.
+func (t *Txn) Abort() {
+	if t.done {
+		return
+	}
+	t.done = true
+	t.dc.kill()
+}

@@ -1,0 +1,542 @@
+package smtp
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// dsTimeout keeps every downstream test short.
+const dsTimeout = 300 * time.Millisecond
+
+// dsBackend is a go-smtp backend that records what the downstream client
+// makes it see, and can be told to refuse, stall or drop.
+type dsBackend struct {
+	mailErr    error
+	rcptErr    map[string]error
+	dataErr    error
+	dataSleep  time.Duration
+	dropInData bool
+	stop       chan struct{}
+
+	mu       sync.Mutex
+	sessions int // connections accepted
+	conns    []*gosmtp.Conn
+	messages []string
+	dataErrs []error // Data readers that ended without the final dot
+	tlsMail  []bool  // whether each MAIL came over TLS
+}
+
+func (b *dsBackend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !slices.Contains(b.conns, c) { // go-smtp opens a new session after STARTTLS
+		b.sessions++
+		b.conns = append(b.conns, c)
+	}
+	return &dsSession{b: b, c: c}, nil
+}
+
+type dsSession struct {
+	b *dsBackend
+	c *gosmtp.Conn
+}
+
+func (s *dsSession) Mail(string, *gosmtp.MailOptions) error {
+	_, isTLS := s.c.TLSConnectionState()
+	s.b.mu.Lock()
+	s.b.tlsMail = append(s.b.tlsMail, isTLS)
+	s.b.mu.Unlock()
+	return s.b.mailErr
+}
+
+func (s *dsSession) Rcpt(to string, _ *gosmtp.RcptOptions) error { return s.b.rcptErr[to] }
+func (s *dsSession) Reset()                                      {}
+func (s *dsSession) Logout() error                               { return nil }
+
+func (s *dsSession) Data(r io.Reader) error {
+	if s.b.dropInData {
+		_, _ = io.ReadFull(r, make([]byte, 10))
+		_ = s.c.Conn().Close()
+		return errors.New("dropped")
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		s.b.mu.Lock()
+		s.b.dataErrs = append(s.b.dataErrs, err)
+		s.b.mu.Unlock()
+		return err
+	}
+	if s.b.dataSleep > 0 {
+		select {
+		case <-time.After(s.b.dataSleep):
+		case <-s.b.stop:
+		}
+	}
+	if s.b.dataErr != nil {
+		return s.b.dataErr
+	}
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	s.b.messages = append(s.b.messages, string(data))
+	return nil
+}
+
+type dsStats struct {
+	sessions int
+	messages []string
+	dataErrs int
+	tlsMail  []bool
+}
+
+func (b *dsBackend) stats() dsStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return dsStats{b.sessions, append([]string(nil), b.messages...), len(b.dataErrs), append([]bool(nil), b.tlsMail...)}
+}
+
+// closeConns closes the server side of every connection, as a restarted or
+// idle-timing-out server would.
+func (b *dsBackend) closeConns() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		_ = c.Conn().Close()
+	}
+}
+
+// startDS runs a go-smtp server on 127.0.0.1:0; tlsCfg enables STARTTLS.
+func startDS(t *testing.T, b *dsBackend, tlsCfg *tls.Config) string {
+	t.Helper()
+	b.stop = make(chan struct{})
+	s := gosmtp.NewServer(b)
+	s.Domain = "localhost"
+	s.TLSConfig = tlsCfg
+	s.ReadTimeout = 5 * time.Second
+	s.WriteTimeout = 5 * time.Second
+	s.ErrorLog = log.New(io.Discard, "", 0)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(l) }()
+	t.Cleanup(func() {
+		close(b.stop)
+		_ = s.Close()
+	})
+	return l.Addr().String()
+}
+
+// newDS returns a client for addr; mutate adjusts the config.
+func newDS(t *testing.T, addr string, logger *slog.Logger, mutate func(*DownstreamConfig)) *Downstream {
+	t.Helper()
+	cfg := DownstreamConfig{Address: addr, TLS: DownstreamTLSInsecure, HeloName: "proxy.test", Timeout: dsTimeout, PoolSize: 2}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	d, err := NewDownstream(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+func dsCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// send runs one whole transaction.
+func send(ctx context.Context, d *Downstream, body string, rcpts ...string) error {
+	txn, err := d.Begin(ctx, "from@relay.test", nil)
+	if err != nil {
+		return err
+	}
+	for _, r := range rcpts {
+		if err := txn.Rcpt(ctx, r); err != nil {
+			txn.Abort()
+			return err
+		}
+	}
+	return txn.Data(ctx, strings.NewReader(body))
+}
+
+func wantKind(t *testing.T, err, kind error, stage string, code int) *DownstreamError {
+	t.Helper()
+	var de *DownstreamError
+	if !errors.As(err, &de) {
+		t.Fatalf("error %v (%T): want *DownstreamError", err, err)
+	}
+	if !errors.Is(err, kind) || de.Stage != stage || de.Code != code {
+		t.Fatalf("error %v: want kind %v, stage %q, code %d; got stage %q code %d", err, kind, stage, code, de.Stage, de.Code)
+	}
+	return de
+}
+
+const dsBody = "Subject: hi\r\n\r\nline 1\r\n.dot line\r\n..two dots\r\n"
+
+func TestDownstreamPoolReuse(t *testing.T) {
+	b := &dsBackend{}
+	d := newDS(t, startDS(t, b, nil), nil, nil)
+	ctx := dsCtx(t)
+	for i := range 10 {
+		if err := send(ctx, d, dsBody, "a@crm.test"); err != nil {
+			t.Fatalf("transaction %d: %v", i, err)
+		}
+	}
+	st := b.stats()
+	if st.sessions != 1 || len(st.messages) != 10 {
+		t.Fatalf("sessions %d, messages %d: want 1, 10", st.sessions, len(st.messages))
+	}
+	if st.messages[0] != dsBody { // dot-stuffed on the wire, unstuffed by the server
+		t.Fatalf("message %q: want %q", st.messages[0], dsBody)
+	}
+}
+
+func TestDownstreamConcurrent(t *testing.T) {
+	b := &dsBackend{}
+	d := newDS(t, startDS(t, b, nil), nil, nil)
+	ctx := dsCtx(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for range 8 {
+		wg.Go(func() {
+			for range 5 {
+				errs <- send(ctx, d, dsBody, "a@crm.test")
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := b.stats(); len(st.messages) != 40 {
+		t.Fatalf("messages %d: want 40", len(st.messages))
+	}
+	d.mu.Lock()
+	n := len(d.idle)
+	d.mu.Unlock()
+	if n > 2 {
+		t.Fatalf("%d idle connections, pool size 2", n)
+	}
+}
+
+func TestDownstreamRcptRejected(t *testing.T) {
+	b := &dsBackend{rcptErr: map[string]error{"bad@crm.test": &gosmtp.SMTPError{
+		Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "secret upstream text bad@crm.test"}}}
+	d := newDS(t, startDS(t, b, nil), nil, nil)
+	ctx := dsCtx(t)
+	txn, err := d.Begin(ctx, "from@relay.test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Rcpt(ctx, "good@crm.test"); err != nil {
+		t.Fatal(err)
+	}
+	de := wantKind(t, txn.Rcpt(ctx, "bad@crm.test"), ErrDownstreamPerm, "rcpt", 550)
+	if de.Enhanced != (gosmtp.EnhancedCode{5, 1, 1}) || !strings.Contains(de.Reply, "secret") {
+		t.Fatalf("enhanced %v, reply %q", de.Enhanced, de.Reply)
+	}
+	if msg := de.Error(); strings.Contains(msg, "secret") || strings.Contains(msg, "@") || !strings.Contains(msg, "550 5.1.1") {
+		t.Fatalf("Error() = %q: want the code without the downstream text", msg)
+	}
+	var se *gosmtp.SMTPError
+	if errors.As(de, &se) {
+		t.Fatal("the downstream *SMTPError must not be reachable with errors.As")
+	}
+	if err := txn.Data(ctx, strings.NewReader(dsBody)); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.stats(); len(st.messages) != 1 {
+		t.Fatalf("messages %d: want 1", len(st.messages))
+	}
+}
+
+func TestDownstreamMailTemp(t *testing.T) {
+	b := &dsBackend{mailErr: &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "busy"}}
+	d := newDS(t, startDS(t, b, nil), nil, nil)
+	_, err := d.Begin(dsCtx(t), "from@relay.test", nil)
+	wantKind(t, err, ErrDownstreamTemp, "mail", 451)
+	if len(d.idle) != 0 {
+		t.Fatal("a failed Begin must not pool its connection")
+	}
+}
+
+func TestDownstreamDataPerm(t *testing.T) {
+	b := &dsBackend{dataErr: &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "no"}}
+	d := newDS(t, startDS(t, b, nil), nil, nil)
+	wantKind(t, send(dsCtx(t), d, dsBody, "a@crm.test"), ErrDownstreamPerm, "data", 554)
+}
+
+type failingReader struct{ err error }
+
+func (r failingReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestDownstreamBodyFailsMidStream(t *testing.T) {
+	b := &dsBackend{}
+	d := newDS(t, startDS(t, b, nil), nil, nil)
+	ctx := dsCtx(t)
+	txn, err := d.Begin(ctx, "from@relay.test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Rcpt(ctx, "a@crm.test"); err != nil {
+		t.Fatal(err)
+	}
+	head := strings.Repeat("0123456789012345678901234567890123456789\r\n", 500) // 21 KB: surely on the wire
+	body := io.MultiReader(strings.NewReader(head), failingReader{ErrBareLineEnding})
+	if err := txn.Data(ctx, body); err != ErrBareLineEnding {
+		t.Fatalf("Data = %v: want the reader's error, unwrapped", err)
+	}
+	txn.Abort() // idempotent
+	deadline := time.Now().Add(2 * time.Second)
+	for b.stats().dataErrs == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := b.stats(); st.dataErrs != 1 || len(st.messages) != 0 {
+		t.Fatalf("server: %d unfinished DATA, %d messages: want 1, 0", st.dataErrs, len(st.messages))
+	}
+	if len(d.idle) != 0 {
+		t.Fatal("an aborted connection must not be pooled")
+	}
+}
+
+func TestDownstreamStall(t *testing.T) {
+	b := &dsBackend{dataSleep: 3 * time.Second}
+	d := newDS(t, startDS(t, b, nil), nil, nil)
+	start := time.Now()
+	err := send(dsCtx(t), d, dsBody, "a@crm.test")
+	elapsed := time.Since(start)
+	wantKind(t, err, ErrDownstreamTemp, "data", 0)
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("error %v: want a deadline", err)
+	}
+	if elapsed > 3*dsTimeout {
+		t.Fatalf("took %v with timeout %v", elapsed, dsTimeout)
+	}
+}
+
+func TestDownstreamContextCanceled(t *testing.T) {
+	b := &dsBackend{dataSleep: 3 * time.Second}
+	d := newDS(t, startDS(t, b, nil), nil, func(c *DownstreamConfig) { c.Timeout = 5 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := send(ctx, d, dsBody, "a@crm.test")
+	wantKind(t, err, ErrDownstreamTemp, "data", 0)
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Fatalf("took %v: the context deadline was 200ms", elapsed)
+	}
+}
+
+func TestDownstreamDropMidData(t *testing.T) {
+	b := &dsBackend{dropInData: true}
+	d := newDS(t, startDS(t, b, nil), nil, nil)
+	body := strings.Repeat("x", 100) + "\r\n"
+	wantKind(t, send(dsCtx(t), d, body, "a@crm.test"), ErrDownstreamTemp, "data", 0)
+}
+
+func TestDownstreamDeadPooledConn(t *testing.T) {
+	b := &dsBackend{}
+	d := newDS(t, startDS(t, b, nil), nil, nil)
+	ctx := dsCtx(t)
+	if err := send(ctx, d, dsBody, "a@crm.test"); err != nil {
+		t.Fatal(err)
+	}
+	b.closeConns()
+	time.Sleep(20 * time.Millisecond) // let the FIN arrive
+	if err := send(ctx, d, dsBody, "a@crm.test"); err != nil {
+		t.Fatalf("after the pooled connection died: %v", err)
+	}
+	if st := b.stats(); st.sessions != 2 || len(st.messages) != 2 {
+		t.Fatalf("sessions %d, messages %d: want 2, 2", st.sessions, len(st.messages))
+	}
+}
+
+func TestDownstreamDialRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	d := newDS(t, addr, nil, nil)
+	_, err = d.Begin(dsCtx(t), "from@relay.test", nil)
+	wantKind(t, err, ErrDownstreamTemp, "connect", 0)
+}
+
+// syncBuffer is a log sink safe for the client's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestDownstreamVerifyNoStartTLS(t *testing.T) {
+	b := &dsBackend{}
+	var logs syncBuffer
+	d := newDS(t, startDS(t, b, nil), slog.New(slog.NewTextHandler(&logs, nil)),
+		func(c *DownstreamConfig) { c.TLS = DownstreamTLSVerify })
+	_, err := d.Begin(dsCtx(t), "from@relay.test", nil)
+	wantKind(t, err, ErrDownstreamTemp, "connect", 0)
+	if !strings.Contains(logs.String(), "reason=no_starttls") {
+		t.Fatalf("log %q: want reason=no_starttls", logs.String())
+	}
+	if st := b.stats(); len(st.tlsMail) != 0 {
+		t.Fatal("MAIL was sent without TLS")
+	}
+}
+
+// selfSigned returns a server TLS config for 127.0.0.1 and the PEM file of
+// its certificate, to use as CAFile.
+func selfSigned(t *testing.T) (*tls.Config, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "downstream test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, caFile
+}
+
+func TestDownstreamVerifyTLS(t *testing.T) {
+	srvTLS, caFile := selfSigned(t)
+	b := &dsBackend{}
+	addr := startDS(t, b, srvTLS)
+	ctx := dsCtx(t)
+
+	d := newDS(t, addr, nil, func(c *DownstreamConfig) { c.TLS = ""; c.CAFile = caFile }) // "" means verify
+	for range 3 {
+		if err := send(ctx, d, dsBody, "a@crm.test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := b.stats(); len(st.messages) != 3 || st.sessions != 1 || !st.tlsMail[0] || !st.tlsMail[2] {
+		t.Fatalf("messages %d, sessions %d, MAIL over TLS %v", len(st.messages), st.sessions, st.tlsMail)
+	}
+
+	noCA := newDS(t, addr, nil, func(c *DownstreamConfig) { c.TLS = DownstreamTLSVerify })
+	_, err := noCA.Begin(ctx, "from@relay.test", nil)
+	wantKind(t, err, ErrDownstreamTemp, "connect", 0)
+	var cv *tls.CertificateVerificationError
+	if !errors.As(err, &cv) {
+		t.Fatalf("error %v: want a certificate verification error", err)
+	}
+	wrongName := newDS(t, addr, nil, func(c *DownstreamConfig) {
+		c.TLS, c.CAFile, c.ServerName = DownstreamTLSVerify, caFile, "crm.example"
+	})
+	_, err = wrongName.Begin(ctx, "from@relay.test", nil)
+	wantKind(t, err, ErrDownstreamTemp, "connect", 0)
+	if st := b.stats(); len(st.messages) != 3 {
+		t.Fatalf("messages %d: want 3", len(st.messages))
+	}
+}
+
+func TestDownstreamInsecureSkipsStartTLS(t *testing.T) {
+	srvTLS, _ := selfSigned(t)
+	b := &dsBackend{}
+	d := newDS(t, startDS(t, b, srvTLS), nil, nil) // the server offers STARTTLS
+	if err := send(dsCtx(t), d, dsBody, "a@crm.test"); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.stats(); len(st.messages) != 1 || st.tlsMail[0] {
+		t.Fatalf("messages %d, MAIL over TLS %v: want 1 in plain text", len(st.messages), st.tlsMail)
+	}
+}
+
+func TestDownstreamClosed(t *testing.T) {
+	b := &dsBackend{}
+	d := newDS(t, startDS(t, b, nil), nil, nil)
+	if err := send(dsCtx(t), d, dsBody, "a@crm.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.Begin(dsCtx(t), "from@relay.test", nil)
+	wantKind(t, err, ErrDownstreamTemp, "connect", 0)
+}
+
+func TestNewDownstreamConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  DownstreamConfig
+	}{
+		{"no port", DownstreamConfig{Address: "crm.example"}},
+		{"bad tls", DownstreamConfig{Address: "crm.example:25", TLS: "yes"}},
+		{"negative timeout", DownstreamConfig{Address: "crm.example:25", Timeout: -1}},
+		{"negative pool", DownstreamConfig{Address: "crm.example:25", PoolSize: -1}},
+		{"missing ca", DownstreamConfig{Address: "crm.example:25", CAFile: "/nonexistent/ca.pem"}},
+		{"ca with insecure", DownstreamConfig{Address: "crm.example:25", TLS: "insecure", CAFile: "x"}},
+		{"helo with space", DownstreamConfig{Address: "crm.example:25", HeloName: "a b"}},
+	} {
+		if _, err := NewDownstream(tc.cfg, nil); err == nil {
+			t.Errorf("%s: want an error", tc.name)
+		}
+	}
+	d, err := NewDownstream(DownstreamConfig{Address: "crm.example:25"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%s %v %d %v %s", d.cfg.TLS, d.cfg.Timeout, d.cfg.PoolSize, d.tls.MinVersion == tls.VersionTLS12, d.tls.ServerName); got != "verify 30s 8 true crm.example" {
+		t.Fatalf("defaults: %s", got)
+	}
+}
