@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/tokenproxy/tokenproxy/test/vaulttest"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/vault"
@@ -35,14 +33,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func createTransitKey(t *testing.T, srv *vaulttest.Server, name string) {
 	t.Helper()
-	conf := api.DefaultConfig()
-	conf.Address = srv.Addr
-	c, err := api.NewClient(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(srv.RootToken)
-	if _, err := c.Logical().Write("transit/keys/"+name, nil); err != nil {
+	if _, err := rootAPIClient(t, srv).Logical().Write("transit/keys/"+name, nil); err != nil {
 		t.Fatalf("create transit key: %v", err)
 	}
 }

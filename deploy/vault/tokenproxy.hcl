@@ -1,0 +1,39 @@
+# Least-privilege Vault policy for tokenproxy (transit key "tokenproxy" on
+# the mount "transit"; change both names together with keys.vault in the
+# configuration). Apply: vault policy write tokenproxy tokenproxy.hcl
+#
+# The proxy needs exactly these, and test/integration applies this file to
+# a real Vault server, runs the key life cycle under it, and checks that
+# anything else is denied.
+
+# First start: Vault generates the data keys and returns only their
+# wrapped form (no datakey/plaintext grant is needed).
+path "transit/datakey/wrapped/tokenproxy" {
+  capabilities = ["update"]
+}
+
+# Every start: unwrap the stored data keys, once.
+path "transit/decrypt/tokenproxy" {
+  capabilities = ["update"]
+}
+
+# proxy keys rotate: rotate the key encryption key, rewrap the data keys.
+path "transit/keys/tokenproxy/rotate" {
+  capabilities = ["update"]
+}
+path "transit/rewrap/tokenproxy" {
+  capabilities = ["update"]
+}
+
+# proxy keys status: key versions (never key material).
+path "transit/keys/tokenproxy" {
+  capabilities = ["read"]
+}
+
+# Token auth: check the token at start, renew it while running.
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
