@@ -2,7 +2,6 @@ package tokenize
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -176,5 +175,3 @@ func decodeAllForTest(t testing.TB, msg []byte) []byte {
 	})
 	return b.Bytes()
 }
-
-var _ = context.Background

@@ -212,8 +212,8 @@ func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued
 		return iss, err
 	}
 	t, _ := m.opts.Format.Parse(local)
-	m.known.put(a, knownEntry{local: local, version: t.Version, nameTag: rec.nameTag, lastSeen: rec.lastSeen})
-	e, _ := m.known.get(a)
+	e := knownEntry{local: local, version: t.Version, nameTag: rec.nameTag, lastSeen: rec.lastSeen}
+	m.known.put(a, e)
 	return m.knownToken(a, e, displayName)
 }
 

@@ -77,8 +77,12 @@ func runKeysRotate(ctx context.Context, a *app, args []string, o rotateFlags) er
 	}
 	st, _ := kek.Status(ctx)
 	fmt.Fprintf(a.stdout, "key encryption key rotated to v%d; %d data keys rewrapped\n", st.CurrentVersion, n)
-	for p, on := range map[vault.Purpose]bool{vault.PurposeToken: o.tokenKey, vault.PurposeRecord: o.recordKey} {
-		if !on {
+	for _, add := range []struct {
+		p  vault.Purpose
+		on bool
+	}{{vault.PurposeToken, o.tokenKey}, {vault.PurposeRecord, o.recordKey}} {
+		p := add.p
+		if !add.on {
 			continue
 		}
 		v, err := vault.AddVersion(ctx, kek, db, p)

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // cli runs the proxy command in-process with the given data directory.
@@ -208,5 +211,16 @@ func TestRewriteCommand(t *testing.T) {
 	}
 	if code, _, _ := c.runStdin(msg, "rewrite"); code != 2 {
 		t.Fatalf("rewrite without --route: exit %d, want 2", code)
+	}
+}
+
+// TestRewriteLimitDefaultsAgree: policy cannot import tokenize, so the
+// rewriter's limit defaults are written twice; this keeps them equal.
+func TestRewriteLimitDefaultsAgree(t *testing.T) {
+	l := policy.Defaults().Rewrite.Limits
+	got := tokenize.Limits{MaxMessageBytes: l.MaxMessageBytes, MaxHeaderBytes: l.MaxHeaderBytes,
+		MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes}
+	if got != tokenize.DefaultLimits {
+		t.Fatalf("policy defaults %+v, tokenize defaults %+v", got, tokenize.DefaultLimits)
 	}
 }
