@@ -85,8 +85,7 @@ keys:
 }
 
 func TestBinaryWithVault(t *testing.T) {
-	createTransitKey(t, shared, "binary")
-	config := writeVaultConfig(t, shared, "binary")
+	config := writeVaultConfig(t, shared, createTransitKey(t, shared, "binary"))
 	const addr = "Binary.Customer@example.net"
 
 	r := runProxy(t, config, "token", "new", "--name", "Bin Customer", addr)

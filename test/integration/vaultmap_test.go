@@ -31,12 +31,19 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-func createTransitKey(t *testing.T, srv *vaulttest.Server, name string) {
+// createTransitKey creates a transit key with a name no earlier run on the
+// same server used (go test -count=N shares the package's server), and
+// returns that name.
+func createTransitKey(t *testing.T, srv *vaulttest.Server, base string) string {
 	t.Helper()
+	name := fmt.Sprintf("%s-%d", base, keySeq.Add(1))
 	if _, err := rootAPIClient(t, srv).Logical().Write("transit/keys/"+name, nil); err != nil {
 		t.Fatalf("create transit key: %v", err)
 	}
+	return name
 }
+
+var keySeq atomic.Int64
 
 var format = tokenize.Format{Prefix: "t", Domain: "relay.company.example", Length: tokenize.DefaultTokenLength}
 
@@ -107,9 +114,9 @@ func assertResolves(t *testing.T, m *tokenize.Map, tokens map[string]string) {
 }
 
 func TestFirstStartRestartRotate(t *testing.T) {
-	createTransitKey(t, shared, "lifecycle")
+	key := createTransitKey(t, shared, "lifecycle")
 	path := filepath.Join(t.TempDir(), "map.db")
-	first := openVaultMap(t, shared, "lifecycle", path, nil)
+	first := openVaultMap(t, shared, key, path, nil)
 	keys, _ := first.db.WrappedKeys(context.Background())
 	if len(keys) != 2 {
 		t.Fatalf("first start stored %d wrapped keys, want 2", len(keys))
@@ -123,7 +130,7 @@ func TestFirstStartRestartRotate(t *testing.T) {
 	first.close()
 
 	// Restart: the stored keys are unwrapped, earlier tokens resolve.
-	second := openVaultMap(t, shared, "lifecycle", path, nil)
+	second := openVaultMap(t, shared, key, path, nil)
 	assertResolves(t, second.m, tokens)
 
 	// Rotate the transit key, rewrap, add a record key version.
@@ -135,7 +142,7 @@ func TestFirstStartRestartRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	second.close()
-	third := openVaultMap(t, shared, "lifecycle", path, nil)
+	third := openVaultMap(t, shared, key, path, nil)
 	deadline := time.Now().Add(30 * time.Second)
 	for third.m.ReencryptPending() && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -160,9 +167,9 @@ func TestFirstStartRestartRotate(t *testing.T) {
 // TestZeroVaultCallsInSteadyState counts the requests Vault sees across
 // 1,000 Tokenize and Resolve calls after start: none.
 func TestZeroVaultCallsInSteadyState(t *testing.T) {
-	createTransitKey(t, shared, "steady")
+	key := createTransitKey(t, shared, "steady")
 	var count countingTransport
-	vm := openVaultMap(t, shared, "steady", filepath.Join(t.TempDir(), "map.db"), &count)
+	vm := openVaultMap(t, shared, key, filepath.Join(t.TempDir(), "map.db"), &count)
 	atStart := count.n.Load()
 	if atStart == 0 {
 		t.Fatal("the counting transport saw no request at start; the test proves nothing")
@@ -192,9 +199,9 @@ func TestZeroVaultCallsInSteadyState(t *testing.T) {
 // a restart without Vault refuses, naming Vault's address and the cause.
 func TestVaultStoppedAfterStart(t *testing.T) {
 	srv := vaulttest.Start(t)
-	createTransitKey(t, srv, "outage")
+	key := createTransitKey(t, srv, "outage")
 	path := filepath.Join(t.TempDir(), "map.db")
-	vm := openVaultMap(t, srv, "outage", path, nil)
+	vm := openVaultMap(t, srv, key, path, nil)
 	before := tokenizeN(t, vm.m, 10)
 	srv.Kill()
 	ctx := context.Background()
@@ -205,7 +212,7 @@ func TestVaultStoppedAfterStart(t *testing.T) {
 	}
 	vm.close()
 
-	_, err = vault.NewTransit(ctx, vault.TransitConfig{Address: srv.Addr, Key: "outage", Token: srv.RootToken})
+	_, err = vault.NewTransit(ctx, vault.TransitConfig{Address: srv.Addr, Key: key, Token: srv.RootToken})
 	if err == nil || !strings.Contains(err.Error(), srv.Addr) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("NewTransit without Vault = %v; want an error naming %s and the cause", err, srv.Addr)
 	}
