@@ -68,6 +68,9 @@ type SMTP struct {
 	MaxConnectionsPerIP int           `yaml:"max_connections_per_ip"`
 	DownstreamPoolSize  int           `yaml:"downstream_pool_size"`
 	DownstreamTimeout   time.Duration `yaml:"downstream_timeout"`
+	// ShutdownTimeout is how long SIGTERM waits for transactions under
+	// way before aborting them (their downstream never gets the dot).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// RefusalCode is the reply to leak-guard and unscannable refusals:
 	// 554 (permanent) or 451 (the sender retries).
 	RefusalCode int `yaml:"refusal_code"`
@@ -84,5 +87,5 @@ func defaultRoutes(c *Config) {
 	c.SMTP = SMTP{MaxMessageBytes: 50 << 20, MaxRecipients: 100, MaxLineLength: 2000,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute, DataTimeout: 5 * time.Minute,
 		MaxConnections: 200, MaxConnectionsPerIP: 20, DownstreamPoolSize: 8,
-		DownstreamTimeout: 30 * time.Second, RefusalCode: 554}
+		DownstreamTimeout: 30 * time.Second, ShutdownTimeout: 30 * time.Second, RefusalCode: 554}
 }

@@ -1,4 +1,4 @@
-// Command proxy is tokenproxy's single binary: the mail routes (to come),
+// Command proxy is tokenproxy's single binary: the mail routes,
 // the token engine's admin commands, and offline tools.
 //
 // Exit status: 0 success, 1 failure, 2 usage error.
@@ -42,7 +42,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		cmdDemo, cmdCheckConfig, cmdKeysStatus, cmdKeysRotate(),
+		cmdServe, cmdDemo, cmdCheckConfig, cmdKeysStatus, cmdKeysRotate(),
 		cmdTokenNew(), cmdTokenResolve, cmdRewrite(), cmdBackup, cmdRestore,
 	}
 }

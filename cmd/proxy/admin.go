@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Admin listener limits. The admin port serves probes and scrapes only, so
+// everything is small and short: a slow or hostile client cannot hold a
+// connection or make us buffer much.
+const (
+	adminReadHeaderTimeout = 5 * time.Second
+	adminReadTimeout       = 10 * time.Second
+	adminWriteTimeout      = 30 * time.Second
+	adminIdleTimeout       = 60 * time.Second
+	adminMaxHeaderBytes    = 8 << 10
+	// adminScrapeTimeout bounds one /metrics gathering; it is below
+	// adminWriteTimeout so the scraper gets a 503 rather than a cut reply.
+	adminScrapeTimeout = 20 * time.Second
+	// adminScrapesInFlight bounds concurrent /metrics requests.
+	adminScrapesInFlight = 4
+)
+
+// adminServer serves /healthz (200 "ok" while the process runs), /readyz (200
+// "ready" when ready() returns nil, else 503 "not ready" — the cause goes to
+// the log, never to the client, as it may name an address or a secret's
+// path), and /metrics. Everything else is 404 (405 for a known path with a
+// method other than GET or HEAD).
+type adminServer struct {
+	listen string
+	log    *slog.Logger
+	srv    *http.Server
+
+	mu   sync.Mutex
+	ln   net.Listener
+	done chan struct{} // closed when the serving goroutine returns
+
+	ready    func() error
+	notReady atomic.Bool // last /readyz answer was 503; logs only state changes
+}
+
+// newAdminServer builds the admin server on listen (host:port). gatherer is
+// what /metrics exposes. ready is called on every /readyz request, so it must
+// be quick and safe for concurrent use; nil means always ready. log may be nil.
+func newAdminServer(listen string, gatherer prometheus.Gatherer, ready func() error, log *slog.Logger) *adminServer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if ready == nil {
+		ready = func() error { return nil }
+	}
+	s := &adminServer{listen: listen, log: log, ready: ready}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(log.Handler(), slog.LevelError),
+		ErrorHandling:       promhttp.ContinueOnError, // a broken collector must not hide the rest
+		MaxRequestsInFlight: adminScrapesInFlight,
+		Timeout:             adminScrapeTimeout,
+	}))
+
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: adminReadHeaderTimeout,
+		ReadTimeout:       adminReadTimeout,
+		WriteTimeout:      adminWriteTimeout,
+		IdleTimeout:       adminIdleTimeout,
+		MaxHeaderBytes:    adminMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Start listens, so that a bad or busy address fails here rather than in the
+// background, then serves in a goroutine until Shutdown.
+func (s *adminServer) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return fmt.Errorf("admin listener %s: already started", s.listen)
+	}
+	ln, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return fmt.Errorf("admin listener %s: %w", s.listen, err)
+	}
+	s.ln = ln
+	s.done = make(chan struct{})
+	go s.serve(ln, s.done)
+	s.log.Info("admin listener started", "addr", ln.Addr().String())
+	return nil
+}
+
+func (s *adminServer) serve(ln net.Listener, done chan struct{}) {
+	defer close(done)
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("admin listener panicked", "panic", r)
+		}
+	}()
+	if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Error("admin listener stopped", "err", err)
+	}
+}
+
+// Addr is the address actually listened on (useful with port 0), or "" before
+// Start.
+func (s *adminServer) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Shutdown stops accepting, waits for in-flight requests until ctx ends
+// (then closes what is left), and waits for the serving goroutine. It is a
+// no-op before Start.
+func (s *adminServer) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close() // ctx ended first: drop the slow requests
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
+func (s *adminServer) healthz(w http.ResponseWriter, _ *http.Request) {
+	adminWritePlain(w, http.StatusOK, "ok\n")
+}
+
+func (s *adminServer) readyz(w http.ResponseWriter, _ *http.Request) {
+	if err := s.ready(); err != nil {
+		// Probes poll every few seconds: log the transition, not every poll.
+		if !s.notReady.Swap(true) {
+			s.log.Warn("not ready", "err", err)
+		}
+		adminWritePlain(w, http.StatusServiceUnavailable, "not ready\n")
+		return
+	}
+	if s.notReady.Swap(false) {
+		s.log.Info("ready again")
+	}
+	adminWritePlain(w, http.StatusOK, "ready\n")
+}
+
+func adminWritePlain(w http.ResponseWriter, code int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	io.WriteString(w, body)
+}
+
+// newRegistry returns the registry for the proxy's metrics, with the Go
+// runtime and process collectors already registered. It is a fresh registry,
+// not prometheus.DefaultRegisterer, so nothing registers on it by accident
+// (STYLE.md: no package-level mutable globals).
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}

@@ -1,0 +1,104 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/emersion/go-sasl"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
+)
+
+// InboundOptions configures the route from customers to the CRM.
+type InboundOptions struct {
+	Route RouteOptions
+	// Mailboxes maps each public address, normalized, to its CRM intake
+	// address. Only these recipients are accepted: never an open relay.
+	Mailboxes map[string]string
+	Map       *tokenize.Map
+	Rewriter  *tokenize.Rewriter
+	LocalCase tokenize.LocalCase
+	// Internal reports whether a lower-case ASCII domain is the company's
+	// or the CRM's: such senders keep their address.
+	Internal func(domain string) bool
+}
+
+// inboundPolicy tokenizes the envelope sender and the message and accepts
+// only the configured mailboxes.
+type inboundPolicy struct{ o InboundOptions }
+
+// NewInbound returns the inbound route.
+func NewInbound(o InboundOptions) (*Route, error) {
+	if o.Map == nil || o.Rewriter == nil || len(o.Mailboxes) == 0 {
+		return nil, errors.New("smtp: inbound route needs a map, a rewriter and mailboxes")
+	}
+	if o.Internal == nil {
+		o.Internal = func(string) bool { return false }
+	}
+	o.Route.Name = RouteInbound
+	return newRoute(o.Route, &inboundPolicy{o})
+}
+
+// mayMail: customer MTAs use STARTTLS when they can (RFC 3207); it is not
+// required here, as a public MX cannot require it.
+func (p *inboundPolicy) mayMail(*session) error { return nil }
+
+func (p *inboundPolicy) checkSender(from string) error {
+	if from == "" {
+		return nil // the null sender of bounces (RFC 5321 §4.5.5)
+	}
+	if _, err := tokenize.Normalize(from, p.o.LocalCase); err != nil {
+		return fmt.Errorf("%w (%w)", errBadSender, err)
+	}
+	return nil
+}
+
+// sender is the customer's token; internal senders and the null sender are
+// kept. The token is durable before it is returned, so before the message
+// that carries it is relayed (DESIGN.md invariant 3).
+func (p *inboundPolicy) sender(ctx context.Context, s *session, from string) (string, error) {
+	if from == "" {
+		return "", nil
+	}
+	a, err := tokenize.Normalize(from, p.o.LocalCase)
+	if err != nil {
+		return "", fmt.Errorf("%w (%w)", errBadSender, err)
+	}
+	if p.o.Internal(a.Domain) {
+		return a.String(), nil
+	}
+	iss, err := p.o.Map.Tokenize(ctx, from, "")
+	if errors.Is(err, tokenize.ErrAlreadyToken) {
+		return a.String(), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("smtp: tokenize envelope sender: %w", err)
+	}
+	if iss.New {
+		s.r.opts.Metrics.TokensCreated(1)
+	}
+	s.log.Debug("envelope sender tokenized", "token", iss.Local, "new", iss.New)
+	return iss.Address, nil
+}
+
+func (p *inboundPolicy) recipient(_ context.Context, _ *session, to string) (string, error) {
+	a, err := tokenize.Normalize(to, p.o.LocalCase)
+	if err != nil {
+		return "", fmt.Errorf("%w (%w)", errBadRecipient, err)
+	}
+	crm, ok := p.o.Mailboxes[a.String()]
+	if !ok {
+		return "", errRelayDenied
+	}
+	return crm, nil
+}
+
+func (p *inboundPolicy) rewrite(ctx context.Context, _ *session, dst io.Writer, src io.Reader) (*tokenize.Report, error) {
+	return p.o.Rewriter.Inbound(ctx, dst, src)
+}
+
+func (p *inboundPolicy) authMechanisms(*session) []string { return nil }
+
+func (p *inboundPolicy) auth(*session, string) (sasl.Server, error) { return nil, errAuthNotHere }

@@ -1,0 +1,233 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/emersion/go-sasl"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
+)
+
+// OutboundOptions configures the route from the CRM to customers.
+type OutboundOptions struct {
+	Route RouteOptions
+	// Users maps AUTH user names to bcrypt or argon2id hashes.
+	Users map[string]string
+	// Networks may relay without AUTH (still after STARTTLS).
+	Networks []netip.Prefix
+	// AllowedDomains are the lower-case ASCII domains a non-token
+	// recipient may be in.
+	AllowedDomains map[string]bool
+	// RewriteFrom, when set, replaces the address of the From field and
+	// the envelope sender.
+	RewriteFrom string
+	// PublicOf maps each CRM intake address, normalized, to its public
+	// address: sender fields naming the CRM are mapped back to it.
+	PublicOf  map[string]string
+	Map       *tokenize.Map
+	Rewriter  *tokenize.Rewriter
+	LocalCase tokenize.LocalCase
+	// MaxHeaderBytes bounds the header section held back to rewrite the
+	// sender fields.
+	MaxHeaderBytes int
+	// AuthFailureDelay slows password guessing on one connection; default
+	// 1 s, negative for none (tests).
+	AuthFailureDelay time.Duration
+}
+
+// maxAuthFailures closes a session after this many failed AUTHs: a
+// brute-force client must reconnect, and each failure already costs it a
+// password hash.
+const maxAuthFailures = 3
+
+type outboundPolicy struct{ o OutboundOptions }
+
+// NewOutbound returns the outbound route.
+func NewOutbound(o OutboundOptions) (*Route, error) {
+	if o.Map == nil || o.Rewriter == nil {
+		return nil, errors.New("smtp: outbound route needs a map and a rewriter")
+	}
+	if len(o.Users) == 0 && len(o.Networks) == 0 {
+		return nil, errors.New("smtp: outbound route needs auth users or client networks")
+	}
+	if o.AuthFailureDelay == 0 {
+		o.AuthFailureDelay = time.Second
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = tokenize.DefaultLimits.MaxHeaderBytes
+	}
+	o.Route.Name = RouteOutbound
+	return newRoute(o.Route, &outboundPolicy{o})
+}
+
+// mayMail: TLS first, then AUTH or an allowed network (RFC 3207 §4: a
+// server may require TLS; 530 5.7.0 per RFC 3207 and RFC 4954 §6).
+func (p *outboundPolicy) mayMail(s *session) error {
+	if !s.isTLS() {
+		return errNeedTLS
+	}
+	if s.user != "" || p.networkAllowed(s.ip) {
+		return nil
+	}
+	return errNeedAuth
+}
+
+func (p *outboundPolicy) networkAllowed(ip netip.Addr) bool {
+	for _, n := range p.o.Networks {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *outboundPolicy) checkSender(from string) error {
+	if from == "" {
+		return nil
+	}
+	if _, err := tokenize.Normalize(from, p.o.LocalCase); err != nil {
+		return fmt.Errorf("%w (%w)", errBadSender, err)
+	}
+	return nil
+}
+
+// sender is the company address replies go out under: rewrite_from when
+// set, else the public address of a CRM mailbox, else what the CRM gave.
+// The null sender stays null (RFC 5321 §4.5.5).
+func (p *outboundPolicy) sender(_ context.Context, _ *session, from string) (string, error) {
+	if from == "" {
+		return "", nil
+	}
+	if p.o.RewriteFrom != "" {
+		return p.o.RewriteFrom, nil
+	}
+	a, err := tokenize.Normalize(from, p.o.LocalCase)
+	if err != nil {
+		return "", fmt.Errorf("%w (%w)", errBadSender, err)
+	}
+	if pub, ok := p.o.PublicOf[a.String()]; ok {
+		return pub, nil
+	}
+	return from, nil
+}
+
+// recipient resolves a token, or lets a non-token address through in an
+// allowed domain only.
+func (p *outboundPolicy) recipient(ctx context.Context, s *session, to string) (string, error) {
+	a, err := tokenize.Normalize(to, p.o.LocalCase)
+	if err != nil {
+		return "", fmt.Errorf("%w (%w)", errBadRecipient, err)
+	}
+	if a.Domain == p.o.Map.Format().Domain {
+		e, err := p.o.Map.Resolve(ctx, to)
+		if errors.Is(err, tokenize.ErrUnknownToken) {
+			s.r.opts.Metrics.UnknownTokens(RouteOutbound, 1)
+			return "", fmt.Errorf("%w (%w)", errNoSuchUser, err)
+		}
+		if err != nil {
+			return "", fmt.Errorf("smtp: resolve recipient token: %w", err)
+		}
+		s.log.Debug("recipient token resolved", "token", e.Local)
+		return e.Original, nil
+	}
+	if p.o.AllowedDomains[a.Domain] {
+		return a.String(), nil
+	}
+	return "", errRelayDenied
+}
+
+// rewrite detokenizes the message, then maps its sender fields to the
+// company.
+func (p *outboundPolicy) rewrite(ctx context.Context, _ *session, dst io.Writer, src io.Reader) (*tokenize.Report, error) {
+	sw := newSenderRewriter(dst, p.o.MaxHeaderBytes, p.senderField)
+	rep, err := p.o.Rewriter.Outbound(ctx, sw, src)
+	if err != nil {
+		return rep, err
+	}
+	return rep, sw.Close()
+}
+
+// senderField returns the rewrite of one sender field: From becomes
+// rewrite_from when set; in every sender field a CRM mailbox becomes its
+// public address. Display names are kept.
+func (p *outboundPolicy) senderField(field string) tokenize.MailboxFunc {
+	return func(m tokenize.Mailbox) (tokenize.Mailbox, bool, error) {
+		if m.Addr == "" {
+			return m, false, nil
+		}
+		out := m
+		if a, err := tokenize.Normalize(m.Addr, p.o.LocalCase); err == nil {
+			if pub, ok := p.o.PublicOf[a.String()]; ok {
+				out.Addr = pub
+			}
+		}
+		if field == "from" && p.o.RewriteFrom != "" {
+			out.Addr = p.o.RewriteFrom
+		}
+		return out, out != m, nil
+	}
+}
+
+func (p *outboundPolicy) authMechanisms(s *session) []string {
+	if !s.isTLS() || len(p.o.Users) == 0 || s.user != "" {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// auth: never before TLS (RFC 4954 §4: no plaintext passwords in clear).
+func (p *outboundPolicy) auth(s *session, mech string) (sasl.Server, error) {
+	if !s.isTLS() {
+		return nil, errNeedTLS
+	}
+	if len(p.o.Users) == 0 {
+		return nil, errAuthNotHere
+	}
+	check := func(user, password string) error { return p.checkLogin(s, user, password) }
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, user, password string) error {
+			if identity != "" && identity != user {
+				return p.checkLogin(s, "", "") // no proxy authorization
+			}
+			return check(user, password)
+		}), nil
+	case sasl.Login:
+		return newLoginServer(check), nil
+	default:
+		return nil, errAuthMechanism
+	}
+}
+
+// checkLogin verifies a user name and password. A failure costs the same
+// time for an unknown user as for a wrong password, and is slowed down.
+func (p *outboundPolicy) checkLogin(s *session, user, password string) error {
+	hash, ok := p.o.Users[user]
+	good := false
+	if ok {
+		good = CheckPassword(hash, password)
+	} else {
+		DummyCheck(password)
+	}
+	if good {
+		s.user = user
+		s.r.opts.Metrics.AuthAttempt("success")
+		s.log.Info("authenticated", "event", "auth", "user", user)
+		return nil
+	}
+	s.authFailures++
+	s.r.opts.Metrics.AuthAttempt("failure")
+	s.log.Warn("authentication failed", "event", "auth_failed", "failures", s.authFailures, "ip", s.ip.String())
+	if p.o.AuthFailureDelay > 0 {
+		time.Sleep(p.o.AuthFailureDelay)
+	}
+	if s.authFailures >= maxAuthFailures {
+		s.closeSoon()
+	}
+	return s.reply("auth", errAuthFailed)
+}

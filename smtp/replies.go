@@ -1,0 +1,139 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
+)
+
+// This file is the routes' one error boundary (DESIGN.md invariant 5): every
+// error a session returns to go-smtp passes through reply, which turns it
+// into a *gosmtp.SMTPError with our own generic text and the session
+// reference, and logs the details (never an address). go-smtp sends the
+// text of any other error to the client, so nothing else may be returned.
+
+// refusal is a reply decided by policy. It carries the text sent to the
+// client; the session reference is appended by reply.
+type refusal struct {
+	code int
+	enh  gosmtp.EnhancedCode
+	text string
+}
+
+func (r *refusal) Error() string {
+	return fmt.Sprintf("%d %d.%d.%d %s", r.code, r.enh[0], r.enh[1], r.enh[2], r.text)
+}
+
+// Refusals of policy. Their texts are the whole story a client gets.
+var (
+	errRelayDenied   = &refusal{550, gosmtp.EnhancedCode{5, 7, 1}, "Relaying denied"}
+	errNoSuchUser    = &refusal{550, gosmtp.EnhancedCode{5, 1, 1}, "No such recipient"}
+	errBadRecipient  = &refusal{501, gosmtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax"}
+	errBadSender     = &refusal{501, gosmtp.EnhancedCode{5, 1, 7}, "Bad sender address syntax"}
+	errNeedTLS       = &refusal{530, gosmtp.EnhancedCode{5, 7, 0}, "Must issue a STARTTLS command first"}
+	errNeedAuth      = &refusal{530, gosmtp.EnhancedCode{5, 7, 0}, "Authentication required"}
+	errAuthFailed    = &refusal{535, gosmtp.EnhancedCode{5, 7, 8}, "Authentication credentials invalid"}
+	errAuthNotHere   = &refusal{502, gosmtp.EnhancedCode{5, 5, 1}, "AUTH not available on this route"}
+	errAuthMechanism = &refusal{504, gosmtp.EnhancedCode{5, 5, 4}, "Unrecognized authentication mechanism"}
+	errShuttingDown  = &refusal{421, gosmtp.EnhancedCode{4, 3, 2}, "Service shutting down, try again later"}
+	errTxnBroken     = &refusal{451, gosmtp.EnhancedCode{4, 4, 2}, "Connection to the next hop lost, start over"}
+	errUnknownTokens = &refusal{550, gosmtp.EnhancedCode{5, 1, 1}, "Message names an unknown or erased recipient token"}
+	errTooLarge      = &refusal{552, gosmtp.EnhancedCode{5, 3, 4}, "Message exceeds a size or structure limit"}
+)
+
+// reply is the error boundary. stage names the command for the log
+// ("mail", "rcpt", "data", "auth"). It returns nil for nil.
+func (s *session) reply(stage string, err error) error {
+	if err == nil {
+		return nil
+	}
+	code, enh, text, level := s.classify(err)
+	s.log.Log(context.Background(), level, "command refused", "stage", stage, "code", code,
+		"enhanced", fmt.Sprintf("%d.%d.%d", enh[0], enh[1], enh[2]), "err", errText(err))
+	s.r.opts.Metrics.Reply(s.r.opts.Name, code)
+	return &gosmtp.SMTPError{Code: code, EnhancedCode: enh, Message: fmt.Sprintf("%s (session %s)", text, s.ref())}
+}
+
+// classify maps an error to a reply and the log level of its line.
+func (s *session) classify(err error) (int, gosmtp.EnhancedCode, string, slog.Level) {
+	var rf *refusal
+	var de *DownstreamError
+	var se *gosmtp.SMTPError
+	switch {
+	case errors.As(err, &rf):
+		return rf.code, rf.enh, rf.text, slog.LevelInfo
+	case errors.Is(err, ErrBareLineEnding):
+		return ErrBareLineEnding.Code, ErrBareLineEnding.EnhancedCode, ErrBareLineEnding.Message, slog.LevelWarn
+	case errors.Is(err, gosmtp.ErrDataTooLarge), errors.Is(err, tokenize.ErrLimit):
+		return errTooLarge.code, errTooLarge.enh, errTooLarge.text, slog.LevelInfo
+	case errors.Is(err, tokenize.ErrLeak):
+		code, enh := s.refusalCode()
+		return code, enh, "Message refused: it would disclose an address", slog.LevelError
+	case errors.Is(err, tokenize.ErrUnscannable), errors.Is(err, tokenize.ErrMalformedAddress):
+		code, enh := s.refusalCode()
+		return code, enh, "Message refused: content cannot be checked for addresses", slog.LevelWarn
+	case errors.Is(err, tokenize.ErrUnknownToken):
+		return errUnknownTokens.code, errUnknownTokens.enh, errUnknownTokens.text, slog.LevelInfo
+	case errors.As(err, &de):
+		return downstreamReply(de)
+	case errors.As(err, &se) && se.Code >= 400:
+		// A go-smtp sentinel (ErrDataReset, ErrDataTooLarge variants):
+		// its text is the library's own, with no data of ours.
+		return se.Code, se.EnhancedCode, se.Message, slog.LevelInfo
+	case errors.Is(err, context.Canceled):
+		return 421, gosmtp.EnhancedCode{4, 3, 2}, "Service shutting down, try again later", slog.LevelInfo
+	default:
+		// Unknown failure is temporary (Vault, bbolt, timeouts): the
+		// sender retries, nothing is lost (DESIGN.md invariant 3).
+		return 451, gosmtp.EnhancedCode{4, 3, 0}, "Temporary local problem, try again later", slog.LevelError
+	}
+}
+
+// refusalCode is the configured reply to leak-guard and unscannable
+// refusals: 554 5.6.0 by default, 451 4.6.0 when the sender should retry.
+func (s *session) refusalCode() (int, gosmtp.EnhancedCode) {
+	if s.r.opts.Limits.RefusalCode == 451 {
+		return 451, gosmtp.EnhancedCode{4, 6, 0}
+	}
+	return 554, gosmtp.EnhancedCode{5, 6, 0}
+}
+
+// downstreamReply maps a downstream failure (DESIGN.md invariant 2): 4xx,
+// timeout or a lost connection → 451 4.4.x; 5xx → the same code with our
+// own text, so the sender's bounce is right without echoing the next hop.
+func downstreamReply(de *DownstreamError) (int, gosmtp.EnhancedCode, string, slog.Level) {
+	if errors.Is(de, ErrDownstreamPerm) && de.Code >= 500 && de.Code <= 599 {
+		enh := de.Enhanced
+		if enh[0] != 5 {
+			enh = gosmtp.EnhancedCode{5, 0, 0}
+		}
+		return de.Code, enh, "Refused by the next hop", slog.LevelInfo
+	}
+	switch {
+	case de.Code != 0:
+		return 451, gosmtp.EnhancedCode{4, 4, 0}, "Next hop temporarily refused, try again later", slog.LevelInfo
+	case isTimeout(de):
+		return 451, gosmtp.EnhancedCode{4, 4, 1}, "Next hop did not answer in time, try again later", slog.LevelWarn
+	default:
+		return 451, gosmtp.EnhancedCode{4, 4, 2}, "Connection to the next hop failed, try again later", slog.LevelWarn
+	}
+}
+
+// isTimeout: our guard's deadline, or a socket or client deadline.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
+// errText is an error's text for the log. Errors of this project never
+// carry addresses (tokenize.AddressError, DownstreamError keep them out),
+// so the text is logged as is.
+func errText(err error) string { return err.Error() }

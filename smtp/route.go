@@ -1,0 +1,204 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/tokenize"
+)
+
+// Route names.
+const (
+	RouteInbound  = "inbound"
+	RouteOutbound = "outbound"
+)
+
+// RouteOptions is what both routes share: the listener's identity, its
+// limits, and where it relays.
+type RouteOptions struct {
+	Name       string      // RouteInbound or RouteOutbound
+	Hostname   string      // greeting, EHLO and Received name
+	TLS        *tls.Config // STARTTLS; required (see ServerTLSConfig)
+	Limits     policy.SMTP // every limit set and positive (policy validates)
+	Downstream *Downstream
+	Limiter    *ConnLimiter // shared by both routes; nil: no connection limits
+	Metrics    *Metrics     // nil: none
+	Log        *slog.Logger
+}
+
+// routePolicy is what differs between the two routes.
+type routePolicy interface {
+	// mayMail refuses a transaction the session may not start (TLS, AUTH).
+	mayMail(s *session) error
+	// checkSender validates the envelope sender at MAIL time.
+	checkSender(from string) error
+	// sender returns the downstream envelope sender, at the first
+	// accepted recipient (so refused relay attempts create no token).
+	sender(ctx context.Context, s *session, from string) (string, error)
+	// recipient returns the downstream recipient for to, or a refusal.
+	recipient(ctx context.Context, s *session, to string) (string, error)
+	// rewrite streams the message from src to dst.
+	rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*tokenize.Report, error)
+	// authMechanisms and auth implement SMTP AUTH (RFC 4954); a route
+	// without AUTH returns nil and errAuthNotHere.
+	authMechanisms(s *session) []string
+	auth(s *session, mech string) (sasl.Server, error)
+}
+
+// Route is one SMTP listener and its sessions.
+type Route struct {
+	opts   RouteOptions
+	policy routePolicy
+	srv    *gosmtp.Server
+	ln     net.Listener
+
+	// ctx is cancelled when a shutdown's deadline passes: transactions
+	// still under way are aborted (the downstream never sees their dot).
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	conns    map[*routeConn]struct{}
+	draining bool
+}
+
+func newRoute(opts RouteOptions, p routePolicy) (*Route, error) {
+	if opts.TLS == nil || opts.Downstream == nil {
+		return nil, errors.New("smtp: route needs TLS and a downstream")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	opts.Log = opts.Log.With("route", opts.Name)
+	r := &Route{opts: opts, policy: p, conns: map[*routeConn]struct{}{}}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.srv = r.newServer()
+	return r, nil
+}
+
+// newServer configures go-smtp. Its zero values mean unlimited, so every
+// limit is set (DESIGN.md invariant 4).
+func (r *Route) newServer() *gosmtp.Server {
+	l := r.opts.Limits
+	s := gosmtp.NewServer(backend{r})
+	s.Domain = r.opts.Hostname
+	s.TLSConfig = r.opts.TLS
+	s.MaxMessageBytes = l.MaxMessageBytes
+	s.MaxRecipients = l.MaxRecipients
+	s.MaxLineLength = l.MaxLineLength
+	s.ReadTimeout = l.ReadTimeout
+	s.WriteTimeout = l.WriteTimeout
+	s.EnableSMTPUTF8 = true // RFC 6531; the rewriter handles UTF-8 headers
+	// REQUIRETLS (RFC 8689) is not offered: we cannot promise it for the
+	// whole path. BINARYMIME is not offered: the rewriter needs lines.
+	s.EnableREQUIRETLS = false
+	s.EnableBINARYMIME = false
+	// AUTH before STARTTLS reaches our Auth, which answers 530 5.7.0
+	// (go-smtp's own answer would be 523); it is never advertised there.
+	s.AllowInsecureAuth = true
+	s.ErrorLog = log.New(slogWriter{r.opts.Log}, "", 0)
+	return s
+}
+
+// Listen binds the route's address, so a bad address fails at start.
+func (r *Route) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("smtp: %s route: listen %s: %w", r.opts.Name, addr, err)
+	}
+	if r.opts.Limiter != nil {
+		ln = r.opts.Limiter.Listener(ln, r.opts.Hostname, r.opts.Metrics.ConnectionRefused)
+	}
+	r.ln = &routeListener{Listener: ln, r: r}
+	return nil
+}
+
+// Addr is the bound address (after Listen).
+func (r *Route) Addr() net.Addr { return r.ln.Addr() }
+
+// Serve accepts connections until Shutdown. It returns nil after Shutdown.
+func (r *Route) Serve() error {
+	r.opts.Log.Info("listening", "event", "listen", "addr", r.ln.Addr().String())
+	err := r.srv.Serve(r.ln)
+	if errors.Is(err, gosmtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, closes idle connections, lets transactions
+// under way finish, and when ctx ends aborts those left (their downstream
+// transactions end without the final dot: nothing partial is delivered).
+func (r *Route) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.draining = true
+	var idle []*routeConn
+	for c := range r.conns {
+		if !c.busy {
+			idle = append(idle, c)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range idle {
+		c.closeWith421(r.opts.Hostname)
+	}
+	err := r.srv.Shutdown(ctx)
+	if err != nil && !errors.Is(err, gosmtp.ErrServerClosed) {
+		r.opts.Log.Warn("shutdown deadline passed; aborting transactions under way", "event", "shutdown_abort")
+		r.cancel()
+		r.srv.Close()
+		return fmt.Errorf("smtp: %s route: %w", r.opts.Name, err)
+	}
+	r.cancel()
+	return nil
+}
+
+// Close stops the route at once.
+func (r *Route) Close() error {
+	r.cancel()
+	return r.srv.Close()
+}
+
+func (r *Route) isDraining() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.draining
+}
+
+// backend creates sessions for go-smtp.
+type backend struct{ r *Route }
+
+func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+	return b.r.newSession(c), nil
+}
+
+// slogWriter carries go-smtp's own log lines (connection errors, panics)
+// into slog. They hold remote IPs and library errors, no message data.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Warn("smtp server", "event", "smtp_library", "detail", string(trimNL(p)))
+	return len(p), nil
+}
+
+func trimNL(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+// shutdownWriteTimeout bounds the 421 written to an idle client at shutdown.
+const shutdownWriteTimeout = 2 * time.Second

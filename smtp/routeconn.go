@@ -1,0 +1,124 @@
+package smtp
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// routeListener registers every accepted connection with its route, so
+// that a shutdown can find the idle ones and each session has an ID that
+// survives STARTTLS (go-smtp starts a new Session after it).
+type routeListener struct {
+	net.Listener
+	r *Route
+}
+
+func (l *routeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	rc := &routeConn{Conn: c, r: l.r, id: newSessionID(), opened: time.Now()}
+	l.r.mu.Lock()
+	draining := l.r.draining
+	if !draining {
+		l.r.conns[rc] = struct{}{}
+	}
+	l.r.mu.Unlock()
+	if draining {
+		rc.Close()
+		return rc, nil // go-smtp's first write fails and it drops the conn
+	}
+	l.r.opts.Metrics.ConnectionOpened(l.r.opts.Name)
+	return rc, nil
+}
+
+// routeConn is an accepted connection with the state a shutdown needs.
+type routeConn struct {
+	net.Conn
+	r      *Route
+	id     string
+	opened time.Time
+
+	mu   sync.Mutex
+	busy bool         // a transaction is under way
+	sc   *gosmtp.Conn // set by the first session
+	once sync.Once
+}
+
+// Close closes the connection and unregisters it (idempotent).
+func (c *routeConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.r.mu.Lock()
+		_, registered := c.r.conns[c]
+		delete(c.r.conns, c)
+		c.r.mu.Unlock()
+		if registered {
+			c.r.opts.Metrics.ConnectionClosed(c.r.opts.Name)
+		}
+	})
+	return err
+}
+
+// setBusy marks a transaction under way. When it ends while the route
+// drains, the connection is closed: the reply was already written.
+func (c *routeConn) setBusy(busy bool) {
+	c.r.mu.Lock()
+	c.busy = busy
+	draining := c.r.draining
+	c.r.mu.Unlock()
+	if !busy && draining {
+		c.closeWith421(c.r.opts.Hostname)
+	}
+}
+
+// closeWith421 tells an idle client we are going away (RFC 5321 §3.8) and
+// closes. go-smtp is blocked reading the next command, so writing here
+// does not interleave with its replies; a TLS connection is written
+// through its tls.Conn.
+func (c *routeConn) closeWith421(host string) {
+	var w net.Conn = c.Conn
+	c.mu.Lock()
+	if c.sc != nil {
+		if tc, ok := c.sc.Conn().(*tls.Conn); ok {
+			w = tc
+		}
+	}
+	c.mu.Unlock()
+	_ = w.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
+	fmt.Fprintf(w, "421 4.3.2 %s Service shutting down, try again later\r\n", host)
+	c.Close()
+}
+
+func (c *routeConn) setSMTPConn(sc *gosmtp.Conn) {
+	c.mu.Lock()
+	c.sc = sc
+	c.mu.Unlock()
+}
+
+// connOf finds the routeConn under a go-smtp connection (it may be wrapped
+// by tls.Server after STARTTLS).
+func connOf(sc *gosmtp.Conn) *routeConn {
+	nc := sc.Conn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	rc, _ := nc.(*routeConn)
+	return rc
+}
+
+// newSessionID returns 12 hex characters: enough to find one session's
+// log lines among millions, short enough to read over the phone.
+func newSessionID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
