@@ -110,7 +110,7 @@ func (c *CertStore) Leaf() *x509.Certificate {
 // ServerTLSConfig returns the listeners' TLS configuration. TLS 1.0 and 1.1
 // are refused (RFC 8996). Cipher suites and curves stay Go's defaults, which
 // are modern; restricting them further would push old sending MTAs back to
-// plain text, since STARTTLS on port 25 is opportunistic (RFC 3207 §4).
+// plain text, since STARTTLS between MTAs is opportunistic (RFC 7435).
 func ServerTLSConfig(c *CertStore) *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,

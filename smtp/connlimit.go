@@ -54,10 +54,12 @@ func (l *ConnLimiter) Open() int {
 
 // Listener wraps inner so that Accept only returns connections within the
 // limits. A connection over a limit gets "421 4.7.0 <host> Too many
-// connections, try again later" and is closed (RFC 5321 §3.8 and §4.2.5: a
-// server unable to serve replies 421 and closes the channel; RFC 3463 4.7.0:
-// temporary, security or policy status); onRefuse, if not nil, is then called
-// with RefuseTotal or RefusePerIP. The counts are released when the returned
+// connections, try again later" and is closed (RFC 5321 §3.8 and §4.2.3: 421
+// "Service not available, closing transmission channel" is the one reply
+// after which a server may close first; RFC 3463 4.7.0: temporary, security
+// or policy status); onRefuse, if not nil, is then called
+// with RefuseTotal or RefusePerIP on the accepting goroutine, so it must be
+// quick (a metric increment). The counts are released when the returned
 // connection is closed. Client addresses are never logged here.
 func (l *ConnLimiter) Listener(inner net.Listener, host string, onRefuse func(reason string)) net.Listener {
 	return &limitListener{

@@ -45,7 +45,15 @@ type OutboundOptions struct {
 // password hash.
 const maxAuthFailures = 3
 
-type outboundPolicy struct{ o OutboundOptions }
+type outboundPolicy struct {
+	o OutboundOptions
+	// checks bounds the password hashes computed at once: each argon2id
+	// check may take tens of MiB, and AUTH floods must not exhaust memory.
+	checks chan struct{}
+}
+
+// maxConcurrentChecks is the number of password checks run at once.
+const maxConcurrentChecks = 4
 
 // NewOutbound returns the outbound route.
 func NewOutbound(o OutboundOptions) (*Route, error) {
@@ -55,6 +63,11 @@ func NewOutbound(o OutboundOptions) (*Route, error) {
 	if len(o.Users) == 0 && len(o.Networks) == 0 {
 		return nil, errors.New("smtp: outbound route needs auth users or client networks")
 	}
+	for name, hash := range o.Users {
+		if err := ValidatePasswordHash(hash); err != nil {
+			return nil, fmt.Errorf("smtp: auth user %q: %w", name, err)
+		}
+	}
 	if o.AuthFailureDelay == 0 {
 		o.AuthFailureDelay = time.Second
 	}
@@ -62,7 +75,7 @@ func NewOutbound(o OutboundOptions) (*Route, error) {
 		o.MaxHeaderBytes = tokenize.DefaultLimits.MaxHeaderBytes
 	}
 	o.Route.Name = RouteOutbound
-	return newRoute(o.Route, &outboundPolicy{o})
+	return newRoute(o.Route, &outboundPolicy{o: o, checks: make(chan struct{}, maxConcurrentChecks)})
 }
 
 // mayMail: TLS first, then AUTH or an allowed network (RFC 3207 §4: a
@@ -207,14 +220,7 @@ func (p *outboundPolicy) auth(s *session, mech string) (sasl.Server, error) {
 // checkLogin verifies a user name and password. A failure costs the same
 // time for an unknown user as for a wrong password, and is slowed down.
 func (p *outboundPolicy) checkLogin(s *session, user, password string) error {
-	hash, ok := p.o.Users[user]
-	good := false
-	if ok {
-		good = CheckPassword(hash, password)
-	} else {
-		DummyCheck(password)
-	}
-	if good {
+	if p.passwordOK(user, password) {
 		s.user = user
 		s.r.opts.Metrics.AuthAttempt("success")
 		s.log.Info("authenticated", "event", "auth", "user", user)
@@ -230,4 +236,16 @@ func (p *outboundPolicy) checkLogin(s *session, user, password string) error {
 		s.closeSoon()
 	}
 	return s.reply("auth", errAuthFailed)
+}
+
+// passwordOK checks one password, at most maxConcurrentChecks at a time.
+func (p *outboundPolicy) passwordOK(user, password string) bool {
+	p.checks <- struct{}{}
+	defer func() { <-p.checks }()
+	hash, ok := p.o.Users[user]
+	if !ok {
+		DummyCheck(password)
+		return false
+	}
+	return CheckPassword(hash, password)
 }

@@ -52,21 +52,33 @@ var dummySalt = []byte("tokenproxy-dummy")
 //	$argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<tag>
 //
 // with salt and tag in unpadded standard base64. The tag is compared in
-// constant time. A malformed hash, or one with parameters beyond the bounds
-// above, never matches.
+// constant time. A hash that ValidatePasswordHash refuses (malformed, or with
+// parameters beyond the bounds above) never matches.
 func CheckPassword(hash, password string) bool {
-	switch {
-	case strings.HasPrefix(hash, "$argon2id$"):
-		p, err := parseArgon2id(hash)
-		if err != nil {
-			return false
-		}
-		tag := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.tag)))
-		return subtle.ConstantTimeCompare(tag, p.tag) == 1
-	case isBcrypt(hash):
-		return checkBcrypt(hash, password)
+	if isBcrypt(hash) {
+		return validateBcrypt(hash) == nil &&
+			bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 	}
-	return false
+	p, err := parseArgon2id(hash)
+	if err != nil {
+		return false
+	}
+	tag := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.tag)))
+	return subtle.ConstantTimeCompare(tag, p.tag) == 1
+}
+
+// ValidatePasswordHash reports why CheckPassword would never accept hash, so
+// the configuration can be refused at load instead of every AUTH failing.
+// The error names the format or parameter at fault, never the salt or hash.
+func ValidatePasswordHash(hash string) error {
+	if isBcrypt(hash) {
+		return validateBcrypt(hash)
+	}
+	if strings.HasPrefix(hash, "$argon2id$") {
+		_, err := parseArgon2id(hash)
+		return err
+	}
+	return errors.New("password hash: not argon2id ($argon2id$...) or bcrypt ($2a$, $2b$, $2y$)")
 }
 
 // HashPassword returns an Argon2id PHC string for password (m=65536, t=3,
@@ -186,13 +198,16 @@ func isBcrypt(hash string) bool {
 	return false
 }
 
-// checkBcrypt compares password with a bcrypt hash whose cost is within
-// maxBcryptCost. Like every bcrypt implementation it looks at the first 72
-// bytes of the password only.
-func checkBcrypt(hash, password string) bool {
+// validateBcrypt checks the form of a bcrypt hash and bounds its cost. Like
+// every bcrypt implementation, the check reads the first 72 bytes of a
+// password only.
+func validateBcrypt(hash string) error {
 	cost, err := bcrypt.Cost([]byte(hash))
-	if err != nil || cost > maxBcryptCost {
-		return false
+	if err != nil {
+		return fmt.Errorf("bcrypt: %w", err)
 	}
-	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+	if cost > maxBcryptCost {
+		return fmt.Errorf("bcrypt: cost %d above the limit %d", cost, maxBcryptCost)
+	}
+	return nil
 }

@@ -113,6 +113,7 @@ func TestCheckPasswordMalformed(t *testing.T) {
 			if CheckPassword(tt.hash, "password") || CheckPassword(tt.hash, "U*U") {
 				t.Errorf("malformed hash %q matched", tt.hash)
 			}
+			pwExpectInvalid(t, tt.hash)
 		})
 	}
 }
@@ -142,6 +143,7 @@ func TestCheckPasswordOversizeParameters(t *testing.T) {
 			if CheckPassword(tt.hash, "password") {
 				t.Error("oversize hash matched")
 			}
+			pwExpectInvalid(t, tt.hash)
 			if d := time.Since(start); d > 100*time.Millisecond {
 				t.Errorf("refusing took %v: the work was done before the bounds check", d)
 			}
@@ -151,6 +153,37 @@ func TestCheckPasswordOversizeParameters(t *testing.T) {
 	edge := strings.Replace(good, "m=256,t=2,p=1", "m=1048576,t=16,p=16", 1)
 	if _, err := parseArgon2id(edge); err != nil {
 		t.Errorf("parameters at the bounds refused: %v", err)
+	}
+}
+
+// pwExpectInvalid checks that ValidatePasswordHash refuses hash without
+// echoing its salt or hash fields.
+func pwExpectInvalid(t *testing.T, hash string) {
+	t.Helper()
+	err := ValidatePasswordHash(hash)
+	if err == nil {
+		t.Fatalf("ValidatePasswordHash(%q) = nil", hash)
+	}
+	for _, secret := range []string{"c29tZXNhbHQ", "nf65EOgLrQMR", "CCCCCCCCCCCCCCCC"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error %q echoes the hash", err)
+		}
+	}
+}
+
+func TestValidatePasswordHashAccepts(t *testing.T) {
+	own, err := HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes := []string{own, pwBcryptVectors[0].hash, "$2y$" + pwBcryptVectors[0].hash[4:]}
+	for _, v := range pwReferenceVectors {
+		hashes = append(hashes, v.hash)
+	}
+	for _, h := range hashes {
+		if err := ValidatePasswordHash(h); err != nil {
+			t.Errorf("ValidatePasswordHash(%q): %v", h, err)
+		}
 	}
 }
 

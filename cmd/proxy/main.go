@@ -42,7 +42,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		cmdServe, cmdDemo, cmdCheckConfig, cmdKeysStatus, cmdKeysRotate(),
+		cmdServe, cmdDemo, cmdCheckConfig, cmdHashPassword, cmdKeysStatus, cmdKeysRotate(),
 		cmdTokenNew(), cmdTokenResolve, cmdRewrite(), cmdBackup, cmdRestore,
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/smtp"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -233,5 +234,17 @@ func TestRewriteLimitDefaultsAgree(t *testing.T) {
 		MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes}
 	if got != tokenize.DefaultLimits {
 		t.Fatalf("policy defaults %+v, tokenize defaults %+v", got, tokenize.DefaultLimits)
+	}
+}
+
+func TestHashPassword(t *testing.T) {
+	c := newCLI(t)
+	code, out, errs := c.runStdin("correct horse battery\n", "hash-password")
+	hash := strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(hash, "$argon2id$v=19$") || !smtp.CheckPassword(hash, "correct horse battery") {
+		t.Fatalf("hash-password: exit %d, printed %q, %s", code, out, errs)
+	}
+	if code, _, errs := c.runStdin("short\n", "hash-password"); code != 1 || !strings.Contains(errs, "too short") {
+		t.Fatalf("short password: exit %d, %s", code, errs)
 	}
 }
