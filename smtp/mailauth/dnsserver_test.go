@@ -1,0 +1,154 @@
+package mailauth
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// testDNS is an authoritative DNS server on loopback (UDP and TCP on one
+// port) serving the TXT and A records a test sets.
+type testDNS struct {
+	Addr string
+
+	mu       sync.Mutex
+	txt      map[string][]string // lower-case FQDN → records (values joined)
+	a        map[string][]net.IP
+	servfail map[string]bool
+}
+
+// startDNS starts a server, stopped when the test ends.
+func startDNS(t *testing.T) *testDNS {
+	t.Helper()
+	z := &testDNS{txt: map[string][]string{}, a: map[string][]net.IP{}, servfail: map[string]bool{}}
+	pc, ln := listenSamePort(t)
+	udp := &dns.Server{PacketConn: pc, Handler: z}
+	tcp := &dns.Server{Listener: ln, Handler: z}
+	for _, s := range []*dns.Server{udp, tcp} {
+		started := make(chan struct{})
+		s.NotifyStartedFunc = func() { close(started) }
+		go s.ActivateAndServe()
+		<-started
+		t.Cleanup(func() { s.Shutdown() })
+	}
+	z.Addr = pc.LocalAddr().String()
+	return z
+}
+
+// listenSamePort opens UDP and TCP sockets on the same loopback port.
+func listenSamePort(t *testing.T) (net.PacketConn, net.Listener) {
+	t.Helper()
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
+		}
+		pc.Close()
+	}
+	t.Fatal("no loopback port free for both UDP and TCP")
+	return nil, nil
+}
+
+// TXT sets the TXT records of name (replacing earlier ones).
+func (z *testDNS) TXT(name string, values ...string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.txt[dns.Fqdn(strings.ToLower(name))] = values
+}
+
+// Remove deletes the TXT records of name.
+func (z *testDNS) Remove(name string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	delete(z.txt, dns.Fqdn(strings.ToLower(name)))
+}
+
+// A sets the A records of name.
+func (z *testDNS) A(name string, ips ...string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, ip := range ips {
+		z.a[dns.Fqdn(strings.ToLower(name))] = append(z.a[dns.Fqdn(strings.ToLower(name))], net.ParseIP(ip))
+	}
+}
+
+// ServFail makes every question about name answer SERVFAIL.
+func (z *testDNS) ServFail(name string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.servfail[dns.Fqdn(strings.ToLower(name))] = true
+}
+
+func (z *testDNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	if len(req.Question) == 1 {
+		z.answer(m, req.Question[0])
+	}
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+		size := dns.MinMsgSize
+		if o := req.IsEdns0(); o != nil {
+			size = int(o.UDPSize())
+		}
+		m.Truncate(size) // sets TC when it does not fit: the client retries over TCP
+	}
+	w.WriteMsg(m)
+}
+
+func (z *testDNS) answer(m *dns.Msg, q dns.Question) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	name := strings.ToLower(q.Name)
+	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: 60, Rrtype: q.Qtype}
+	_, hasTXT := z.txt[name]
+	_, hasA := z.a[name]
+	switch {
+	case z.servfail[name]:
+		m.Rcode = dns.RcodeServerFailure
+	case q.Qtype == dns.TypeTXT && hasTXT:
+		for _, v := range z.txt[name] {
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: splitTXT(v)})
+		}
+	case q.Qtype == dns.TypeA && hasA:
+		for _, ip := range z.a[name] {
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: ip})
+		}
+	case hasTXT || hasA:
+		// the name exists, without records of this type: NODATA
+	default:
+		m.Rcode = dns.RcodeNameError
+	}
+}
+
+// blackholeDNS returns the address of a UDP "server" that reads queries and
+// never answers, for timeouts.
+func blackholeDNS(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// testTimeout is the per-look-up timeout of resolvers pointed at the
+// blackhole: short, so the timeout tests stay fast.
+const testTimeout = 300 * time.Millisecond

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs the independent DKIM implementations the mailauth tests check our
+# signatures and our verifier against, when missing:
+#   Mail::DKIM  (Debian package libmail-dkim-perl) with Net::DNS
+#               (libnet-dns-perl): rsa-sha256. Bookworm's Mail::DKIM
+#               1.20230212 predates ed25519 support (added in 1.20230630).
+#   dkimpy      (python3-dkim, with python3-nacl and python3-dnspython):
+#               ed25519-sha256 (RFC 8463).
+#
+# Debian's own interpreters are used (/usr/bin/perl, /usr/bin/python3): a
+# python3 earlier in PATH (pyenv, a venv) does not see Debian's modules.
+#
+# Idempotent: prints "already installed" and changes nothing when all are
+# there. Needs root, or password-less sudo. Called by the package's tests
+# (installTools in perl_test.go) under a file lock in
+# os.UserCacheDir()/tokenproxy; safe to run by hand.
+set -euo pipefail
+
+packages=(libmail-dkim-perl libnet-dns-perl python3-dkim python3-nacl python3-dnspython)
+modules=(Mail::DKIM::Verifier Mail::DKIM::Signer Net::DNS::Resolver)
+python_modules=(dkim nacl.signing dns.resolver)
+
+say() { printf 'install-tools.sh: %s\n' "$*"; }
+die() { printf 'install-tools.sh: error: %s\n' "$*" >&2; exit 1; }
+
+have_modules() {
+	local m
+	for m in "${modules[@]}"; do
+		/usr/bin/perl -M"$m" -e1 2>/dev/null || return 1
+	done
+	for m in "${python_modules[@]}"; do
+		/usr/bin/python3 -c "import $m" 2>/dev/null || return 1
+	done
+}
+
+if have_modules; then
+	say "already installed: ${packages[*]}"
+	exit 0
+fi
+
+command -v apt-get >/dev/null || die "apt-get not found: install Perl ${modules[*]} and Python ${python_modules[*]} with your system's package manager"
+
+if [ "$(id -u)" -eq 0 ]; then
+	as_root() { "$@"; }
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+	as_root() { sudo -n "$@"; }
+else
+	die "installing ${packages[*]} needs root or password-less sudo; run $0 once as root"
+fi
+
+apt_get() { as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+
+say "installing: ${packages[*]}"
+if ! out=$(apt_get install -y -q --no-install-recommends "${packages[@]}" 2>&1); then
+	# Missing or stale package lists are the usual cause.
+	say "apt-get install failed; apt-get update and retry"
+	apt_get update -q >/dev/null 2>&1 || true
+	out=$(apt_get install -y -q --no-install-recommends "${packages[@]}" 2>&1) ||
+		{ printf '%s\n' "$out" >&2; die "apt-get install ${packages[*]} failed (after apt-get update)"; }
+fi
+have_modules || die "modules still missing after installing ${packages[*]}: Perl ${modules[*]}, Python ${python_modules[*]}"
+say "installed: ${packages[*]}"

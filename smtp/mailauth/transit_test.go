@@ -1,0 +1,116 @@
+package mailauth
+
+import (
+	"context"
+	"crypto"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/tokenproxy/tokenproxy/test/vaulttest"
+)
+
+func vaultClient(t *testing.T, srv *vaulttest.Server) *vaultapi.Client {
+	t.Helper()
+	conf := vaultapi.DefaultConfig()
+	conf.Address = srv.Addr
+	c, err := vaultapi.NewClient(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(srv.RootToken)
+	return c
+}
+
+var transitKeySeq atomic.Int32
+
+// createTransitKey creates a transit key of a type under a name no other
+// test run on this server used.
+func createTransitKey(t *testing.T, c *vaultapi.Client, typ string) string {
+	t.Helper()
+	name := "dkim-" + typ + "-" + strconv.Itoa(int(transitKeySeq.Add(1)))
+	if _, err := c.Logical().Write("transit/keys/"+name, map[string]any{"type": typ}); err != nil {
+		t.Fatalf("create transit key %s: %v", name, err)
+	}
+	return name
+}
+
+// TestTransitSigner signs with keys that stay in a real Vault (the dev
+// server test/vaulttest builds) and verifies with our verifier and with
+// dkimpy against a DNS record built from the transit public key.
+func TestTransitSigner(t *testing.T) {
+	requireTools(t)
+	srv := vaulttest.Start(t)
+	c := vaultClient(t, srv)
+	for _, tt := range []struct{ typ, alg string }{{"rsa-2048", "rsa-sha256"}, {"ed25519", "ed25519-sha256"}} {
+		t.Run(tt.typ, func(t *testing.T) {
+			name := createTransitKey(t, c, tt.typ)
+			key, err := NewTransitSigner(c, "transit", name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			z := startDNS(t)
+			for _, r := range Records(RecordsInput{DKIMKeys: []DKIMKey{{Domain: "company.example", Selector: "vault1", Public: key.Public()}}}) {
+				z.TXT(r.Name, r.Value)
+			}
+			m := signed(t, key, "company.example", "vault1", testMessage("support@company.example"))
+			assertOurVerifyPasses(t, z, m, "company.example", "vault1", tt.alg)
+			if out, err := runTool(t, m, python3, "dkimpy.py", "verify", dnsPort(t, z)); err != nil || !strings.HasPrefix(out, "pass a="+tt.alg) {
+				t.Errorf("dkimpy does not verify the transit signature: %v\n%s", err, out)
+			}
+
+			// Rotating the key in Vault does not change what this signer
+			// signs with: the published record keeps verifying.
+			if _, err := c.Logical().Write("transit/keys/"+name+"/rotate", nil); err != nil {
+				t.Fatal(err)
+			}
+			assertOurVerifyPasses(t, z, signed(t, key, "company.example", "vault1", testMessage("support@company.example")), "company.example", "vault1", tt.alg)
+			rotated, err := NewTransitSigner(c, "transit", name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rotated.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()) {
+				t.Error("a new signer after rotation still has the old public key")
+			}
+		})
+	}
+}
+
+func TestTransitSignerErrors(t *testing.T) {
+	srv := vaulttest.Start(t)
+	c := vaultClient(t, srv)
+	aes := createTransitKey(t, c, "aes256-gcm96")
+	ecdsa := createTransitKey(t, c, "ecdsa-p256")
+	tests := []struct {
+		name, mount, key, want string
+	}{
+		{"missing key", "transit", "no-such-key", "not found"},
+		{"encryption key", "transit", aes, `key type "aes256-gcm96" cannot sign DKIM`},
+		{"ECDSA key", "transit", ecdsa, `key type "ecdsa-p256" cannot sign DKIM`},
+		{"no mount", "", "x", "required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewTransitSigner(c, tt.mount, tt.key)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+
+	// A key whose Vault is gone fails to sign, with the context's or the
+	// client's error, and Sign reports it.
+	key, err := NewTransitSigner(c, "transit", createTransitKey(t, c, "ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetMaxRetries(0) // the client's retries would only slow the test down
+	srv.Kill()
+	cfg := SignerConfig{Domain: "company.example", Selector: "s", Key: key}
+	if err := Sign(context.Background(), cfg, strings.NewReader(string(testMessage("a@company.example"))), &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "transit sign") {
+		t.Errorf("Sign with Vault down: err = %v", err)
+	}
+}

@@ -1,0 +1,171 @@
+// Package tools finds the mail programs that tests and benchmarks drive
+// (swaks, Postfix's smtp-sink and smtp-source, postfix, postconf) and
+// installs them with install.sh beside this file when they are missing, so a
+// newcomer only runs `go test ./...`.
+//
+// The install needs root or password-less sudo and Debian's apt. It runs at
+// most once per test binary, and under a file lock shared by all test
+// binaries (go test runs packages in parallel; apt must not run twice at once).
+package tools
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// known maps each tool to the Debian package that ships it (for messages;
+// install.sh decides what to install).
+var known = map[string]string{
+	"swaks":       "swaks",
+	"smtp-sink":   "postfix",
+	"smtp-source": "postfix",
+	"postfix":     "postfix",
+	"postconf":    "postfix",
+}
+
+// sbin is searched after PATH: a non-root PATH often lacks it, and Postfix's
+// programs live there.
+const sbin = "/usr/sbin"
+
+// installTimeout bounds one run of install.sh (apt download and unpack, and
+// the wait for another apt holding the dpkg lock).
+const installTimeout = 10 * time.Minute
+
+var (
+	installMu   sync.Mutex
+	installDone bool
+	installOut  string
+	installErr  error
+)
+
+// Path returns the absolute path of a test tool ("swaks", "smtp-sink",
+// "smtp-source", "postfix", "postconf"), running install.sh once (under a
+// file lock in os.UserCacheDir()/tokenproxy so parallel test binaries don't
+// run apt concurrently) when it is missing. It fails the test (t.Fatal, never
+// t.Skip) with the script's output when it cannot.
+func Path(t testing.TB, name string) string {
+	t.Helper()
+	pkg, ok := known[name]
+	if !ok {
+		t.Fatalf("tools: unknown tool %q (known: swaks, smtp-sink, smtp-source, postfix, postconf)", name)
+	}
+	// swaks is checked with its TLS modules: without Net::SSLeay its
+	// --tls fails at run time, not at lookup.
+	if p, ok := lookup(name); ok && (name != "swaks" || swaksTLS()) {
+		return p
+	}
+	out, err := install()
+	if err != nil {
+		t.Fatalf("tools: %s (Debian package %s) is missing and test/tools/install.sh failed: %v\n%s", name, pkg, err, out)
+	}
+	if p, ok := lookup(name); ok {
+		return p
+	}
+	t.Fatalf("tools: %s not found in PATH or %s after test/tools/install.sh:\n%s", name, sbin, out)
+	return ""
+}
+
+// lookup finds name in PATH, then in /usr/sbin.
+func lookup(name string) (string, bool) {
+	if p, err := exec.LookPath(name); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs, true
+		}
+	}
+	p := filepath.Join(sbin, name)
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+		return p, true
+	}
+	return "", false
+}
+
+// install runs install.sh at most once per process; later calls get the
+// first result.
+func install() (string, error) {
+	installMu.Lock()
+	defer installMu.Unlock()
+	if !installDone {
+		installOut, installErr = runInstallLocked()
+		installDone = true
+	}
+	return installOut, installErr
+}
+
+// runInstallLocked takes the cross-process lock and runs the script. The
+// script itself is idempotent, so a binary that waited for another one's
+// install finds everything there and changes nothing.
+func runInstallLocked() (string, error) {
+	script, err := scriptPath()
+	if err != nil {
+		return "", err
+	}
+	unlock, err := lockCache()
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", script)
+	// No stdin: sudo must fail rather than wait for a password nobody types.
+	cmd.Stdin = nil
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%s did not finish within %v: %w", script, installTimeout, err)
+	}
+	return out.String(), err
+}
+
+// scriptPath locates install.sh beside this source file, so it is found from
+// any package's tests whatever the working directory.
+func scriptPath() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot locate test/tools source directory (runtime.Caller)")
+	}
+	p := filepath.Join(filepath.Dir(file), "install.sh")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("install script: %w", err)
+	}
+	return p, nil
+}
+
+// lockCache takes an exclusive flock on <user cache>/tokenproxy/tools-install.lock.
+func lockCache() (unlock func(), err error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "tokenproxy")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "tools-install.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil // closing releases the lock
+}
+
+// swaksTLS reports whether Perl has the modules swaks needs for STARTTLS.
+func swaksTLS() bool {
+	return exec.Command("perl", "-MNet::SSLeay", "-MIO::Socket::SSL", "-e", "1").Run() == nil
+}
