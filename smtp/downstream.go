@@ -197,9 +197,19 @@ func downstreamTLSConfig(cfg DownstreamConfig, host string, log *slog.Logger) (*
 // downConn is one downstream connection. raw is the TCP connection under the
 // client (and under TLS): closing it aborts whatever the client is doing.
 type downConn struct {
-	c   *gosmtp.Client
-	raw net.Conn
+	c      *gosmtp.Client
+	raw    net.Conn
+	idleAt time.Time // when it went back to the pool
+	reused bool      // taken from the pool: may have died while idle
 }
+
+// probeAfter: a pooled connection idle for longer is checked with RSET
+// before reuse; a hot one is not. After the downstream's 250 for the final
+// dot its transaction state is already clear (RFC 5321 §4.1.1.4), so RSET
+// would only probe liveness, and go-smtp's client follows every RSET with
+// a new EHLO: two round trips of six per message. A hot connection that
+// died anyway fails at MAIL, which Begin retries once on a fresh one.
+const probeAfter = time.Second
 
 // kill closes the TCP connection without a word: no final dot, no QUIT.
 // Closing raw rather than the tls.Conn avoids waiting on a close_notify.
@@ -257,16 +267,49 @@ func (d *Downstream) Begin(ctx context.Context, from string, opts *gosmtp.MailOp
 	if err != nil {
 		return nil, err
 	}
+	err = d.mail(ctx, dc, from, opts)
+	if retryable(dc, err) {
+		// The pooled connection died while idle: one fresh dial.
+		dc.kill()
+		d.log.Debug("pooled downstream connection dead at MAIL, redialing", "downstream", d.cfg.Address, "err", err)
+		if dc, err = d.dial(ctx); err != nil {
+			return nil, err
+		}
+		err = d.mail(ctx, dc, from, opts)
+	}
 	t := &Txn{d: d, dc: dc}
-	w := dc.watch(ctx, d.cfg.Timeout)
-	err = dc.c.Mail(from, opts)
-	if err = firedErr(w.end(), err); err != nil {
+	if err != nil {
 		t.Abort()
 		de := downstreamErr("mail", err)
 		d.logFailure(de)
 		return nil, de
 	}
 	return t, nil
+}
+
+func (d *Downstream) mail(ctx context.Context, dc *downConn, from string, opts *gosmtp.MailOptions) error {
+	w := dc.watch(ctx, d.cfg.Timeout)
+	err := dc.c.Mail(from, opts)
+	return firedErr(w.end(), err)
+}
+
+// retryable: MAIL on a reused connection failed without a reply, or with
+// 421 (the server is closing the idle connection: RFC 5321 §3.8), and the
+// caller is still waiting.
+func retryable(dc *downConn, err error) bool {
+	if err == nil || !dc.reused || ctx0(err) {
+		return false
+	}
+	var se *gosmtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code == 421
+	}
+	return true
+}
+
+// ctx0 reports a cancelled or expired caller, which no retry helps.
+func ctx0(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // conn returns a checked idle connection or a new one.
@@ -281,6 +324,10 @@ func (d *Downstream) conn(ctx context.Context) (*downConn, error) {
 		return nil, downstreamErr("connect", errDownstreamClosed)
 	}
 	if dc := d.take(); dc != nil {
+		dc.reused = true
+		if time.Since(dc.idleAt) < probeAfter {
+			return dc, nil
+		}
 		w := dc.watch(ctx, d.cfg.Timeout)
 		err := dc.c.Reset()
 		if err = firedErr(w.end(), err); err == nil {
@@ -312,6 +359,7 @@ func (d *Downstream) take() *downConn {
 func (d *Downstream) put(dc *downConn) {
 	d.mu.Lock()
 	if !d.closed && len(d.idle) < d.cfg.PoolSize {
+		dc.idleAt, dc.reused = time.Now(), false
 		d.idle = append(d.idle, dc)
 		d.mu.Unlock()
 		return
