@@ -1,6 +1,7 @@
 package tokenize
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -309,6 +310,9 @@ func (rw *Rewriter) guardPolicy() *direction {
 
 // withGuard runs fn with a writer that feeds both dst and the leak guard,
 // which walks the produced message in parallel, as it is written.
+// guardBufSize is the output batch of a guarded rewrite.
+const guardBufSize = 32 << 10
+
 func (rw *Rewriter) withGuard(ctx context.Context, dst io.Writer, fn func(io.Writer) error) error {
 	pr, pw := io.Pipe()
 	verdict := make(chan error, 1)
@@ -325,7 +329,14 @@ func (rw *Rewriter) withGuard(ctx context.Context, dst io.Writer, fn func(io.Wri
 		g.opts.Limits = guardLimits(rw.opts.Limits)
 		err = g.Guard(ctx, pr)
 	}()
-	err := fn(io.MultiWriter(dst, pw))
+	// The walker writes line by line; batching here turns dozens of
+	// goroutine hand-offs per message (to the guard and to dst's reader)
+	// into one or two.
+	bw := bufio.NewWriterSize(io.MultiWriter(dst, pw), guardBufSize)
+	err := fn(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
 	pw.CloseWithError(err)
 	gerr := <-verdict
 	if err != nil {
