@@ -1,6 +1,7 @@
 // Package policy holds tokenproxy's configuration: its schema, loading,
-// validation, and the decisions it implies. It imports no other package of
-// the project.
+// validation, and the decisions it implies. Of the project's packages it
+// imports only smtp/mailauth, a leaf library, for the DKIM alignment rule
+// (one implementation of RFC 7489 §3.1 for the check at load and at run time).
 package policy
 
 import (
@@ -44,6 +45,7 @@ type Config struct {
 	Outbound        Outbound  `yaml:"outbound"`
 	Admin           Admin     `yaml:"admin"`
 	SMTP            SMTP      `yaml:"smtp"`
+	DNS             DNS       `yaml:"dns"`
 
 	source string
 }
@@ -141,6 +143,7 @@ func Defaults() Config {
 		Log: Log{Level: "info", Format: "text"},
 	}
 	defaultRoutes(&c)
+	defaultMailAuth(&c)
 	return c
 }
 

@@ -9,6 +9,7 @@ type Inbound struct {
 	Hostname   string     `yaml:"hostname"` // greeting and EHLO name; empty: the machine's host name
 	TLS        ServerTLS  `yaml:"tls"`
 	Downstream Downstream `yaml:"downstream"` // the CRM intake
+	AuthCheck  AuthCheck  `yaml:"auth_check"`
 }
 
 // Outbound configures the route that accepts the CRM's replies and relays
@@ -22,6 +23,11 @@ type Outbound struct {
 	AllowedDomains []string   `yaml:"allowed_domains"` // non-token recipients allowed only here
 	RewriteFrom    string     `yaml:"rewrite_from"`    // when set, replaces the CRM's From
 	Downstream     Downstream `yaml:"downstream"`      // the company smarthost
+	DKIM           DKIM       `yaml:"dkim"`
+	// SPFNetworks and SPFIncludes are the smarthost's addresses and SPF
+	// includes, for the SPF records `proxy dns` prints.
+	SPFNetworks []string `yaml:"spf_networks"`
+	SPFIncludes []string `yaml:"spf_includes"`
 }
 
 // ServerTLS names a listener's certificate. Both empty: a self-signed

@@ -45,14 +45,17 @@ func quickstartRoutesDiffer(q *policy.Config, d policy.Config) string {
 	}
 	d.Inbound.Downstream.TLS = "insecure"
 	d.Outbound.Downstream.TLS = "insecure"
-	// The quickstart writes auth_users: [] to show the field.
+	// The quickstart writes empty lists to show the fields.
 	d.Outbound.AuthUsers = []policy.AuthUser{}
+	d.Outbound.DKIM.Headers = []string{}
+	d.Outbound.SPFNetworks, d.Outbound.SPFIncludes = []string{}, []string{}
+	d.DNS.MX, d.DNS.DMARCReports, d.DNS.TLSReports = []string{}, []string{}, []string{}
 	for _, s := range []struct {
 		name string
 		q, d any
 	}{
 		{"inbound", q.Inbound, d.Inbound}, {"outbound", q.Outbound, d.Outbound},
-		{"admin", q.Admin, d.Admin}, {"smtp", q.SMTP, d.SMTP},
+		{"admin", q.Admin, d.Admin}, {"smtp", q.SMTP, d.SMTP}, {"dns", q.DNS, d.DNS},
 	} {
 		if !reflect.DeepEqual(s.q, s.d) {
 			return fmt.Sprintf("quickstart %s differs from Defaults():\n%+v\n%+v", s.name, s.q, s.d)
@@ -116,6 +119,34 @@ func TestValidationNamesFieldAndReason(t *testing.T) {
 		{"smtp: {downstream_pool_size: 0}", "smtp.downstream_pool_size", "at least 1"},
 		{"smtp: {max_connections: 10}", "smtp.max_connections_per_ip", "must not exceed max_connections"},
 		{"smtp: {refusal_code: 550}", "smtp.refusal_code", "554 or 451"},
+		{"inbound: {auth_check: {authserv_id: MX.Example}}", "inbound.auth_check.authserv_id", "lower-case"},
+		{"inbound: {auth_check: {dns_server: '127.0.0.53'}}", "inbound.auth_check.dns_server", "host:port"},
+		{"inbound: {auth_check: {dns_server: 'resolver.example:53'}}", "inbound.auth_check.dns_server", "IP address"},
+		{"inbound: {auth_check: {dns_timeout: 0s}}", "inbound.auth_check.dns_timeout", "positive"},
+		{"inbound: {auth_check: {dmarc_reject_action: quarantine}}", "inbound.auth_check.dmarc_reject_action", "reject or tag"},
+		{"outbound: {dkim: {selector: tp1}}", "outbound.dkim.domain", "must be set"},
+		{"outbound: {dkim: {domain: Company.Example, selector: tp1, key_file: /k.pem}}", "outbound.dkim.domain", "lower-case"},
+		{"outbound: {dkim: {domain: company.example, key_file: /k.pem}}", "outbound.dkim.selector", "DNS labels"},
+		{"outbound: {dkim: {domain: company.example, selector: 'tp 1', key_file: /k.pem}}", "outbound.dkim.selector", "DNS labels"},
+		{"outbound: {dkim: {domain: company.example, selector: tp1}}", "outbound.dkim.key_file", "exactly one"},
+		{"outbound: {dkim: {domain: company.example, selector: tp1, key_file: /k.pem, vault_key: dkim}}", "outbound.dkim.key_file", "exactly one"},
+		{"outbound: {dkim: {domain: company.example, selector: tp1, vault_key: dkim}}", "outbound.dkim.vault_key", "keys.provider: vault"},
+		{"keys: {provider: vault, vault: {address: 'http://127.0.0.1:8200'}}\noutbound: {dkim: {domain: company.example, selector: tp1, vault_key: a/b}}", "outbound.dkim.vault_key", "no slash"},
+		{"outbound: {dkim: {domain: company.example, selector: tp1, key_file: /k.pem, headers: [Subject, To]}}", "outbound.dkim.headers", "must include From"},
+		{"outbound: {dkim: {domain: company.example, selector: tp1, key_file: /k.pem, headers: [From, 'Bad:Name']}}", "outbound.dkim.headers[1]", "header field name"},
+		// RFC 7489 §3.1.1: replies From company.example signed by another
+		// organizational domain do not pass DMARC.
+		{"outbound: {dkim: {domain: other.example, selector: tp1, key_file: /k.pem}}", "outbound.dkim.domain", "does not align"},
+		{"outbound: {rewrite_from: help@crm.example, dkim: {domain: company.example, selector: tp1, key_file: /k.pem}}", "outbound.dkim.domain", "help@crm.example"},
+		{"outbound: {spf_networks: [300.1.2.0/24]}", "outbound.spf_networks[0]", "CIDR"},
+		{"outbound: {spf_includes: [Spf.Example]}", "outbound.spf_includes[0]", "lower-case"},
+		{"outbound: {spf_includes: [a.example, b.example, c.example, d.example, e.example, f.example, g.example, h.example, i.example, j.example, k.example]}", "outbound.spf_includes", "at most 10"},
+		{"dns: {mx: ['MX.company.example']}", "dns.mx[0]", "host name"},
+		{"dns: {dmarc_policy: block}", "dns.dmarc_policy", "none, quarantine or reject"},
+		{"dns: {dmarc_reports: ['DMARC <d@company.example>']}", "dns.dmarc_reports[0]", "plain address"},
+		{"dns: {tls_reports: ['mailto:t@company.example']}", "dns.tls_reports[0]", "plain address"},
+		{"dns: {mta_sts_max_age: 0s}", "dns.mta_sts_max_age", "positive"},
+		{"dns: {mta_sts_max_age: 9000h}", "dns.mta_sts_max_age", "at most"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -162,6 +193,13 @@ func TestRouteSettingsAccepted(t *testing.T) {
 		"inbound: {downstream: {address: 'intake.crm.example:25', ca_file: /etc/ca.pem, server_name: intake.crm.example}}",
 		"inbound: {listen: '127.0.0.1:0'}\noutbound: {listen: '127.0.0.1:0'}\nadmin: {listen: '127.0.0.1:0'}",
 		"inbound: {listen: '127.0.0.1:2525'}\noutbound: {listen: '192.0.2.1:2525', rewrite_from: support@company.example}",
+		"inbound: {auth_check: {enabled: false, authserv_id: mx.company.example, dns_server: '[::1]:5353', dns_timeout: 2s, dmarc_reject_action: tag}}",
+		// Relaxed alignment (RFC 7489 §3.1.1): a subdomain of the From's
+		// organizational domain signs for it.
+		"outbound: {dkim: {domain: mail.company.example, selector: 2025-06.tp, key_file: /k.pem, headers: [from, Subject]}}",
+		"keys: {provider: vault, vault: {address: 'http://127.0.0.1:8200'}}\noutbound: {dkim: {domain: company.example, selector: tp1, vault_key: dkim}}",
+		"outbound: {spf_networks: [192.0.2.25, '2001:db8::/64'], spf_includes: [spf.smarthost.example]}",
+		"dns: {mx: [mx.company.example, '*.mx.company.example'], dmarc_policy: none, dmarc_reports: [d@company.example], tls_reports: [t@company.example], mta_sts_max_age: 24h}",
 	} {
 		if _, err := policy.Parse([]byte(base+extra), "t.yaml"); err != nil {
 			t.Errorf("%s: %v", extra, err)
@@ -190,5 +228,26 @@ func TestRedactedHidesRoleID(t *testing.T) {
 	}
 	if out := c.Redacted(); strings.Contains(out, "s3cr3t-role") || !strings.Contains(out, "relay.company.example") {
 		t.Fatalf("Redacted:\n%s", out)
+	}
+}
+
+func TestSenderDomains(t *testing.T) {
+	c, err := policy.Parse([]byte(`
+relay_domain: relay.company.example
+internal_domains: [company.example, sales.company.example, crm.example]
+mailboxes:
+  - {public: support@company.example, crm: support@crm.example}
+  - {public: help@company.example, crm: help@crm.example}
+  - {public: deals@sales.company.example, crm: deals@crm.example}
+`), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.SenderDomains(); !reflect.DeepEqual(got, []string{"company.example", "sales.company.example"}) {
+		t.Fatalf("SenderDomains = %v", got)
+	}
+	c.Outbound.RewriteFrom = "help@company.example"
+	if got := c.SenderAddresses(); !reflect.DeepEqual(got, []string{"help@company.example"}) {
+		t.Fatalf("with rewrite_from: SenderAddresses = %v", got)
 	}
 }

@@ -23,6 +23,16 @@ type InboundOptions struct {
 	// Internal reports whether a lower-case ASCII domain is the company's
 	// or the CRM's: such senders keep their address.
 	Internal func(domain string) bool
+	// AuthservID names our Authentication-Results (RFC 8601 §2.5); ""
+	// means Route.Hostname. Incoming fields that claim it are always
+	// removed, with or without AuthCheck.
+	AuthservID string
+	// AuthCheck, when set, verifies SPF, DKIM and DMARC and reports the
+	// verdicts to the CRM; nil: no check (and no DNS).
+	AuthCheck *AuthCheck
+	// MaxHeaderBytes bounds the header section read to remove forged
+	// Authentication-Results fields.
+	MaxHeaderBytes int
 }
 
 // inboundPolicy tokenizes the envelope sender and the message and accepts
@@ -36,6 +46,15 @@ func NewInbound(o InboundOptions) (*Route, error) {
 	}
 	if o.Internal == nil {
 		o.Internal = func(string) bool { return false }
+	}
+	if o.AuthCheck != nil && o.AuthCheck.Resolver == nil {
+		return nil, errors.New("smtp: inbound route: the authentication check needs a resolver")
+	}
+	if o.AuthservID == "" {
+		o.AuthservID = o.Route.Hostname
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = tokenize.DefaultLimits.MaxHeaderBytes
 	}
 	o.Route.Name = RouteInbound
 	return newRoute(o.Route, &inboundPolicy{o})
@@ -98,6 +117,9 @@ func (p *inboundPolicy) recipient(_ context.Context, _ *session, to string) (str
 func (p *inboundPolicy) rewrite(ctx context.Context, _ *session, dst io.Writer, src io.Reader) (*tokenize.Report, error) {
 	return p.o.Rewriter.Inbound(ctx, dst, src)
 }
+
+// sealer: the inbound message streams to the CRM unsigned.
+func (p *inboundPolicy) sealer() sealFunc { return nil }
 
 func (p *inboundPolicy) authMechanisms(*session) []string { return nil }
 

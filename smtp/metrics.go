@@ -18,7 +18,7 @@ var (
 	metricRoutes  = []string{"inbound", "outbound"}
 	metricResults = []string{
 		"relayed", "rejected", "tempfail", "refused_leak", "refused_unscannable",
-		"unknown_token", "bare_line_ending", "too_large",
+		"unknown_token", "bare_line_ending", "too_large", "refused_dmarc",
 	}
 	metricTLSVersions    = []string{"1.2", "1.3"}
 	metricRefuseReasons  = []string{"total", "per_ip"}
@@ -155,7 +155,8 @@ func (m *Metrics) initSeries() {
 
 // Message counts a finished transaction. route is "inbound" or "outbound";
 // result is one of "relayed", "rejected", "tempfail", "refused_leak",
-// "refused_unscannable", "unknown_token", "bare_line_ending", "too_large".
+// "refused_unscannable", "unknown_token", "bare_line_ending", "too_large",
+// "refused_dmarc".
 // Any other value is counted as "other".
 func (m *Metrics) Message(route, result string) {
 	if m == nil {

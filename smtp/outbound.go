@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -38,6 +39,9 @@ type OutboundOptions struct {
 	// AuthFailureDelay slows password guessing on one connection; default
 	// 1 s, negative for none (tests).
 	AuthFailureDelay time.Duration
+	// DKIM, when set, signs every relayed message; its Domain must align
+	// with the From addresses (policy checks it at load).
+	DKIM *mailauth.SignerConfig
 }
 
 // maxAuthFailures closes a session after this many failed AUTHs: a
@@ -67,6 +71,9 @@ func NewOutbound(o OutboundOptions) (*Route, error) {
 		if err := ValidatePasswordHash(hash); err != nil {
 			return nil, fmt.Errorf("smtp: auth user %q: %w", name, err)
 		}
+	}
+	if d := o.DKIM; d != nil && (d.Domain == "" || d.Selector == "" || d.Key == nil) {
+		return nil, errors.New("smtp: outbound route: DKIM needs a domain, a selector and a key")
 	}
 	if o.AuthFailureDelay == 0 {
 		o.AuthFailureDelay = time.Second

@@ -46,6 +46,10 @@ var (
 	errTxnBroken     = &refusal{451, gosmtp.EnhancedCode{4, 4, 2}, "Connection to the next hop lost, start over"}
 	errUnknownTokens = &refusal{550, gosmtp.EnhancedCode{5, 1, 1}, "Message names an unknown or erased recipient token"}
 	errTooLarge      = &refusal{552, gosmtp.EnhancedCode{5, 3, 4}, "Message exceeds a size or structure limit"}
+	// errDMARCReject: the From domain asks receivers to reject mail that
+	// fails DMARC (RFC 7489 §6.6.2 step 6, §6.7); 5.7.1 is "delivery not
+	// authorized" (RFC 3463 §3.8). The text names no domain.
+	errDMARCReject = &refusal{550, gosmtp.EnhancedCode{5, 7, 1}, "Message refused by the sender domain's DMARC policy"}
 )
 
 // reply is the error boundary. stage names the command for the log

@@ -36,6 +36,10 @@ type RouteOptions struct {
 	Limiter    *ConnLimiter // shared by both routes; nil: no connection limits
 	Metrics    *Metrics     // nil: none
 	Log        *slog.Logger
+	// SpoolDir holds the temporary files of messages too large to hold in
+	// memory while they are verified or signed (0600, removed at once);
+	// "" means os.TempDir().
+	SpoolDir string
 }
 
 // routePolicy is what differs between the two routes.
@@ -49,13 +53,25 @@ type routePolicy interface {
 	sender(ctx context.Context, s *session, from string) (string, error)
 	// recipient returns the downstream recipient for to, or a refusal.
 	recipient(ctx context.Context, s *session, to string) (string, error)
+	// prepare reads what must be known before the rewrite starts, before
+	// the downstream DATA; it returns what the rewriter reads instead of
+	// src, and a cleanup to run once the message has been relayed.
+	prepare(ctx context.Context, s *session, src io.Reader, res *dataResult) (io.Reader, func(), error)
 	// rewrite streams the message from src to dst.
 	rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*tokenize.Report, error)
+	// sealer returns the header field to prepend to the rewritten message,
+	// computed over all of it (a DKIM signature); nil when there is none,
+	// and the rewritten message streams to the downstream.
+	sealer() sealFunc
 	// authMechanisms and auth implement SMTP AUTH (RFC 4954); a route
 	// without AUTH returns nil and errAuthNotHere.
 	authMechanisms(s *session) []string
 	auth(s *session, mech string) (sasl.Server, error)
 }
+
+// sealFunc reads a whole rewritten message and returns the header field
+// (name, value, CRLF) to prepend to it.
+type sealFunc func(ctx context.Context, msg io.Reader) (string, error)
 
 // Route is one SMTP listener and its sessions.
 type Route struct {

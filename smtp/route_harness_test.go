@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
@@ -45,6 +46,9 @@ type harnessOpts struct {
 	rewrite  tokenize.RewriteOptions
 	fromRW   string
 	ds       *dsBackend
+	auth     *AuthCheck             // inbound SPF/DKIM/DMARC check; nil: none
+	dkim     *mailauth.SignerConfig // outbound signature; nil: none
+	spoolDir string                 // "" : a fresh temporary directory
 }
 
 func testLimits() policy.SMTP {
@@ -74,20 +78,24 @@ func newHarness(t *testing.T, mutate func(*harnessOpts)) *harness {
 	internal := func(d string) bool { return d == "company.example" || d == "crm.example" }
 	o.rewrite.Internal = internal
 	rw := tokenize.NewRewriter(h.m, o.rewrite)
+	if o.spoolDir == "" {
+		o.spoolDir = t.TempDir()
+	}
 	route := func(name string) RouteOptions {
-		return RouteOptions{Hostname: name, TLS: ServerTLSConfig(cert), Limits: o.limits,
+		return RouteOptions{Hostname: name, TLS: ServerTLSConfig(cert), Limits: o.limits, SpoolDir: o.spoolDir,
 			Downstream: newDS(t, h.dsAddr, log, func(c *DownstreamConfig) { c.PoolSize = o.limits.DownstreamPoolSize }),
 			Limiter:    NewConnLimiter(o.limits.MaxConnections, o.limits.MaxConnectionsPerIP), Log: log}
 	}
 	h.in, err = NewInbound(InboundOptions{Route: route("mx.test"), Map: h.m, Rewriter: rw, Internal: internal,
-		Mailboxes: map[string]string{"support@company.example": "support@crm.example"}, LocalCase: tokenize.LocalFold})
+		Mailboxes: map[string]string{"support@company.example": "support@crm.example"}, LocalCase: tokenize.LocalFold,
+		AuthCheck: o.auth})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.out, err = NewOutbound(OutboundOptions{Route: route("relay.test"), Users: o.users, Networks: o.networks,
 		AllowedDomains: map[string]bool{"company.example": true}, RewriteFrom: o.fromRW,
 		PublicOf: map[string]string{"support@crm.example": "support@company.example"},
-		Map:      h.m, Rewriter: rw, LocalCase: tokenize.LocalFold, AuthFailureDelay: -1})
+		Map:      h.m, Rewriter: rw, LocalCase: tokenize.LocalFold, AuthFailureDelay: -1, DKIM: o.dkim})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ type session struct {
 	// The transaction under way. Addresses are held in memory only.
 	n      int // transactions in this session, for the reference
 	from   string
+	down   string // the downstream sender: from's token on the inbound route
 	opts   *gosmtp.MailOptions
 	txn    *Txn            // begun at the first accepted recipient
 	broken bool            // the downstream transaction died after it began
@@ -141,7 +142,7 @@ func (s *session) begin() error {
 		s.r.opts.Metrics.DownstreamError(s.r.opts.Name, "mail")
 		return err
 	}
-	s.txn = txn
+	s.txn, s.down = txn, from
 	return nil
 }
 
@@ -167,7 +168,7 @@ func (s *session) endTxn() {
 	if s.txn != nil {
 		s.txn.Abort()
 	}
-	s.txn, s.broken, s.from, s.opts, s.rcpts = nil, false, "", nil, nil
+	s.txn, s.broken, s.from, s.down, s.opts, s.rcpts = nil, false, "", "", nil, nil
 }
 
 // closeSoon closes the connection shortly after the reply being written:

@@ -29,6 +29,8 @@
 #   BENCH_MAX_SECONDS=300  time budget; runs past it are skipped
 #   BENCH_LATENCY=0        no smtpload latency runs
 #   BENCH_KEEP=1           keep the temporary directory (logs, Postfix maillog)
+#   BENCH_AUTH_CHECK=true  d also verifies SPF/DKIM/DMARC (needs a resolver that answers;
+#                          off by default: the relay itself is what is compared)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,7 @@ targets=${BENCH_TARGETS:-a b c d}
 sessions_list=${BENCH_SESSIONS:-1 20 100}
 sizes=${BENCH_SIZES:-5 100}
 fixed_count=${BENCH_COUNT:-}
+auth_check=${BENCH_AUTH_CHECK:-false}
 run_seconds=${BENCH_RUN_SECONDS:-3}
 max_seconds=${BENCH_MAX_SECONDS:-300}
 latency=${BENCH_LATENCY:-1}
@@ -315,6 +318,7 @@ start_proxy() {
 		inbound:
 		  listen: 127.0.0.1:$p
 		  hostname: mx.company.example
+		  auth_check: {enabled: $auth_check}
 		  downstream: {address: "127.0.0.1:$sink_port", tls: insecure}
 		outbound:
 		  listen: 127.0.0.1:$p2

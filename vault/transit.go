@@ -68,6 +68,11 @@ func NewTransit(ctx context.Context, cfg TransitConfig, opts ...TransitOption) (
 	return t, nil
 }
 
+// Client returns the logged-in Vault client, whose token the renewal keeps
+// valid: other transit keys of the same login (the DKIM signing key) use
+// it instead of a second login.
+func (t *Transit) Client() *api.Client { return t.client }
+
 // path names a transit endpoint for this key, e.g. transit/decrypt/tokenproxy.
 func (t *Transit) path(endpoint string) string {
 	return t.mount + "/" + endpoint + "/" + t.key

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -15,6 +18,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 )
 
 var cmdDemo = &command{
@@ -50,7 +54,12 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer customer.close()
-	demoConfig(cfg, crm.addr(), customer.addr())
+	dns, dkimKey, err := startDemoDNS()
+	if err != nil {
+		return err
+	}
+	defer dns.close()
+	demoConfig(cfg, crm.addr(), customer.addr(), dns.addr())
 	e, err := a.openEngine(ctx, cfg)
 	if err != nil {
 		return err
@@ -70,17 +79,49 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		defer cancel()
 		rs.shutdown(sctx)
 	}()
-	d := &demoRun{a: a, cfg: cfg, rs: rs, crm: crm, customer: customer}
+	d := &demoRun{a: a, cfg: cfg, rs: rs, crm: crm, customer: customer, dkimKey: dkimKey}
 	return d.run()
 }
 
 // demoConfig points the routes at the stand-ins and lets the system pick
-// free loopback ports, so the demo runs beside a `proxy serve`.
-func demoConfig(cfg *policy.Config, crmAddr, customerAddr string) {
+// free loopback ports, so the demo runs beside a `proxy serve`. The
+// authentication check asks the DNS stand-in: no look-up leaves the
+// machine, and none waits for a timeout.
+func demoConfig(cfg *policy.Config, crmAddr, customerAddr, dnsAddr string) {
 	cfg.Inbound.Listen, cfg.Outbound.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Inbound.Downstream = policy.Downstream{Address: crmAddr, TLS: "insecure"}
 	cfg.Outbound.Downstream = policy.Downstream{Address: customerAddr, TLS: "insecure"}
 	cfg.Outbound.ClientNetworks = append(cfg.Outbound.ClientNetworks, "127.0.0.0/8")
+	cfg.Inbound.AuthCheck.DNSServer = dnsAddr
+}
+
+// The demo customer's domain and DKIM selector, as the DNS stand-in
+// publishes them.
+const (
+	demoDomain   = "example.com"
+	demoSelector = "demo"
+)
+
+// startDemoDNS starts the customer domain's DNS: SPF for the loopback
+// sender, a DKIM key made for this run, and DMARC p=reject. It returns the
+// server and the signing key of the customer's mail server.
+func startDemoDNS() (*dnsStandin, crypto.Signer, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	dns, err := startDNSStandin()
+	if err != nil {
+		return nil, nil, err
+	}
+	recs := mailauth.Records(mailauth.RecordsInput{
+		DKIMKeys: []mailauth.DKIMKey{{Domain: demoDomain, Selector: demoSelector, Public: key.Public()}}})
+	for _, r := range recs {
+		dns.setTXT(r.Name, r.Value)
+	}
+	dns.setTXT(demoDomain, "v=spf1 ip4:127.0.0.1 -all")
+	dns.setTXT("_dmarc."+demoDomain, "v=DMARC1; p=reject")
+	return dns, key, nil
 }
 
 type demoRun struct {
@@ -88,6 +129,7 @@ type demoRun struct {
 	cfg           *policy.Config
 	rs            *routes
 	crm, customer *standin
+	dkimKey       crypto.Signer // the customer's server signs with it
 }
 
 func (d *demoRun) run() error {
@@ -96,8 +138,12 @@ func (d *demoRun) run() error {
 	fmt.Fprintf(out, "tokenproxy demo: inbound route %s, outbound route %s, token map in %s\n\n",
 		d.rs.in.Addr(), d.rs.out.Addr(), d.cfg.DataDir)
 
-	fmt.Fprintf(out, "1. The customer %s writes to %s.\n", demoCustomer, public)
-	if err := d.send(d.rs.in.Addr().String(), demoCustomer, []string{public}, customerMessage(public)); err != nil {
+	fmt.Fprintf(out, "1. The customer %s writes to %s; her server signs with DKIM (d=%s).\n", demoCustomer, public, demoDomain)
+	msg, err := d.signed(customerMessage(public))
+	if err != nil {
+		return err
+	}
+	if err := d.send(d.rs.in.Addr().String(), demoCustomer, []string{public}, msg); err != nil {
 		return fmt.Errorf("inbound route: %w", err)
 	}
 	atCRM, err := d.crm.wait(10 * time.Second)
@@ -126,14 +172,20 @@ func (d *demoRun) run() error {
 func (d *demoRun) check(atCRM, atCustomer received) error {
 	crmText := strings.ToLower(atCRM.from + strings.Join(atCRM.to, " ") + string(atCRM.data))
 	custText := string(atCustomer.data)
-	checks := []struct {
+	type check struct {
 		what string
 		ok   bool
-	}{
+	}
+	checks := []check{
 		{"the CRM saw no customer address", !strings.Contains(crmText, demoCustomer) && !strings.Contains(crmText, demoColleague)},
 		{"the reply reached the customer's real address", contains(atCustomer.to, demoCustomer)},
 		{"the reply's To and Cc name the customer and her colleague", strings.Contains(custText, demoCustomer) && strings.Contains(custText, demoColleague)},
 		{"threading kept: In-Reply-To is the customer's Message-ID", strings.Contains(custText, "In-Reply-To: "+demoMessageID)},
+	}
+	if d.cfg.Inbound.AuthCheck.Enabled {
+		checks = append(checks, check{"the CRM got SPF, DKIM and DMARC passes, the sender as her token",
+			strings.Contains(crmText, "spf=pass smtp.mailfrom="+strings.ToLower(atCRM.from)+";") &&
+				strings.Contains(crmText, "dkim=pass") && strings.Contains(crmText, "dmarc=pass")})
 	}
 	failed := 0
 	fmt.Fprintln(d.a.stdout, "5. Checks:")
@@ -189,6 +241,16 @@ func (d *demoRun) send(addr, from string, to []string, msg []byte) error {
 		return err
 	}
 	return c.Quit()
+}
+
+// signed is msg with the customer server's DKIM signature.
+func (d *demoRun) signed(msg []byte) ([]byte, error) {
+	var out bytes.Buffer
+	cfg := mailauth.SignerConfig{Domain: demoDomain, Selector: demoSelector, Key: d.dkimKey}
+	if err := mailauth.Sign(context.Background(), cfg, bytes.NewReader(msg), &out); err != nil {
+		return nil, fmt.Errorf("customer DKIM signature: %w", err)
+	}
+	return out.Bytes(), nil
 }
 
 func customerMessage(public string) []byte {

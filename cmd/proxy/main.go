@@ -43,7 +43,7 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		cmdServe, cmdDemo, cmdCheckConfig, cmdHashPassword, cmdKeysStatus, cmdKeysRotate(),
-		cmdTokenNew(), cmdTokenResolve, cmdRewrite(), cmdBackup, cmdRestore,
+		cmdTokenNew(), cmdTokenResolve, cmdRewrite(), cmdBackup, cmdRestore, cmdDNS(),
 	}
 }
 

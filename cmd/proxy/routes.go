@@ -30,30 +30,61 @@ func buildRoutes(cfg *policy.Config, e *engine, log *slog.Logger, m *smtp.Metric
 			rs.closeDownstreams()
 		}
 	}()
-	limiter := smtp.NewConnLimiter(cfg.SMTP.MaxConnections, cfg.SMTP.MaxConnectionsPerIP)
-	rw := newRewriter(cfg, e.m)
-	hosts := []string{hostname(cfg.Inbound.Hostname), hostname(cfg.Outbound.Hostname)}
-
-	inOpts, err := rs.routeOptions(cfg, cfg.Inbound.TLS, cfg.Inbound.Downstream, hosts[0], hosts, log, m, limiter)
+	spool, err := spoolDir(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("inbound: %w", err)
+		return nil, err
 	}
+	d := routeDeps{cfg: cfg, e: e, log: log, m: m, spool: spool, rw: newRewriter(cfg, e.m),
+		limiter: smtp.NewConnLimiter(cfg.SMTP.MaxConnections, cfg.SMTP.MaxConnectionsPerIP),
+		hosts:   []string{hostname(cfg.Inbound.Hostname), hostname(cfg.Outbound.Hostname)}}
 	mailboxes, publicOf, err := mailboxMaps(cfg)
 	if err != nil {
 		return nil, err
 	}
-	lc := tokenize.LocalCase(cfg.Tokens.LocalPartCase)
-	rs.in, err = smtp.NewInbound(smtp.InboundOptions{Route: inOpts, Mailboxes: mailboxes,
-		Map: e.m, Rewriter: rw, LocalCase: lc, Internal: cfg.IsInternal})
-	if err != nil {
+	if err := rs.buildInbound(d, mailboxes); err != nil {
 		return nil, err
 	}
-
-	outOpts, err := rs.routeOptions(cfg, cfg.Outbound.TLS, cfg.Outbound.Downstream, hosts[1], hosts, log, m, limiter)
-	if err != nil {
-		return nil, fmt.Errorf("outbound: %w", err)
+	if err := rs.buildOutbound(d, publicOf); err != nil {
+		return nil, err
 	}
-	o := cfg.Outbound
+	ok = true
+	return rs, nil
+}
+
+// routeDeps is what both routes are built from.
+type routeDeps struct {
+	cfg     *policy.Config
+	e       *engine
+	log     *slog.Logger
+	m       *smtp.Metrics
+	limiter *smtp.ConnLimiter
+	rw      *tokenize.Rewriter
+	hosts   []string // inbound, outbound host names
+	spool   string
+}
+
+func (rs *routes) buildInbound(d routeDeps, mailboxes map[string]string) error {
+	cfg := d.cfg
+	opts, err := rs.routeOptions(cfg.Inbound.TLS, cfg.Inbound.Downstream, d.hosts[0], d)
+	if err != nil {
+		return fmt.Errorf("inbound: %w", err)
+	}
+	rs.in, err = smtp.NewInbound(smtp.InboundOptions{Route: opts, Mailboxes: mailboxes,
+		Map: d.e.m, Rewriter: d.rw, LocalCase: tokenize.LocalCase(cfg.Tokens.LocalPartCase), Internal: cfg.IsInternal,
+		AuthservID: authservID(cfg), AuthCheck: authCheck(cfg), MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes})
+	return err
+}
+
+func (rs *routes) buildOutbound(d routeDeps, publicOf map[string]string) error {
+	cfg, o := d.cfg, d.cfg.Outbound
+	opts, err := rs.routeOptions(o.TLS, o.Downstream, d.hosts[1], d)
+	if err != nil {
+		return fmt.Errorf("outbound: %w", err)
+	}
+	dkim, err := dkimSigner(cfg, d.e.kek)
+	if err != nil {
+		return err
+	}
 	users := map[string]string{}
 	for _, u := range o.AuthUsers {
 		users[u.Name] = u.PasswordHash
@@ -63,23 +94,19 @@ func buildRoutes(cfg *policy.Config, e *engine, log *slog.Logger, m *smtp.Metric
 		nets = append(nets, netip.MustParsePrefix(n)) // validated at load
 	}
 	allowed := map[string]bool{}
-	for _, d := range o.AllowedDomains {
-		allowed[d] = true
+	for _, dom := range o.AllowedDomains {
+		allowed[dom] = true
 	}
-	rs.out, err = smtp.NewOutbound(smtp.OutboundOptions{Route: outOpts, Users: users, Networks: nets,
-		AllowedDomains: allowed, RewriteFrom: o.RewriteFrom, PublicOf: publicOf, Map: e.m, Rewriter: rw,
-		LocalCase: lc, MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes})
-	if err != nil {
-		return nil, err
-	}
-	ok = true
-	return rs, nil
+	rs.out, err = smtp.NewOutbound(smtp.OutboundOptions{Route: opts, Users: users, Networks: nets,
+		AllowedDomains: allowed, RewriteFrom: o.RewriteFrom, PublicOf: publicOf, Map: d.e.m, Rewriter: d.rw,
+		LocalCase: tokenize.LocalCase(cfg.Tokens.LocalPartCase), MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes, DKIM: dkim})
+	return err
 }
 
 // routeOptions loads a route's certificate and builds its downstream.
-func (rs *routes) routeOptions(cfg *policy.Config, t policy.ServerTLS, d policy.Downstream, host string,
-	hosts []string, log *slog.Logger, m *smtp.Metrics, limiter *smtp.ConnLimiter) (smtp.RouteOptions, error) {
-	cert, err := smtp.LoadCert(t.CertFile, t.KeyFile, cfg.DataDir, hosts, log)
+func (rs *routes) routeOptions(t policy.ServerTLS, d policy.Downstream, host string, deps routeDeps) (smtp.RouteOptions, error) {
+	cfg, log := deps.cfg, deps.log
+	cert, err := smtp.LoadCert(t.CertFile, t.KeyFile, cfg.DataDir, deps.hosts, log)
 	if err != nil {
 		return smtp.RouteOptions{}, err
 	}
@@ -92,7 +119,7 @@ func (rs *routes) routeOptions(cfg *policy.Config, t policy.ServerTLS, d policy.
 	}
 	rs.downs = append(rs.downs, down)
 	return smtp.RouteOptions{Hostname: host, TLS: smtp.ServerTLSConfig(cert), Limits: cfg.SMTP,
-		Downstream: down, Limiter: limiter, Metrics: m, Log: log}, nil
+		Downstream: down, Limiter: deps.limiter, Metrics: deps.m, Log: log, SpoolDir: deps.spool}, nil
 }
 
 // mailboxMaps normalizes the configured mailboxes: public → CRM for the

@@ -1,0 +1,241 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
+	"github.com/tokenproxy/tokenproxy/tokenize"
+)
+
+// AuthCheck configures the inbound route's check of SPF, DKIM and DMARC on
+// the message as the customer's server sent it, before any rewriting.
+type AuthCheck struct {
+	Resolver *mailauth.Resolver // required
+	// TagDMARCReject relays mail that fails DMARC under p=reject, with
+	// dmarc=fail in Authentication-Results, instead of refusing it with
+	// 550 5.7.1.
+	TagDMARCReject bool
+}
+
+// prepare runs before the rewriter and before the downstream DATA. It
+// always removes incoming Authentication-Results fields that claim our
+// authserv-id; with an AuthCheck it first reads the whole message into a
+// spool while mailauth.Verify checks it, since the verdict is known only at
+// the end but goes on top, and refuses mail whose From domain asks for it.
+// The rewriter then reads our field, the cleaned header section and the
+// body: it tokenizes them like the rest, and its leak guard covers our
+// field too.
+func (p *inboundPolicy) prepare(ctx context.Context, s *session, src io.Reader, res *dataResult) (io.Reader, func(), error) {
+	if p.o.AuthCheck == nil {
+		msg, err := p.withAuthResults(src, "", res)
+		return msg, func() {}, err
+	}
+	sp := newSpool(s.r.opts.SpoolDir, spoolMemBytes)
+	msg, err := p.authenticate(ctx, s, src, sp, res)
+	if err != nil {
+		sp.Close()
+		return nil, nil, err
+	}
+	return msg, func() { sp.Close() }, nil
+}
+
+// authenticate verifies the message into sp and returns it with our
+// Authentication-Results field.
+func (p *inboundPolicy) authenticate(ctx context.Context, s *session, src io.Reader, sp *spool, res *dataResult) (io.Reader, error) {
+	v, err := s.verify(ctx, p.o.AuthCheck.Resolver, src, sp)
+	if err != nil {
+		return nil, err
+	}
+	// RFC 8601 §2.2: "none" says no method could be applied.
+	value := p.o.AuthservID + "; none"
+	if v != nil {
+		res.auth = v
+		// RFC 7489 §6.6.2 step 6: the Domain Owner's policy is applied;
+		// DMARCReject holds back for pct < 100 and temporary errors.
+		if v.DMARCReject() && !p.o.AuthCheck.TagDMARCReject {
+			return nil, errDMARCReject
+		}
+		value = v.AuthenticationResults(p.o.AuthservID, s.authResultsAddr)
+	}
+	msg, err := sp.Reader()
+	if err != nil {
+		return nil, err
+	}
+	return p.withAuthResults(msg, authResultsField(value), res)
+}
+
+// verify reads the client's whole message into sp while mailauth.Verify
+// checks it. An error of the client's data (bare CR or LF, too large, a
+// lost connection) is returned as it is. A message mailauth cannot parse
+// but we could read gets nil verdicts: the rewriter has the last word on it.
+// DNS failures are temperror verdicts, never errors.
+func (s *session) verify(ctx context.Context, r *mailauth.Resolver, src io.Reader, sp *spool) (*mailauth.Verdicts, error) {
+	in := &firstErrReader{r: src}
+	v, err := mailauth.Verify(ctx, r, s.verifyInput(), io.TeeReader(in, sp))
+	switch {
+	case in.err != nil:
+		return nil, in.err
+	case err == nil:
+		return v, nil
+	}
+	// Verify may have stopped early; the spool needs all of it.
+	if _, cerr := io.Copy(sp, in); cerr != nil {
+		return nil, cerr
+	}
+	if in.err != nil {
+		return nil, in.err
+	}
+	// The error is not logged: a parser's error may quote the header.
+	s.log.Warn("message not verifiable: reported as none", "event", "auth_unverifiable")
+	return nil, nil
+}
+
+func (s *session) verifyInput() mailauth.VerifyInput {
+	return mailauth.VerifyInput{ClientIP: s.ip.AsSlice(), Helo: s.c.Hostname(), MailFrom: s.from}
+}
+
+// authResultsAddr is what Authentication-Results shows of an address: the
+// envelope sender's token, which is how the CRM knows the customer, and of
+// any other address only its domain (RFC 8601 §2.2 allows a bare domain).
+func (s *session) authResultsAddr(addr string) string {
+	if s.from != "" && s.down != "" && strings.EqualFold(addr, s.from) {
+		return s.down
+	}
+	return addr[strings.LastIndexByte(addr, '@')+1:]
+}
+
+// withAuthResults returns field, then the header section of msg without
+// the Authentication-Results fields that claim our authserv-id, then the
+// rest of msg. RFC 8601 §5: a border MTA MUST remove them, or the CRM
+// would read a forger's verdicts as ours.
+func (p *inboundPolicy) withAuthResults(msg io.Reader, field string, res *dataResult) (io.Reader, error) {
+	br := bufio.NewReaderSize(msg, 64<<10)
+	hdr, err := readHeaderSection(br, p.o.MaxHeaderBytes)
+	if err != nil {
+		return nil, err
+	}
+	hdr, res.authRemoved = mailauth.StripAuthResults(dropLeadingFolds(hdr), p.o.AuthservID)
+	return io.MultiReader(strings.NewReader(field), bytes.NewReader(hdr), br), nil
+}
+
+// dropLeadingFolds removes folded lines before the first field: they
+// belong to no field (RFC 5322 §2.2.3), and would otherwise continue the
+// field put on top of them, letting a sender append text to our
+// Authentication-Results or Received field.
+func dropLeadingFolds(hdr []byte) []byte {
+	for len(hdr) > 0 && (hdr[0] == ' ' || hdr[0] == '\t') {
+		i := bytes.IndexByte(hdr, '\n')
+		if i < 0 {
+			return nil
+		}
+		hdr = hdr[i+1:]
+	}
+	return hdr
+}
+
+// readHeaderSection reads up to and including the empty line that ends the
+// header section, or to the end of a message without one.
+func readHeaderSection(br *bufio.Reader, max int) ([]byte, error) {
+	var hdr []byte
+	lineStart := true
+	for {
+		line, err := br.ReadSlice('\n')
+		hdr = append(hdr, line...)
+		if len(hdr) > max {
+			return nil, fmt.Errorf("%w: header section larger than %d bytes", tokenize.ErrLimit, max)
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			lineStart = false // a long line: its end is not a line of its own
+			continue
+		case err == io.EOF:
+			return hdr, nil
+		case err != nil:
+			return nil, err
+		case lineStart && string(line) == "\r\n":
+			return hdr, nil
+		}
+		lineStart = true
+	}
+}
+
+// authResultsField returns the Authentication-Results field for a value,
+// folded after each ";" outside quoted strings: one line per method keeps
+// it under RFC 5322's 998 octets even with ten DKIM signatures. "" for "".
+func authResultsField(value string) string {
+	if value == "" {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("Authentication-Results: ")
+	quoted, escaped := false, false
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		switch {
+		case escaped:
+			escaped = false
+		case quoted && c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		case !quoted && c == ';' && i+1 < len(value) && value[i+1] == ' ':
+			b.WriteString(";\r\n\t")
+			i++
+			continue
+		}
+		b.WriteByte(c)
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// authAttrs are the log attributes of the verdicts: results only, never a
+// domain or an address.
+func authAttrs(res dataResult) []any {
+	var attrs []any
+	if v := res.auth; v != nil {
+		spf := mailauth.ResultNone
+		if len(v.SPF) > 0 {
+			spf = v.SPF[0].Result
+		}
+		attrs = append(attrs, "spf", string(spf), "dkim", string(dkimSummary(v.DKIM)), "dmarc", string(v.DMARC.Result))
+	}
+	if res.authRemoved > 0 {
+		attrs = append(attrs, "auth_results_removed", res.authRemoved)
+	}
+	return attrs
+}
+
+// dkimSummary is pass if any signature passed, else the first result.
+func dkimSummary(ds []mailauth.DKIMVerdict) mailauth.Result {
+	if len(ds) == 0 {
+		return mailauth.ResultNone
+	}
+	for _, d := range ds {
+		if d.Result == mailauth.ResultPass {
+			return mailauth.ResultPass
+		}
+	}
+	return ds[0].Result
+}
+
+// firstErrReader remembers the first read error other than EOF: the
+// client's error, told apart from what mailauth makes of it.
+type firstErrReader struct {
+	r   io.Reader
+	err error
+}
+
+func (f *firstErrReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err != nil && err != io.EOF && f.err == nil {
+		f.err = err
+	}
+	return n, err
+}
