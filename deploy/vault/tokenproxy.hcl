@@ -37,3 +37,14 @@ path "auth/token/lookup-self" {
 path "auth/token/renew-self" {
   capabilities = ["update"]
 }
+
+# Only when outbound.dkim.vault_key names a transit key (here
+# "tokenproxy-dkim"): sign with it, and read its public key for
+# `proxy dns`. The private key never leaves Vault. Uncomment to use.
+#
+# path "transit/sign/tokenproxy-dkim" {
+#   capabilities = ["update"]
+# }
+# path "transit/keys/tokenproxy-dkim" {
+#   capabilities = ["read"]
+# }
