@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
+
+	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
 // The customer's server in the authentication tests: 127.0.0.1, the
@@ -41,8 +43,8 @@ Hi, write to carol@customer.example or me.
 // authDNS serves the customer domains' records: example.com authorizes
 // 127.0.0.1 and publishes p=reject; example.org authorizes another
 // address only and publishes p=reject.
-func authDNS(t *testing.T) *testDNS {
-	z := startTestDNS(t)
+func authDNS(t *testing.T) *dnstest.Server {
+	z := dnstest.Start(t)
 	z.TXT("example.com", "v=spf1 ip4:127.0.0.1 -all")
 	z.TXT("_dmarc.example.com", "v=DMARC1; p=reject")
 	z.TXT(authHelo, "v=spf1 ip4:127.0.0.1 -all")
@@ -73,7 +75,7 @@ func dkimSign(t *testing.T, key crypto.Signer, domain, selector, msg string) str
 }
 
 // publishDKIM serves the public key of key at selector._domainkey.domain.
-func publishDKIM(t *testing.T, z *testDNS, domain, selector string, pub crypto.PublicKey) {
+func publishDKIM(t *testing.T, z *dnstest.Server, domain, selector string, pub crypto.PublicKey) {
 	t.Helper()
 	recs := mailauth.Records(mailauth.RecordsInput{DKIMKeys: []mailauth.DKIMKey{{Domain: domain, Selector: selector, Public: pub}}})
 	if len(recs) != 1 || recs[0].Value == "" {
@@ -266,7 +268,7 @@ func TestInboundDMARCTag(t *testing.T) {
 // verdicts, and the message is relayed (DNS trouble never fails a message).
 func TestInboundDNSTimeout(t *testing.T) {
 	h := newHarness(t, func(o *harnessOpts) {
-		o.auth = &AuthCheck{Resolver: mailauth.NewResolver(blackholeDNS(t), 200*time.Millisecond)}
+		o.auth = &AuthCheck{Resolver: mailauth.NewResolver(dnstest.Blackhole(t), 200*time.Millisecond)}
 	})
 	start := time.Now()
 	if r := sendInbound(h, "jane.doe@example.com", crlf(customerMsg)); !strings.HasPrefix(r, "250") {
@@ -328,7 +330,7 @@ func TestOutboundDKIMSigned(t *testing.T) {
 	}
 	for name, key := range map[string]crypto.Signer{"ed25519-sha256": newEd25519(t), "rsa-sha256": rsaKey} {
 		t.Run(name, func(t *testing.T) {
-			z := startTestDNS(t)
+			z := dnstest.Start(t)
 			publishDKIM(t, z, "company.example", "tp1", key.Public())
 			h := newHarness(t, func(o *harnessOpts) {
 				o.dkim = &mailauth.SignerConfig{Domain: "company.example", Selector: "tp1", Key: key}
@@ -346,7 +348,7 @@ func TestOutboundDKIMSigned(t *testing.T) {
 // TestOutboundDKIMLargeMessage: a reply larger than the memory spool is
 // signed from the (encrypted) spool file and still verifies.
 func TestOutboundDKIMLargeMessage(t *testing.T) {
-	z := startTestDNS(t)
+	z := dnstest.Start(t)
 	key := newEd25519(t)
 	publishDKIM(t, z, "company.example", "tp1", key.Public())
 	h := newHarness(t, func(o *harnessOpts) {
@@ -362,7 +364,7 @@ func TestOutboundDKIMLargeMessage(t *testing.T) {
 }
 
 // assertDKIMPass verifies msg's one signature against z.
-func assertDKIMPass(t *testing.T, z *testDNS, msg, alg string) {
+func assertDKIMPass(t *testing.T, z *dnstest.Server, msg, alg string) {
 	t.Helper()
 	v, err := mailauth.Verify(context.Background(), mailauth.NewResolver(z.Addr, 2*time.Second),
 		mailauth.VerifyInput{ClientIP: net.IPv4(127, 0, 0, 1), Helo: "relay.test", MailFrom: "support@company.example"},

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
 const ourID = "mx.company.example"
@@ -133,7 +135,7 @@ func TestAuthenticationResults(t *testing.T) {
 // forged fields, report with tokenized addresses.
 func TestVerifyThenReport(t *testing.T) {
 	rsaK, _ := testKeys(t)
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	publishKey(t, z, "customer.example", "s1", rsaK.Public())
 	z.TXT("customer.example", "v=spf1 ip4:192.0.2.1 -all")
 	z.TXT("_dmarc.customer.example", "v=DMARC1; p=reject")

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
 var (
@@ -66,7 +68,7 @@ func signed(t *testing.T, key crypto.Signer, domain, selector string, msg []byte
 }
 
 // publishKey serves the DKIM record of pub at selector._domainkey.domain.
-func publishKey(t *testing.T, z *testDNS, domain, selector string, pub crypto.PublicKey) {
+func publishKey(t *testing.T, z *dnstest.Server, domain, selector string, pub crypto.PublicKey) {
 	t.Helper()
 	rec := dkimRecord(DKIMKey{Domain: domain, Selector: selector, Public: pub})
 	if rec.Value == "" {
@@ -76,7 +78,7 @@ func publishKey(t *testing.T, z *testDNS, domain, selector string, pub crypto.Pu
 }
 
 // verify runs Verify with a resolver on z.
-func verify(t *testing.T, z *testDNS, in VerifyInput, msg []byte) *Verdicts {
+func verify(t *testing.T, z *dnstest.Server, in VerifyInput, msg []byte) *Verdicts {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -86,3 +88,7 @@ func verify(t *testing.T, z *testDNS, in VerifyInput, msg []byte) *Verdicts {
 	}
 	return v
 }
+
+// testTimeout is the per-look-up timeout of resolvers pointed at the
+// blackhole: short, so the timeout tests stay fast.
+const testTimeout = 300 * time.Millisecond

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
 // These tests check our DKIM against implementations that share no code
@@ -19,7 +21,7 @@ import (
 // ed25519-sha256), both from Debian, both resolving keys through the test
 // DNS server on loopback.
 
-func dnsPort(t *testing.T, z *testDNS) string {
+func dnsPort(t *testing.T, z *dnstest.Server) string {
 	t.Helper()
 	_, port, err := net.SplitHostPort(z.Addr)
 	if err != nil {
@@ -31,7 +33,7 @@ func dnsPort(t *testing.T, z *testDNS) string {
 func TestMailDKIMVerifiesOurSignature(t *testing.T) {
 	requireTools(t)
 	rsaK, _ := testKeys(t)
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	publishKey(t, z, "company.example", "tp1", rsaK.Public())
 	m := signed(t, rsaK, "company.example", "tp1", testMessage("support@company.example"))
 
@@ -50,7 +52,7 @@ func TestMailDKIMVerifiesOurSignature(t *testing.T) {
 func TestWeVerifyMailDKIMSignature(t *testing.T) {
 	requireTools(t)
 	rsaK, _ := testKeys(t)
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	publishKey(t, z, "customer.example", "mdk", rsaK.Public())
 	keyFile := writeKeyFile(t, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaK)}))
 
@@ -76,7 +78,7 @@ func TestDkimpyInterop(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.alg, func(t *testing.T) {
-			z := startDNS(t)
+			z := dnstest.Start(t)
 			publishKey(t, z, "company.example", "py", tt.key.Public())
 
 			ours := signed(t, tt.key, "company.example", "py", testMessage("support@company.example"))
@@ -102,7 +104,7 @@ func writeKeyFile(t *testing.T, data []byte) string {
 	return path
 }
 
-func assertOurVerifyPasses(t *testing.T, z *testDNS, m []byte, domain, selector, alg string) {
+func assertOurVerifyPasses(t *testing.T, z *dnstest.Server, m []byte, domain, selector, alg string) {
 	t.Helper()
 	v := verify(t, z, VerifyInput{ClientIP: net.ParseIP("192.0.2.1"), Helo: "mx.example", MailFrom: "bounce@" + domain}, m)
 	if len(v.DKIM) != 1 {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
 func recordsInput(t *testing.T) RecordsInput {
@@ -93,7 +95,7 @@ func TestZoneLine(t *testing.T) {
 
 func TestCheckRecords(t *testing.T) {
 	recs := Records(recordsInput(t))
-	publishAll := func(z *testDNS) {
+	publishAll := func(z *dnstest.Server) {
 		for _, r := range recs {
 			if r.Type == "TXT" {
 				z.TXT(r.Name, r.Value)
@@ -112,36 +114,36 @@ func TestCheckRecords(t *testing.T) {
 	dkim := byName("tp-rsa._domainkey.company.example")
 	tests := []struct {
 		name   string
-		change func(z *testDNS)
+		change func(z *dnstest.Server)
 		want   map[string]string // record name → problem
 	}{
 		{"all published", nil, map[string]string{}},
-		{"equivalent forms accepted", func(z *testDNS) {
+		{"equivalent forms accepted", func(z *dnstest.Server) {
 			z.TXT("company.example", "  V=SPF1 ip4:192.0.2.10  ip4:198.51.100.0/24 ip6:2001:db8::25 include:spf.smarthost.example -ALL ", "other-verification=123")
 			z.TXT("_dmarc.company.example", "v=DMARC1;rua=mailto:dmarc-reports@company.example;  p=reject;")
 			p := strings.TrimPrefix(dkim.Value, "v=DKIM1; k=rsa; p=")
 			z.TXT(dkim.Name, "k=rsa; p="+p[:100]+" "+p[100:]) // no v=, p= split by a blank
 		}, map[string]string{}},
-		{"missing", func(z *testDNS) {
+		{"missing", func(z *dnstest.Server) {
 			z.TXT("_dmarc.company.example", "unrelated")
 		}, map[string]string{"_dmarc.company.example": "not published"}},
-		{"NXDOMAIN", func(z *testDNS) {
+		{"NXDOMAIN", func(z *dnstest.Server) {
 			z.Remove("_smtp._tls.relay.company.example")
 		}, map[string]string{"_smtp._tls.relay.company.example": "not published"}},
-		{"differs", func(z *testDNS) {
+		{"differs", func(z *dnstest.Server) {
 			z.TXT("company.example", "v=spf1 ip4:192.0.2.10 ~all")
 			z.TXT("_dmarc.company.example", "v=DMARC1; p=none; rua=mailto:dmarc-reports@company.example")
 		}, map[string]string{"company.example": "differs", "_dmarc.company.example": "differs"}},
-		{"two SPF records", func(z *testDNS) {
+		{"two SPF records", func(z *dnstest.Server) {
 			z.TXT("company.example", byName("company.example").Value, "v=spf1 -all")
 		}, map[string]string{"company.example": "several records"}},
-		{"servfail", func(z *testDNS) {
+		{"servfail", func(z *dnstest.Server) {
 			z.ServFail("_mta-sts.relay.company.example")
 		}, map[string]string{"_mta-sts.relay.company.example": "lookup failed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			z := startDNS(t)
+			z := dnstest.Start(t)
 			publishAll(z)
 			if tt.change != nil {
 				tt.change(z)
@@ -164,7 +166,7 @@ func TestCheckRecords(t *testing.T) {
 
 func TestCheckRecordsTimeout(t *testing.T) {
 	recs := Records(recordsInput(t))
-	ms := CheckRecords(context.Background(), NewResolver(blackholeDNS(t), testTimeout), recs[:1])
+	ms := CheckRecords(context.Background(), NewResolver(dnstest.Blackhole(t), testTimeout), recs[:1])
 	if len(ms) != 1 || !strings.HasPrefix(ms[0].Problem, "lookup failed") {
 		t.Errorf("mismatches = %+v, want one lookup failure", ms)
 	}

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
 func TestResolverTXT(t *testing.T) {
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	long := "v=DKIM1; k=rsa; p=" + strings.Repeat("A", 3000) // over UDP's 1232 bytes: truncated, then TCP
 	z.TXT("long.example", long)
 	z.TXT("two.example", "a", "b")
@@ -63,7 +65,7 @@ func checkDNSError(t *testing.T, err error, want, notFound, temporary bool) {
 }
 
 func TestResolverTimeout(t *testing.T) {
-	r := NewResolver(blackholeDNS(t), testTimeout)
+	r := NewResolver(dnstest.Blackhole(t), testTimeout)
 	begin := time.Now()
 	_, err := r.LookupTXT(context.Background(), "example.com")
 	if elapsed := time.Since(begin); elapsed > 3*testTimeout {

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
+
+	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
 func writePEM(t *testing.T, typ string, der []byte) string {
@@ -135,7 +137,7 @@ func TestSignatureMatchesSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	publishKey(t, z, "company.example", "tp1", edK.Public())
 	v := verify(t, z, VerifyInput{ClientIP: net.ParseIP("192.0.2.1"), Helo: "h.example"}, append([]byte(sig), msg...))
 	if len(v.DKIM) != 1 || v.DKIM[0].Result != ResultPass {

@@ -11,6 +11,8 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/tokenproxy/tokenproxy/test/vaulttest"
+
+	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
 func vaultClient(t *testing.T, srv *vaulttest.Server) *vaultapi.Client {
@@ -52,7 +54,7 @@ func TestTransitSigner(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			z := startDNS(t)
+			z := dnstest.Start(t)
 			for _, r := range Records(RecordsInput{DKIMKeys: []DKIMKey{{Domain: "company.example", Selector: "vault1", Public: key.Public()}}}) {
 				z.TXT(r.Name, r.Value)
 			}

@@ -11,10 +11,12 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
 func TestVerifySPF(t *testing.T) {
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	z.TXT("pass.example", "v=spf1 ip4:192.0.2.1 -all", "google-site-verification=abc")
 	z.TXT("soft.example", "v=spf1 ip4:192.0.2.1 ~all")
 	z.TXT("neutral.example", "v=spf1 ?all")
@@ -59,7 +61,7 @@ func TestVerifySPF(t *testing.T) {
 
 func TestVerifyDKIM(t *testing.T) {
 	rsaK, edK := testKeys(t)
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	publishKey(t, z, "company.example", "rsa1", rsaK.Public())
 	publishKey(t, z, "company.example", "ed1", edK.Public())
 	z.ServFail("tempfail._domainkey.company.example")
@@ -108,7 +110,7 @@ func TestVerifyDKIM(t *testing.T) {
 
 func TestVerifyMultipleSignatures(t *testing.T) {
 	rsaK, edK := testKeys(t)
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	publishKey(t, z, "company.example", "rsa1", rsaK.Public())
 	publishKey(t, z, "company.example", "ed1", edK.Public())
 	m := signed(t, rsaK, "company.example", "rsa1", testMessage("support@company.example"))
@@ -136,7 +138,7 @@ func TestVerifyMultipleSignatures(t *testing.T) {
 
 func TestVerifyDMARC(t *testing.T) {
 	rsaK, _ := testKeys(t)
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	for _, d := range []string{"company.example", "attacker.example", "strict.example"} {
 		publishKey(t, z, d, "k", rsaK.Public())
 	}
@@ -215,7 +217,7 @@ func TestVerifyDMARC(t *testing.T) {
 }
 
 func TestVerifyFromField(t *testing.T) {
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	z.TXT("_dmarc.company.example", "v=DMARC1; p=reject")
 	msg := testMessage("a@company.example")
 	tests := []struct {
@@ -247,7 +249,7 @@ func TestVerifyFromField(t *testing.T) {
 func TestVerifyDNSTimeout(t *testing.T) {
 	rsaK, _ := testKeys(t)
 	m := signed(t, rsaK, "company.example", "k", testMessage("a@company.example"))
-	r := NewResolver(blackholeDNS(t), testTimeout)
+	r := NewResolver(dnstest.Blackhole(t), testTimeout)
 	in := VerifyInput{ClientIP: net.ParseIP("192.0.2.1"), Helo: "mx.company.example", MailFrom: "a@company.example"}
 
 	begin := time.Now()
@@ -267,7 +269,7 @@ func TestVerifyDNSTimeout(t *testing.T) {
 // TestVerifyCancelled: a context that has ended is a temporary failure too.
 func TestVerifyCancelled(t *testing.T) {
 	rsaK, _ := testKeys(t)
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	m := signed(t, rsaK, "company.example", "k", testMessage("a@company.example"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -294,7 +296,7 @@ func assertAllTempError(t *testing.T, v *Verdicts) {
 
 // TestVerifyReadError: only a message that cannot be read is an error.
 func TestVerifyReadError(t *testing.T) {
-	z := startDNS(t)
+	z := dnstest.Start(t)
 	rsaK, _ := testKeys(t)
 	m := signed(t, rsaK, "company.example", "k", testMessage("a@company.example"))
 	in := VerifyInput{ClientIP: net.ParseIP("192.0.2.1"), Helo: "mx.example", MailFrom: "a@company.example"}

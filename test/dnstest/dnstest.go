@@ -1,18 +1,21 @@
-package mailauth
+// Package dnstest is an authoritative DNS server on loopback for tests:
+// the TXT and A records a test sets, SERVFAIL on demand, and a server that
+// never answers (for timeouts). The mail authentication tests of smtp and
+// smtp/mailauth share it.
+package dnstest
 
 import (
 	"net"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 )
 
-// testDNS is an authoritative DNS server on loopback (UDP and TCP on one
+// Server is an authoritative DNS server on loopback (UDP and TCP on one
 // port) serving the TXT and A records a test sets.
-type testDNS struct {
+type Server struct {
 	Addr string
 
 	mu       sync.Mutex
@@ -21,10 +24,10 @@ type testDNS struct {
 	servfail map[string]bool
 }
 
-// startDNS starts a server, stopped when the test ends.
-func startDNS(t *testing.T) *testDNS {
+// Start starts a server, stopped when the test ends.
+func Start(t testing.TB) *Server {
 	t.Helper()
-	z := &testDNS{txt: map[string][]string{}, a: map[string][]net.IP{}, servfail: map[string]bool{}}
+	z := &Server{txt: map[string][]string{}, a: map[string][]net.IP{}, servfail: map[string]bool{}}
 	pc, ln := listenSamePort(t)
 	udp := &dns.Server{PacketConn: pc, Handler: z}
 	tcp := &dns.Server{Listener: ln, Handler: z}
@@ -40,7 +43,7 @@ func startDNS(t *testing.T) *testDNS {
 }
 
 // listenSamePort opens UDP and TCP sockets on the same loopback port.
-func listenSamePort(t *testing.T) (net.PacketConn, net.Listener) {
+func listenSamePort(t testing.TB) (net.PacketConn, net.Listener) {
 	t.Helper()
 	for range 20 {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -58,21 +61,21 @@ func listenSamePort(t *testing.T) (net.PacketConn, net.Listener) {
 }
 
 // TXT sets the TXT records of name (replacing earlier ones).
-func (z *testDNS) TXT(name string, values ...string) {
+func (z *Server) TXT(name string, values ...string) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	z.txt[dns.Fqdn(strings.ToLower(name))] = values
 }
 
 // Remove deletes the TXT records of name.
-func (z *testDNS) Remove(name string) {
+func (z *Server) Remove(name string) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	delete(z.txt, dns.Fqdn(strings.ToLower(name)))
 }
 
 // A sets the A records of name.
-func (z *testDNS) A(name string, ips ...string) {
+func (z *Server) A(name string, ips ...string) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	for _, ip := range ips {
@@ -81,13 +84,14 @@ func (z *testDNS) A(name string, ips ...string) {
 }
 
 // ServFail makes every question about name answer SERVFAIL.
-func (z *testDNS) ServFail(name string) {
+func (z *Server) ServFail(name string) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	z.servfail[dns.Fqdn(strings.ToLower(name))] = true
 }
 
-func (z *testDNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+// ServeDNS answers from the records set (dns.Handler).
+func (z *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(req)
 	m.Authoritative = true
@@ -104,7 +108,7 @@ func (z *testDNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	w.WriteMsg(m)
 }
 
-func (z *testDNS) answer(m *dns.Msg, q dns.Question) {
+func (z *Server) answer(m *dns.Msg, q dns.Question) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	name := strings.ToLower(q.Name)
@@ -116,7 +120,7 @@ func (z *testDNS) answer(m *dns.Msg, q dns.Question) {
 		m.Rcode = dns.RcodeServerFailure
 	case q.Qtype == dns.TypeTXT && hasTXT:
 		for _, v := range z.txt[name] {
-			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: splitTXT(v)})
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: chunks(v)})
 		}
 	case q.Qtype == dns.TypeA && hasA:
 		for _, ip := range z.a[name] {
@@ -129,9 +133,9 @@ func (z *testDNS) answer(m *dns.Msg, q dns.Question) {
 	}
 }
 
-// blackholeDNS returns the address of a UDP "server" that reads queries and
+// Blackhole returns the address of a UDP "server" that reads queries and
 // never answers, for timeouts.
-func blackholeDNS(t *testing.T) string {
+func Blackhole(t testing.TB) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -149,6 +153,12 @@ func blackholeDNS(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
-// testTimeout is the per-look-up timeout of resolvers pointed at the
-// blackhole: short, so the timeout tests stay fast.
-const testTimeout = 300 * time.Millisecond
+// chunks cuts a TXT value into the character-strings of at most 255
+// octets a TXT record is made of (RFC 1035 §3.3.14).
+func chunks(v string) []string {
+	out := []string{}
+	for len(v) > 255 {
+		out, v = append(out, v[:255]), v[255:]
+	}
+	return append(out, v)
+}
