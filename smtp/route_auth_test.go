@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
-
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

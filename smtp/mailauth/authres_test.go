@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/emersion/go-msgauth/authres"
-
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

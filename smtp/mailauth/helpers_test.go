@@ -11,7 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

@@ -20,7 +20,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
-
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

@@ -11,7 +11,6 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/tokenproxy/tokenproxy/test/vaulttest"
-
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
-
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
