@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

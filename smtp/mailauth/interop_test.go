@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

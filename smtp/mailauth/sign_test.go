@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
+
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

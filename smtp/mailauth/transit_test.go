@@ -10,8 +10,8 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"github.com/tokenproxy/tokenproxy/test/vaulttest"
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
+	"github.com/tokenproxy/tokenproxy/test/vaulttest"
 )
 
 func vaultClient(t *testing.T, srv *vaulttest.Server) *vaultapi.Client {

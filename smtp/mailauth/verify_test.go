@@ -11,6 +11,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
