@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenproxy/tokenproxy/test/tools"
 )
 
 // cmdTimeout bounds one external command (a build, an install, a check).
@@ -84,11 +84,6 @@ func lookTool(name string) (string, bool) {
 	return "", false
 }
 
-var (
-	installMu  sync.Mutex
-	installRes = map[string]result{}
-)
-
 // tool returns the path of systemd-analyze, nft, make, dpkg-deb or strace, running
 // deploy/test-tools.sh (at most once per tool and test binary, under the
 // cross-process lock test/tools uses) when it is missing. It fails the test
@@ -98,13 +93,7 @@ func tool(t testing.TB, name string) string {
 	if p, ok := lookTool(name); ok {
 		return p
 	}
-	installMu.Lock()
-	r, done := installRes[name]
-	if !done {
-		r = installLocked(t, name)
-		installRes[name] = r
-	}
-	installMu.Unlock()
+	r := installLocked(t, name)
 	if r.err != nil {
 		t.Fatalf("%s is missing and deploy/test-tools.sh %s failed: %v\n%s", name, name, r.err, r.out)
 	}
@@ -115,28 +104,12 @@ func tool(t testing.TB, name string) string {
 	return p
 }
 
-// installLocked runs the install script under an exclusive flock on
-// <user cache>/tokenproxy/tools-install.lock: go test runs packages in
-// parallel, and two apt-get runs (or two policy-rc.d swaps) must not overlap.
+// installLocked runs deploy/test-tools.sh for one tool through test/tools,
+// under the lock every test binary's installs share.
 func installLocked(t testing.TB, name string) result {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	dir = filepath.Join(dir, "tokenproxy")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return result{err: err}
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "tools-install.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return result{err: err}
-	}
-	defer f.Close() // releases the lock
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return result{err: fmt.Errorf("lock %s: %w", f.Name(), err)}
-	}
 	t.Logf("%s missing: running deploy/test-tools.sh %s", name, name)
-	return run(repoRoot(t), nil, "bash", repoFile(t, "deploy/test-tools.sh"), name)
+	out, err := tools.RunScript(repoFile(t, "deploy/test-tools.sh"), name)
+	return result{out: out, err: err}
 }
 
 // needRoot fails a test that needs root (chroot, mount namespaces, nft).

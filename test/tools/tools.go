@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -41,11 +42,15 @@ const sbin = "/usr/sbin"
 // the wait for another apt holding the dpkg lock).
 const installTimeout = 10 * time.Minute
 
+// scriptRun is the outcome of one install script run.
+type scriptRun struct {
+	out string
+	err error
+}
+
 var (
-	installMu   sync.Mutex
-	installDone bool
-	installOut  string
-	installErr  error
+	runsMu sync.Mutex
+	runs   = map[string]scriptRun{} // by script and arguments
 )
 
 // Path returns the absolute path of a test tool ("swaks", "smtp-sink",
@@ -89,35 +94,44 @@ func lookup(name string) (string, bool) {
 	return "", false
 }
 
-// install runs install.sh at most once per process; later calls get the
-// first result.
+// install runs install.sh beside this file.
 func install() (string, error) {
-	installMu.Lock()
-	defer installMu.Unlock()
-	if !installDone {
-		installOut, installErr = runInstallLocked()
-		installDone = true
-	}
-	return installOut, installErr
-}
-
-// runInstallLocked takes the cross-process lock and runs the script. The
-// script itself is idempotent, so a binary that waited for another one's
-// install finds everything there and changes nothing.
-func runInstallLocked() (string, error) {
 	script, err := scriptPath()
 	if err != nil {
 		return "", err
 	}
+	return RunScript(script)
+}
+
+// RunScript runs an idempotent install script (bash, with args) at most
+// once per test binary for the same script and arguments, under the file
+// lock every test binary takes (go test runs packages in parallel; two apt
+// runs, or two policy-rc.d swaps, must not overlap), and returns its
+// output. Later calls get the first result: the script is idempotent, so a
+// binary that waited for another one's install finds everything there.
+// test/deploy and smtp/mailauth run their own scripts through it.
+func RunScript(script string, args ...string) (string, error) {
+	key := strings.Join(append([]string{script}, args...), "\x00")
+	runsMu.Lock()
+	defer runsMu.Unlock()
+	r, done := runs[key]
+	if !done {
+		r.out, r.err = runLocked(script, args)
+		runs[key] = r
+	}
+	return r.out, r.err
+}
+
+// runLocked takes the cross-process lock and runs the script.
+func runLocked(script string, args []string) (string, error) {
 	unlock, err := lockCache()
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-
 	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script)
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
 	// No stdin: sudo must fail rather than wait for a password nobody types.
 	cmd.Stdin = nil
 	var out bytes.Buffer

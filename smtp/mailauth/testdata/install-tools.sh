@@ -12,8 +12,8 @@
 #
 # Idempotent: prints "already installed" and changes nothing when all are
 # there. Needs root, or password-less sudo. Called by the package's tests
-# (installTools in perl_test.go) under a file lock in
-# os.UserCacheDir()/tokenproxy; safe to run by hand.
+# (requireTools in tools_test.go, through test/tools.RunScript) under a
+# file lock in os.UserCacheDir()/tokenproxy; safe to run by hand.
 set -euo pipefail
 
 packages=(libmail-dkim-perl libnet-dns-perl python3-dkim python3-nacl python3-dnspython)
