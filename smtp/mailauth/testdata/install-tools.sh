@@ -22,6 +22,7 @@ python_modules=(dkim nacl.signing dns.resolver)
 
 say() { printf 'install-tools.sh: %s\n' "$*"; }
 die() { printf 'install-tools.sh: error: %s\n' "$*" >&2; exit 1; }
+. "$(dirname "$0")/../../../test/tools/apt.sh"
 
 have_modules() {
 	local m
@@ -38,25 +39,7 @@ if have_modules; then
 	exit 0
 fi
 
-command -v apt-get >/dev/null || die "apt-get not found: install Perl ${modules[*]} and Python ${python_modules[*]} with your system's package manager"
-
-if [ "$(id -u)" -eq 0 ]; then
-	as_root() { "$@"; }
-elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-	as_root() { sudo -n "$@"; }
-else
-	die "installing ${packages[*]} needs root or password-less sudo; run $0 once as root"
-fi
-
-apt_get() { as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
-
-say "installing: ${packages[*]}"
-if ! out=$(apt_get install -y -q --no-install-recommends "${packages[@]}" 2>&1); then
-	# Missing or stale package lists are the usual cause.
-	say "apt-get install failed; apt-get update and retry"
-	apt_get update -q >/dev/null 2>&1 || true
-	out=$(apt_get install -y -q --no-install-recommends "${packages[@]}" 2>&1) ||
-		{ printf '%s\n' "$out" >&2; die "apt-get install ${packages[*]} failed (after apt-get update)"; }
-fi
+apt_root "${packages[@]}"
+apt_install "${packages[@]}"
 have_modules || die "modules still missing after installing ${packages[*]}: Perl ${modules[*]}, Python ${python_modules[*]}"
 say "installed: ${packages[*]}"
