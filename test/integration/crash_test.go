@@ -79,27 +79,8 @@ func (ss *memSinkSession) Data(r io.Reader) error {
 // carrying it is relayed).
 func TestKill9DuringLoad(t *testing.T) {
 	sink := startMemSink(t)
-	dir := t.TempDir()
-	inPort, outPort, admin := freePort(t), freePort(t), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	config := filepath.Join(dir, "proxy.yaml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`data_dir: %s
-relay_domain: relay.company.example
-internal_domains: [company.example, crm.example]
-mailboxes: [{public: support@company.example, crm: support@crm.example}]
-log: {format: json, level: warn}
-inbound:
-  listen: 127.0.0.1:%d
-  hostname: mx.company.example
-  auth_check: {enabled: false} # no DNS here; mail authentication has its own tests
-  downstream: {address: "%s", tls: insecure}
-outbound:
-  listen: 127.0.0.1:%d
-  hostname: relay.company.example
-  client_networks: [127.0.0.0/8]
-  downstream: {address: "%s", tls: insecure}
-admin: {listen: "%s"}
-`, filepath.Join(dir, "data"), inPort, sink.addr, outPort, sink.addr, admin)), 0o600)
-
+	sv := writeServeConfig(t, sink.addr, sink.addr, "warn", "client_networks: [127.0.0.0/8]")
+	config, inPort, outPort, admin := sv.config, sv.inPort, sv.outPort, sv.admin
 	p := startServe(t, config, admin)
 	const total, clients = 1000, 8
 	var next, accepted atomic.Int64
@@ -173,7 +154,7 @@ admin: {listen: "%s"}
 	if len(seen) == 0 {
 		t.Fatal("the sink saw no token")
 	}
-	c, err := gosmtp.DialStartTLS(fmt.Sprintf("127.0.0.1:%d", outPort), selfSignedTrust(t, filepath.Join(dir, "data"), "relay.company.example"))
+	c, err := gosmtp.DialStartTLS(fmt.Sprintf("127.0.0.1:%d", outPort), selfSignedTrust(t, sv.dataDir, "relay.company.example"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,6 +85,46 @@ func sinkMessages(t *testing.T, dir string) []string {
 	return msgs
 }
 
+// served is a written `proxy serve` configuration and its loopback ports.
+type served struct {
+	config, dataDir, admin string
+	inPort, outPort        int
+}
+
+// writeServeConfig writes the configuration the serve tests share: the
+// quickstart's domains and mailbox, both routes and the admin listener on
+// free loopback ports, downstreams crm and smarthost (plain, loopback), the
+// outbound access lines given, and the SPF/DKIM/DMARC check off (no DNS
+// here; mail authentication has its own tests).
+func writeServeConfig(t *testing.T, crm, smarthost, logLevel, outboundAccess string) served {
+	t.Helper()
+	dir := t.TempDir()
+	sv := served{config: filepath.Join(dir, "proxy.yaml"), dataDir: filepath.Join(dir, "data"),
+		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)), inPort: freePort(t), outPort: freePort(t)}
+	yaml := fmt.Sprintf(`data_dir: %s
+relay_domain: relay.company.example
+internal_domains: [company.example, crm.example]
+mailboxes: [{public: support@company.example, crm: support@crm.example}]
+log: {format: json, level: %s}
+inbound:
+  listen: 127.0.0.1:%d
+  hostname: mx.company.example
+  auth_check: {enabled: false}
+  downstream: {address: "%s", tls: insecure}
+outbound:
+  listen: 127.0.0.1:%d
+  hostname: relay.company.example
+  %s
+  allowed_domains: [company.example]
+  downstream: {address: "%s", tls: insecure}
+admin: {listen: "%s"}
+`, sv.dataDir, logLevel, sv.inPort, crm, sv.outPort, outboundAccess, smarthost, sv.admin)
+	if err := os.WriteFile(sv.config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return sv
+}
+
 // proxyProc is a running `proxy serve`.
 type proxyProc struct {
 	cmd   *exec.Cmd
@@ -151,33 +191,14 @@ func swaks(t *testing.T, args ...string) (int, string) {
 // operator deploys it: swaks as the customer's MTA and as the CRM, Postfix's
 // smtp-sink as the CRM intake and as the smarthost.
 func TestServeRoundTripWithSwaksAndSmtpSink(t *testing.T) {
-	dir := t.TempDir()
 	crmPort, crmDir := startSink(t)
 	smartPort, smartDir := startSink(t)
-	inPort, outPort, adminAddr := freePort(t), freePort(t), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-
 	hash := runProxyStdin(t, "correct horse battery", "hash-password")
-	config := filepath.Join(dir, "proxy.yaml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`data_dir: %s
-relay_domain: relay.company.example
-internal_domains: [company.example, crm.example]
-mailboxes: [{public: support@company.example, crm: support@crm.example}]
-log: {format: json, level: debug}
-inbound:
-  listen: 127.0.0.1:%d
-  hostname: mx.company.example
-  auth_check: {enabled: false} # no DNS here; mail authentication has its own tests
-  downstream: {address: "127.0.0.1:%d", tls: insecure}
-outbound:
-  listen: 127.0.0.1:%d
-  hostname: relay.company.example
-  auth_users: [{name: crm, password_hash: "%s"}]
-  client_networks: [10.99.0.0/16]
-  allowed_domains: [company.example]
-  downstream: {address: "127.0.0.1:%d", tls: insecure}
-admin: {listen: "%s"}
-`, filepath.Join(dir, "data"), inPort, crmPort, outPort, hash, smartPort, adminAddr)), 0o600)
-	p := startServe(t, config, adminAddr)
+	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), fmt.Sprintf("127.0.0.1:%d", smartPort), "debug",
+		`auth_users: [{name: crm, password_hash: "`+hash+`"}]
+  client_networks: [10.99.0.0/16]`)
+	inPort, outPort, adminAddr := sv.inPort, sv.outPort, sv.admin
+	p := startServe(t, sv.config, adminAddr)
 
 	if code, body := httpGet("http://" + adminAddr + "/healthz"); code != 200 || !strings.Contains(body, "ok") {
 		t.Fatalf("/healthz: %d %s", code, body)
