@@ -36,7 +36,7 @@ func FuzzStrictData(f *testing.F) {
 		// Reference: removing every CRLF pair leaves no CR or LF. The pairs
 		// cannot overlap, so ReplaceAll finds them all.
 		rest := bytes.ReplaceAll(in, []byte("\r\n"), nil)
-		clean := bytes.IndexAny(rest, "\r\n") < 0
+		clean := !bytes.ContainsAny(rest, "\r\n")
 
 		switch {
 		case clean && err != nil:

@@ -3,7 +3,6 @@ package smtp
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"time"
 
@@ -189,6 +188,3 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	}
 	return srv, nil
 }
-
-// remote is the client's address for policy checks.
-func (s *session) remote() net.Addr { return s.c.Conn().RemoteAddr() }

@@ -4,17 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"mime"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-message/charset"
 )
-
-var wordDecoderForTest = &mime.WordDecoder{CharsetReader: charset.Reader}
 
 // attachmentMessage streams a message with a text part and one base64
 // attachment of n bytes, generated on the fly.

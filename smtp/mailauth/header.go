@@ -128,7 +128,7 @@ func fromDomain(fields []field) (string, error) {
 	for _, a := range list {
 		d := normDomain(domainOf(a.Address))
 		if d == "" || (domain != "" && d != domain) {
-			return "", errors.New("From field without a single domain")
+			return "", errors.New("the From field names no single domain")
 		}
 		domain = d
 	}
