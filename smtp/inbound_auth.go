@@ -9,6 +9,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
+
 	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
@@ -115,10 +117,13 @@ func (s *session) authResultsAddr(addr string) string {
 // rest of msg. RFC 8601 §5: a border MTA MUST remove them, or the CRM
 // would read a forger's verdicts as ours.
 func (p *inboundPolicy) withAuthResults(msg io.Reader, field string, res *dataResult) (io.Reader, error) {
-	// 8 KiB: longer lines are read in pieces (readHeaderSection), and a
-	// larger buffer per message only costs its zeroing.
+	// 8 KiB: longer lines are read in pieces, and a larger buffer per
+	// message only costs its zeroing.
 	br := bufio.NewReaderSize(msg, 8<<10)
-	hdr, err := readHeaderSection(br, p.o.MaxHeaderBytes)
+	hdr, err := rawheader.Read(br, p.o.MaxHeaderBytes)
+	if errors.Is(err, rawheader.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: %w", tokenize.ErrLimit, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -139,32 +144,6 @@ func dropLeadingFolds(hdr []byte) []byte {
 		hdr = hdr[i+1:]
 	}
 	return hdr
-}
-
-// readHeaderSection reads up to and including the empty line that ends the
-// header section, or to the end of a message without one.
-func readHeaderSection(br *bufio.Reader, max int) ([]byte, error) {
-	var hdr []byte
-	lineStart := true
-	for {
-		line, err := br.ReadSlice('\n')
-		hdr = append(hdr, line...)
-		if len(hdr) > max {
-			return nil, fmt.Errorf("%w: header section larger than %d bytes", tokenize.ErrLimit, max)
-		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			lineStart = false // a long line: its end is not a line of its own
-			continue
-		case err == io.EOF:
-			return hdr, nil
-		case err != nil:
-			return nil, err
-		case lineStart && string(line) == "\r\n":
-			return hdr, nil
-		}
-		lineStart = true
-	}
 }
 
 // authResultsField returns the Authentication-Results field for a value,

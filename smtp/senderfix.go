@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
+
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -99,10 +101,12 @@ func headerEnd(b []byte) int {
 // every other field keeps its bytes and place.
 func rewriteSenderFields(hdr []byte, fn fieldMailboxFunc) ([]byte, error) {
 	var out []byte
-	for len(hdr) > 0 {
-		n := fieldLen(hdr)
-		field := hdr[:n]
-		hdr = hdr[n:]
+	for {
+		field, rest, ok := rawheader.Next(hdr)
+		if !ok {
+			return append(out, hdr...), nil // the empty line
+		}
+		hdr = rest
 		colon := bytes.IndexByte(field, ':')
 		name := ""
 		if colon >= 0 {
@@ -124,23 +128,6 @@ func rewriteSenderFields(hdr []byte, fn fieldMailboxFunc) ([]byte, error) {
 		out = append(out, field[:colon+1]...)
 		out = append(out, foldAddressList(v)...)
 		out = append(out, "\r\n"...)
-	}
-	return out, nil
-}
-
-// fieldLen is the length of the first field with its continuation lines
-// (RFC 5322 §2.2.3), or of the blank line.
-func fieldLen(b []byte) int {
-	n := 0
-	for {
-		i := bytes.Index(b[n:], []byte("\r\n"))
-		if i < 0 {
-			return len(b)
-		}
-		n += i + 2
-		if n >= len(b) || (b[n] != ' ' && b[n] != '\t') || i == 0 {
-			return n
-		}
 	}
 }
 

@@ -1,12 +1,10 @@
 package smtp
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"os"
-	"strings"
 	"testing"
 )
 
@@ -69,38 +67,6 @@ func TestSpoolUnwritableDir(t *testing.T) {
 	defer sp.Close()
 	if _, err := sp.Write([]byte("0123456789")); err == nil {
 		t.Fatal("no error")
-	}
-}
-
-func TestReadHeaderSection(t *testing.T) {
-	long := "X-Long: " + strings.Repeat("a", 100) + "\r\n"
-	tests := []struct {
-		name, in, hdr string
-		max           int
-		err           bool
-	}{
-		{"header and body", "A: 1\r\nB: 2\r\n\r\nbody\r\n", "A: 1\r\nB: 2\r\n\r\n", 1000, false},
-		{"no body", "A: 1\r\n", "A: 1\r\n", 1000, false},
-		{"empty header", "\r\nbody\r\n", "\r\n", 1000, false},
-		// A line longer than the reader's buffer ends in CRLF: not the
-		// empty line.
-		{"long line", long + "B: 2\r\n\r\nbody", long + "B: 2\r\n\r\n", 1000, false},
-		{"too large", "A: 1\r\nB: 2\r\n\r\n", "", 8, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			br := bufio.NewReaderSize(strings.NewReader(tt.in), 16)
-			hdr, err := readHeaderSection(br, tt.max)
-			if (err != nil) != tt.err || string(hdr) != tt.hdr {
-				t.Fatalf("got %q, %v; want %q", hdr, err, tt.hdr)
-			}
-			if err == nil {
-				rest, _ := io.ReadAll(br)
-				if string(hdr)+string(rest) != tt.in {
-					t.Fatalf("header and rest %q + %q != input", hdr, rest)
-				}
-			}
-		})
 	}
 }
 

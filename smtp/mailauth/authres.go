@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 
+	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
+
 	"github.com/emersion/go-msgauth/authres"
 )
 
@@ -119,7 +121,7 @@ func StripAuthResults(hdr []byte, authservID string) ([]byte, int) {
 	removed := 0
 	rest := hdr
 	for {
-		f, tail, ok := nextField(rest)
+		f, tail, ok := rawheader.Next(rest)
 		if !ok {
 			return append(out, rest...), removed
 		}

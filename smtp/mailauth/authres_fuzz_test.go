@@ -3,6 +3,8 @@ package mailauth
 import (
 	"bytes"
 	"testing"
+
+	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
 )
 
 // FuzzStripAuthResults checks StripAuthResults' invariants on any input:
@@ -37,12 +39,12 @@ func FuzzStripAuthResults(f *testing.F) {
 // header fields removed.
 func isSubsequenceOfFields(in, out []byte) bool {
 	for {
-		f, rest, ok := nextField(in)
+		f, rest, ok := rawheader.Next(in)
 		if !ok {
 			return bytes.Equal(in, out)
 		}
 		if bytes.HasPrefix(out, f) {
-			if _, outRest, _ := nextField(out); bytes.Equal(outRest, out[len(f):]) {
+			if _, outRest, _ := rawheader.Next(out); bytes.Equal(outRest, out[len(f):]) {
 				out = out[len(f):]
 			}
 		}

@@ -1,7 +1,6 @@
 package mailauth
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -9,14 +8,14 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
+
+	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
 )
 
 // maxHeaderBytes bounds the header section Verify holds in memory. The
 // routes' own limits are lower; this only keeps a caller without limits
 // safe.
 const maxHeaderBytes = 1 << 20
-
-var errHeaderTooLarge = fmt.Errorf("mailauth: header section larger than %d bytes", maxHeaderBytes)
 
 // field is one header field as it appears in the message.
 type field struct {
@@ -33,59 +32,11 @@ func (f field) value() string {
 	return strings.TrimSpace(string(v))
 }
 
-// readHeader reads the header section, up to and including the empty line
-// that ends it (or to the end of a message without a body).
-func readHeader(br *bufio.Reader) ([]byte, error) {
-	var hdr []byte
-	for {
-		line, err := br.ReadSlice('\n')
-		hdr = append(hdr, line...)
-		if len(hdr) > maxHeaderBytes {
-			return nil, errHeaderTooLarge
-		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue // a line longer than the buffer: keep reading it
-		case errors.Is(err, io.EOF):
-			return hdr, nil
-		case err != nil:
-			return nil, fmt.Errorf("mailauth: reading header: %w", err)
-		case isBlankLine(line):
-			return hdr, nil
-		}
-	}
-}
-
-func isBlankLine(line []byte) bool {
-	return string(line) == "\r\n" || string(line) == "\n"
-}
-
-// nextField splits the first field off hdr. It returns ok false at the end
-// of the header section: no bytes left, or the empty line before the body.
-// A field runs to the end of its last line; lines starting with a space or
-// a tab continue it (RFC 5322 §2.2.3).
-func nextField(hdr []byte) (f, rest []byte, ok bool) {
-	if len(hdr) == 0 || bytes.HasPrefix(hdr, []byte("\r\n")) || hdr[0] == '\n' {
-		return nil, hdr, false
-	}
-	end := 0
-	for {
-		i := bytes.IndexByte(hdr[end:], '\n')
-		if i < 0 {
-			return hdr, nil, true
-		}
-		end += i + 1
-		if end == len(hdr) || (hdr[end] != ' ' && hdr[end] != '\t') {
-			return hdr[:end], hdr[end:], true
-		}
-	}
-}
-
 // splitFields returns the fields of a header section, in order.
 func splitFields(hdr []byte) []field {
 	var fields []field
 	for {
-		f, rest, ok := nextField(hdr)
+		f, rest, ok := rawheader.Next(hdr)
 		if !ok {
 			return fields
 		}

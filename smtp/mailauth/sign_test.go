@@ -21,6 +21,8 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
+
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
@@ -107,7 +109,7 @@ func TestSignFields(t *testing.T) {
 	}{{rsaK, "rsa-sha256"}, {edK, "ed25519-sha256"}} {
 		t.Run(tt.alg, func(t *testing.T) {
 			out := signed(t, tt.key, "company.example", "tp1", msg)
-			sig, rest, ok := nextField(out)
+			sig, rest, ok := rawheader.Next(out)
 			if !ok || !bytes.Equal(rest, msg) {
 				t.Fatalf("Sign did not prepend one field to the unchanged message:\n%s", out)
 			}

@@ -10,6 +10,8 @@ import (
 	"net"
 	"strings"
 
+	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
+
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/dkim"
 )
@@ -49,9 +51,9 @@ func Verify(ctx context.Context, r *Resolver, in VerifyInput, msg io.Reader) (v 
 		}
 	}()
 	br := bufio.NewReaderSize(msg, 64<<10)
-	hdr, err := readHeader(br)
+	hdr, err := rawheader.Read(br, maxHeaderBytes)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mailauth: reading header: %w", err)
 	}
 	fields := splitFields(hdr)
 

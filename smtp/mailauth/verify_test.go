@@ -12,6 +12,8 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
+
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
@@ -307,7 +309,7 @@ func TestVerifyReadError(t *testing.T) {
 		}
 	}
 	huge := strings.Repeat("X-Filler: "+strings.Repeat("x", 990)+"\r\n", maxHeaderBytes/1000+1)
-	if _, err := Verify(context.Background(), NewResolver(z.Addr, time.Second), in, strings.NewReader(huge)); !errors.Is(err, errHeaderTooLarge) {
-		t.Errorf("huge header: err = %v, want errHeaderTooLarge", err)
+	if _, err := Verify(context.Background(), NewResolver(z.Addr, time.Second), in, strings.NewReader(huge)); !errors.Is(err, rawheader.ErrTooLarge) {
+		t.Errorf("huge header: err = %v, want rawheader.ErrTooLarge", err)
 	}
 }
