@@ -32,6 +32,7 @@ func TestInboundRelaysTokenized(t *testing.T) {
 			t.Errorf("EHLO offers %s:\n%s", ext, ehlo)
 		}
 	}
+	c.must("502 5.5.1", "AUTH PLAIN AGNybQBzM2NyZXQ=") // no AUTH on the inbound route
 	c.must("250", "MAIL FROM:<Jane.Doe@Example.com>")
 	c.must("250", "RCPT TO:<support@company.example>")
 	if r := c.data(crlf(customerMsg)); !strings.HasPrefix(r, "250") {
@@ -101,7 +102,8 @@ func TestOutboundRequiresTLSAndAuth(t *testing.T) {
 	c.must("530 5.7.0", "MAIL FROM:<support@crm.example>")
 	c.must("535 5.7.8", "AUTH PLAIN AGNybQB3cm9uZw==")     // crm / wrong
 	c.must("535 5.7.8", "AUTH PLAIN AGJvZ3VzAHMzY3JldA==") // unknown user
-	c.must("235", "AUTH PLAIN AGNybQBzM2NyZXQ=")           // crm / s3cret
+	c.must("504 5.5.4", "AUTH CRAM-MD5")
+	c.must("235", "AUTH PLAIN AGNybQBzM2NyZXQ=") // crm / s3cret
 	c.must("250", "MAIL FROM:<support@crm.example>")
 
 	// LOGIN, the mechanism many CRM connectors use.

@@ -268,6 +268,19 @@ func TestServeRoundTripWithSwaksAndSmtpSink(t *testing.T) {
 		}
 	}
 
+	// SIGHUP reloads the certificates, and the proxy keeps serving.
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.log.String(), `"event":"reload"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload event after SIGHUP:\n%s", p.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := httpGet("http://" + adminAddr + "/readyz"); code != 200 {
+		t.Fatalf("/readyz after SIGHUP: %d", code)
+	}
+
 	// SIGTERM: a clean stop.
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
