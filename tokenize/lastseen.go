@@ -39,6 +39,14 @@ func (t *toucher) forget(local string) {
 	t.mu.Unlock()
 }
 
+// isPending reports whether a use of local waits to be written.
+func (t *toucher) isPending(local string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.pending[local]
+	return ok
+}
+
 func (t *toucher) run(ctx context.Context) {
 	tick := time.NewTicker(t.m.opts.FlushInterval)
 	defer tick.Stop()

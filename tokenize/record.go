@@ -110,11 +110,22 @@ func (r *record) open(aead cipher.AEAD, token string) (address, name string, err
 	return string(plain[k : k+int(n)]), string(plain[k+int(n):]), nil
 }
 
-// tombstoneFormat marks an erased token: the erasure time, nothing else.
+// tombstoneFormat marks an erased token: the erasure time and, only when
+// erased subjects are suppressed, the address's keyed hash.
 const tombstoneFormat = 0
 
-func tombstone(at time.Time) []byte {
-	return binary.BigEndian.AppendUint64([]byte{tombstoneFormat}, uint64(at.Unix()))
+func tombstone(at time.Time, suppress *MAC) []byte {
+	b := binary.BigEndian.AppendUint64([]byte{tombstoneFormat}, uint64(at.Unix()))
+	if suppress != nil {
+		b = append(b, suppress[:]...)
+	}
+	return b
+}
+
+// suppressed reports whether b is a tombstone that keeps mac: the address
+// was erased under SuppressErased.
+func suppressed(b []byte, mac MAC) bool {
+	return len(b) == 9+len(mac) && b[0] == tombstoneFormat && [len(MAC{})]byte(b[9:]) == mac
 }
 
 // decodeLive decodes a record; a missing or erased one is ErrUnknownToken.

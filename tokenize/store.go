@@ -47,19 +47,39 @@ type DB struct {
 
 // OpenDB opens or creates the database at path and checks its schema. It
 // reads only the meta bucket: opening costs the same for any map size.
-func OpenDB(path string) (*DB, error) {
+func OpenDB(path string) (_ *DB, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("%w: create data directory: %w", ErrStore, err)
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{
+	var b *bolt.DB
+	// bbolt panics on a damaged page (a failed assertion) instead of
+	// returning an error: the operator gets the file's name and what to
+	// do, not a stack trace.
+	defer func() {
+		if r := recover(); r != nil {
+			if b != nil {
+				b.Close()
+			}
+			err = corrupt(path, fmt.Errorf("%v", r))
+		}
+	}()
+	b, err = bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: 2 * time.Second,
 		// The hashmap freelist keeps commits fast in large files.
 		FreelistType: bolt.FreelistMapType,
+		// A writer that must grow the memory map waits for every open
+		// read transaction, so a long backup or an erasure's page wipe
+		// would stall token creation each time the file crossed a
+		// mapping size. Mapping 64 MiB up front (address space, not
+		// memory or disk) removes those stalls below that size.
+		InitialMmapSize: 64 << 20,
 	})
-	if errors.Is(err, bolterrors.ErrTimeout) {
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s is locked by another process (is the proxy running?)", ErrStore, path)
-	}
-	if err != nil {
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrVersionMismatch):
+		return nil, corrupt(path, err)
+	case err != nil:
 		return nil, fmt.Errorf("%w: open %s: %w", ErrStore, path, err)
 	}
 	db := &DB{bolt: b, path: path, commits: &groupCommit{db: b}}
@@ -68,6 +88,11 @@ func OpenDB(path string) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// corrupt is the error for a database file bbolt cannot read.
+func corrupt(path string, cause error) error {
+	return fmt.Errorf("%w: %s is corrupt (%w): restore it from a backup (proxy restore FILE)", ErrStore, path, cause)
 }
 
 // init creates the buckets of a new file, or checks an existing file's

@@ -39,6 +39,16 @@ type Options struct {
 	// KnownCacheSize bounds the in-memory cache of known addresses;
 	// 0 means 131072 entries, -1 turns the cache off.
 	KnownCacheSize int
+	// OnCreate, when set, is called before a new token is committed, with
+	// the Tokenize caller's context (which carries the actor). An error
+	// fails Tokenize and nothing is stored: a token whose creation cannot
+	// be audited is not created (DESIGN.md "Compliance and audit").
+	OnCreate func(ctx context.Context, token string) error
+	// SuppressErased makes erasure keep the address's keyed hash in the
+	// tombstone, and Tokenize refuse that address from then on
+	// (ErrErasedSubject) instead of giving it a new token: a suppression
+	// list that holds no address.
+	SuppressErased bool
 	Now            func() time.Time
 	Logger         *slog.Logger
 }
@@ -204,7 +214,7 @@ func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued
 		return Issued{}, err
 	}
 	if local == "" {
-		iss, err := m.create(trimAddress(address), displayName, macs[0])
+		iss, err := m.create(ctx, trimAddress(address), displayName, macs[0])
 		if err == nil {
 			m.known.put(a, knownEntry{local: iss.Local, version: macs[0].version,
 				nameTag: m.nameTag(macs[0].version, displayName), lastSeen: m.opts.Now().Unix()})
@@ -250,6 +260,9 @@ func (m *Map) find(macs []versionedMAC) (string, *record, error) {
 		local = ""
 		return nil
 	})
+	if errors.Is(err, ErrErasedSubject) {
+		return "", nil, err
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: token look-up: %w", ErrStore, err)
 	}
@@ -272,6 +285,9 @@ func (m *Map) probe(toks *bolt.Bucket, vm versionedMAC) (string, *record, error)
 		}
 		rec, err := decodeLive(raw)
 		if errors.Is(err, ErrUnknownToken) {
+			if m.opts.SuppressErased && suppressed(raw, vm.mac) {
+				return "", nil, ErrErasedSubject
+			}
 			continue // erased: its token is never reissued
 		}
 		if err != nil {
@@ -290,10 +306,14 @@ func (m *Map) probe(toks *bolt.Bucket, vm versionedMAC) (string, *record, error)
 // original is the address as the customer wrote it: replies go back to
 // exactly that form, since RFC 5321 section 2.4 lets the receiving host
 // treat local parts case-sensitively.
-func (m *Map) create(original, name string, cur versionedMAC) (Issued, error) {
+func (m *Map) create(ctx context.Context, original, name string, cur versionedMAC) (Issued, error) {
 	now := m.opts.Now().Unix()
+	audited, err := m.auditCreate(ctx, m.db.bolt.View, cur)
+	if err != nil {
+		return Issued{}, err
+	}
 	var out Issued
-	err := m.db.commits.do(func(tx *bolt.Tx) error {
+	err = m.db.commits.do(func(tx *bolt.Tx) error {
 		toks := tx.Bucket(bucketTokens)
 		local, rec, err := m.probe(toks, cur)
 		if err != nil {
@@ -303,10 +323,18 @@ func (m *Map) create(original, name string, cur versionedMAC) (Issued, error) {
 		if rec != nil {
 			return nil // a concurrent session created it first
 		}
+		if local != audited {
+			// A colliding token took the slot since the audit; the
+			// commit is retried outside, audited again.
+			return errAuditedOtherSlot
+		}
 		rec = &record{created: now, lastSeen: now, mac: cur.mac, nameTag: m.nameTag(cur.version, name)}
 		rec.seal(m.aeads[m.recVer], m.recVer, local, original, name)
 		return toks.Put([]byte(local), rec.encode())
 	})
+	if errors.Is(err, errAuditedOtherSlot) {
+		return m.create(ctx, original, name, cur)
+	}
 	if err != nil {
 		return Issued{}, fmt.Errorf("%w: create token: %w", ErrStore, err)
 	}
@@ -401,6 +429,9 @@ func (m *Map) Lookup(ctx context.Context, address string) ([]string, error) {
 	err = m.db.bolt.View(func(tx *bolt.Tx) error {
 		for _, vm := range m.macs(a) {
 			local, rec, err := m.probe(tx.Bucket(bucketTokens), vm)
+			if errors.Is(err, ErrErasedSubject) {
+				continue // erased and suppressed: nothing is held
+			}
 			if err != nil {
 				return err
 			}
@@ -424,35 +455,26 @@ func (m *Map) Erase(ctx context.Context, token string) error {
 	if err != nil {
 		return err
 	}
-	return m.db.bolt.Update(func(tx *bolt.Tx) error { return m.erase(tx, t.Local) })
+	if err := m.db.bolt.Update(func(tx *bolt.Tx) error { return m.erase(tx, t.Local) }); err != nil {
+		return err
+	}
+	_, err = m.db.ScrubFree(ctx) // see EraseSubject
+	return err
 }
 
 func (m *Map) erase(tx *bolt.Tx, local string) error {
 	toks := tx.Bucket(bucketTokens)
-	if _, err := decodeLive(toks.Get([]byte(local))); err != nil {
+	rec, err := decodeLive(toks.Get([]byte(local)))
+	if err != nil {
 		return err
 	}
 	m.touch.forget(local)
 	m.known.clear() // erasures are rare; finding the entry would need the address
-	return toks.Put([]byte(local), tombstone(m.opts.Now()))
-}
-
-// EraseSubject erases every token of an address (GDPR Art. 17) in one
-// transaction and returns them.
-func (m *Map) EraseSubject(ctx context.Context, address string) ([]string, error) {
-	tokens, err := m.Lookup(ctx, address)
-	if err != nil || len(tokens) == 0 {
-		return nil, err
+	var keep *MAC
+	if m.opts.SuppressErased {
+		keep = &rec.mac
 	}
-	err = m.db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, t := range tokens {
-			if err := m.erase(tx, t); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return tokens, err
+	return toks.Put([]byte(local), tombstone(m.opts.Now(), keep))
 }
 
 // Each calls fn for every live token, decrypted, in token order: the

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bootstrap tokenproxy's AppRole in Vault, idempotently:
-#   transit engine and key, the least-privilege policy (tokenproxy.hcl beside
+#   transit engine and keys (KEY, and the audit signing key
+#   tokenproxy-audit), the least-privilege policy (tokenproxy.hcl beside
 #   this script), the AppRole role, its role_id, and a response-wrapped
 #   secret_id (single use: unwrapped by the proxy at its next start).
 #
@@ -48,6 +49,11 @@ mounted() { vault GET "$1" | grep -q "\"$2/\""; }
 
 mounted sys/mounts transit || vault POST sys/mounts/transit '{"type":"transit"}' >/dev/null
 vault POST "transit/keys/$key" '{}' >/dev/null
+# The audit trail's checkpoint signing key. Creating an existing key is a
+# no-op that keeps its type, so check the type of what is there.
+vault POST transit/keys/tokenproxy-audit '{"type":"ed25519"}' >/dev/null
+audit_type=$(vault GET transit/keys/tokenproxy-audit | field type)
+[ "$audit_type" = ed25519 ] || { echo "bootstrap: transit/keys/tokenproxy-audit is of type ${audit_type:-unknown}; want ed25519 (the audit trail signs with it)" >&2; exit 1; }
 policy=$(sed "s#/tokenproxy\"#/$key\"#g; s#/tokenproxy/#/$key/#g" "$here/tokenproxy.hcl" | json_string)
 vault PUT "sys/policies/acl/$role" "{\"policy\":$policy}" >/dev/null
 mounted sys/auth approle || vault POST sys/auth/approle '{"type":"approle"}' >/dev/null

@@ -38,6 +38,17 @@ path "auth/token/renew-self" {
   capabilities = ["update"]
 }
 
+# The audit trail signs its checkpoints with the Ed25519 transit key
+# "tokenproxy-audit" (whenever keys.provider is vault; the name is fixed):
+# the private key never leaves Vault. The public keys are read at start, to
+# check the key's type, and by `proxy audit verify` to check signatures.
+path "transit/sign/tokenproxy-audit" {
+  capabilities = ["update"]
+}
+path "transit/keys/tokenproxy-audit" {
+  capabilities = ["read"]
+}
+
 # Only when outbound.dkim.vault_key names a transit key (here
 # "tokenproxy-dkim"): sign with it, and read its public key for
 # `proxy dns`. The private key never leaves Vault. Uncomment to use.

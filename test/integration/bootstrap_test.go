@@ -16,7 +16,8 @@ import (
 // Vault server with neither transit nor approle mounted, twice (the first
 // run mounts them, the second finds them: it must be idempotent), and
 // starts the key provider with the files it wrote: AppRole login with a
-// response-wrapped secret_id, under the least-privilege policy.
+// response-wrapped secret_id, under the least-privilege policy, and
+// signing with the audit key the script created.
 func TestBootstrapAppRole(t *testing.T) {
 	srv := vaulttest.Start(t)
 	root := rootAPIClient(t, srv)
@@ -28,9 +29,7 @@ func TestBootstrapAppRole(t *testing.T) {
 	}
 	for run := 1; run <= 2; run++ {
 		out := filepath.Join(t.TempDir(), "approle")
-		cmd := exec.Command("bash", "../../deploy/vault/bootstrap-approle.sh", out)
-		cmd.Env = append(os.Environ(), "VAULT_ADDR="+srv.Addr, "VAULT_TOKEN="+srv.RootToken)
-		stdout, err := cmd.Output()
+		stdout, err := runBootstrap(srv, out)
 		if err != nil {
 			t.Fatalf("run %d: %v\n%s", run, err, errText(err))
 		}
@@ -53,8 +52,35 @@ func TestBootstrapAppRole(t *testing.T) {
 		if _, err := vault.Load(ctx, kek, store); err != nil {
 			t.Fatalf("run %d: Load: %v", run, err)
 		}
+		checkAuditSigning(t, kek)
 		kek.Close()
 	}
+	audit, err := root.Logical().Read("transit/keys/tokenproxy-audit")
+	if err != nil || audit == nil || audit.Data["type"] != "ed25519" {
+		t.Fatalf("audit key after bootstrap: %v %v; want an ed25519 key", audit, err)
+	}
+
+	// An audit key of another type is reported, not silently kept.
+	if _, err := root.Logical().Write("transit/keys/tokenproxy-audit/config", map[string]any{"deletion_allowed": true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Delete("transit/keys/tokenproxy-audit"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("transit/keys/tokenproxy-audit", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runBootstrap(srv, filepath.Join(t.TempDir(), "approle"))
+	if want := "tokenproxy-audit is of type aes256-gcm96; want ed25519"; err == nil || !strings.Contains(errText(err), want) {
+		t.Errorf("bootstrap with an aes256 audit key: %v %q; want a failure saying %q", err, errText(err), want)
+	}
+}
+
+// runBootstrap runs the script with srv's root token as the admin token.
+func runBootstrap(srv *vaulttest.Server, out string) ([]byte, error) {
+	cmd := exec.Command("bash", "../../deploy/vault/bootstrap-approle.sh", out)
+	cmd.Env = append(os.Environ(), "VAULT_ADDR="+srv.Addr, "VAULT_TOKEN="+srv.RootToken)
+	return cmd.Output()
 }
 
 func errText(err error) string {

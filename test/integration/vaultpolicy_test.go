@@ -2,9 +2,13 @@ package integration
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/vault/api"
@@ -27,6 +31,11 @@ func TestLeastPrivilegePolicy(t *testing.T) {
 	root := rootAPIClient(t, shared)
 	if _, err := root.Logical().Write("transit/keys/tokenproxy", nil); err != nil {
 		t.Fatal(err)
+	}
+	for _, k := range []string{"tokenproxy-audit", "tokenproxy-other"} {
+		if _, err := root.Logical().Write("transit/keys/"+k, map[string]any{"type": "ed25519"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := root.Sys().PutPolicy("tokenproxy", string(hcl)); err != nil {
 		t.Fatalf("apply policy: %v", err)
@@ -75,6 +84,7 @@ func TestLeastPrivilegePolicy(t *testing.T) {
 	if _, err := kek.Status(ctx); err != nil {
 		t.Fatalf("status under the policy: %v", err)
 	}
+	checkAuditSigning(t, kek)
 	kek.Close()
 	db.Close()
 	db, kek, keys = open()
@@ -96,6 +106,14 @@ func TestLeastPrivilegePolicy(t *testing.T) {
 		{"read", "transit/export/encryption-key/tokenproxy"},
 		{"write", "transit/keys/other"},
 		{"read", "sys/policies/acl/tokenproxy"},
+		// Checkpoints are signed with tokenproxy-audit only, and the proxy
+		// never rotates or reconfigures that key.
+		{"write", "transit/sign/tokenproxy"},
+		{"write", "transit/sign/tokenproxy-other"},
+		{"read", "transit/keys/tokenproxy-other"},
+		{"write", "transit/keys/tokenproxy-audit/rotate"},
+		{"write", "transit/keys/tokenproxy-audit/config"},
+		{"read", "transit/export/signing-key/tokenproxy-audit"},
 	}
 	for _, d := range denied {
 		var err error
@@ -108,6 +126,35 @@ func TestLeastPrivilegePolicy(t *testing.T) {
 		if !errors.As(err, &re) || re.StatusCode != 403 {
 			t.Errorf("%s %s under the policy: %v, want 403", d.op, d.path, err)
 		}
+	}
+}
+
+// checkAuditSigning signs a checkpoint with the audit key through kek's
+// login and verifies it with the public key read under the same login.
+func checkAuditSigning(t *testing.T, kek *vault.Transit) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := kek.AuditSigner(ctx, "tokenproxy-audit")
+	if err != nil {
+		t.Fatalf("audit signer: %v", err)
+	}
+	msg := []byte("checkpoint\n")
+	sig, err := s.Sign(ctx, msg)
+	if err != nil {
+		t.Fatalf("sign a checkpoint: %v", err)
+	}
+	pubs, err := s.PublicKeys(ctx)
+	if err != nil {
+		t.Fatalf("audit public keys: %v", err)
+	}
+	version, b64, _ := strings.Cut(sig, ":")
+	n, _ := strconv.Atoi(strings.TrimPrefix(version, "v"))
+	raw, _ := base64.StdEncoding.DecodeString(b64)
+	if pub, ok := pubs[n]; !ok || !ed25519.Verify(pub, msg, raw) {
+		t.Fatalf("checkpoint signature %.12q… does not verify", sig)
+	}
+	if _, err := kek.AuditSigner(ctx, "tokenproxy-other"); !errors.Is(err, vault.ErrVaultDenied) {
+		t.Errorf("audit signer on tokenproxy-other: %v, want ErrVaultDenied", err)
 	}
 }
 

@@ -1,0 +1,226 @@
+package tokenize
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// sealedOf returns the stored ciphertext of a token's record.
+func sealedOf(t *testing.T, tm *testMap, token string) []byte {
+	t.Helper()
+	tok, err := tm.opts.Format.Parse(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sealed []byte
+	err = tm.db.bolt.View(func(tx *bolt.Tx) error {
+		rec, err := decodeLive(tx.Bucket(bucketTokens).Get([]byte(tok.Local)))
+		if err != nil {
+			return err
+		}
+		sealed = rec.sealed
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealed
+}
+
+// TestErasureLeavesNoCiphertext checks GDPR Art. 17 at the file level:
+// after EraseSubject, neither the record's ciphertext (any copy of it
+// bbolt made while the record was renamed) nor the address remains
+// anywhere in the database file.
+func TestErasureLeavesNoCiphertext(t *testing.T) {
+	ctx := context.Background()
+	tm := openTestMap(t, Options{})
+	for i := range 300 { // neighbours on the same and other pages
+		if _, err := tm.Tokenize(ctx, fmt.Sprintf("other%03d@example.org", i), "Other"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const addr = "jane.customer@example.com"
+	var copies [][]byte
+	var token string
+	for i := range 5 { // each rename rewrites the leaf: 5 generations
+		iss, err := tm.Tokenize(ctx, addr, fmt.Sprintf("Jane %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		token = iss.Address
+		copies = append(copies, sealedOf(t, tm, token))
+	}
+	raw, err := os.ReadFile(tm.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, copies[len(copies)-1]) {
+		t.Fatal("test is blind: the live ciphertext is not found in the file before erasure")
+	}
+
+	tokens, err := tm.EraseSubject(ctx, addr)
+	if err != nil || len(tokens) != 1 || tokens[0] != tokens[0] {
+		t.Fatalf("EraseSubject = %v, %v", tokens, err)
+	}
+	raw, err = os.ReadFile(tm.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range copies {
+		if bytes.Contains(raw, c[len(c)-16:]) { // the GCM tag is unique per sealing
+			t.Errorf("generation %d of the erased record's ciphertext is still in the file", i)
+		}
+	}
+	if bytes.Contains(raw, []byte(addr)) {
+		t.Error("address in the file")
+	}
+	if _, err := tm.Resolve(ctx, token); !errors.Is(err, ErrUnknownToken) {
+		t.Errorf("Resolve after erasure = %v, want ErrUnknownToken", err)
+	}
+	// The neighbours survived the wipe.
+	for i := range 300 {
+		toks, err := tm.Lookup(ctx, fmt.Sprintf("other%03d@example.org", i))
+		if err != nil || len(toks) != 1 {
+			t.Fatalf("neighbour %d: %v %v", i, toks, err)
+		}
+		if _, err := tm.Resolve(ctx, tm.opts.Format.Address(toks[0])); err != nil {
+			t.Fatalf("neighbour %d: %v", i, err)
+		}
+	}
+	tm.close()
+	db, err := bolt.Open(tm.path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("database inconsistent after the wipe: %v", err)
+	}
+}
+
+// TestScrubWaitsForOldReaders: a read transaction begun before the
+// erasure may still read the freed pages, so the wipe waits for it.
+func TestScrubWaitsForOldReaders(t *testing.T) {
+	ctx := context.Background()
+	tm := openTestMap(t, Options{})
+	if _, err := tm.Tokenize(ctx, "jane@example.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := tm.db.bolt.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := tm.EraseSubject(short, "jane@example.com"); !errors.Is(err, ErrScrubBusy) {
+		t.Fatalf("EraseSubject with an old reader open = %v, want ErrScrubBusy", err)
+	}
+	tx.Rollback()
+	if n, err := tm.db.ScrubFree(ctx); err != nil || n == 0 {
+		t.Fatalf("ScrubFree after the reader closed = %d, %v", n, err)
+	}
+}
+
+func TestOnCreateAuditsBeforeStoring(t *testing.T) {
+	ctx := context.Background()
+	var audited []string
+	fail := false
+	tm := openTestMap(t, Options{OnCreate: func(_ context.Context, token string) error {
+		if fail {
+			return errors.New("disk full")
+		}
+		audited = append(audited, token)
+		return nil
+	}})
+	iss, err := tm.Tokenize(ctx, "jane@example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tm.Tokenize(ctx, "jane@example.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	if len(audited) != 1 || audited[0] != iss.Address {
+		t.Fatalf("audited %v, want exactly [%s]", audited, iss.Address)
+	}
+	fail = true
+	if _, err := tm.Tokenize(ctx, "new@example.com", ""); !errors.Is(err, ErrAudit) {
+		t.Fatalf("Tokenize with a failing audit = %v, want ErrAudit", err)
+	}
+	if toks, err := tm.Lookup(ctx, "new@example.com"); err != nil || len(toks) != 0 {
+		t.Fatalf("a token was stored although its creation was not audited: %v %v", toks, err)
+	}
+}
+
+func TestSuppressErased(t *testing.T) {
+	ctx := context.Background()
+	for _, suppress := range []bool{false, true} {
+		t.Run(fmt.Sprint("suppress=", suppress), func(t *testing.T) {
+			tm := openTestMap(t, Options{SuppressErased: suppress})
+			first, err := tm.Tokenize(ctx, "jane@example.com", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tm.EraseSubject(ctx, "jane@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			again, err := tm.Tokenize(ctx, "Jane@Example.com", "")
+			if suppress {
+				if !errors.Is(err, ErrErasedSubject) || errors.Is(err, ErrStore) {
+					t.Fatalf("Tokenize after a suppressed erasure = %v, want ErrErasedSubject only", err)
+				}
+				if toks, err := tm.Lookup(ctx, "jane@example.com"); err != nil || len(toks) != 0 {
+					t.Fatalf("Lookup = %v, %v; want nothing", toks, err)
+				}
+				return
+			}
+			if err != nil || again.Address == first.Address || !again.New {
+				t.Fatalf("Tokenize after erasure = %+v, %v; want a new, different token", again, err)
+			}
+		})
+	}
+}
+
+func TestExpire(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tm := openTestMap(t, Options{Now: func() time.Time { return now }})
+	old, _ := tm.Tokenize(ctx, "old@example.com", "")
+	now = now.Add(48 * time.Hour)
+	fresh, _ := tm.Tokenize(ctx, "fresh@example.com", "")
+
+	failing := func(context.Context, []string) error { return errors.New("audit down") }
+	if n, err := tm.Expire(ctx, now.Add(-24*time.Hour), failing); !errors.Is(err, ErrAudit) || n != 0 {
+		t.Fatalf("Expire with a failing audit = %d, %v", n, err)
+	}
+	// Lookup, not Resolve: a resolution is a use and would renew it.
+	if toks, err := tm.Lookup(ctx, "old@example.com"); err != nil || len(toks) != 1 {
+		t.Fatalf("a token expired although its expiry was not audited: %v %v", toks, err)
+	}
+
+	var audited []string
+	n, err := tm.Expire(ctx, now.Add(-24*time.Hour), func(_ context.Context, toks []string) error {
+		audited = append(audited, toks...)
+		return nil
+	})
+	if err != nil || n != 1 || len(audited) != 1 || audited[0] != old.Address {
+		t.Fatalf("Expire = %d, %v, audited %v; want the old token", n, err, audited)
+	}
+	if _, err := tm.Resolve(ctx, old.Address); !errors.Is(err, ErrUnknownToken) {
+		t.Errorf("expired token resolves: %v", err)
+	}
+	if _, err := tm.Resolve(ctx, fresh.Address); err != nil {
+		t.Errorf("fresh token: %v", err)
+	}
+}
