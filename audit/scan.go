@@ -129,12 +129,18 @@ var errLimit = errors.New("limit reached")
 // whole file: records are in seq order, but clocks can step back, so a
 // time bound does not end the scan early.
 func Select(r io.Reader, q Query, fn func(Record) error) error {
+	return SelectLines(r, q, func(rec Record, _ []byte) error { return fn(rec) })
+}
+
+// SelectLines is Select that also passes each record's line as written
+// (without its newline), for exports that a verifier can still check.
+func SelectLines(r io.Reader, q Query, fn func(rec Record, line []byte) error) error {
 	n := 0
-	err := Scan(r, func(rec Record, _ []byte) error {
+	err := Scan(r, func(rec Record, line []byte) error {
 		if !q.match(&rec) {
 			return nil
 		}
-		if err := fn(rec); err != nil {
+		if err := fn(rec, line); err != nil {
 			return err
 		}
 		n++

@@ -33,19 +33,22 @@ func (e *FieldError) Is(target error) bool { return target == ErrConfig }
 
 // Config is the whole configuration file.
 type Config struct {
-	DataDir         string    `yaml:"data_dir"`
-	RelayDomain     string    `yaml:"relay_domain"`
-	InternalDomains []string  `yaml:"internal_domains"`
-	Mailboxes       []Mailbox `yaml:"mailboxes"`
-	Tokens          Tokens    `yaml:"tokens"`
-	Rewrite         Rewrite   `yaml:"rewrite"`
-	Keys            Keys      `yaml:"keys"`
-	Log             Log       `yaml:"log"`
-	Inbound         Inbound   `yaml:"inbound"`
-	Outbound        Outbound  `yaml:"outbound"`
-	Admin           Admin     `yaml:"admin"`
-	SMTP            SMTP      `yaml:"smtp"`
-	DNS             DNS       `yaml:"dns"`
+	DataDir         string     `yaml:"data_dir"`
+	RelayDomain     string     `yaml:"relay_domain"`
+	InternalDomains []string   `yaml:"internal_domains"`
+	Mailboxes       []Mailbox  `yaml:"mailboxes"`
+	Tokens          Tokens     `yaml:"tokens"`
+	Rewrite         Rewrite    `yaml:"rewrite"`
+	Keys            Keys       `yaml:"keys"`
+	Log             Log        `yaml:"log"`
+	Inbound         Inbound    `yaml:"inbound"`
+	Outbound        Outbound   `yaml:"outbound"`
+	Admin           Admin      `yaml:"admin"`
+	SMTP            SMTP       `yaml:"smtp"`
+	DNS             DNS        `yaml:"dns"`
+	Audit           Audit      `yaml:"audit"`
+	Compliance      Compliance `yaml:"compliance"`
+	Retention       Retention  `yaml:"retention"`
 
 	source string
 }
@@ -144,6 +147,7 @@ func Defaults() Config {
 	}
 	defaultRoutes(&c)
 	defaultMailAuth(&c)
+	defaultCompliance(&c)
 	return c
 }
 
@@ -185,6 +189,12 @@ func (c *Config) Redacted() string {
 	r.Outbound.AuthUsers = append([]AuthUser(nil), c.Outbound.AuthUsers...)
 	for i := range r.Outbound.AuthUsers {
 		r.Outbound.AuthUsers[i].PasswordHash = "(redacted)"
+	}
+	r.Compliance.Principals = append([]Principal(nil), c.Compliance.Principals...)
+	for i := range r.Compliance.Principals {
+		if r.Compliance.Principals[i].TokenSHA256 != "" {
+			r.Compliance.Principals[i].TokenSHA256 = "(redacted)"
+		}
 	}
 	out, err := yaml.Marshal(&r)
 	if err != nil {

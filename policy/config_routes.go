@@ -58,7 +58,8 @@ type AuthUser struct {
 
 // Admin configures the HTTP admin listener (health, metrics).
 type Admin struct {
-	Listen string `yaml:"listen"`
+	Listen string   `yaml:"listen"`
+	TLS    AdminTLS `yaml:"tls"`
 }
 
 // SMTP holds the limits and timeouts both routes share. go-smtp's zero

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,9 @@ type adminServer struct {
 	log    *slog.Logger
 	srv    *http.Server
 
+	mux *http.ServeMux
+	tls *tls.Config // nil: plain HTTP
+
 	mu   sync.Mutex
 	ln   net.Listener
 	done chan struct{} // closed when the serving goroutine returns
@@ -61,9 +65,9 @@ func newAdminServer(listen string, gatherer prometheus.Gatherer, ready func() er
 	if ready == nil {
 		ready = func() error { return nil }
 	}
-	s := &adminServer{listen: listen, log: log, ready: ready}
-
 	mux := http.NewServeMux()
+	s := &adminServer{listen: listen, log: log, ready: ready, mux: mux}
+
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
@@ -85,6 +89,9 @@ func newAdminServer(listen string, gatherer prometheus.Gatherer, ready func() er
 	return s
 }
 
+// serveTLS makes Start serve HTTPS with cfg; call it before Start.
+func (s *adminServer) serveTLS(cfg *tls.Config) { s.tls = cfg }
+
 // Start listens, so that a bad or busy address fails here rather than in the
 // background, then serves in a goroutine until Shutdown.
 func (s *adminServer) Start() error {
@@ -96,6 +103,9 @@ func (s *adminServer) Start() error {
 	ln, err := net.Listen("tcp", s.listen)
 	if err != nil {
 		return fmt.Errorf("admin listener %s: %w", s.listen, err)
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
 	}
 	s.ln = ln
 	s.done = make(chan struct{})

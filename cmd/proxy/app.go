@@ -7,7 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/deploy/examples"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
@@ -22,6 +26,9 @@ type app struct {
 	stdout     io.Writer
 	stderr     io.Writer
 	log        *slog.Logger
+	logLevel   slog.LevelVar // log.level, which a reload may change
+	// metricsReg, when set (serve), gets the audit trail's metrics.
+	metricsReg prometheus.Registerer
 }
 
 func (a *app) globalFlags(fs *flag.FlagSet) {
@@ -30,8 +37,20 @@ func (a *app) globalFlags(fs *flag.FlagSet) {
 }
 
 // config loads the configuration named by --config, or the embedded
-// quickstart, and applies --data-dir.
+// quickstart, applies --data-dir, and sets up the logger.
 func (a *app) config() (*policy.Config, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	a.logLevel.Set(logLevel(cfg.Log))
+	a.log = newLogger(a.stderr, cfg.Log, &a.logLevel)
+	return cfg, nil
+}
+
+// loadConfig loads the configuration named by --config, or the embedded
+// quickstart, and applies --data-dir: at start and at every reload.
+func (a *app) loadConfig() (*policy.Config, error) {
 	var cfg *policy.Config
 	var err error
 	if a.configPath == "" {
@@ -45,13 +64,16 @@ func (a *app) config() (*policy.Config, error) {
 	if a.dataDir != "" {
 		cfg.DataDir = a.dataDir
 	}
-	a.log = newLogger(a.stderr, cfg.Log)
 	return cfg, nil
 }
 
-func newLogger(w io.Writer, l policy.Log) *slog.Logger {
+func logLevel(l policy.Log) slog.Level {
 	var level slog.Level
 	level.UnmarshalText([]byte(l.Level)) // validated at load
+	return level
+}
+
+func newLogger(w io.Writer, l policy.Log, level slog.Leveler) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if l.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -63,10 +85,12 @@ func dbPath(cfg *policy.Config) string { return filepath.Join(cfg.DataDir, "toke
 
 // engine is the opened token engine: database, key provider, keys, map.
 type engine struct {
-	db   *tokenize.DB
-	kek  vault.KEK
-	keys *vault.Keyring
-	m    *tokenize.Map
+	db     *tokenize.DB
+	kek    vault.KEK
+	keys   *vault.Keyring
+	m      *tokenize.Map
+	signer auditSigner
+	trail  *audit.Log
 }
 
 // openEngine opens the map and unwraps its keys. It fails, naming the
@@ -76,19 +100,37 @@ func (a *app) openEngine(ctx context.Context, cfg *policy.Config) (*engine, erro
 	if err != nil {
 		return nil, err
 	}
-	keys, err := vault.Load(ctx, kek, db)
-	if err != nil {
-		kek.Close()
-		db.Close()
-		return nil, fmt.Errorf("load data keys: %w", err)
-	}
-	m, err := tokenize.NewMap(db, keys, mapOptions(cfg, a.log))
-	if err != nil {
-		kek.Close()
-		db.Close()
+	e := &engine{db: db, kek: kek}
+	if err := a.openTrail(ctx, cfg, e); err != nil {
+		e.Close()
 		return nil, err
 	}
-	return &engine{db: db, kek: kek, keys: keys, m: m}, nil
+	if e.keys, err = vault.Load(ctx, kek, db); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("load data keys: %w", err)
+	}
+	opts := mapOptions(cfg, a.log)
+	opts.OnCreate = func(ctx context.Context, token string) error {
+		_, err := e.trail.Append(ctx, audit.Record{Event: audit.TokenCreated, Actor: audit.ActorFrom(ctx), Tokens: []string{token}})
+		return err
+	}
+	if e.m, err = tokenize.NewMap(db, e.keys, opts); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// openTrail opens the audit trail and its checkpoint signer. It comes
+// before the data keys: a first start creates keys, and nothing is
+// created unaudited.
+func (a *app) openTrail(ctx context.Context, cfg *policy.Config, e *engine) error {
+	var err error
+	if e.signer, err = newAuditSigner(ctx, cfg, e.kek); err != nil {
+		return fmt.Errorf("audit signing key: %w", err)
+	}
+	e.trail, err = a.openAudit(ctx, cfg, e.signer, a.metricsReg)
+	return err
 }
 
 // withEngine loads the configuration, opens the engine, runs fn, and
@@ -132,10 +174,21 @@ func (a *app) openKeys(ctx context.Context, cfg *policy.Config) (*tokenize.DB, v
 }
 
 func (e *engine) Close() {
-	e.m.Close()
+	if e.m != nil {
+		e.m.Close()
+	}
+	if e.trail != nil {
+		// A final signed checkpoint: Vault may be slow or gone.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		e.trail.Close(ctx)
+		cancel()
+	}
 	e.kek.Close()
 	e.db.Close()
 }
+
+// auditKeys returns the keys that verify the trail's checkpoints.
+func (e *engine) auditKeys(ctx context.Context) (audit.Keys, error) { return auditKeys(ctx, e.signer) }
 
 func mapOptions(cfg *policy.Config, log *slog.Logger) tokenize.Options {
 	return tokenize.Options{
@@ -143,6 +196,9 @@ func mapOptions(cfg *policy.Config, log *slog.Logger) tokenize.Options {
 		Tenant:    cfg.Tokens.Tenant,
 		LocalCase: tokenize.LocalCase(cfg.Tokens.LocalPartCase),
 		Logger:    log,
+		// Decided at erasure time: the tombstone keeps a suppression
+		// entry only under refuse.
+		SuppressErased: cfg.Compliance.AfterErasure == "refuse",
 	}
 }
 

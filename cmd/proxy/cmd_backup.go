@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -27,6 +28,9 @@ func runBackup(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if err := a.auditOnce(ctx, cfg, nil, audit.Record{Event: audit.Backup, Outcome: "ok", Detail: map[string]string{"via": "cli"}}); err != nil {
+		return err
+	}
 	n, err := db.BackupFile(args[0])
 	if err != nil {
 		return err
@@ -48,6 +52,9 @@ func runRestore(ctx context.Context, a *app, args []string) error {
 	}
 	cfg, err := a.config()
 	if err != nil {
+		return err
+	}
+	if err := a.auditOnce(ctx, cfg, nil, audit.Record{Event: audit.Restore, Outcome: "ok"}); err != nil {
 		return err
 	}
 	if err := tokenize.Restore(args[0], dbPath(cfg)); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -70,6 +71,10 @@ func runKeysRotate(ctx context.Context, a *app, args []string, o rotateFlags) er
 	defer kek.Close()
 	if _, err := vault.Load(ctx, kek, db); err != nil { // refuse to rotate keys we cannot unwrap
 		return fmt.Errorf("load data keys: %w", err)
+	}
+	detail := map[string]string{"kek": "rotate", "token_key": fmt.Sprint(o.tokenKey), "record_key": fmt.Sprint(o.recordKey)}
+	if err := a.auditOnce(ctx, cfg, kek, audit.Record{Event: audit.KeysRotated, Outcome: "ok", Detail: detail}); err != nil {
+		return err
 	}
 	n, err := vault.RotateKEK(ctx, kek, db)
 	if err != nil {

@@ -9,19 +9,29 @@ import (
 	"github.com/tokenproxy/tokenproxy/policy"
 )
 
-var cmdTokenResolve = &command{
-	name:    "token resolve",
-	args:    "TOKEN",
-	summary: "print the address behind a token (local admin use; the proxy must be stopped)",
-	run:     runTokenResolve,
+func cmdTokenResolve() *command {
+	var reason string
+	return &command{
+		name:    "token resolve",
+		args:    "TOKEN --reason TEXT",
+		summary: "print the address behind a token (audited; the proxy must be stopped, else use compliance resolve)",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&reason, "reason", "", "why (required; recorded in the audit trail; no e-mail addresses)")
+		},
+		run: func(ctx context.Context, a *app, args []string) error { return runTokenResolve(ctx, a, args, reason) },
+	}
 }
 
-func runTokenResolve(ctx context.Context, a *app, args []string) error {
+func runTokenResolve(ctx context.Context, a *app, args []string, reason string) error {
 	if err := nArgs(args, 1, "one TOKEN"); err != nil {
 		return err
 	}
-	return a.withEngine(ctx, func(_ *policy.Config, e *engine) error {
-		ent, err := e.m.Resolve(ctx, args[0])
+	if err := checkReason(reason); err != nil {
+		return usagef("--reason: %v", err)
+	}
+	return a.withEngine(ctx, func(cfg *policy.Config, e *engine) error {
+		svc := e.compliance(cfg, a.log)
+		ent, err := svc.resolve(ctx, args[0], reason)
 		if err != nil {
 			return err
 		}

@@ -25,7 +25,7 @@ func TestDKIMWithVaultTransitKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	vc.SetToken(srv.RootToken)
-	for name, typ := range map[string]string{"tokenproxy": "aes256-gcm96", "dkim": "ed25519"} {
+	for name, typ := range map[string]string{"tokenproxy": "aes256-gcm96", "tokenproxy-audit": "ed25519", "dkim": "ed25519"} {
 		if _, err := vc.Logical().Write("transit/keys/"+name, map[string]any{"type": typ}); err != nil {
 			t.Fatal(err)
 		}

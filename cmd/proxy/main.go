@@ -12,8 +12,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
 	"strings"
 	"syscall"
+
+	"github.com/tokenproxy/tokenproxy/audit"
 )
 
 func main() {
@@ -41,10 +44,12 @@ type command struct {
 }
 
 func commands() []*command {
-	return []*command{
+	cmds := []*command{
 		cmdServe, cmdDemo, cmdCheckConfig, cmdHashPassword, cmdKeysStatus, cmdKeysRotate(),
-		cmdTokenNew(), cmdTokenResolve, cmdRewrite(), cmdBackup, cmdRestore, cmdDNS(),
+		cmdTokenNew(), cmdTokenResolve(), cmdRewrite(), cmdBackup, cmdRestore, cmdDNS(),
+		cmdAuditVerify(), cmdAuditKeys(), cmdAuditExport(),
 	}
+	return append(cmds, complianceCommands()...)
 }
 
 // run parses the command line and runs one command; it returns the exit
@@ -93,7 +98,9 @@ func (a *app) runCommand(ctx context.Context, cmd *command, args []string) int {
 		}
 		return 2
 	}
-	err := cmd.run(ctx, a, fs.Args())
+	// Whatever a command does to the token map is audited under the
+	// operating-system user who ran it; serve's routes name themselves.
+	err := cmd.run(audit.WithActor(ctx, cliActor()), a, fs.Args())
 	var ue *usageError
 	switch {
 	case err == nil:
@@ -106,6 +113,14 @@ func (a *app) runCommand(ctx context.Context, cmd *command, args []string) int {
 		fmt.Fprintf(a.stderr, "proxy %s: %v\n", cmd.name, err)
 		return 1
 	}
+}
+
+// cliActor names the user running a command, for the audit trail.
+func cliActor() string {
+	if u, err := user.Current(); err == nil {
+		return "cli:" + u.Username
+	}
+	return fmt.Sprintf("cli:uid-%d", os.Getuid())
 }
 
 // findCommand matches the longest command name at the start of args.

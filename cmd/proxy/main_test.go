@@ -69,7 +69,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"keys", "status", "extra"}, 2},
 		{[]string{"backup"}, 2},
 		{[]string{"--help"}, 0},
-		{[]string{"token", "resolve", "t1-aaaaaaaaaaaaaaaa@relay.company.example"}, 1},
+		{[]string{"token", "resolve", "--reason", "test", "t1-aaaaaaaaaaaaaaaa@relay.company.example"}, 1},
 		{[]string{"--config", "/nonexistent.yaml", "demo"}, 1},
 	}
 	for _, tt := range tests {
@@ -136,7 +136,7 @@ func TestTokenRoundTripRotateBackupRestore(t *testing.T) {
 	}
 	resolve := func() {
 		t.Helper()
-		out := c.mustRun("token", "resolve", strings.ToUpper(tok))
+		out := c.mustRun("token", "resolve", "--reason", "ticket 4711: reply bounced", strings.ToUpper(tok))
 		if !strings.Contains(out, "Jane.Doe@example.org") || !strings.Contains(out, "Jane Doe") {
 			t.Fatalf("resolve:\n%s", out)
 		}
@@ -160,8 +160,28 @@ func TestTokenRoundTripRotateBackupRestore(t *testing.T) {
 	other := strings.TrimSpace(c.mustRun("token", "new", "customer@example.com"))
 	c.mustRun("restore", backup)
 	resolve()
-	if code, _, errs := c.run("token", "resolve", other); code != 1 || !strings.Contains(errs, "unknown token") {
+	if code, _, errs := c.run("token", "resolve", "--reason", "check", other); code != 1 || !strings.Contains(errs, "no such token") {
 		t.Fatalf("token made after the backup: exit %d %s", code, errs)
+	}
+	if code, _, _ := c.run("token", "resolve", tok); code != 2 {
+		t.Fatalf("token resolve without --reason: exit %d, want 2", code)
+	}
+
+	// Every step above is in the audit trail, which verifies, and which
+	// holds no address.
+	if out := c.mustRun("audit", "verify"); !strings.Contains(out, "result:           OK") {
+		t.Fatalf("audit verify:\n%s", out)
+	}
+	trail := c.mustRun("audit", "export")
+	for _, ev := range []string{`"token.created"`, `"compliance.resolve"`, `"keys.rotated"`, `"backup"`, `"restore"`, `"checkpoint"`, `"cli:`} {
+		if !strings.Contains(trail, ev) {
+			t.Errorf("audit trail lacks %s:\n%s", ev, trail)
+		}
+	}
+	for _, secret := range []string{"jane.doe@example.org", "customer@example.com"} {
+		if strings.Contains(strings.ToLower(trail), secret) {
+			t.Errorf("audit trail holds %s", secret)
+		}
 	}
 }
 

@@ -97,7 +97,7 @@ func TestBinaryWithVault(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "rotated to v2") || !strings.Contains(r.stdout, "every record is sealed under the newest record key") {
 		t.Fatalf("keys rotate: %+v", r)
 	}
-	r = runProxy(t, config, "token", "resolve", tok)
+	r = runProxy(t, config, "token", "resolve", "--reason", "integration test", tok)
 	if r.code != 0 || !strings.Contains(r.stdout, addr) || !strings.Contains(r.stdout, "Bin Customer") {
 		t.Fatalf("token resolve after rotation: %+v", r)
 	}

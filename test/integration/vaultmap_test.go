@@ -40,6 +40,11 @@ func createTransitKey(t *testing.T, srv *vaulttest.Server, base string) string {
 	if _, err := rootAPIClient(t, srv).Logical().Write("transit/keys/"+name, nil); err != nil {
 		t.Fatalf("create transit key: %v", err)
 	}
+	// The audit trail's checkpoint key (audit.key's default); creating
+	// an existing key is a no-op in transit.
+	if _, err := rootAPIClient(t, srv).Logical().Write("transit/keys/tokenproxy-audit", map[string]any{"type": "ed25519"}); err != nil {
+		t.Fatalf("create audit key: %v", err)
+	}
 	return name
 }
 

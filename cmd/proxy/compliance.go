@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/tokenize"
+)
+
+// Errors of the compliance service; the HTTP layer maps them to statuses.
+var (
+	errBadReason = errors.New("a reason is required: 1 to 500 characters, without an e-mail address")
+	errBulkGuard = errors.New("too many resolutions in the last hour")
+	errNotFound  = errors.New("no such token or subject")
+)
+
+// maxReasonLen bounds a stated reason: it is evidence, not a document.
+const maxReasonLen = 500
+
+// compliance runs the compliance operations on the token map, each as one
+// audited act: the record is written before data leaves (resolve, lookup,
+// export) or before the change (erase), and an operation whose record
+// cannot be written does not happen.
+type compliance struct {
+	m         *tokenize.Map
+	db        *tokenize.DB
+	trail     *audit.Log
+	trailPath string
+	keys      func(ctx context.Context) (audit.Keys, error)
+	guard     *resolveGuard
+	log       *slog.Logger
+}
+
+// compliance returns the compliance service over the engine.
+func (e *engine) compliance(cfg *policy.Config, log *slog.Logger) *compliance {
+	return &compliance{m: e.m, db: e.db, trail: e.trail, trailPath: auditPath(cfg), keys: e.auditKeys,
+		guard: newResolveGuard(cfg.Compliance.MaxResolutionsPerHour), log: log}
+}
+
+// checkReason refuses an empty, overlong or address-bearing reason: a
+// reason like "customer jane@example.com asked" would put the address in
+// the audit trail.
+func checkReason(reason string) error {
+	reason = strings.TrimSpace(reason)
+	if reason == "" || utf8.RuneCountInString(reason) > maxReasonLen || strings.Contains(reason, "@") {
+		return errBadReason
+	}
+	return nil
+}
+
+func (c *compliance) record(ctx context.Context, r audit.Record) error {
+	if r.Actor == "" {
+		r.Actor = audit.ActorFrom(ctx)
+	}
+	if _, err := c.trail.Append(ctx, r); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// refused audits a refused call; the refusal stands even if that fails.
+func (c *compliance) refused(ctx context.Context, op, why string) {
+	err := c.record(ctx, audit.Record{Event: audit.ComplianceRefused, Outcome: "refused",
+		Detail: map[string]string{"operation": op, "why": why}})
+	if err != nil {
+		c.log.Error("refused compliance call not audited", "event", "audit_failed", "operation", op, "err", err)
+	}
+}
+
+// resolve returns the entry behind a token (officer, with a reason).
+func (c *compliance) resolve(ctx context.Context, token, reason string) (tokenize.Entry, error) {
+	if err := checkReason(reason); err != nil {
+		return tokenize.Entry{}, err
+	}
+	actor := audit.ActorFrom(ctx)
+	if !c.guard.allow(actor) {
+		c.refused(ctx, "resolve", "bulk_guard")
+		c.log.Warn("bulk-resolution guard refused a resolution", "event", "bulk_guard", "actor", actor)
+		return tokenize.Entry{}, errBulkGuard
+	}
+	e, err := c.m.Resolve(ctx, token)
+	outcome := "ok"
+	switch {
+	case errors.Is(err, tokenize.ErrUnknownToken):
+		outcome, err = "not_found", errNotFound
+	case err != nil:
+		return tokenize.Entry{}, err
+	}
+	rec := audit.Record{Event: audit.ComplianceResolve, Reason: reason, Outcome: outcome}
+	if outcome == "ok" {
+		rec.Tokens = []string{e.Address}
+	}
+	if aerr := c.record(ctx, rec); aerr != nil {
+		return tokenize.Entry{}, aerr
+	}
+	return e, err
+}
+
+// lookup returns the tokens of an address (subject access, GDPR Art. 15).
+func (c *compliance) lookup(ctx context.Context, address, reason string) ([]string, error) {
+	if err := checkReason(reason); err != nil {
+		return nil, err
+	}
+	locals, err := c.m.Lookup(ctx, address)
+	if err != nil {
+		return nil, err
+	}
+	tokens := c.addresses(locals)
+	err = c.record(ctx, audit.Record{Event: audit.ComplianceLookup, Reason: reason, Tokens: tokens,
+		Count: len(tokens), Outcome: outcomeOf(len(tokens))})
+	return tokens, err
+}
+
+func outcomeOf(n int) string {
+	if n == 0 {
+		return "not_found"
+	}
+	return "ok"
+}
+
+// addresses turns token local parts into token addresses.
+func (c *compliance) addresses(locals []string) []string {
+	out := make([]string, len(locals))
+	for i, l := range locals {
+		out[i] = c.m.Format().Address(l)
+	}
+	return out
+}
+
+// subjectExport is what a subject access request hands over: the tokens
+// held for the address, with what is stored, and every audit record that
+// names one of them.
+type subjectExport struct {
+	Address string          `json:"address"`
+	Tokens  []exportedToken `json:"tokens"`
+	Audit   []audit.Record  `json:"audit"`
+}
+
+type exportedToken struct {
+	Token       string    `json:"token"`
+	DisplayName string    `json:"display_name,omitempty"`
+	Created     time.Time `json:"created"`
+	LastSeen    time.Time `json:"last_seen"`
+}
+
+// export gathers a subject's records (GDPR Art. 15). Export is not a
+// resolution: the caller already knows the address.
+func (c *compliance) export(ctx context.Context, address, reason string) (subjectExport, error) {
+	tokens, err := c.lookup(ctx, address, reason)
+	if err != nil {
+		return subjectExport{}, err
+	}
+	out := subjectExport{Address: address, Tokens: []exportedToken{}, Audit: []audit.Record{}}
+	for _, t := range tokens {
+		e, err := c.m.Resolve(ctx, t)
+		if err != nil {
+			return subjectExport{}, err
+		}
+		out.Tokens = append(out.Tokens, exportedToken{Token: t, DisplayName: e.DisplayName, Created: e.Created.UTC(), LastSeen: e.LastSeen.UTC()})
+		recs, err := c.auditRecords(ctx, audit.Query{Token: t})
+		if err != nil {
+			return subjectExport{}, err
+		}
+		out.Audit = append(out.Audit, recs...)
+	}
+	err = c.record(ctx, audit.Record{Event: audit.ComplianceExport, Reason: reason, Tokens: tokens,
+		Count: len(out.Audit), Outcome: outcomeOf(len(tokens))})
+	return out, err
+}
+
+// erase erases a subject (GDPR Art. 17): its tokens become tombstones
+// (later mail to them gets 550 5.1.1), and the pages that held its
+// ciphertext are wiped. The record is written first: an erasure that
+// cannot be audited does not happen.
+func (c *compliance) erase(ctx context.Context, address, reason string) ([]string, error) {
+	if err := checkReason(reason); err != nil {
+		return nil, err
+	}
+	locals, err := c.m.Lookup(ctx, address)
+	if err != nil {
+		return nil, err
+	}
+	tokens := c.addresses(locals)
+	if len(tokens) == 0 {
+		return nil, c.record(ctx, audit.Record{Event: audit.ComplianceErase, Reason: reason, Outcome: "not_found"})
+	}
+	if err := c.record(ctx, audit.Record{Event: audit.ComplianceErase, Reason: reason, Tokens: tokens, Count: len(tokens), Outcome: "ok"}); err != nil {
+		return nil, err
+	}
+	erased, err := c.m.EraseSubject(ctx, address)
+	if err != nil && !errors.Is(err, tokenize.ErrScrubBusy) {
+		return nil, err
+	}
+	return c.addresses(erased), err
+}
+
+// auditRecords reads matching records from the trail file, which the
+// writer only appends to, so reading it while serving is safe.
+func (c *compliance) auditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	f, err := os.Open(c.trailPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []audit.Record
+	err = audit.Select(f, q, func(r audit.Record) error {
+		out = append(out, r)
+		return ctx.Err()
+	})
+	return out, err
+}
+
+// listAudit streams matching records to w as JSON lines (auditor).
+func (c *compliance) listAudit(ctx context.Context, q audit.Query, w io.Writer) error {
+	if err := c.record(ctx, audit.Record{Event: audit.AuditRead, Outcome: "ok"}); err != nil {
+		return err
+	}
+	f, err := os.Open(c.trailPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return audit.SelectLines(f, q, func(_ audit.Record, line []byte) error {
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, "\n"); err != nil {
+			return err
+		}
+		return ctx.Err()
+	})
+}
+
+// verifyAudit verifies the whole trail against the head file and the
+// signing keys (auditor).
+func (c *compliance) verifyAudit(ctx context.Context) (audit.Report, error) {
+	if err := c.record(ctx, audit.Record{Event: audit.AuditVerify, Outcome: "ok"}); err != nil {
+		return audit.Report{}, err
+	}
+	return verifyTrail(ctx, c.trailPath, c.keys)
+}
+
+// backup streams a consistent copy of the database while serving
+// (operator).
+func (c *compliance) backup(ctx context.Context, w io.Writer) (int64, error) {
+	if err := c.record(ctx, audit.Record{Event: audit.Backup, Outcome: "ok", Detail: map[string]string{"via": "api"}}); err != nil {
+		return 0, err
+	}
+	return c.db.Backup(w)
+}

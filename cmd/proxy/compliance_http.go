@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/tokenize"
+)
+
+// complianceAPI serves the compliance operations on the admin listener.
+// Addresses travel in POST bodies, never in URLs, which proxies and
+// access logs keep.
+type complianceAPI struct {
+	svc   *compliance
+	who   *principals
+	limit int64 // request body bytes
+}
+
+const complianceBodyLimit = 16 << 10
+
+func (api *complianceAPI) register(mux *http.ServeMux) {
+	mux.Handle("POST /v1/compliance/resolve", api.with(policy.RoleOfficer, "resolve", api.resolve))
+	mux.Handle("POST /v1/compliance/lookup", api.with(policy.RoleOfficer, "lookup", api.lookup))
+	mux.Handle("POST /v1/compliance/export", api.with(policy.RoleOfficer, "export", api.export))
+	mux.Handle("POST /v1/compliance/erase", api.with(policy.RoleOfficer, "erase", api.erase))
+	mux.Handle("GET /v1/audit/records", api.with(policy.RoleAuditor, "audit_read", api.records))
+	mux.Handle("GET /v1/audit/verify", api.with(policy.RoleAuditor, "audit_verify", api.verify))
+	mux.Handle("GET /v1/backup", api.with(policy.RoleOperator, "backup", api.backup))
+}
+
+// with authenticates (HTTPS only, client certificate or bearer token),
+// checks the role, and runs h with the principal as the audit actor.
+// Refusals are audited too.
+func (api *complianceAPI) with(role, op string, h func(http.ResponseWriter, *http.Request)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if r.TLS == nil {
+			ctx = audit.WithActor(ctx, "unknown")
+			api.svc.refused(ctx, op, "not_https")
+			apiError(w, http.StatusForbidden, "the compliance API is served over HTTPS only")
+			return
+		}
+		p, ok := api.who.identify(r)
+		if !ok {
+			api.svc.refused(audit.WithActor(ctx, "unknown"), op, "unauthenticated")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenproxy"`)
+			apiError(w, http.StatusUnauthorized, "authentication required")
+			return
+		}
+		ctx = audit.WithActor(ctx, "principal:"+p.Name)
+		if !hasRole(p, role) {
+			api.svc.refused(ctx, op, "role")
+			apiError(w, http.StatusForbidden, "the "+role+" role is required")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, complianceBodyLimit)
+		h(w, r.WithContext(ctx))
+	})
+}
+
+type subjectRequest struct {
+	Token   string `json:"token,omitempty"`
+	Address string `json:"address,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+func decodeRequest(w http.ResponseWriter, r *http.Request) (subjectRequest, bool) {
+	var req subjectRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		apiError(w, http.StatusBadRequest, "the body must be a JSON object with token or address, and reason")
+		return req, false
+	}
+	return req, true
+}
+
+type resolveReply struct {
+	Token       string    `json:"token"`
+	Address     string    `json:"address"`
+	DisplayName string    `json:"display_name,omitempty"`
+	Created     time.Time `json:"created"`
+	LastSeen    time.Time `json:"last_seen"`
+}
+
+func (api *complianceAPI) resolve(w http.ResponseWriter, r *http.Request) {
+	req, ok := decodeRequest(w, r)
+	if !ok {
+		return
+	}
+	e, err := api.svc.resolve(r.Context(), req.Token, req.Reason)
+	if err != nil {
+		api.fail(w, r.Context(), err)
+		return
+	}
+	apiJSON(w, http.StatusOK, resolveReply{Token: e.Address, Address: e.Original, DisplayName: e.DisplayName,
+		Created: e.Created.UTC(), LastSeen: e.LastSeen.UTC()})
+}
+
+func (api *complianceAPI) lookup(w http.ResponseWriter, r *http.Request) {
+	req, ok := decodeRequest(w, r)
+	if !ok {
+		return
+	}
+	tokens, err := api.svc.lookup(r.Context(), req.Address, req.Reason)
+	if err != nil {
+		api.fail(w, r.Context(), err)
+		return
+	}
+	apiJSON(w, http.StatusOK, map[string][]string{"tokens": nonNil(tokens)})
+}
+
+func (api *complianceAPI) export(w http.ResponseWriter, r *http.Request) {
+	req, ok := decodeRequest(w, r)
+	if !ok {
+		return
+	}
+	out, err := api.svc.export(r.Context(), req.Address, req.Reason)
+	if err != nil {
+		api.fail(w, r.Context(), err)
+		return
+	}
+	apiJSON(w, http.StatusOK, out)
+}
+
+func (api *complianceAPI) erase(w http.ResponseWriter, r *http.Request) {
+	req, ok := decodeRequest(w, r)
+	if !ok {
+		return
+	}
+	tokens, err := api.svc.erase(r.Context(), req.Address, req.Reason)
+	wiped := err == nil
+	if err != nil && !errors.Is(err, tokenize.ErrScrubBusy) {
+		api.fail(w, r.Context(), err)
+		return
+	}
+	apiJSON(w, http.StatusOK, map[string]any{"erased": nonNil(tokens), "pages_wiped": wiped})
+}
+
+func (api *complianceAPI) records(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := api.svc.listAudit(r.Context(), q, w); err != nil {
+		api.svc.log.Error("audit listing failed", "event", "audit_read_failed", "err", err)
+	}
+}
+
+// parseQuery reads from_seq, since, until (RFC 3339), event (repeatable),
+// token and limit.
+func parseQuery(r *http.Request) (audit.Query, error) {
+	v := r.URL.Query()
+	q := audit.Query{Events: v["event"], Token: v.Get("token")}
+	var err error
+	if s := v.Get("from_seq"); s != "" {
+		if q.FromSeq, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return q, errors.New("from_seq must be a number")
+		}
+	}
+	if s := v.Get("limit"); s != "" {
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 0 {
+			return q, errors.New("limit must be a non-negative number")
+		}
+	}
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if s := v.Get(t.name); s != "" {
+			if *t.dst, err = time.Parse(time.RFC3339, s); err != nil {
+				return q, errors.New(t.name + " must be an RFC 3339 time")
+			}
+		}
+	}
+	return q, nil
+}
+
+func (api *complianceAPI) verify(w http.ResponseWriter, r *http.Request) {
+	rep, err := api.svc.verifyAudit(r.Context())
+	if err != nil {
+		api.fail(w, r.Context(), err)
+		return
+	}
+	apiJSON(w, http.StatusOK, map[string]any{"ok": rep.OK(), "report": rep})
+}
+
+func (api *complianceAPI) backup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="tokenproxy.db"`)
+	if _, err := api.svc.backup(r.Context(), w); err != nil {
+		// Headers may be gone: the client sees a cut stream, which
+		// `proxy compliance backup` refuses to keep.
+		api.svc.log.Error("online backup failed", "event", "backup_failed", "err", err)
+		if errors.Is(err, audit.ErrWrite) {
+			apiError(w, http.StatusServiceUnavailable, "the audit trail cannot be written")
+		}
+	}
+}
+
+// fail maps a service error to a status. Details go to the log; the
+// client gets a generic text (it may be an address's parse error).
+func (api *complianceAPI) fail(w http.ResponseWriter, ctx context.Context, err error) {
+	switch {
+	case errors.Is(err, errBadReason):
+		apiError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, errNotFound), errors.Is(err, tokenize.ErrUnknownToken):
+		apiError(w, http.StatusNotFound, "no such token")
+	case errors.Is(err, errBulkGuard):
+		apiError(w, http.StatusTooManyRequests, "resolution limit per hour reached; the attempt was audited")
+	case isAddressError(err):
+		apiError(w, http.StatusBadRequest, "not a valid e-mail address")
+	default:
+		api.svc.log.Error("compliance call failed", "event", "compliance_failed", "actor", audit.ActorFrom(ctx), "err", err)
+		apiError(w, http.StatusServiceUnavailable, "the operation could not be completed and was not performed; see the proxy log")
+	}
+}
+
+func isAddressError(err error) bool {
+	var ae *tokenize.AddressError
+	return errors.As(err, &ae)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func apiJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func apiError(w http.ResponseWriter, code int, msg string) {
+	apiJSON(w, code, map[string]string{"error": msg})
+}
