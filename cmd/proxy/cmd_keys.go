@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
