@@ -119,9 +119,10 @@ type Downstream struct {
 	log    *slog.Logger
 	dialer net.Dialer
 
-	mu     sync.Mutex
-	idle   []*downConn // LIFO: the most recently used is the most likely alive
-	closed bool
+	mu       sync.Mutex
+	idle     []*downConn // LIFO: the most recently used is the most likely alive
+	closed   bool
+	draining bool // replaced by a reload: nothing goes back to the pool (Drain)
 }
 
 // NewDownstream validates cfg, fills its defaults and loads the CA file.
@@ -358,7 +359,7 @@ func (d *Downstream) take() *downConn {
 // the pool is full or closed.
 func (d *Downstream) put(dc *downConn) {
 	d.mu.Lock()
-	if !d.closed && len(d.idle) < d.cfg.PoolSize {
+	if !d.closed && !d.draining && len(d.idle) < d.cfg.PoolSize {
 		dc.idleAt, dc.reused = time.Now(), false
 		d.idle = append(d.idle, dc)
 		d.mu.Unlock()

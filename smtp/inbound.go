@@ -41,6 +41,18 @@ type inboundPolicy struct{ o InboundOptions }
 
 // NewInbound returns the inbound route.
 func NewInbound(o InboundOptions) (*Route, error) {
+	c, err := NewInboundConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	o.Route.Name = RouteInbound
+	return newRoute(o.Route, c)
+}
+
+// NewInboundConfig checks o and returns the inbound route's configuration,
+// for NewInbound and Route.Reload. Of o.Route it reads Limits, Downstream
+// and Hostname (the default AuthservID).
+func NewInboundConfig(o InboundOptions) (*RouteConfig, error) {
 	if o.Map == nil || o.Rewriter == nil || len(o.Mailboxes) == 0 {
 		return nil, errors.New("smtp: inbound route needs a map, a rewriter and mailboxes")
 	}
@@ -56,8 +68,7 @@ func NewInbound(o InboundOptions) (*Route, error) {
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = tokenize.DefaultLimits.MaxHeaderBytes
 	}
-	o.Route.Name = RouteInbound
-	return newRoute(o.Route, &inboundPolicy{o})
+	return newRouteConfig(RouteInbound, o.Route, &inboundPolicy{o})
 }
 
 // mayMail: customer MTAs use STARTTLS when they can (RFC 3207); it is not

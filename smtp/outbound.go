@@ -49,18 +49,26 @@ type OutboundOptions struct {
 // password hash.
 const maxAuthFailures = 3
 
-type outboundPolicy struct {
-	o OutboundOptions
-	// checks bounds the password hashes computed at once: each argon2id
-	// check may take tens of MiB, and AUTH floods must not exhaust memory.
-	checks chan struct{}
-}
+type outboundPolicy struct{ o OutboundOptions }
 
-// maxConcurrentChecks is the number of password checks run at once.
+// maxConcurrentChecks is the number of password checks run at once (see
+// Route.authChecks).
 const maxConcurrentChecks = 4
 
 // NewOutbound returns the outbound route.
 func NewOutbound(o OutboundOptions) (*Route, error) {
+	c, err := NewOutboundConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	o.Route.Name = RouteOutbound
+	return newRoute(o.Route, c)
+}
+
+// NewOutboundConfig checks o and returns the outbound route's
+// configuration, for NewOutbound and Route.Reload. Of o.Route it reads
+// Limits and Downstream.
+func NewOutboundConfig(o OutboundOptions) (*RouteConfig, error) {
 	if o.Map == nil || o.Rewriter == nil {
 		return nil, errors.New("smtp: outbound route needs a map and a rewriter")
 	}
@@ -81,8 +89,7 @@ func NewOutbound(o OutboundOptions) (*Route, error) {
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = tokenize.DefaultLimits.MaxHeaderBytes
 	}
-	o.Route.Name = RouteOutbound
-	return newRoute(o.Route, &outboundPolicy{o: o, checks: make(chan struct{}, maxConcurrentChecks)})
+	return newRouteConfig(RouteOutbound, o.Route, &outboundPolicy{o: o})
 }
 
 // mayMail: TLS first, then AUTH or an allowed network (RFC 3207 §4: a
@@ -153,6 +160,7 @@ func (p *outboundPolicy) recipient(ctx context.Context, s *session, to string) (
 			return "", fmt.Errorf("smtp: resolve recipient token: %w", err)
 		}
 		s.log.Debug("recipient token resolved", "token", e.Local)
+		s.rcptTokens = append(s.rcptTokens, e.Address)
 		return e.Original, nil
 	}
 	if p.o.AllowedDomains[a.Domain] {
@@ -163,13 +171,14 @@ func (p *outboundPolicy) recipient(ctx context.Context, s *session, to string) (
 
 // rewrite detokenizes the message, then maps its sender fields to the
 // company.
-func (p *outboundPolicy) rewrite(ctx context.Context, _ *session, dst io.Writer, src io.Reader) (*tokenize.Report, error) {
+func (p *outboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*tokenize.Report, error) {
 	sw := newSenderRewriter(dst, p.o.MaxHeaderBytes, p.senderField)
 	rep, err := p.o.Rewriter.Outbound(ctx, sw, src)
-	if err != nil {
-		return rep, err
+	if err == nil {
+		err = sw.Close()
 	}
-	return rep, sw.Close()
+	s.msgIDHash = sw.msgIDHash
+	return rep, err
 }
 
 // senderField returns the rewrite of one sender field: From becomes
@@ -227,7 +236,7 @@ func (p *outboundPolicy) auth(s *session, mech string) (sasl.Server, error) {
 // checkLogin verifies a user name and password. A failure costs the same
 // time for an unknown user as for a wrong password, and is slowed down.
 func (p *outboundPolicy) checkLogin(s *session, user, password string) error {
-	if p.passwordOK(user, password) {
+	if p.passwordOK(s.r.authChecks, user, password) {
 		s.user = user
 		s.r.opts.Metrics.AuthAttempt("success")
 		s.log.Info("authenticated", "event", "auth", "user", user)
@@ -245,10 +254,10 @@ func (p *outboundPolicy) checkLogin(s *session, user, password string) error {
 	return s.reply("auth", errAuthFailed)
 }
 
-// passwordOK checks one password, at most maxConcurrentChecks at a time.
-func (p *outboundPolicy) passwordOK(user, password string) bool {
-	p.checks <- struct{}{}
-	defer func() { <-p.checks }()
+// passwordOK checks one password, at most cap(checks) at a time.
+func (p *outboundPolicy) passwordOK(checks chan struct{}, user, password string) bool {
+	checks <- struct{}{}
+	defer func() { <-checks }()
 	hash, ok := p.o.Users[user]
 	if !ok {
 		DummyCheck(password)

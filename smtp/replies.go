@@ -46,6 +46,9 @@ var (
 	errTxnBroken     = &refusal{451, gosmtp.EnhancedCode{4, 4, 2}, "Connection to the next hop lost, start over"}
 	errUnknownTokens = &refusal{550, gosmtp.EnhancedCode{5, 1, 1}, "Message names an unknown or erased recipient token"}
 	errTooLarge      = &refusal{552, gosmtp.EnhancedCode{5, 3, 4}, "Message exceeds a size or structure limit"}
+	// errErasedAddress: an address erased under compliance.after_erasure
+	// refuse (a suppression entry); 5.7.1, delivery not authorized.
+	errErasedAddress = &refusal{550, gosmtp.EnhancedCode{5, 7, 1}, "Message names an address that was erased at its owner's request"}
 	// errDMARCReject: the From domain asks receivers to reject mail that
 	// fails DMARC (RFC 7489 §6.6.2 step 6, §6.7); 5.7.1 is "delivery not
 	// authorized" (RFC 3463 §3.8). The text names no domain.
@@ -83,6 +86,8 @@ func (s *session) classify(err error) (int, gosmtp.EnhancedCode, string, slog.Le
 	case errors.Is(err, tokenize.ErrUnscannable), errors.Is(err, tokenize.ErrMalformedAddress):
 		code, enh := s.refusalCode()
 		return code, enh, "Message refused: content cannot be checked for addresses", slog.LevelWarn
+	case errors.Is(err, tokenize.ErrErasedSubject):
+		return errErasedAddress.code, errErasedAddress.enh, errErasedAddress.text, slog.LevelInfo
 	case errors.Is(err, tokenize.ErrUnknownToken):
 		return errUnknownTokens.code, errUnknownTokens.enh, errUnknownTokens.text, slog.LevelInfo
 	case errors.As(err, &de):
@@ -103,7 +108,7 @@ func (s *session) classify(err error) (int, gosmtp.EnhancedCode, string, slog.Le
 // refusalCode is the configured reply to leak-guard and unscannable
 // refusals: 554 5.6.0 by default, 451 4.6.0 when the sender should retry.
 func (s *session) refusalCode() (int, gosmtp.EnhancedCode) {
-	if s.r.opts.Limits.RefusalCode == 451 {
+	if s.cfg.limits.RefusalCode == 451 {
 		return 451, gosmtp.EnhancedCode{4, 6, 0}
 	}
 	return 554, gosmtp.EnhancedCode{5, 6, 0}

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
@@ -26,7 +27,9 @@ const (
 )
 
 // RouteOptions is what both routes share: the listener's identity, its
-// limits, and where it relays.
+// limits, and where it relays. Limits and Downstream are the route's first
+// RouteConfig and may change with Route.Reload; the other fields are fixed
+// for the route's life.
 type RouteOptions struct {
 	Name       string      // RouteInbound or RouteOutbound
 	Hostname   string      // greeting, EHLO and Received name
@@ -40,6 +43,10 @@ type RouteOptions struct {
 	// memory while they are verified or signed (0600, removed at once);
 	// "" means os.TempDir().
 	SpoolDir string
+	// Audit receives the outbound route's per-message records; nil:
+	// none. Token creations on the inbound route are audited by the
+	// token map, under the actor this route puts in its context.
+	Audit Auditor
 }
 
 // routePolicy is what differs between the two routes.
@@ -74,11 +81,17 @@ type routePolicy interface {
 type sealFunc func(ctx context.Context, msg io.Reader) (string, error)
 
 // Route is one SMTP listener and its sessions.
+//
+// What a reload may change lives in a RouteConfig, served by a generation
+// (see reload.go): each accepted connection is handed to the generation
+// current at that moment and keeps it to the end.
 type Route struct {
-	opts   RouteOptions
-	policy routePolicy
-	srv    *gosmtp.Server
-	ln     net.Listener
+	opts RouteOptions // the fixed part: Limits and Downstream are in gen
+	ln   net.Listener
+	// authChecks bounds the password hashes computed at once, over every
+	// generation: each argon2id check may take tens of MiB, and AUTH
+	// floods must not exhaust memory.
+	authChecks chan struct{}
 
 	// ctx is cancelled when a shutdown's deadline passes: transactions
 	// still under way are aborted (the downstream never sees their dot).
@@ -88,27 +101,35 @@ type Route struct {
 	mu       sync.Mutex
 	conns    map[*routeConn]struct{}
 	draining bool
+	serving  bool                     // Serve has started
+	gen      *generation              // where new connections go
+	gens     map[*generation]struct{} // gen, and older ones still serving connections
 }
 
-func newRoute(opts RouteOptions, p routePolicy) (*Route, error) {
-	if opts.TLS == nil || opts.Downstream == nil {
-		return nil, errors.New("smtp: route needs TLS and a downstream")
+func newRoute(opts RouteOptions, c *RouteConfig) (*Route, error) {
+	if opts.TLS == nil {
+		return nil, errors.New("smtp: route needs TLS")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	opts.Log = opts.Log.With("route", opts.Name)
-	r := &Route{opts: opts, policy: p, conns: map[*routeConn]struct{}{}}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.srv = r.newServer()
+	// Read only through the generation from now on, so a reload cannot be
+	// half seen.
+	opts.Limits, opts.Downstream = policy.SMTP{}, nil
+	r := &Route{opts: opts, conns: map[*routeConn]struct{}{}, gens: map[*generation]struct{}{},
+		authChecks: make(chan struct{}, maxConcurrentChecks)}
+	r.ctx, r.cancel = context.WithCancel(audit.WithActor(context.Background(), "route:"+opts.Name))
+	r.gen = r.newGeneration(c)
+	r.gens[r.gen] = struct{}{}
 	return r, nil
 }
 
-// newServer configures go-smtp. Its zero values mean unlimited, so every
-// limit is set (DESIGN.md invariant 4).
-func (r *Route) newServer() *gosmtp.Server {
-	l := r.opts.Limits
-	s := gosmtp.NewServer(backend{r})
+// newServer configures go-smtp for one configuration. Its zero values
+// mean unlimited, so every limit is set (DESIGN.md invariant 4).
+func (r *Route) newServer(c *RouteConfig) *gosmtp.Server {
+	l := c.limits
+	s := gosmtp.NewServer(backend{r, c})
 	s.Domain = r.opts.Hostname
 	s.TLSConfig = r.opts.TLS
 	s.MaxMessageBytes = l.MaxMessageBytes
@@ -147,16 +168,18 @@ func (r *Route) Addr() net.Addr { return r.ln.Addr() }
 // Serve accepts connections until Shutdown. It returns nil after Shutdown.
 func (r *Route) Serve() error {
 	r.opts.Log.Info("listening", "event", "listen", "addr", r.ln.Addr().String())
-	err := r.srv.Serve(r.ln)
-	if errors.Is(err, gosmtp.ErrServerClosed) {
-		return nil
-	}
-	return err
+	r.mu.Lock()
+	r.serving = true
+	g := r.gen
+	r.mu.Unlock()
+	r.startGen(g)
+	return r.acceptLoop()
 }
 
 // Shutdown stops accepting, closes idle connections, lets transactions
 // under way finish, and when ctx ends aborts those left (their downstream
 // transactions end without the final dot: nothing partial is delivered).
+// Connections of every generation are waited for.
 func (r *Route) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.draining = true
@@ -166,15 +189,18 @@ func (r *Route) Shutdown(ctx context.Context) error {
 			idle = append(idle, c)
 		}
 	}
+	gens := r.liveGens()
 	r.mu.Unlock()
 	for _, c := range idle {
 		c.closeWith421(r.opts.Hostname)
 	}
-	err := r.srv.Shutdown(ctx)
-	if err != nil && !errors.Is(err, gosmtp.ErrServerClosed) {
+	r.closeListener()
+	if err := shutdownGens(ctx, gens); err != nil {
 		r.opts.Log.Warn("shutdown deadline passed; aborting transactions under way", "event", "shutdown_abort")
 		r.cancel()
-		r.srv.Close()
+		for _, g := range gens {
+			g.srv.Close()
+		}
 		return fmt.Errorf("smtp: %s route: %w", r.opts.Name, err)
 	}
 	r.cancel()
@@ -184,7 +210,22 @@ func (r *Route) Shutdown(ctx context.Context) error {
 // Close stops the route at once.
 func (r *Route) Close() error {
 	r.cancel()
-	return r.srv.Close()
+	r.mu.Lock()
+	r.draining = true
+	gens := r.liveGens()
+	r.mu.Unlock()
+	err := r.closeListener()
+	for _, g := range gens {
+		g.srv.Close()
+	}
+	return err
+}
+
+func (r *Route) closeListener() error {
+	if r.ln == nil {
+		return nil
+	}
+	return r.ln.Close()
 }
 
 func (r *Route) isDraining() bool {
@@ -193,11 +234,15 @@ func (r *Route) isDraining() bool {
 	return r.draining
 }
 
-// backend creates sessions for go-smtp.
-type backend struct{ r *Route }
+// backend creates sessions for one generation's go-smtp server: they all
+// run under its configuration.
+type backend struct {
+	r   *Route
+	cfg *RouteConfig
+}
 
 func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
-	return b.r.newSession(c), nil
+	return b.r.newSession(c, b.cfg), nil
 }
 
 // slogWriter carries go-smtp's own log lines (connection errors, panics)

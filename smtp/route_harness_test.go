@@ -49,6 +49,7 @@ type harnessOpts struct {
 	auth     *AuthCheck             // inbound SPF/DKIM/DMARC check; nil: none
 	dkim     *mailauth.SignerConfig // outbound signature; nil: none
 	spoolDir string                 // "" : a fresh temporary directory
+	audit    Auditor                // per-message records; nil: none
 }
 
 func testLimits() policy.SMTP {
@@ -84,7 +85,7 @@ func newHarness(t *testing.T, mutate func(*harnessOpts)) *harness {
 	route := func(name string) RouteOptions {
 		return RouteOptions{Hostname: name, TLS: ServerTLSConfig(cert), Limits: o.limits, SpoolDir: o.spoolDir,
 			Downstream: newDS(t, h.dsAddr, log, func(c *DownstreamConfig) { c.PoolSize = o.limits.DownstreamPoolSize }),
-			Limiter:    NewConnLimiter(o.limits.MaxConnections, o.limits.MaxConnectionsPerIP), Log: log}
+			Limiter:    NewConnLimiter(o.limits.MaxConnections, o.limits.MaxConnectionsPerIP), Log: log, Audit: o.audit}
 	}
 	h.in, err = NewInbound(InboundOptions{Route: route("mx.test"), Map: h.m, Rewriter: rw, Internal: internal,
 		Mailboxes: map[string]string{"support@company.example": "support@crm.example"}, LocalCase: tokenize.LocalFold,

@@ -47,6 +47,8 @@ type routeConn struct {
 	id     string
 	opened time.Time
 
+	gen *generation // the generation serving it; under r.mu
+
 	mu   sync.Mutex
 	busy bool         // a transaction is under way
 	sc   *gosmtp.Conn // set by the first session
@@ -60,6 +62,9 @@ func (c *routeConn) Close() error {
 		c.r.mu.Lock()
 		_, registered := c.r.conns[c]
 		delete(c.r.conns, c)
+		if c.gen != nil {
+			c.r.releaseLocked(c.gen)
+		}
 		c.r.mu.Unlock()
 		if registered {
 			c.r.opts.Metrics.ConnectionClosed(c.r.opts.Name)

@@ -30,6 +30,8 @@ type senderRewriter struct {
 	max  int
 	buf  []byte
 	done bool // header written; the rest streams
+	// msgIDHash is the hashed Message-ID, for the audit record.
+	msgIDHash string
 }
 
 // fieldMailboxFunc returns the rewrite of one sender field, by its
@@ -70,6 +72,7 @@ func (w *senderRewriter) Close() error {
 // with whatever followed.
 func (w *senderRewriter) flush(end int) error {
 	w.done = true
+	w.msgIDHash = hashMessageID(w.buf[:end])
 	hdr, err := rewriteSenderFields(w.buf[:end], w.fn)
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 // (DESIGN.md invariant 2).
 type session struct {
 	r    *Route
+	cfg  *RouteConfig // the route's configuration when the connection came
 	c    *gosmtp.Conn
 	conn *routeConn // nil only in tests that bypass the listener
 	id   string
@@ -33,10 +34,14 @@ type session struct {
 	txn    *Txn            // begun at the first accepted recipient
 	broken bool            // the downstream transaction died after it began
 	rcpts  map[string]bool // downstream recipients accepted
+	// rcptTokens are the recipient tokens resolved (outbound), and
+	// msgIDHash the message's hashed Message-ID: the audit record.
+	rcptTokens []string
+	msgIDHash  string
 }
 
-func (r *Route) newSession(c *gosmtp.Conn) *session {
-	s := &session{r: r, c: c, conn: connOf(c)}
+func (r *Route) newSession(c *gosmtp.Conn, cfg *RouteConfig) *session {
+	s := &session{r: r, cfg: cfg, c: c, conn: connOf(c)}
 	if s.conn != nil {
 		s.id = s.conn.id
 		s.conn.setSMTPConn(c)
@@ -70,10 +75,10 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		s.closeSoon()
 		return s.reply("mail", errShuttingDown)
 	}
-	if err := s.r.policy.mayMail(s); err != nil {
+	if err := s.cfg.policy.mayMail(s); err != nil {
 		return s.reply("mail", err)
 	}
-	if err := s.r.policy.checkSender(from); err != nil {
+	if err := s.cfg.policy.checkSender(from); err != nil {
 		return s.reply("mail", err)
 	}
 	s.endTxn()
@@ -106,7 +111,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		return s.reply("rcpt", errTxnBroken)
 	}
 	ctx := s.r.ctx
-	down, err := s.r.policy.recipient(ctx, s, to)
+	down, err := s.cfg.policy.recipient(ctx, s, to)
 	if err != nil {
 		return s.reply("rcpt", err)
 	}
@@ -132,11 +137,11 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 
 // begin derives the downstream sender and sends MAIL downstream.
 func (s *session) begin() error {
-	from, err := s.r.policy.sender(s.r.ctx, s, s.from)
+	from, err := s.cfg.policy.sender(s.r.ctx, s, s.from)
 	if err != nil {
 		return err
 	}
-	txn, err := s.r.opts.Downstream.Begin(s.r.ctx, from, s.opts)
+	txn, err := s.cfg.downstream.Begin(s.r.ctx, from, s.opts)
 	if err != nil {
 		s.r.opts.Metrics.DownstreamError(s.r.opts.Name, "mail")
 		return err
@@ -168,6 +173,7 @@ func (s *session) endTxn() {
 		s.txn.Abort()
 	}
 	s.txn, s.broken, s.from, s.down, s.opts, s.rcpts = nil, false, "", "", nil, nil
+	s.rcptTokens, s.msgIDHash = nil, ""
 }
 
 // closeSoon closes the connection shortly after the reply being written:
@@ -179,10 +185,10 @@ func (s *session) closeSoon() {
 }
 
 // AuthMechanisms and Auth implement gosmtp.AuthSession through the route.
-func (s *session) AuthMechanisms() []string { return s.r.policy.authMechanisms(s) }
+func (s *session) AuthMechanisms() []string { return s.cfg.policy.authMechanisms(s) }
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
-	srv, err := s.r.policy.auth(s, mech)
+	srv, err := s.cfg.policy.auth(s, mech)
 	if err != nil {
 		return nil, s.reply("auth", err)
 	}

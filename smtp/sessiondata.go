@@ -41,7 +41,7 @@ func (s *session) Data(r io.Reader) error {
 	if s.txn == nil || s.broken {
 		return s.reply("data", errTxnBroken)
 	}
-	limits := s.r.opts.Limits
+	limits := s.cfg.limits
 	// go-smtp's read deadline was set for the DATA command line; the
 	// whole transfer gets data_timeout instead (slow senders are bounded,
 	// large messages are not cut off by the per-command timeout).
@@ -71,12 +71,12 @@ func (s *session) relay(ctx context.Context, r io.Reader) (dataResult, error) {
 }
 
 func (s *session) prepareAndRelay(ctx context.Context, in io.Reader, res *dataResult) error {
-	src, cleanup, err := s.r.policy.prepare(ctx, s, in, res)
+	src, cleanup, err := s.cfg.policy.prepare(ctx, s, in, res)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	if seal := s.r.policy.sealer(); seal != nil {
+	if seal := s.cfg.policy.sealer(); seal != nil {
 		return s.relaySealed(ctx, src, seal, res)
 	}
 	return s.relayStreamed(ctx, src, res)
@@ -152,7 +152,7 @@ func (s *session) rewrite(ctx context.Context, dst io.Writer, src io.Reader, res
 	if _, err := io.WriteString(dst, s.received()); err != nil {
 		return err
 	}
-	rep, err := s.r.policy.rewrite(ctx, s, dst, src)
+	rep, err := s.cfg.policy.rewrite(ctx, s, dst, src)
 	res.report = rep
 	if err != nil {
 		return err
@@ -160,7 +160,7 @@ func (s *session) rewrite(ctx context.Context, dst io.Writer, src io.Reader, res
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return err
 	}
-	return nil
+	return s.auditMessage(ctx, res)
 }
 
 // logMessage writes the one line per transaction: counts, tokens and

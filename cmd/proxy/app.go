@@ -28,7 +28,7 @@ type app struct {
 	log        *slog.Logger
 	logLevel   slog.LevelVar // log.level, which a reload may change
 	// metricsReg, when set (serve), gets the audit trail's metrics.
-	metricsReg prometheus.Registerer
+	metricsReg *prometheus.Registry
 }
 
 func (a *app) globalFlags(fs *flag.FlagSet) {
@@ -129,7 +129,11 @@ func (a *app) openTrail(ctx context.Context, cfg *policy.Config, e *engine) erro
 	if e.signer, err = newAuditSigner(ctx, cfg, e.kek); err != nil {
 		return fmt.Errorf("audit signing key: %w", err)
 	}
-	e.trail, err = a.openAudit(ctx, cfg, e.signer, a.metricsReg)
+	var reg prometheus.Registerer
+	if a.metricsReg != nil {
+		reg = a.metricsReg
+	}
+	e.trail, err = a.openAudit(ctx, cfg, e.signer, reg)
 	return err
 }
 

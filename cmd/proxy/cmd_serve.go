@@ -25,13 +25,17 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err := nArgs(args, 0, ""); err != nil {
 		return err
 	}
+	a.metricsReg = newRegistry() // before the engine: the audit trail registers its metrics
 	return a.withEngine(ctx, func(cfg *policy.Config, e *engine) error { return serve(ctx, a, cfg, e) })
 }
 
 // serve runs until ctx ends (SIGTERM, SIGINT) or a listener fails, then
 // drains within smtp.shutdown_timeout.
 func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
-	reg := newRegistry()
+	reg := a.metricsReg
+	if reg == nil {
+		reg = newRegistry()
+	}
 	metrics := smtp.NewMetrics(reg)
 	rs, err := buildRoutes(cfg, e, a.log, metrics)
 	if err != nil {
@@ -48,6 +52,18 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 		}
 		return nil
 	}, a.log)
+	adminTC, adminCert, err := adminTLS(cfg, a)
+	if err != nil {
+		rs.in.Close()
+		rs.out.Close()
+		rs.closeDownstreams()
+		return err
+	}
+	if adminTC != nil {
+		admin.serveTLS(adminTC)
+	}
+	crt := startCompliance(a, cfg, e, admin)
+	defer crt.close()
 	if err := admin.Start(); err != nil {
 		rs.in.Close()
 		rs.out.Close()
@@ -55,22 +71,32 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 		return err
 	}
 	errc := rs.serve()
+	// Before ready: a SIGHUP not yet caught would end the process.
+	rl := newReloader(a, cfg, e, rs, reg)
+	rl.onReload = func(cfg *policy.Config, changed []string) {
+		crt.reloaded(ctx, cfg, changed)
+		if adminCert != nil {
+			if err := adminCert.Reload(); err != nil {
+				a.log.Error("admin certificate reload failed; keeping the previous one", "event", "reload_failed", "err", err)
+			}
+		}
+	}
+	stopHUP := a.reloadOnHUP(rl)
 	ready.Store(true)
 	a.log.Info("tokenproxy serving", "event", "start", "inbound", rs.in.Addr().String(),
 		"outbound", rs.out.Addr().String(), "admin", admin.Addr())
 
-	stopHUP := a.reloadOnHUP(rs)
-	defer stopHUP()
 	var serveErr error
 	select {
 	case <-ctx.Done():
 		a.log.Info("shutting down: finishing transactions under way", "event", "shutdown",
-			"deadline", cfg.SMTP.ShutdownTimeout.String())
+			"deadline", rl.current().SMTP.ShutdownTimeout.String())
 	case serveErr = <-errc:
 		a.log.Error("listener failed; shutting down", "event", "listener_failed", "err", serveErr)
 	}
+	stopHUP()
 	ready.Store(false)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.SMTP.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), rl.current().SMTP.ShutdownTimeout)
 	defer cancel()
 	err = rs.shutdown(sctx)
 	admin.Shutdown(sctx)
@@ -81,21 +107,19 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 	return err
 }
 
-// reloadOnHUP reloads the listeners' certificates on SIGHUP, so renewed
-// certificates take effect without dropping sessions.
-func (a *app) reloadOnHUP(rs *routes) (stop func()) {
+// reloadOnHUP runs rl.reload on each SIGHUP, one at a time: the
+// configuration file and the certificates, without dropping a session. stop
+// waits for a reload under way.
+func (a *app) reloadOnHUP(rl *reloader) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		for {
 			select {
 			case <-hup:
-				if err := rs.reloadCerts(); err != nil {
-					a.log.Error("certificate reload failed; keeping the previous ones", "event", "reload_failed", "err", err)
-				} else {
-					a.log.Info("certificates reloaded", "event", "reload")
-				}
+				rl.reloadSafely()
 			case <-done:
 				return
 			}
@@ -104,5 +128,6 @@ func (a *app) reloadOnHUP(rs *routes) (stop func()) {
 	return func() {
 		signal.Stop(hup)
 		close(done)
+		<-exited
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync"
 
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/smtp"
@@ -17,74 +18,92 @@ import (
 type routes struct {
 	in, out *smtp.Route
 	certs   []*smtp.CertStore
-	downs   []*smtp.Downstream
+	limiter *smtp.ConnLimiter // shared by both routes
+
+	mu    sync.Mutex
+	downs []*smtp.Downstream // the current configurations' downstreams: inbound, outbound
 }
 
 // buildRoutes wires both routes from the configuration and the open engine.
 // It binds no port (see listen).
 func buildRoutes(cfg *policy.Config, e *engine, log *slog.Logger, m *smtp.Metrics) (*routes, error) {
-	rs := &routes{}
-	ok := false
-	defer func() {
-		if !ok {
-			rs.closeDownstreams()
-		}
-	}()
 	spool, err := spoolDir(cfg)
 	if err != nil {
 		return nil, err
 	}
-	d := routeDeps{cfg: cfg, e: e, log: log, m: m, spool: spool, rw: newRewriter(cfg, e.m),
-		limiter: smtp.NewConnLimiter(cfg.SMTP.MaxConnections, cfg.SMTP.MaxConnectionsPerIP),
-		hosts:   []string{hostname(cfg.Inbound.Hostname), hostname(cfg.Outbound.Hostname)}}
-	mailboxes, publicOf, err := mailboxMaps(cfg)
+	d := newRouteDeps(cfg, e, log)
+	rs := &routes{limiter: smtp.NewConnLimiter(cfg.SMTP.MaxConnections, cfg.SMTP.MaxConnectionsPerIP)}
+	for i, t := range []policy.ServerTLS{cfg.Inbound.TLS, cfg.Outbound.TLS} {
+		cert, err := smtp.LoadCert(t.CertFile, t.KeyFile, cfg.DataDir, d.hosts, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", []string{smtp.RouteInbound, smtp.RouteOutbound}[i], err)
+		}
+		rs.certs = append(rs.certs, cert)
+	}
+	in, out, err := d.options()
 	if err != nil {
 		return nil, err
 	}
-	if err := rs.buildInbound(d, mailboxes); err != nil {
+	rs.downs = []*smtp.Downstream{in.Route.Downstream, out.Route.Downstream}
+	// The fixed part of both routes: a reload changes none of it.
+	fixed := func(ro *smtp.RouteOptions, cert *smtp.CertStore) {
+		ro.TLS, ro.Limiter, ro.Metrics, ro.Log, ro.SpoolDir = smtp.ServerTLSConfig(cert), rs.limiter, m, log, spool
+		ro.Audit = e.trail
+	}
+	fixed(&in.Route, rs.certs[0])
+	fixed(&out.Route, rs.certs[1])
+	if rs.in, err = smtp.NewInbound(in); err == nil {
+		rs.out, err = smtp.NewOutbound(out)
+	}
+	if err != nil {
+		rs.closeDownstreams()
 		return nil, err
 	}
-	if err := rs.buildOutbound(d, publicOf); err != nil {
-		return nil, err
-	}
-	ok = true
 	return rs, nil
 }
 
-// routeDeps is what both routes are built from.
+// routeDeps is what both routes' configurations are built from.
 type routeDeps struct {
-	cfg     *policy.Config
-	e       *engine
-	log     *slog.Logger
-	m       *smtp.Metrics
-	limiter *smtp.ConnLimiter
-	rw      *tokenize.Rewriter
-	hosts   []string // inbound, outbound host names
-	spool   string
+	cfg   *policy.Config
+	e     *engine
+	log   *slog.Logger
+	rw    *tokenize.Rewriter
+	hosts []string // inbound, outbound host names
 }
 
-func (rs *routes) buildInbound(d routeDeps, mailboxes map[string]string) error {
+func newRouteDeps(cfg *policy.Config, e *engine, log *slog.Logger) routeDeps {
+	return routeDeps{cfg: cfg, e: e, log: log, rw: newRewriter(cfg, e.m),
+		hosts: []string{hostname(cfg.Inbound.Hostname), hostname(cfg.Outbound.Hostname)}}
+}
+
+// options returns both routes' options, each with a new downstream, at
+// start and at every reload. Of their RouteOptions only Hostname, Limits
+// and Downstream are set: the rest is fixed at start (buildRoutes). On
+// error no downstream is left open.
+func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, err error) {
 	cfg := d.cfg
-	opts, err := rs.routeOptions(cfg.Inbound.TLS, cfg.Inbound.Downstream, d.hosts[0], d)
+	mailboxes, publicOf, err := mailboxMaps(cfg)
 	if err != nil {
-		return fmt.Errorf("inbound: %w", err)
-	}
-	rs.in, err = smtp.NewInbound(smtp.InboundOptions{Route: opts, Mailboxes: mailboxes,
-		Map: d.e.m, Rewriter: d.rw, LocalCase: tokenize.LocalCase(cfg.Tokens.LocalPartCase), Internal: cfg.IsInternal,
-		AuthservID: authservID(cfg), AuthCheck: authCheck(cfg), MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes})
-	return err
-}
-
-func (rs *routes) buildOutbound(d routeDeps, publicOf map[string]string) error {
-	cfg, o := d.cfg, d.cfg.Outbound
-	opts, err := rs.routeOptions(o.TLS, o.Downstream, d.hosts[1], d)
-	if err != nil {
-		return fmt.Errorf("outbound: %w", err)
+		return in, out, err
 	}
 	dkim, err := dkimSigner(cfg, d.e.kek)
 	if err != nil {
-		return err
+		return in, out, err
 	}
+	inDown, err := d.downstream(cfg.Inbound.Downstream, d.hosts[0])
+	if err != nil {
+		return in, out, fmt.Errorf("inbound: %w", err)
+	}
+	outDown, err := d.downstream(cfg.Outbound.Downstream, d.hosts[1])
+	if err != nil {
+		inDown.Close()
+		return in, out, fmt.Errorf("outbound: %w", err)
+	}
+	lc := tokenize.LocalCase(cfg.Tokens.LocalPartCase)
+	in = smtp.InboundOptions{Route: smtp.RouteOptions{Hostname: d.hosts[0], Limits: cfg.SMTP, Downstream: inDown},
+		Mailboxes: mailboxes, Map: d.e.m, Rewriter: d.rw, LocalCase: lc, Internal: cfg.IsInternal,
+		AuthservID: authservID(cfg), AuthCheck: authCheck(cfg), MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes}
+	o := cfg.Outbound
 	users := map[string]string{}
 	for _, u := range o.AuthUsers {
 		users[u.Name] = u.PasswordHash
@@ -97,29 +116,17 @@ func (rs *routes) buildOutbound(d routeDeps, publicOf map[string]string) error {
 	for _, dom := range o.AllowedDomains {
 		allowed[dom] = true
 	}
-	rs.out, err = smtp.NewOutbound(smtp.OutboundOptions{Route: opts, Users: users, Networks: nets,
-		AllowedDomains: allowed, RewriteFrom: o.RewriteFrom, PublicOf: publicOf, Map: d.e.m, Rewriter: d.rw,
-		LocalCase: tokenize.LocalCase(cfg.Tokens.LocalPartCase), MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes, DKIM: dkim})
-	return err
+	out = smtp.OutboundOptions{Route: smtp.RouteOptions{Hostname: d.hosts[1], Limits: cfg.SMTP, Downstream: outDown},
+		Users: users, Networks: nets, AllowedDomains: allowed, RewriteFrom: o.RewriteFrom, PublicOf: publicOf,
+		Map: d.e.m, Rewriter: d.rw, LocalCase: lc, MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes, DKIM: dkim}
+	return in, out, nil
 }
 
-// routeOptions loads a route's certificate and builds its downstream.
-func (rs *routes) routeOptions(t policy.ServerTLS, d policy.Downstream, host string, deps routeDeps) (smtp.RouteOptions, error) {
-	cfg, log := deps.cfg, deps.log
-	cert, err := smtp.LoadCert(t.CertFile, t.KeyFile, cfg.DataDir, deps.hosts, log)
-	if err != nil {
-		return smtp.RouteOptions{}, err
-	}
-	rs.certs = append(rs.certs, cert)
-	down, err := smtp.NewDownstream(smtp.DownstreamConfig{Address: d.Address, TLS: d.TLS, CAFile: d.CAFile,
-		ServerName: d.ServerName, HeloName: host, Timeout: cfg.SMTP.DownstreamTimeout,
-		PoolSize: cfg.SMTP.DownstreamPoolSize}, log)
-	if err != nil {
-		return smtp.RouteOptions{}, err
-	}
-	rs.downs = append(rs.downs, down)
-	return smtp.RouteOptions{Hostname: host, TLS: smtp.ServerTLSConfig(cert), Limits: cfg.SMTP,
-		Downstream: down, Limiter: deps.limiter, Metrics: deps.m, Log: log, SpoolDir: deps.spool}, nil
+// downstream builds a route's client towards its downstream.
+func (d routeDeps) downstream(ds policy.Downstream, host string) (*smtp.Downstream, error) {
+	s := d.cfg.SMTP
+	return smtp.NewDownstream(smtp.DownstreamConfig{Address: ds.Address, TLS: ds.TLS, CAFile: ds.CAFile,
+		ServerName: ds.ServerName, HeloName: host, Timeout: s.DownstreamTimeout, PoolSize: s.DownstreamPoolSize}, d.log)
 }
 
 // mailboxMaps normalizes the configured mailboxes: public → CRM for the
@@ -182,6 +189,8 @@ func (rs *routes) shutdown(ctx context.Context) error {
 }
 
 func (rs *routes) closeDownstreams() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
 	for _, d := range rs.downs {
 		d.Close()
 	}
