@@ -4,9 +4,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -48,6 +50,8 @@ type routeConn struct {
 	opened time.Time
 
 	gen *generation // the generation serving it; under r.mu
+	// timedOut: a read deadline passed and the connection was closed.
+	timedOut atomic.Bool
 
 	mu   sync.Mutex
 	busy bool         // a transaction is under way
@@ -90,6 +94,12 @@ func (c *routeConn) setBusy(busy bool) {
 // does not interleave with its replies; a TLS connection is written
 // through its tls.Conn.
 func (c *routeConn) closeWith421(host string) {
+	c.closeWithReply("421 4.3.2 %s Service shutting down, try again later\r\n", host)
+}
+
+// closeWithReply writes one reply line (through TLS when the session
+// started it) and closes.
+func (c *routeConn) closeWithReply(format, host string) {
 	var w net.Conn = c.Conn
 	c.mu.Lock()
 	if c.sc != nil {
@@ -99,8 +109,24 @@ func (c *routeConn) closeWith421(host string) {
 	}
 	c.mu.Unlock()
 	_ = w.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
-	fmt.Fprintf(w, "421 4.3.2 %s Service shutting down, try again later\r\n", host)
+	fmt.Fprintf(w, format, host)
 	c.Close()
+}
+
+// Read ends the connection when the client lets a read deadline pass
+// (read_timeout per command line, data_timeout for DATA): a 421 (RFC 5321
+// §4.5.3.2 leaves the choice of closing to the server), then close. Left
+// to go-smtp, a deadline passing mid-line ran the partial line as a
+// command, so a client trickling a byte at a time was never cut off, and
+// a slow DATA got a reply blaming the next hop, after which the rest of
+// its data was read as commands.
+func (c *routeConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() && c.timedOut.CompareAndSwap(false, true) {
+		c.closeWithReply("421 4.4.2 %s Timeout waiting for the client, closing connection\r\n", c.r.opts.Hostname)
+	}
+	return n, err
 }
 
 func (c *routeConn) setSMTPConn(sc *gosmtp.Conn) {

@@ -92,7 +92,8 @@ func (a *app) runCommand(ctx context.Context, cmd *command, args []string) int {
 	if cmd.flags != nil {
 		cmd.flags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -100,7 +101,7 @@ func (a *app) runCommand(ctx context.Context, cmd *command, args []string) int {
 	}
 	// Whatever a command does to the token map is audited under the
 	// operating-system user who ran it; serve's routes name themselves.
-	err := cmd.run(audit.WithActor(ctx, cliActor()), a, fs.Args())
+	err = cmd.run(audit.WithActor(ctx, cliActor()), a, positional)
 	var ue *usageError
 	switch {
 	case err == nil:
@@ -112,6 +113,26 @@ func (a *app) runCommand(ctx context.Context, cmd *command, args []string) int {
 	default:
 		fmt.Fprintf(a.stderr, "proxy %s: %v\n", cmd.name, err)
 		return 1
+	}
+}
+
+// parseInterspersed parses flags before and after positional arguments
+// (`compliance erase ADDRESS --reason TEXT`); "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
 }
 
