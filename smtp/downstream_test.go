@@ -121,7 +121,7 @@ func (b *dsBackend) closeConns() {
 }
 
 // startDS runs a go-smtp server on 127.0.0.1:0; tlsCfg enables STARTTLS.
-func startDS(t *testing.T, b *dsBackend, tlsCfg *tls.Config) string {
+func startDS(t testing.TB, b *dsBackend, tlsCfg *tls.Config) string {
 	t.Helper()
 	b.stop = make(chan struct{})
 	s := gosmtp.NewServer(b)
@@ -143,7 +143,7 @@ func startDS(t *testing.T, b *dsBackend, tlsCfg *tls.Config) string {
 }
 
 // newDS returns a client for addr; mutate adjusts the config.
-func newDS(t *testing.T, addr string, logger *slog.Logger, mutate func(*DownstreamConfig)) *Downstream {
+func newDS(t testing.TB, addr string, logger *slog.Logger, mutate func(*DownstreamConfig)) *Downstream {
 	t.Helper()
 	cfg := DownstreamConfig{Address: addr, TLS: DownstreamTLSInsecure, HeloName: "proxy.test", Timeout: dsTimeout, PoolSize: 2}
 	if mutate != nil {

@@ -28,7 +28,7 @@ var testCustomers = []string{"jane.doe@example.com", "bob.roe@example.org", "car
 // harness runs both routes over loopback against one recording downstream,
 // with a real token map in a temporary bbolt file.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	ds      *dsBackend
 	dsAddr  string
 	db      *tokenize.DB
@@ -50,6 +50,8 @@ type harnessOpts struct {
 	dkim     *mailauth.SignerConfig // outbound signature; nil: none
 	spoolDir string                 // "" : a fresh temporary directory
 	audit    Auditor                // per-message records; nil: none
+	// onCreate audits token creation (tokenize.Options.OnCreate); nil: none.
+	onCreate func(ctx context.Context, token string) error
 }
 
 func testLimits() policy.SMTP {
@@ -59,7 +61,7 @@ func testLimits() policy.SMTP {
 		DownstreamTimeout: dsTimeout, ShutdownTimeout: 2 * time.Second, RefusalCode: 554}
 }
 
-func newHarness(t *testing.T, mutate func(*harnessOpts)) *harness {
+func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	t.Helper()
 	o := harnessOpts{limits: testLimits(), ds: &dsBackend{},
 		networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
@@ -68,7 +70,7 @@ func newHarness(t *testing.T, mutate func(*harnessOpts)) *harness {
 	}
 	h := &harness{t: t, ds: o.ds, logs: &syncBuffer{}}
 	h.dsAddr = startDS(t, h.ds, nil)
-	h.openMap(t)
+	h.openMap(t, o.onCreate)
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cert, err := LoadCert("", "", t.TempDir(), []string{"mx.test", "relay.test"}, log)
 	if err != nil {
@@ -111,7 +113,7 @@ func newHarness(t *testing.T, mutate func(*harnessOpts)) *harness {
 	return h
 }
 
-func (h *harness) openMap(t *testing.T) {
+func (h *harness) openMap(t testing.TB, onCreate func(context.Context, string) error) {
 	key := func() []byte { k := make([]byte, 32); rand.Read(k); return k }
 	keys := vault.NewKeyring(map[vault.Purpose]map[uint32][]byte{
 		vault.PurposeToken: {1: key()}, vault.PurposeRecord: {1: key()}})
@@ -120,7 +122,7 @@ func (h *harness) openMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := tokenize.NewMap(db, keys, tokenize.Options{Tenant: "test",
-		Format: tokenize.Format{Prefix: "t", Domain: "relay.company.example", Length: 16}})
+		Format: tokenize.Format{Prefix: "t", Domain: "relay.company.example", Length: 16}, OnCreate: onCreate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +152,7 @@ func (h *harness) token(addr string) string {
 
 // rawClient speaks SMTP line by line, to see every reply code.
 type rawClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	r    *bufio.Reader
 }
@@ -233,7 +235,7 @@ func (c *rawClient) startTLS(h *harness, name string) {
 }
 
 // tlsClient runs the client handshake on c's connection.
-func tlsClient(t *testing.T, h *harness, c *rawClient, name string) (net.Conn, *bufio.Reader) {
+func tlsClient(t testing.TB, h *harness, c *rawClient, name string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	tc := tls.Client(c.conn, &tls.Config{RootCAs: h.roots, ServerName: name, MinVersion: tls.VersionTLS12})
 	if err := tc.Handshake(); err != nil {

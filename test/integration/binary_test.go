@@ -20,9 +20,31 @@ var (
 
 // proxyBinary builds cmd/proxy once per test run: these tests drive the
 // real binary, as an operator would.
+// readSources opens every Go file and the embedded configuration of the
+// module outside test/: go test caches a package's result keyed by the
+// files its tests open, and the binary is built in a subprocess, so
+// without this a change in smtp/ or cmd/proxy would replay a cached pass.
+func readSources() {
+	filepath.WalkDir("../..", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && (d.Name() == "test" || d.Name() == ".git" || d.Name() == "data") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".go") || strings.HasSuffix(path, ".yaml") || d.Name() == "go.mod" || d.Name() == "go.sum") {
+			if f, err := os.Open(path); err == nil {
+				f.Close()
+			}
+		}
+		return nil
+	})
+}
+
 func proxyBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		readSources()
 		dir, err := os.MkdirTemp("", "tokenproxy-bin")
 		if err != nil {
 			buildErr = err
