@@ -5,11 +5,15 @@
 #   b  smtp-source -> Postfix relay -> smtp-sink    (a private Postfix instance: queue, fsync)
 #   c  smtp-source -> test/passrelay -> smtp-sink   (bare go-smtp pass-through, pooled downstream)
 #   d  smtp-source -> tokenproxy inbound -> smtp-sink   (proxy serve; skipped while it does not exist)
+#   e  smtpload (STARTTLS, AUTH PLAIN) -> tokenproxy outbound -> smtp-sink
+#   f  smtpload (STARTTLS, AUTH PLAIN) -> test/passrelay -user -> smtp-sink
+#                            (c plus the outbound route's STARTTLS and argon2id AUTH)
 #
 # for 1, 20 and 100 parallel sessions and 5 KB and 100 KB messages, then the
-# ratios d/a, d/b, d/c at 20 sessions, 5 KB. About 3 minutes on 2 cores.
+# ratios d/a, d/b, d/c and e/c, e/f at 20 sessions, 5 KB. About 4 to 5 minutes on
+# 2 cores.
 #
-# Every target gets the same message: a generated customer reply whose
+# Targets a-d get the same message: a generated customer reply whose
 # headers and body name three external addresses (smtp-source -F sends a
 # file as it is), from customer@example.net to support@company.example,
 # several messages per connection (smtp-source -d). msg/s is smtp-source's
@@ -19,31 +23,52 @@
 # needs more of the CPU the targets share. For Postfix, msg/s counts accepted
 # (queued) messages; the note gives the rate until the queue had drained.
 #
+# The outbound route (e) requires STARTTLS and then AUTH or an allowed client
+# network, which smtp-source cannot do: e and f are driven by smtpload alone,
+# like a CRM connector. Each session connects, runs STARTTLS (the server's
+# self-signed certificate, verified), AUTHs as user "crm" (an argon2id hash
+# from `proxy hash-password`; client_networks is empty, so AUTH is required),
+# then sends CRM replies to BENCH_TOKENS customer tokens (made with `proxy
+# token new` before serve starts), each naming three tokens, for
+# BENCH_RUN_SECONDS over the same connection. All sessions are set up before
+# the clock starts: msg/s and latency are the steady state, and the set-up
+# (TLS handshake and AUTH, once per session) is reported in the note. There
+# is no second latency run for e and f: msg/s and "lat msg/s" are one figure.
+#
 # Tools come from test/tools/install.sh (swaks, postfix: smtp-sink,
 # smtp-source). Postfix (b) needs root; without it b is skipped.
 #
 # Environment:
-#   BENCH_TARGETS="a b c d"  BENCH_SESSIONS="1 20 100"  BENCH_SIZES="5 100" (KB)
+#   BENCH_TARGETS="a b c d e f"  BENCH_SESSIONS="1 20 100"  BENCH_SIZES="5 100" (KB)
 #   BENCH_COUNT=N          messages per smtp-source run (default: calibrated
-#                          so that a run takes about BENCH_RUN_SECONDS=3)
-#   BENCH_MAX_SECONDS=300  time budget; runs past it are skipped
+#                          so that a run takes about BENCH_RUN_SECONDS=3);
+#                          for e and f: N messages over the sessions instead
+#                          of BENCH_RUN_SECONDS of them
+#   BENCH_TOKENS=50        customer tokens the outbound replies go to (e)
+#   BENCH_MAX_SECONDS=600  time budget; runs past it are skipped
 #   BENCH_LATENCY=0        no smtpload latency runs
 #   BENCH_KEEP=1           keep the temporary directory (logs, Postfix maillog)
 #   BENCH_AUTH_CHECK=true  d also verifies SPF/DKIM/DMARC (needs a resolver that answers;
 #                          off by default: the relay itself is what is compared)
+#   BENCH_AUDIT_SYNC=false d, e: audit records without fdatasync (default true, as
+#                          shipped: e writes one group-committed record per message)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=${BENCH_TARGETS:-a b c d}
+targets=${BENCH_TARGETS:-a b c d e f}
 sessions_list=${BENCH_SESSIONS:-1 20 100}
 sizes=${BENCH_SIZES:-5 100}
 fixed_count=${BENCH_COUNT:-}
 auth_check=${BENCH_AUTH_CHECK:-false}
+audit_sync=${BENCH_AUDIT_SYNC:-true}
 run_seconds=${BENCH_RUN_SECONDS:-3}
-max_seconds=${BENCH_MAX_SECONDS:-300}
+max_seconds=${BENCH_MAX_SECONDS:-600}
+n_tokens=${BENCH_TOKENS:-50}
 latency=${BENCH_LATENCY:-1}
 from=customer@example.net
 to=support@company.example
+crm_from=support@crm.example # the CRM mailbox the replies of e and f come from
+auth_user=crm
 started=$(date +%s)
 
 say() { printf '%s\n' "$*" >&2; }
@@ -168,8 +193,11 @@ pids+=("$sink_pid")
 wait_port "$sink_port" "$sink_pid" smtp-sink "$tmp/sink.log" || die "smtp-sink did not start"
 say "smtp-sink on 127.0.0.1:$sink_port"
 
-declare -A port skip rate
+declare -A port skip rate lrate ca
 port[a]=$sink_port
+
+# The AUTH password of e and f: random, in a file only (never on a command line).
+(umask 077 && head -c 18 /dev/urandom | base64 >"$tmp/auth-password")
 
 # ---- b: a private Postfix relay --------------------------------------------------
 start_postfix() {
@@ -296,17 +324,31 @@ start_passrelay() {
 	fi
 }
 
-# ---- d: tokenproxy inbound ---------------------------------------------------------
+# ---- d, e: tokenproxy inbound and outbound ----------------------------------------
+# One proxy serve for both. With e, the outbound route requires AUTH (user
+# crm, no client_networks), and the tokens are made before serve starts (the
+# CLI needs the map to itself).
+proxy_started=
 start_proxy() {
+	[ -z "$proxy_started" ] || return 0
+	proxy_started=1
 	if [ -n "$proxy_skip" ]; then
-		skip[d]=$proxy_skip
+		skip[d]=$proxy_skip skip[e]=$proxy_skip
 		return
 	fi
-	local p p2 p3 cfg=$tmp/proxy.yaml
+	local p p2 p3 cfg=$tmp/proxy.yaml hash access="client_networks: [127.0.0.0/8]"
 	free_port p
 	free_port p2
 	free_port p3
 	mkdir -p "$tmp/data"
+	if [[ " $targets " == *" e "* ]]; then
+		if ! hash=$("$tmp/bin/proxy" hash-password <"$tmp/auth-password" 2>"$tmp/proxy-hash.log"); then
+			skip[d]="proxy hash-password failed: $(tail -1 "$tmp/proxy-hash.log")" skip[e]=${skip[d]}
+			return
+		fi
+		# Two lines of the outbound block (the second indented as the first).
+		access="auth_users: [{name: $auth_user, password_hash: '$hash'}]"$'\n'"  client_networks: []"
+	fi
 	cat >"$cfg" <<-EOF
 		data_dir: $tmp/data
 		relay_domain: relay.company.example
@@ -323,21 +365,59 @@ start_proxy() {
 		outbound:
 		  listen: 127.0.0.1:$p2
 		  hostname: relay.company.example
-		  client_networks: [127.0.0.0/8]
+		  $access
 		  downstream: {address: "127.0.0.1:$sink_port", tls: insecure}
 		admin: {listen: "127.0.0.1:$p3"}
+		audit: {sync: $audit_sync}
 		smtp: {max_connections: 1000, max_connections_per_ip: 1000, downstream_pool_size: 32}
 	EOF
 	if ! "$tmp/bin/proxy" --config "$cfg" check-config >"$tmp/proxy-check.log" 2>&1; then
-		skip[d]="proxy check-config rejects the benchmark config: $(tail -1 "$tmp/proxy-check.log")"
+		skip[d]="proxy check-config rejects the benchmark config: $(tail -1 "$tmp/proxy-check.log")" skip[e]=${skip[d]}
 		return
+	fi
+	if [[ " $targets " == *" e "* ]] && ! make_tokens "$cfg"; then
+		skip[e]="proxy token new failed: $(tail -1 "$tmp/proxy-token.log")"
 	fi
 	"$tmp/bin/proxy" --config "$cfg" serve >"$tmp/proxy.log" 2>&1 &
 	pids+=("$!")
-	if wait_port "$p" "$!" "proxy serve" "$tmp/proxy.log"; then
+	if wait_port "$p" "$!" "proxy serve" "$tmp/proxy.log" && wait_port "$p2" "$!" "proxy serve" "$tmp/proxy.log"; then
 		port[d]=$p
+		# serve made its self-signed certificate at start: e verifies it.
+		if [ -z "${skip[e]:-}" ]; then port[e]=$p2 ca[e]=$tmp/data/tls/selfsigned.crt; fi
 	else
-		skip[d]="proxy serve did not start (its log is above)"
+		skip[d]="proxy serve did not start (its log is above)" skip[e]=${skip[d]}
+	fi
+}
+
+# make_tokens CONFIG: the tokens of n_tokens customer addresses, one a line,
+# in $tmp/tokens.txt.
+make_tokens() {
+	local i
+	: >"$tmp/tokens.txt"
+	for i in $(seq "$n_tokens"); do
+		"$tmp/bin/proxy" --config "$1" token new --name "Customer $i" "customer$i@example.net" \
+			>>"$tmp/tokens.txt" 2>"$tmp/proxy-token.log" || return 1
+	done
+	say "$n_tokens tokens made (proxy token new), e.g. $(head -1 "$tmp/tokens.txt")"
+}
+
+# ---- f: tlsrelay -------------------------------------------------------------------
+start_tlsrelay() {
+	local p i
+	free_port p
+	# Without e there are no real tokens; tlsrelay resolves nothing, so
+	# token-shaped addresses do (make_tokens replaces them when e runs).
+	if [ ! -s "$tmp/tokens.txt" ]; then
+		for i in $(seq "$n_tokens"); do printf 't1-bench%08d@relay.company.example\n' "$i"; done >"$tmp/tokens.txt"
+	fi
+	"$tmp/bin/passrelay" -listen "127.0.0.1:$p" -downstream "127.0.0.1:$sink_port" -pool 32 \
+		-user "$auth_user" -password-file "$tmp/auth-password" -cert-out "$tmp/tlsrelay.crt" \
+		>"$tmp/tlsrelay.log" 2>&1 &
+	pids+=("$!")
+	if wait_port "$p" "$!" tlsrelay "$tmp/tlsrelay.log"; then
+		port[f]=$p ca[f]=$tmp/tlsrelay.crt
+	else
+		skip[f]="tlsrelay did not start"
 	fi
 }
 
@@ -346,8 +426,9 @@ for t in $targets; do
 	a) ;;
 	b) start_postfix ;;
 	c) start_passrelay ;;
-	d) start_proxy ;;
-	*) die "unknown target '$t' (want a, b, c or d)" ;;
+	d | e) start_proxy ;;
+	f) start_tlsrelay ;;
+	*) die "unknown target '$t' (want a, b, c, d, e or f)" ;;
 	esac
 done
 
@@ -401,6 +482,44 @@ cpu_busy() {
 busy_start=$(cpu_busy)
 budget_note=
 
+# tls_load TARGET SESSIONS KB [ARGS...]: smtpload as a CRM connector against
+# e or f (STARTTLS verified against the target's certificate, AUTH PLAIN,
+# replies to the tokens), printing its -brief line.
+tls_load() {
+	local t=$1 s=$2 kb=$3
+	shift 3
+	timeout 300 "$tmp/bin/smtpload" -addr "127.0.0.1:${port[$t]}" -sessions "$s" -size $((kb * 1024)) \
+		-tls-ca "${ca[$t]}" -auth-user "$auth_user" -auth-password-file "$tmp/auth-password" \
+		-tokens "$tmp/tokens.txt" -from "$crm_from" -brief "$@" 2>&1
+}
+
+# tls_row TARGET SESSIONS KB: a warm-up (pooled connections, caches), then
+# one run: every session set up first, then BENCH_RUN_SECONDS of messages
+# (or BENCH_COUNT messages). Adds the row.
+tls_row() {
+	local t=$1 s=$2 kb=$3 out per=1000000 max=${run_seconds}s note=
+	local lr r errs n sec setup_s setup_p50 setup_p99 tls_p50 auth_p50
+	if [ -n "$fixed_count" ]; then per=$(((fixed_count + s - 1) / s)) max=120s; fi
+	if ! out=$(tls_load "$t" 2 "$kb" -messages 50); then
+		rows+=("$(row "$t" "$s" "${kb}K" - - error - - - - "warm-up: $(printf '%s' "$out" | tr '\n' ' ' | cut -c1-160)")")
+		return
+	fi
+	if ! out=$(tls_load "$t" "$s" "$kb" -connect-first -messages "$per" -max-time "$max"); then
+		note="smtpload: $(printf '%s' "$out" | tr '\n' ' ' | cut -c1-160)"
+	fi
+	read -r lr p50 p90 p99 errs n sec setup_s setup_p50 setup_p99 tls_p50 auth_p50 _ <<<"${out%%$'\n'*}"
+	if ! [[ "${n:-}" =~ ^[0-9]+$ ]] || ((n == 0)); then
+		rows+=("$(row "$t" "$s" "${kb}K" - - error - - - - "${note:-smtpload printed no result}")")
+		return
+	fi
+	r=$(calc "$n / $sec")
+	rate[$t,$s,$kb]=$r lrate[$t,$s,$kb]=$lr
+	if ((errs > 0)) && [ -z "$note" ]; then note="$errs failed"; fi
+	note+="${note:+; }all sessions set up in ${setup_s} s; each p50/p99 ${setup_p50}/${setup_p99} ms (TLS ${tls_p50}, AUTH ${auth_p50} ms p50)"
+	rows+=("$(row "$t" "$s" "${kb}K" "$n" "$sec" "$r" "$lr" "$p50" "$p90" "$p99" "$note")")
+	say "done: $t, $s sessions, ${kb} KB: $n messages in $sec s after a ${setup_s} s set-up, $r msg/s"
+}
+
 for kb in $sizes; do
 	for s in $sessions_list; do
 		for t in $targets; do
@@ -408,6 +527,10 @@ for kb in $sizes; do
 			if (($(date +%s) - started > max_seconds)); then
 				budget_note="time budget of ${max_seconds} s spent: later runs skipped (BENCH_MAX_SECONDS)"
 				rows+=("$(row "$t" "$s" "${kb}K" - - - - - - - skipped)")
+				continue
+			fi
+			if [ "$t" = e ] || [ "$t" = f ]; then
+				tls_row "$t" "$s" "$kb"
 				continue
 			fi
 			note=
@@ -440,6 +563,7 @@ for kb in $sizes; do
 				if out=$(timeout 120 "$tmp/bin/smtpload" -addr "127.0.0.1:${port[$t]}" -sessions "$s" -messages "$per" \
 					-size $((kb * 1024)) -from "$from" -to "$to" -max-time 60s -brief 2>&1); then
 					read -r lr p50 p90 p99 _ <<<"$out"
+					lrate[$t,$s,$kb]=$lr
 				else
 					note+="${note:+; }smtpload: $(printf '%s' "$out" | tr '\n' ' ' | cut -c1-160)"
 				fi
@@ -455,8 +579,10 @@ done
 echo
 echo "# SMTP relay benchmark $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, CPU busy before the runs: ${busy_start}%, after: $(cpu_busy)%"
 echo "# a = smtp-source -> smtp-sink; b = via a Postfix relay; c = via test/passrelay (go-smtp, pool 32); d = via tokenproxy inbound"
-echo "# msg/s: smtp-source -d with the same message file (-F, 3 external addresses) for every target;"
-echo "# lat msg/s, p50/p90/p99: test/smtpload, DATA sent -> 250 after the dot, in ms"
+echo "# e = via tokenproxy outbound (STARTTLS + AUTH PLAIN, argon2id; audit.sync: $audit_sync); f = via test/passrelay -user (c + the same STARTTLS and AUTH)"
+echo "# msg/s: a-d: smtp-source -d with the same message file (-F, 3 external addresses) for every target;"
+echo "#        e, f: smtpload (smtp-source has no TLS), sessions set up first, then CRM replies naming 3 tokens, ${n_tokens} tokens"
+echo "# lat msg/s, p50/p90/p99: test/smtpload, DATA sent -> 250 after the dot, in ms (e, f: the same run as msg/s)"
 echo
 row target sessions size count seconds "msg/s" "lat msg/s" p50 p90 p99 note
 for r in "${rows[@]}"; do echo "$r"; done
@@ -466,12 +592,18 @@ for t in $targets; do
 done
 if [ -n "$budget_note" ]; then echo "$budget_note"; fi
 
-ratio() { # ratio NUM DEN, at 20 sessions and 5 KB
-	local x=${rate[$1,20,5]:-} y=${rate[$2,20,5]:-}
-	if [ -n "$x" ] && [ -n "$y" ]; then calc "$x / $y"; else echo n/a; fi
-}
-echo "ratios at 20 sessions, 5 KB (smtp-source msg/s): d/a $(ratio d a)  d/b $(ratio d b)  d/c $(ratio d c)" \
-	"  (for reference: b/a $(ratio b a)  c/a $(ratio c a))"
+quotient() { if [ -n "$1" ] && [ -n "$2" ]; then calc "$1 / $2"; else echo n/a; fi; }
+# ratio NUM DEN at 20 sessions and 5 KB, of msg/s; lratio: DEN's smtpload msg/s.
+ratio() { quotient "${rate[$1,20,5]:-}" "${rate[$2,20,5]:-}"; }
+lratio() { quotient "${rate[$1,20,5]:-}" "${lrate[$2,20,5]:-}"; }
+if [[ " $targets " == *" d "* ]]; then
+	echo "ratios at 20 sessions, 5 KB (smtp-source msg/s): d/a $(ratio d a)  d/b $(ratio d b)  d/c $(ratio d c)" \
+		"  (for reference: b/a $(ratio b a)  c/a $(ratio c a))"
+fi
+if [[ " $targets " == *" e "* ]]; then
+	echo "outbound at 20 sessions, 5 KB (smtpload msg/s on both sides): e/f $(ratio e f)  e/c $(lratio e c)" \
+		"  (c and d have no TLS and no AUTH: for reference f/c $(lratio f c)  e/d $(lratio e d))"
+fi
 if ((busy_start > 10)); then
 	echo "warning: the machine was not idle before the runs (CPU ${busy_start}% busy): figures are low"
 fi

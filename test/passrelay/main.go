@@ -1,26 +1,36 @@
 // Command passrelay is the reference "bare go-smtp pass-through relay" of
 // the SMTP benchmarks (test/bench-smtp.sh): the fair baseline for what one
-// gets from go-smtp with downstream connection reuse and nothing else.
+// gets from go-smtp with downstream connection reuse and nothing else
+// (target c: no TLS, no AUTH, no rewriting).
 //
-// Per session it mirrors MAIL and RCPT to the downstream as they arrive and
-// streams DATA to it with go-smtp's client. It replies 250 to the final dot
-// only after the downstream's 250, so nothing is queued. Downstream
-// connections are reused through a small pool; a reused connection gets RSET
-// before its next transaction (which also proves it is alive). No TLS, no
-// AUTH, no rewriting.
+// With -user it also has the outbound route's entry requirements (target
+// f): STARTTLS before anything else, then AUTH PLAIN checked
+// against an argon2id hash with the parameters of `proxy hash-password`
+// (m=64 MiB, t=3, p=2), at most four checks at a time as the proxy does. It
+// is the TLS baseline of test/bench-smtp.sh (target f): what a bare go-smtp
+// relay costs with the same per-session handshake and password check as
+// tokenproxy's outbound route, and nothing else (no token resolution, no
+// rewriting, no leak guard).
+//
+// The relay: MAIL and RCPT mirrored downstream as they
+// arrive, DATA streamed, 250 only after the downstream's 250, pooled
+// downstream connections RSET before reuse. The certificate is a fresh
+// self-signed ECDSA P-256 one (as the proxy's quickstart makes), written to
+// -cert-out for clients that verify it.
 //
 //	passrelay -listen 127.0.0.1:2525 -downstream 127.0.0.1:2526 -pool 32
+//	passrelay -listen 127.0.0.1:2588 -downstream 127.0.0.1:2526 -user crm -password-file pw -cert-out relay.crt
 package main
 
 import (
-	"errors"
+	"crypto/tls"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,20 +38,32 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:2525", "address to accept SMTP on")
+	listen := flag.String("listen", "127.0.0.1:2588", "address to accept SMTP on")
 	downstream := flag.String("downstream", "", "host:port of the downstream SMTP server (required)")
 	poolSize := flag.Int("pool", 32, "idle downstream connections kept for reuse")
 	timeout := flag.Duration("timeout", time.Minute, "read/write timeout, both sides")
 	maxBytes := flag.Int64("max-message-bytes", 50<<20, "largest message accepted")
+	user := flag.String("user", "", "require STARTTLS and AUTH PLAIN as this user (empty: neither)")
+	passwordFile := flag.String("password-file", "", "`file` whose first line is the user's password (with -user)")
+	certOut := flag.String("cert-out", "", "write the self-signed certificate (PEM) to this `file`")
 	flag.Parse()
-	if *downstream == "" || flag.NArg() > 0 || *poolSize < 0 {
+	if *downstream == "" || (*user != "") != (*passwordFile != "") || flag.NArg() > 0 || *poolSize < 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
 	logger := log.New(os.Stderr, "passrelay: ", log.LstdFlags)
 
+	var auth *authenticator
+	var tlsConfig *tls.Config
+	if *user != "" {
+		var err error
+		if auth, tlsConfig, err = tlsAndAuth(*user, *passwordFile, *certOut); err != nil {
+			logger.Fatal(err)
+		}
+	}
+
 	pool := &pool{addr: *downstream, timeout: *timeout, idle: make(chan *smtp.Client, *poolSize)}
-	s := smtp.NewServer(&backend{pool: pool, log: logger})
+	s := smtp.NewServer(&backend{pool: pool, auth: auth, log: logger})
 	s.Addr = *listen
 	s.Domain = "passrelay"
 	s.MaxMessageBytes = *maxBytes
@@ -49,6 +71,9 @@ func main() {
 	s.ReadTimeout = *timeout
 	s.WriteTimeout = *timeout
 	s.ErrorLog = logger
+	// go-smtp offers AUTH only over TLS when AllowInsecureAuth is false
+	// (its default), as RFC 4954 §4 asks.
+	s.TLSConfig = tlsConfig
 
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -67,189 +92,26 @@ func main() {
 	pool.close()
 }
 
-// Replies of our own. Downstream texts are logged, never passed on.
-var (
-	errDownTemp = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Downstream unavailable, try again later"}
-	errNoMail   = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
-)
-
-type backend struct {
-	pool *pool
-	log  *log.Logger
-}
-
-func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &session{pool: b.pool, log: b.log}, nil
-}
-
-// session holds the downstream connection of the transaction in progress,
-// from MAIL to the end of DATA (or RSET, or the end of the session).
-type session struct {
-	pool *pool
-	log  *log.Logger
-	down *smtp.Client
-}
-
-func (s *session) Mail(from string, opts *smtp.MailOptions) error {
-	s.release()
-	c, err := s.pool.get()
+// tlsAndAuth reads the password and makes the authenticator and a fresh
+// self-signed certificate, written to certOut when set.
+func tlsAndAuth(user, passwordFile, certOut string) (*authenticator, *tls.Config, error) {
+	pw, err := os.ReadFile(passwordFile)
 	if err != nil {
-		s.log.Printf("downstream connect: %v", err)
-		return errDownTemp
+		return nil, nil, err
 	}
-	var o *smtp.MailOptions
-	if opts != nil {
-		o = &smtp.MailOptions{Size: opts.Size, UTF8: opts.UTF8}
-	}
-	if err := c.Mail(from, o); err != nil {
-		return s.fail("MAIL", c, err)
-	}
-	s.down = c
-	return nil
-}
-
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if s.down == nil {
-		return errNoMail
-	}
-	err := s.down.Rcpt(to, nil)
-	var se *smtp.SMTPError
-	if err == nil || errors.As(err, &se) {
-		// A refused recipient does not end the transaction: the others
-		// may still be accepted.
-		return replyFor("RCPT", err, s.log)
-	}
-	s.log.Printf("downstream RCPT: %v", err)
-	s.down.Close()
-	s.down = nil
-	return errDownTemp
-}
-
-// Data streams the message to the downstream and returns its verdict. If the
-// client's side fails (too large, bad line, timeout) the downstream
-// connection is closed without the final dot, so no partial message is ever
-// accepted downstream.
-func (s *session) Data(r io.Reader) error {
-	c := s.down
-	s.down = nil
-	if c == nil {
-		return errNoMail
-	}
-	w, err := c.Data()
+	password, _, _ := strings.Cut(string(pw), "\n")
+	auth, err := newAuthenticator(user, strings.TrimSpace(password))
 	if err != nil {
-		return s.fail("DATA", c, err)
+		return nil, nil, err
 	}
-	if _, err := io.Copy(w, r); err != nil {
-		c.Close()
-		var se *smtp.SMTPError
-		if errors.As(err, &se) { // e.g. smtp.ErrDataTooLarge from our own reader
-			return err
-		}
-		s.log.Printf("DATA stream: %v", err)
-		return errDownTemp
-	}
-	if err := w.Close(); err != nil {
-		return s.fail("end of DATA", c, err)
-	}
-	s.pool.put(c)
-	return nil
-}
-
-// fail maps a downstream failure to our reply: the downstream's code class
-// with our own text, or 451 when there was no reply. A connection that
-// answered with a reply is still usable (it is RSET before reuse).
-func (s *session) fail(stage string, c *smtp.Client, err error) error {
-	var se *smtp.SMTPError
-	if !errors.As(err, &se) {
-		s.log.Printf("downstream %s: %v", stage, err)
-		c.Close()
-		return errDownTemp
-	}
-	s.pool.put(c)
-	return replyFor(stage, err, s.log)
-}
-
-// replyFor turns a downstream reply error into ours (nil stays nil).
-func replyFor(stage string, err error, l *log.Logger) error {
-	var se *smtp.SMTPError
-	if !errors.As(err, &se) {
-		return err
-	}
-	l.Printf("downstream %s: reply %d", stage, se.Code)
-	if se.Code >= 500 {
-		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 0, 0}, Message: "Refused downstream"}
-	}
-	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 0, 0}, Message: "Deferred downstream"}
-}
-
-// release gives back the connection of an abandoned transaction.
-func (s *session) release() {
-	if s.down != nil {
-		s.pool.put(s.down)
-		s.down = nil
-	}
-}
-
-func (s *session) Reset()        { s.release() }
-func (s *session) Logout() error { s.release(); return nil }
-
-// pool keeps idle downstream clients between transactions.
-type pool struct {
-	addr    string
-	timeout time.Duration
-	idle    chan *smtp.Client
-}
-
-// get returns an idle client that answered RSET, or a new one.
-func (p *pool) get() (*smtp.Client, error) {
-	for {
-		select {
-		case c := <-p.idle:
-			if err := c.Reset(); err == nil {
-				return c, nil
-			}
-			c.Close() // went away while idle; try the next one
-		default:
-			return p.dial()
-		}
-	}
-}
-
-func (p *pool) dial() (*smtp.Client, error) {
-	conn, err := net.DialTimeout("tcp", p.addr, p.timeout)
+	cert, certPEM, err := selfSigned()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	c := smtp.NewClient(conn)
-	c.CommandTimeout = p.timeout
-	c.SubmissionTimeout = p.timeout
-	if err := c.Hello("passrelay"); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-// put keeps c for reuse, or says QUIT when the pool is full.
-func (p *pool) put(c *smtp.Client) {
-	select {
-	case p.idle <- c:
-	default:
-		if err := c.Quit(); err != nil {
-			c.Close()
+	if certOut != "" {
+		if err := os.WriteFile(certOut, certPEM, 0o644); err != nil {
+			return nil, nil, err
 		}
 	}
-}
-
-func (p *pool) close() {
-	for {
-		select {
-		case c := <-p.idle:
-			if err := c.Quit(); err != nil {
-				c.Close()
-			}
-		default:
-			return
-		}
-	}
+	return auth, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
