@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/tokenproxy/tokenproxy/audit"
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
 )
 
 // Auditor writes audit records; *audit.Log is one. An Append error fails
@@ -71,21 +70,11 @@ func (s *session) resolvedTokens(res *dataResult) []string {
 	return out
 }
 
-// hashMessageID returns the hex SHA-256 (128 bits) of a header section's
-// Message-ID, or "". The record can then be found from a message in hand
-// without the trail holding a Message-ID, which some clients build from
-// the sender's address.
-func hashMessageID(hdr []byte) string {
-	for {
-		field, rest, ok := rawheader.Next(hdr)
-		if !ok {
-			return ""
-		}
-		hdr = rest
-		name, value, found := bytes.Cut(field, []byte(":"))
-		if found && strings.EqualFold(string(bytes.TrimSpace(name)), "message-id") {
-			sum := sha256.Sum256(bytes.TrimSpace(value))
-			return hex.EncodeToString(sum[:16])
-		}
-	}
+// hashMessageID returns the hex SHA-256 (128 bits) of a Message-ID field
+// value. The record can then be found from a message in hand without the
+// trail holding a Message-ID, which some clients build from the sender's
+// address.
+func hashMessageID(value []byte) string {
+	sum := sha256.Sum256(bytes.TrimSpace(value))
+	return hex.EncodeToString(sum[:16])
 }

@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,9 @@ func TestOutboundMessageAudited(t *testing.T) {
 		t.Fatalf("token.resolved records: %v, %v", got, err)
 	}
 	r := got[0]
+	if r.MessageID != hashMessageID([]byte(" <r1@crm.example>")) {
+		t.Errorf("msgid_hash = %s, not the hash of the message's Message-ID", r.MessageID)
+	}
 	if r.Route != RouteOutbound || !strings.HasPrefix(r.Actor, "route:outbound") || r.MessageID == "" ||
 		len(r.Tokens) != 2 || !strings.EqualFold(r.Tokens[0], jane) || !strings.EqualFold(r.Tokens[1], bob) {
 		t.Fatalf("record = %+v", r)
@@ -115,4 +119,39 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return strings.ToLower(string(b))
+}
+
+// TestInboundErasedSenderSuppressed: under compliance.after_erasure
+// refuse, an erased customer's new message gets 550 5.7.1, with a text
+// that names no address, and nothing is relayed; without it, a new token.
+func TestInboundErasedSenderSuppressed(t *testing.T) {
+	for _, suppress := range []bool{false, true} {
+		t.Run(fmt.Sprint("suppress=", suppress), func(t *testing.T) {
+			h := newHarness(t, func(o *harnessOpts) { o.suppressErased = suppress })
+			old := h.token("jane.doe@example.com")
+			if _, err := h.m.EraseSubject(context.Background(), "jane.doe@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			c := h.dial(h.in)
+			c.must("250", "EHLO mail.example.com")
+			c.must("250", "MAIL FROM:<jane.doe@example.com>")
+			if !suppress {
+				c.must("250", "RCPT TO:<support@company.example>")
+				if r := c.data(crlf(customerMsg)); !strings.HasPrefix(r, "250") {
+					t.Fatalf("DATA: %s", r)
+				}
+				if got := h.ds.stats().messages[0]; strings.Contains(strings.ToLower(got), strings.ToLower(old)) {
+					t.Fatal("the erased token was reissued")
+				}
+				return
+			}
+			r := c.cmd("RCPT TO:<support@company.example>")
+			if !strings.HasPrefix(r, "550 5.7.1") || !strings.Contains(r, "erased") || strings.Contains(r, "jane") {
+				t.Fatalf("RCPT from a suppressed address: %s", r)
+			}
+			if n := len(h.ds.stats().messages); n != 0 {
+				t.Fatalf("relayed %d", n)
+			}
+		})
+	}
 }

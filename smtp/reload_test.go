@@ -241,21 +241,7 @@ func TestReloadShutdownWaitsForOldGeneration(t *testing.T) {
 	if err := h.in.Reload(h.inboundConfig(mailboxes, testLimits(), h.dsAddr)); err == nil {
 		t.Error("reload while shutting down succeeded")
 	}
-	busy.write(".\r\n")
-	if r := busy.reply(); !strings.HasPrefix(r, "250") {
-		t.Fatalf("old transaction: %s", r)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("shutdown did not finish")
-	}
-	if n := len(h.ds.stats().messages); n != 1 {
-		t.Fatalf("relayed %d", n)
-	}
+	finishDuringShutdown(t, h, busy, done, "old transaction")
 }
 
 // TestReloadOtherRouteRefused: a route takes only its own kind of

@@ -52,6 +52,8 @@ type harnessOpts struct {
 	audit    Auditor                // per-message records; nil: none
 	// onCreate audits token creation (tokenize.Options.OnCreate); nil: none.
 	onCreate func(ctx context.Context, token string) error
+	// suppressErased: tokenize.Options.SuppressErased.
+	suppressErased bool
 }
 
 func testLimits() policy.SMTP {
@@ -70,7 +72,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	}
 	h := &harness{t: t, ds: o.ds, logs: &syncBuffer{}}
 	h.dsAddr = startDS(t, h.ds, nil)
-	h.openMap(t, o.onCreate)
+	h.openMap(t, o)
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cert, err := LoadCert("", "", t.TempDir(), []string{"mx.test", "relay.test"}, log)
 	if err != nil {
@@ -113,7 +115,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	return h
 }
 
-func (h *harness) openMap(t testing.TB, onCreate func(context.Context, string) error) {
+func (h *harness) openMap(t testing.TB, o harnessOpts) {
 	key := func() []byte { k := make([]byte, 32); rand.Read(k); return k }
 	keys := vault.NewKeyring(map[vault.Purpose]map[uint32][]byte{
 		vault.PurposeToken: {1: key()}, vault.PurposeRecord: {1: key()}})
@@ -122,7 +124,7 @@ func (h *harness) openMap(t testing.TB, onCreate func(context.Context, string) e
 		t.Fatal(err)
 	}
 	m, err := tokenize.NewMap(db, keys, tokenize.Options{Tenant: "test",
-		Format: tokenize.Format{Prefix: "t", Domain: "relay.company.example", Length: 16}, OnCreate: onCreate})
+		Format: tokenize.Format{Prefix: "t", Domain: "relay.company.example", Length: 16}, OnCreate: o.onCreate, SuppressErased: o.suppressErased})
 	if err != nil {
 		t.Fatal(err)
 	}

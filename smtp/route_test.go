@@ -424,21 +424,7 @@ func TestShutdownFinishesTransaction(t *testing.T) {
 	if r := idle.reply(); !strings.HasPrefix(r, "421 4.3.2") {
 		t.Fatalf("idle session: %s", r)
 	}
-	busy.write(".\r\n")
-	if r := busy.reply(); !strings.HasPrefix(r, "250") {
-		t.Fatalf("transaction under way: %s", r)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("shutdown did not finish")
-	}
-	if n := len(h.ds.stats().messages); n != 1 {
-		t.Fatalf("relayed %d", n)
-	}
+	finishDuringShutdown(t, h, busy, done, "transaction under way")
 }
 
 // TestShutdownDeadlineAborts: past the deadline the transaction is
@@ -469,5 +455,27 @@ func TestConnectionLimitPerIP(t *testing.T) {
 	c2 := h.dial2(h.in)
 	if r := c2.reply(); !strings.HasPrefix(r, "421 4.7.0") {
 		t.Fatalf("second connection: %s", r)
+	}
+}
+
+// finishDuringShutdown ends the transaction a shutdown is waiting for:
+// the final dot gets 250, the shutdown then returns without error, and the
+// downstream holds exactly that message.
+func finishDuringShutdown(t *testing.T, h *harness, busy *rawClient, done <-chan error, what string) {
+	t.Helper()
+	busy.write(".\r\n")
+	if r := busy.reply(); !strings.HasPrefix(r, "250") {
+		t.Fatalf("%s: %s", what, r)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("shutdown did not finish")
+	}
+	if n := len(h.ds.stats().messages); n != 1 {
+		t.Fatalf("relayed %d", n)
 	}
 }

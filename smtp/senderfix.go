@@ -72,8 +72,8 @@ func (w *senderRewriter) Close() error {
 // with whatever followed.
 func (w *senderRewriter) flush(end int) error {
 	w.done = true
-	w.msgIDHash = hashMessageID(w.buf[:end])
-	hdr, err := rewriteSenderFields(w.buf[:end], w.fn)
+	hdr, msgIDHash, err := rewriteSenderFields(w.buf[:end], w.fn)
+	w.msgIDHash = msgIDHash
 	if err != nil {
 		return err
 	}
@@ -101,19 +101,22 @@ func headerEnd(b []byte) int {
 }
 
 // rewriteSenderFields rewrites the sender fields of a CRLF header section;
-// every other field keeps its bytes and place.
-func rewriteSenderFields(hdr []byte, fn fieldMailboxFunc) ([]byte, error) {
-	var out []byte
+// every other field keeps its bytes and place. It also returns the hashed
+// Message-ID for the audit record, from the same pass over the fields.
+func rewriteSenderFields(hdr []byte, fn fieldMailboxFunc) (out []byte, msgIDHash string, err error) {
 	for {
 		field, rest, ok := rawheader.Next(hdr)
 		if !ok {
-			return append(out, hdr...), nil // the empty line
+			return append(out, hdr...), msgIDHash, nil // the empty line
 		}
 		hdr = rest
 		colon := bytes.IndexByte(field, ':')
 		name := ""
 		if colon >= 0 {
 			name = strings.ToLower(string(bytes.TrimSpace(field[:colon])))
+		}
+		if name == "message-id" && msgIDHash == "" {
+			msgIDHash = hashMessageID(field[colon+1:])
 		}
 		if !senderFields[name] {
 			out = append(out, field...)
@@ -122,7 +125,7 @@ func rewriteSenderFields(hdr []byte, fn fieldMailboxFunc) ([]byte, error) {
 		value := strings.TrimRight(string(field[colon+1:]), "\r\n")
 		v, changed, err := tokenize.RewriteAddressField(value, fn(name))
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if !changed {
 			out = append(out, field...)

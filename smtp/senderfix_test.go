@@ -33,13 +33,13 @@ func TestRewriteSenderFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := rewriteSenderFields([]byte(tt.in), toPublic)
+			got, _, err := rewriteSenderFields([]byte(tt.in), toPublic)
 			if err != nil || string(got) != tt.want {
 				t.Fatalf("got %q, %v\nwant %q", got, err, tt.want)
 			}
 		})
 	}
-	got, err := rewriteSenderFields([]byte("From: "+strings.Join(many, ", ")+"\r\n\r\n"), toPublic)
+	got, _, err := rewriteSenderFields([]byte("From: "+strings.Join(many, ", ")+"\r\n\r\n"), toPublic)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -377,16 +377,32 @@ func (m *Map) open(rec *record, local string) (string, string, error) {
 	return rec.open(a, local)
 }
 
-// Resolve returns the entry of a token. Tokens are matched
-// case-insensitively; a malformed, unknown or erased token is
-// ErrUnknownToken, a tampered record ErrRecordAuth.
+// Resolve returns the entry of a token and notes the use for retention
+// (last seen). Tokens are matched case-insensitively; a malformed, unknown
+// or erased token is ErrUnknownToken, a tampered record ErrRecordAuth.
 func (m *Map) Resolve(ctx context.Context, token string) (Entry, error) {
+	e, lastSeen, err := m.read(ctx, token)
+	if err == nil {
+		m.touch.seen(e.Local, lastSeen)
+	}
+	return e, err
+}
+
+// Inspect is Resolve without noting a use: a compliance officer reading
+// a token must not keep it from expiring.
+func (m *Map) Inspect(ctx context.Context, token string) (Entry, error) {
+	e, _, err := m.read(ctx, token)
+	return e, err
+}
+
+// read returns a token's entry and its stored last-seen time.
+func (m *Map) read(ctx context.Context, token string) (Entry, int64, error) {
 	if err := ctx.Err(); err != nil {
-		return Entry{}, err
+		return Entry{}, 0, err
 	}
 	t, err := m.opts.Format.Parse(token)
 	if err != nil {
-		return Entry{}, err
+		return Entry{}, 0, err
 	}
 	var rec *record
 	err = m.db.bolt.View(func(tx *bolt.Tx) error {
@@ -395,13 +411,10 @@ func (m *Map) Resolve(ctx context.Context, token string) (Entry, error) {
 		return err
 	})
 	if err != nil {
-		return Entry{}, err
+		return Entry{}, 0, err
 	}
 	e, err := m.entry(t, rec)
-	if err == nil {
-		m.touch.seen(t.Local, rec.lastSeen)
-	}
-	return e, err
+	return e, rec.lastSeen, err
 }
 
 func (m *Map) entry(t Token, rec *record) (Entry, error) {

@@ -178,7 +178,6 @@ func subjectCommand(op, arg, summary, field string) *command {
 
 func auditListCommand() *command {
 	var cf clientFlags
-	var q url.Values = url.Values{}
 	var since, until, token, event, fromSeq, limit string
 	return &command{
 		name: "compliance audit", summary: "print audit records as JSON lines (auditor)",
@@ -195,6 +194,7 @@ func auditListCommand() *command {
 			if err := nArgs(args, 0, ""); err != nil {
 				return err
 			}
+			q := url.Values{}
 			for k, v := range map[string]string{"since": since, "until": until, "token": token, "from_seq": fromSeq, "limit": limit} {
 				if v != "" {
 					q.Set(k, v)

@@ -87,7 +87,7 @@ func (c *compliance) resolve(ctx context.Context, token, reason string) (tokeniz
 		c.log.Warn("bulk-resolution guard refused a resolution", "event", "bulk_guard", "actor", actor)
 		return tokenize.Entry{}, errBulkGuard
 	}
-	e, err := c.m.Resolve(ctx, token)
+	e, err := c.m.Inspect(ctx, token)
 	outcome := "ok"
 	switch {
 	case errors.Is(err, tokenize.ErrUnknownToken):
@@ -110,11 +110,10 @@ func (c *compliance) lookup(ctx context.Context, address, reason string) ([]stri
 	if err := checkReason(reason); err != nil {
 		return nil, err
 	}
-	locals, err := c.m.Lookup(ctx, address)
+	tokens, err := c.tokensOf(ctx, address)
 	if err != nil {
 		return nil, err
 	}
-	tokens := c.addresses(locals)
 	err = c.record(ctx, audit.Record{Event: audit.ComplianceLookup, Reason: reason, Tokens: tokens,
 		Count: len(tokens), Outcome: outcomeOf(len(tokens))})
 	return tokens, err
@@ -125,6 +124,15 @@ func outcomeOf(n int) string {
 		return "not_found"
 	}
 	return "ok"
+}
+
+// tokensOf returns the token addresses held for an address.
+func (c *compliance) tokensOf(ctx context.Context, address string) ([]string, error) {
+	locals, err := c.m.Lookup(ctx, address)
+	if err != nil {
+		return nil, err
+	}
+	return c.addresses(locals), nil
 }
 
 // addresses turns token local parts into token addresses.
@@ -155,13 +163,16 @@ type exportedToken struct {
 // export gathers a subject's records (GDPR Art. 15). Export is not a
 // resolution: the caller already knows the address.
 func (c *compliance) export(ctx context.Context, address, reason string) (subjectExport, error) {
-	tokens, err := c.lookup(ctx, address, reason)
+	if err := checkReason(reason); err != nil {
+		return subjectExport{}, err
+	}
+	tokens, err := c.tokensOf(ctx, address)
 	if err != nil {
 		return subjectExport{}, err
 	}
 	out := subjectExport{Address: address, Tokens: []exportedToken{}, Audit: []audit.Record{}}
 	for _, t := range tokens {
-		e, err := c.m.Resolve(ctx, t)
+		e, err := c.m.Inspect(ctx, t)
 		if err != nil {
 			return subjectExport{}, err
 		}
@@ -185,11 +196,10 @@ func (c *compliance) erase(ctx context.Context, address, reason string) ([]strin
 	if err := checkReason(reason); err != nil {
 		return nil, err
 	}
-	locals, err := c.m.Lookup(ctx, address)
+	tokens, err := c.tokensOf(ctx, address)
 	if err != nil {
 		return nil, err
 	}
-	tokens := c.addresses(locals)
 	if len(tokens) == 0 {
 		return nil, c.record(ctx, audit.Record{Event: audit.ComplianceErase, Reason: reason, Outcome: "not_found"})
 	}

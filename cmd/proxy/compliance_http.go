@@ -17,9 +17,8 @@ import (
 // Addresses travel in POST bodies, never in URLs, which proxies and
 // access logs keep.
 type complianceAPI struct {
-	svc   *compliance
-	who   *principals
-	limit int64 // request body bytes
+	svc *compliance
+	who *principals
 }
 
 const complianceBodyLimit = 16 << 10

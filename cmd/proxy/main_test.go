@@ -163,6 +163,13 @@ func TestTokenRoundTripRotateBackupRestore(t *testing.T) {
 	if code, _, errs := c.run("token", "resolve", "--reason", "check", other); code != 1 || !strings.Contains(errs, "no such token") {
 		t.Fatalf("token made after the backup: exit %d %s", code, errs)
 	}
+	// Flags may follow the positional argument; "--" ends the flags.
+	if out := c.mustRun("token", "resolve", tok, "--reason", "flags after the token"); !strings.Contains(out, "Jane.Doe@example.org") {
+		t.Fatalf("resolve with the flag after the token:\n%s", out)
+	}
+	if code, _, _ := c.run("token", "resolve", "--", tok, "--reason", "x"); code != 2 {
+		t.Fatal("arguments after -- were taken as flags")
+	}
 	if code, _, _ := c.run("token", "resolve", tok); code != 2 {
 		t.Fatalf("token resolve without --reason: exit %d, want 2", code)
 	}

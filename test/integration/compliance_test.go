@@ -3,10 +3,8 @@ package integration
 import (
 	"bytes"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +38,7 @@ func TestComplianceErasureEndToEnd(t *testing.T) {
     - {name: sam, roles: [auditor], token_sha256: %s}
 `, hash("alice-token"), hash("sam-token"))
 	f.Close()
-	p := startServeHTTPS(t, sv.config, sv.admin)
+	p := startServe(t, sv.config, sv.admin)
 
 	code, out := swaks(t, "--server", fmt.Sprintf("127.0.0.1:%d", sv.inPort), "--tls", "--ehlo", "mail.example.com",
 		"--from", "jane.doe@example.com", "--to", "support@company.example",
@@ -108,31 +106,4 @@ func TestComplianceErasureEndToEnd(t *testing.T) {
 			t.Errorf("the %s holds the erased address", name)
 		}
 	}
-}
-
-// startServeHTTPS starts serve with the compliance API on (HTTPS admin,
-// self-signed) and waits for /readyz.
-func startServeHTTPS(t *testing.T, config, admin string) *proxyProc {
-	t.Helper()
-	p := &proxyProc{log: &syncBuf{}, admin: admin, done: make(chan error, 1)}
-	p.cmd = exec.Command(proxyBinary(t), "--config", config, "serve")
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	p.cmd.Stderr, p.cmd.Stdout = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
-	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // a probe; the CLI pins the certificate
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := c.Get("https://" + admin + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-	}
-	t.Fatalf("proxy serve never became ready:\n%s", p.log.String())
-	return nil
 }

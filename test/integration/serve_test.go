@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -152,10 +153,13 @@ func startServe(t *testing.T, config, admin string) *proxyProc {
 	}
 	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done })
-	deadline := time.Now().Add(10 * time.Second)
+	// The admin listener serves HTTPS when the compliance API is on.
+	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if code, _ := httpGet("http://" + admin + "/readyz"); code == 200 {
-			return p
+		for _, scheme := range []string{"http://", "https://"} {
+			if code, _ := httpGet(scheme + admin + "/readyz"); code == 200 {
+				return p
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -164,7 +168,10 @@ func startServe(t *testing.T, config, admin string) *proxyProc {
 }
 
 func httpGet(url string) (int, string) {
-	c := http.Client{Timeout: 2 * time.Second}
+	// A probe: the self-signed admin certificate is not verified here (the
+	// compliance CLI pins it).
+	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	resp, err := c.Get(url)
 	if err != nil {
 		return 0, err.Error()
