@@ -75,6 +75,11 @@ type SMTP struct {
 	MaxConnectionsPerIP int           `yaml:"max_connections_per_ip"`
 	DownstreamPoolSize  int           `yaml:"downstream_pool_size"`
 	DownstreamTimeout   time.Duration `yaml:"downstream_timeout"`
+	// MaxSessionDuration bounds a connection's whole life: read_timeout
+	// bounds each command, but a client sending one every few seconds
+	// would otherwise hold a connection (and a max_connections slot) for
+	// ever. A DATA transfer under way is not cut; the next command is.
+	MaxSessionDuration time.Duration `yaml:"max_session_duration"`
 	// ShutdownTimeout is how long SIGTERM waits for transactions under
 	// way before aborting them (their downstream never gets the dot).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -92,7 +97,7 @@ func defaultRoutes(c *Config) {
 		Downstream: Downstream{Address: "127.0.0.1:2527", TLS: "verify"}}
 	c.Admin = Admin{Listen: "127.0.0.1:8025"}
 	c.SMTP = SMTP{MaxMessageBytes: 50 << 20, MaxRecipients: 100, MaxLineLength: 2000,
-		ReadTimeout: time.Minute, WriteTimeout: time.Minute, DataTimeout: 5 * time.Minute,
+		ReadTimeout: time.Minute, WriteTimeout: time.Minute, DataTimeout: 5 * time.Minute, MaxSessionDuration: 10 * time.Minute,
 		MaxConnections: 200, MaxConnectionsPerIP: 20, DownstreamPoolSize: 8,
 		DownstreamTimeout: 30 * time.Second, ShutdownTimeout: 30 * time.Second, RefusalCode: 554}
 }

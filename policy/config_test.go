@@ -114,6 +114,7 @@ func TestValidationNamesFieldAndReason(t *testing.T) {
 		{"outbound: {rewrite_from: 'Support <support@company.example>'}", "outbound.rewrite_from", "plain address"},
 		{"smtp: {read_timeout: 0s}", "smtp.read_timeout", "positive"},
 		{"smtp: {downstream_timeout: -5s}", "smtp.downstream_timeout", "positive"},
+		{"smtp: {max_session_duration: 0s}", "smtp.max_session_duration", "positive"},
 		{"smtp: {max_recipients: 0}", "smtp.max_recipients", "at least 1"},
 		{"smtp: {max_line_length: 512}", "smtp.max_line_length", "at least 1000"},
 		{"smtp: {downstream_pool_size: 0}", "smtp.downstream_pool_size", "at least 1"},

@@ -210,7 +210,7 @@ func (c *Config) checkTimeouts() error {
 	}{
 		{"read_timeout", s.ReadTimeout}, {"write_timeout", s.WriteTimeout},
 		{"data_timeout", s.DataTimeout}, {"downstream_timeout", s.DownstreamTimeout},
-		{"shutdown_timeout", s.ShutdownTimeout},
+		{"shutdown_timeout", s.ShutdownTimeout}, {"max_session_duration", s.MaxSessionDuration},
 	} {
 		if t.val <= 0 {
 			return c.fail("smtp."+t.field, "must be a positive duration like 60s, got %s", t.val)

@@ -153,6 +153,9 @@ func (r *Route) handoff(rc *routeConn) {
 		g := r.gen
 		g.open++
 		rc.gen = g
+		if d := g.cfg.limits.MaxSessionDuration; d > 0 {
+			rc.end = rc.opened.Add(d)
+		}
 		r.mu.Unlock()
 		select {
 		case g.ln.conns <- rc:

@@ -50,6 +50,11 @@ type routeConn struct {
 	opened time.Time
 
 	gen *generation // the generation serving it; under r.mu
+	// end is when the session's time (max_session_duration) is up; zero:
+	// no limit. Set by handoff before go-smtp sees the connection.
+	end time.Time
+	// atEnd: the read deadline in force is end, not a timeout's.
+	atEnd atomic.Bool
 	// timedOut: a read deadline passed and the connection was closed.
 	timedOut atomic.Bool
 
@@ -114,19 +119,56 @@ func (c *routeConn) closeWithReply(format, host string) {
 }
 
 // Read ends the connection when the client lets a read deadline pass
-// (read_timeout per command line, data_timeout for DATA): a 421 (RFC 5321
-// §4.5.3.2 leaves the choice of closing to the server), then close. Left
-// to go-smtp, a deadline passing mid-line ran the partial line as a
-// command, so a client trickling a byte at a time was never cut off, and
-// a slow DATA got a reply blaming the next hop, after which the rest of
-// its data was read as commands.
+// (read_timeout per command line, data_timeout for DATA, or the end of
+// max_session_duration): a 421 (RFC 5321 §4.5.3.2 leaves the choice of
+// closing to the server), then close. Left to go-smtp, a deadline passing
+// mid-line ran the partial line as a command, so a client trickling a byte
+// at a time was never cut off, and a slow DATA got a reply blaming the
+// next hop, after which the rest of its data was read as commands.
 func (c *routeConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	var ne net.Error
 	if err != nil && errors.As(err, &ne) && ne.Timeout() && c.timedOut.CompareAndSwap(false, true) {
-		c.closeWithReply("421 4.4.2 %s Timeout waiting for the client, closing connection\r\n", c.r.opts.Hostname)
+		if c.atEnd.Load() {
+			c.closeWithReply("421 4.4.2 %s Session time limit exceeded\r\n", c.r.opts.Hostname)
+		} else {
+			c.closeWithReply("421 4.4.2 %s Timeout waiting for the client, closing connection\r\n", c.r.opts.Hostname)
+		}
 	}
 	return n, err
+}
+
+// SetReadDeadline caps the deadline go-smtp sets for each command line
+// (read_timeout) at the end of the session's time, so the read that
+// passes it ends the connection in Read. After STARTTLS go-smtp sets it
+// on the tls.Conn, which passes it here.
+func (c *routeConn) SetReadDeadline(t time.Time) error {
+	capped := !c.end.IsZero() && (t.IsZero() || t.After(c.end))
+	if capped {
+		t = c.end
+	}
+	c.atEnd.Store(capped)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// setDataDeadline sets the read deadline of a DATA or BDAT transfer
+// (data_timeout) uncapped: a message under way when the session's time
+// is up is read to its end and answered, and the next command line finds
+// the time up. BDAT chunks are announced by command lines, so a BDAT
+// transfer can end between two chunks.
+func (c *routeConn) setDataDeadline(t time.Time) error {
+	c.atEnd.Store(false)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// setDataDeadline is routeConn.setDataDeadline for a session without a
+// routeConn too (tests that bypass the listener).
+func (s *session) setDataDeadline(t time.Time) {
+	if s.conn != nil {
+		_ = s.conn.setDataDeadline(t)
+		return
+	}
+	_ = s.c.Conn().SetReadDeadline(t)
 }
 
 func (c *routeConn) setSMTPConn(sc *gosmtp.Conn) {

@@ -45,7 +45,7 @@ func (s *session) Data(r io.Reader) error {
 	// go-smtp's read deadline was set for the DATA command line; the
 	// whole transfer gets data_timeout instead (slow senders are bounded,
 	// large messages are not cut off by the per-command timeout).
-	_ = s.c.Conn().SetReadDeadline(time.Now().Add(limits.DataTimeout))
+	s.setDataDeadline(time.Now().Add(limits.DataTimeout))
 	ctx, cancel := context.WithTimeout(s.r.ctx, limits.DataTimeout)
 	defer cancel()
 

@@ -51,13 +51,13 @@ func (s *TransitSigner) KeyID() string { return "vault:" + s.mount + "/" + s.key
 // itself (no prehash), so msg is sent as the input as it is.
 func (s *TransitSigner) Sign(ctx context.Context, msg []byte) (string, error) {
 	path := s.mount + "/sign/" + s.key
-	ctx, cancel := context.WithTimeout(ctx, s.t.timeout)
+	ctx, cancel := s.t.requestContext(ctx)
 	defer cancel()
 	sec, err := s.t.client.Logical().WriteWithContext(ctx, path, map[string]any{
 		"input": base64.StdEncoding.EncodeToString(msg),
 	})
 	if err != nil {
-		return "", s.explain(vaultCall{path: path, capability: "update"}, err)
+		return "", s.explain(ctx, vaultCall{path: path, capability: "update"}, err)
 	}
 	sig, err := stringField(sec, path, "signature")
 	if err != nil {
@@ -99,11 +99,11 @@ func (s *TransitSigner) keyPath() string { return s.mount + "/keys/" + s.key }
 // the verifier expects.
 func (s *TransitSigner) readKey(ctx context.Context) (map[string]any, error) {
 	path := s.keyPath()
-	ctx, cancel := context.WithTimeout(ctx, s.t.timeout)
+	ctx, cancel := s.t.requestContext(ctx)
 	defer cancel()
 	sec, err := s.t.client.Logical().ReadWithContext(ctx, path)
 	if err != nil {
-		return nil, s.explain(vaultCall{path: path, capability: "read"}, err)
+		return nil, s.explain(ctx, vaultCall{path: path, capability: "read"}, err)
 	}
 	if sec == nil || sec.Data == nil {
 		return nil, s.missing(nil)
@@ -116,12 +116,12 @@ func (s *TransitSigner) readKey(ctx context.Context) (map[string]any, error) {
 
 // explain is Transit.explain, except that a missing key is named: the
 // Transit's own wording names the key encryption key.
-func (s *TransitSigner) explain(c vaultCall, err error) error {
+func (s *TransitSigner) explain(ctx context.Context, c vaultCall, err error) error {
 	var re *api.ResponseError
 	if errors.As(err, &re) && isKeyMissing(re) {
 		return s.missing(err)
 	}
-	return s.t.explain(c, err)
+	return s.t.explain(ctx, c, err)
 }
 
 func (s *TransitSigner) missing(cause error) error {

@@ -80,11 +80,11 @@ func (t *Transit) path(endpoint string) string {
 
 // write sends one update request, bounded by the configured timeout.
 func (t *Transit) write(ctx context.Context, path string, data map[string]any) (*api.Secret, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	ctx, cancel := t.requestContext(ctx)
 	defer cancel()
 	s, err := t.client.Logical().WriteWithContext(ctx, path, data)
 	if err != nil {
-		return nil, t.explain(vaultCall{path: path, capability: "update"}, err)
+		return nil, t.explain(ctx, vaultCall{path: path, capability: "update"}, err)
 	}
 	// s is nil for a 204 (rotate on some Vault versions): callers that need
 	// data find none through stringField.
@@ -168,12 +168,12 @@ func (t *Transit) Rewrap(ctx context.Context, wrapped []byte) ([]byte, error) {
 
 // Status implements KEK.
 func (t *Transit) Status(ctx context.Context) (Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	ctx, cancel := t.requestContext(ctx)
 	defer cancel()
 	path := t.path("keys")
 	s, err := t.client.Logical().ReadWithContext(ctx, path)
 	if err != nil {
-		return Status{}, t.explain(vaultCall{path: path, capability: "read"}, err)
+		return Status{}, t.explain(ctx, vaultCall{path: path, capability: "read"}, err)
 	}
 	if s == nil {
 		return Status{}, fmt.Errorf("vault: transit key %q not found on mount %q: create it with `vault write -f %s/keys/%s`", t.key, t.mount, t.mount, t.key)

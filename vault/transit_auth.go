@@ -41,11 +41,11 @@ func (t *Transit) loginToken(ctx context.Context, cfg TransitConfig) (*api.Secre
 	}
 	t.client.SetToken(token)
 	path := "auth/token/lookup-self"
-	rctx, cancel := context.WithTimeout(ctx, t.timeout)
+	rctx, cancel := t.requestContext(ctx)
 	defer cancel()
 	s, err := t.client.Logical().ReadWithContext(rctx, path)
 	if err != nil {
-		err = t.explain(vaultCall{path: path, capability: "read"}, err)
+		err = t.explain(rctx, vaultCall{path: path, capability: "read"}, err)
 		if errors.Is(err, ErrVaultDenied) {
 			return nil, newVaultError(ErrVaultDenied, err, "vault: the token was refused by %s: it is invalid, expired or revoked", path)
 		}
@@ -114,7 +114,7 @@ func (t *Transit) unwrapSecretID(ctx context.Context, wrapToken string, cfg AppR
 		return "", fmt.Errorf("vault client: %w", err)
 	}
 	c.ClearToken()
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	ctx, cancel := t.requestContext(ctx)
 	defer cancel()
 	if err := t.checkWrapOrigin(ctx, c, wrapToken, cfg); err != nil {
 		return "", err
@@ -123,7 +123,7 @@ func (t *Transit) unwrapSecretID(ctx context.Context, wrapToken string, cfg AppR
 	path := "sys/wrapping/unwrap"
 	s, err := c.Logical().WriteWithContext(ctx, path, nil)
 	if err != nil {
-		return "", t.wrapTokenError(path, cfg.SecretIDFile, err)
+		return "", t.wrapTokenError(ctx, path, cfg.SecretIDFile, err)
 	}
 	return stringField(s, path, "secret_id")
 }
@@ -134,7 +134,7 @@ func (t *Transit) checkWrapOrigin(ctx context.Context, c *api.Client, wrapToken 
 	path := "sys/wrapping/lookup"
 	s, err := c.Logical().WriteWithContext(ctx, path, map[string]any{"token": wrapToken})
 	if err != nil {
-		return t.wrapTokenError(path, cfg.SecretIDFile, err)
+		return t.wrapTokenError(ctx, path, cfg.SecretIDFile, err)
 	}
 	var origin string
 	if s != nil {
@@ -153,8 +153,8 @@ func (t *Transit) checkWrapOrigin(ctx context.Context, c *api.Client, wrapToken 
 
 // wrapTokenError explains a refused wrapping token: they work once and
 // expire, so a restart needs a freshly wrapped secret_id.
-func (t *Transit) wrapTokenError(path, file string, err error) error {
-	err = t.explain(vaultCall{path: path, login: true}, err)
+func (t *Transit) wrapTokenError(ctx context.Context, path, file string, err error) error {
+	err = t.explain(ctx, vaultCall{path: path, login: true}, err)
 	if errors.Is(err, ErrVaultUnavailable) {
 		return err
 	}
@@ -176,13 +176,13 @@ func (t *Transit) loginAppRole(ctx context.Context) (*api.Secret, error) {
 	}
 	c.ClearToken()
 	path := "auth/" + t.approle.mount + "/login"
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	ctx, cancel := t.requestContext(ctx)
 	defer cancel()
 	s, err := c.Logical().WriteWithContext(ctx, path, map[string]any{
 		"role_id": t.approle.roleID, "secret_id": t.approle.secretID,
 	})
 	if err != nil {
-		return nil, t.explain(vaultCall{path: path, login: true}, err)
+		return nil, t.explain(ctx, vaultCall{path: path, login: true}, err)
 	}
 	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
 		return nil, fmt.Errorf("vault: %s: answer has no token", path)

@@ -186,6 +186,7 @@ func newAPIClient(cfg TransitConfig, rt http.RoundTripper) (*api.Client, error) 
 	conf.SRVLookup = false
 	conf.Timeout = cfg.Timeout
 	conf.MaxRetries = 2
+	conf.CheckRetry = checkRetry // notes why an attempt failed (transit_attempts.go)
 	httpClient, tlsRoundTripper, err := newHTTPClient(cfg, rt)
 	if err != nil {
 		return nil, err

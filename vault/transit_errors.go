@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 )
@@ -55,10 +57,10 @@ type vaultCall struct {
 
 // explain turns an error from the api client into one an operator can act
 // on. Vault's own error strings are kept: they never carry key material.
-func (t *Transit) explain(c vaultCall, err error) error {
+func (t *Transit) explain(ctx context.Context, c vaultCall, err error) error {
 	var re *api.ResponseError
 	if !errors.As(err, &re) {
-		return t.transportError(err)
+		return t.transportError(ctx, err)
 	}
 	switch {
 	case re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests:
@@ -77,17 +79,42 @@ func (t *Transit) explain(c vaultCall, err error) error {
 
 // transportError covers failures before Vault answered: network, TLS and
 // timeouts. A certificate error is configuration, not an outage, so it does
-// not carry ErrVaultUnavailable.
-func (t *Transit) transportError(err error) error {
-	cause := err
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		cause = ue.Err // drop the method and URL: the message names the address
+// not carry ErrVaultUnavailable. ctx is the request's (requestContext).
+func (t *Transit) transportError(ctx context.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return t.timeoutError(ctx, err)
 	}
+	cause := withoutURL(err)
 	if isCertError(err) {
 		return newVaultError(nil, err, "vault at %s: TLS certificate not trusted (set CACert to the CA that signed Vault's certificate, or TLSServerName to a name it holds): %v", t.addr, cause)
 	}
 	return newVaultError(ErrVaultUnavailable, err, "vault at %s: cannot reach: %v", t.addr, cause)
+}
+
+// timeoutError names what a request met before its deadline: the last
+// attempt's failure (connection refused, reset) when an attempt ended
+// before it, else the wait itself.
+func (t *Transit) timeoutError(ctx context.Context, err error) error {
+	after, last := requestAttempts(ctx)
+	if after == 0 {
+		after = t.timeout
+	}
+	after = after.Round(100 * time.Millisecond)
+	if last == nil {
+		return newVaultError(ErrVaultUnavailable, err, "vault at %s: cannot reach: no answer, timed out after %s", t.addr, after)
+	}
+	return newVaultError(ErrVaultUnavailable, errors.Join(last, err),
+		"vault at %s: cannot reach: %v (gave up after %s)", t.addr, withoutURL(last), after)
+}
+
+// withoutURL drops the method and URL of an *url.Error: the message names
+// the address, and the path is the caller's to give.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 func isCertError(err error) bool {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -558,21 +559,66 @@ func TestTransitVaultKilledAfterLoad(t *testing.T) {
 	}
 }
 
+// TestTransitUnreachableAtStart checks that an unreachable Vault is named
+// as such whatever the timeout. With a short one (keys.vault.timeout: 2s)
+// the timeout ends during the api client's retry backoff, and the client
+// returns the context's error alone: the message must still say what the
+// attempts met, not only "context deadline exceeded".
 func TestTransitUnreachableAtStart(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	closedPort := func(t *testing.T) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.Close() // a closed loopback port refuses connections at once
+		return "http://" + ln.Addr().String()
 	}
-	addr := "http://" + ln.Addr().String()
-	ln.Close() // a closed loopback port refuses connections at once
-
-	_, err = vault.NewTransit(context.Background(), vault.TransitConfig{Address: addr, Token: "unused"})
-	if !errors.Is(err, vault.ErrVaultUnavailable) {
-		t.Fatalf("NewTransit: %v; want ErrVaultUnavailable", err)
+	silentPort := func(t *testing.T) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() }) // the kernel accepts; nothing answers
+		return "http://" + ln.Addr().String()
 	}
-	want := "vault at " + addr + ": cannot reach: "
-	if msg := err.Error(); !strings.HasPrefix(msg, want) || !strings.Contains(msg, "connection refused") {
-		t.Errorf("error %q; want it to start %q and say connection refused", msg, want)
+	for _, tc := range []struct {
+		name    string
+		addr    func(*testing.T) string
+		timeout time.Duration
+		want    []string // in the message, after "vault at ADDR: cannot reach: "
+		wantIs  []error
+	}{
+		{"refused, default timeout", closedPort, 0, []string{"connection refused"}, nil},
+		{"refused, 2s timeout", closedPort, 2 * time.Second,
+			[]string{"connection refused", "gave up after 2s"}, []error{context.DeadlineExceeded, syscall.ECONNREFUSED}},
+		{"no answer", silentPort, 500 * time.Millisecond,
+			[]string{"no answer, timed out after 500ms"}, []error{context.DeadlineExceeded}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := tc.addr(t)
+			_, err := vault.NewTransit(context.Background(), vault.TransitConfig{Address: addr, Token: "unused", Timeout: tc.timeout})
+			if !errors.Is(err, vault.ErrVaultUnavailable) {
+				t.Fatalf("NewTransit: %v; want ErrVaultUnavailable", err)
+			}
+			msg := err.Error()
+			t.Log(msg)
+			if prefix := "vault at " + addr + ": cannot reach: "; !strings.HasPrefix(msg, prefix) {
+				t.Errorf("error %q; want it to start %q", msg, prefix)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q; want it to say %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, "context deadline exceeded") {
+				t.Errorf("error %q names the context, not the cause", msg)
+			}
+			for _, target := range tc.wantIs {
+				if !errors.Is(err, target) {
+					t.Errorf("error %q does not wrap %v", msg, target)
+				}
+			}
+		})
 	}
 }
 

@@ -204,6 +204,9 @@ func TestBadConfig(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "relay_domain: relay.company.example") {
 		t.Fatalf("check-config on the quickstart: exit %d\n%s", code, out)
 	}
+	if !strings.Contains(out, "max_session_duration: 10m0s") {
+		t.Errorf("check-config does not show smtp.max_session_duration:\n%s", out)
+	}
 }
 
 func TestVaultUnreachableRefusesToStart(t *testing.T) {
