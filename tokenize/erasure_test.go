@@ -133,36 +133,6 @@ func TestScrubWaitsForOldReaders(t *testing.T) {
 	}
 }
 
-func TestOnCreateAuditsBeforeStoring(t *testing.T) {
-	ctx := context.Background()
-	var audited []string
-	fail := false
-	tm := openTestMap(t, Options{OnCreate: func(_ context.Context, token string) error {
-		if fail {
-			return errors.New("disk full")
-		}
-		audited = append(audited, token)
-		return nil
-	}})
-	iss, err := tm.Tokenize(ctx, "jane@example.com", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tm.Tokenize(ctx, "jane@example.com", ""); err != nil {
-		t.Fatal(err)
-	}
-	if len(audited) != 1 || audited[0] != iss.Address {
-		t.Fatalf("audited %v, want exactly [%s]", audited, iss.Address)
-	}
-	fail = true
-	if _, err := tm.Tokenize(ctx, "new@example.com", ""); !errors.Is(err, ErrAudit) {
-		t.Fatalf("Tokenize with a failing audit = %v, want ErrAudit", err)
-	}
-	if toks, err := tm.Lookup(ctx, "new@example.com"); err != nil || len(toks) != 0 {
-		t.Fatalf("a token was stored although its creation was not audited: %v %v", toks, err)
-	}
-}
-
 func TestSuppressErased(t *testing.T) {
 	ctx := context.Background()
 	for _, suppress := range []bool{false, true} {

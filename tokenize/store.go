@@ -23,7 +23,7 @@ const SchemaVersion = 1
 var (
 	bucketMeta   = []byte("meta")
 	bucketTokens = []byte("tokens") // token local part → record
-	bucketAudit  = []byte("audit")  // audit trail (compliance)
+	bucketAudit  = []byte("audit")  // outbox: token-creation records on their way to the audit trail
 
 	keySchema         = []byte("schema")
 	keyRecordsAtLeast = []byte("records_min_key_version")

@@ -39,11 +39,12 @@ type Options struct {
 	// KnownCacheSize bounds the in-memory cache of known addresses;
 	// 0 means 131072 entries, -1 turns the cache off.
 	KnownCacheSize int
-	// OnCreate, when set, is called before a new token is committed, with
-	// the Tokenize caller's context (which carries the actor). An error
-	// fails Tokenize and nothing is stored: a token whose creation cannot
-	// be audited is not created (DESIGN.md "Compliance and audit").
-	OnCreate func(ctx context.Context, token string) error
+	// Audit, when set, receives the creation record of every new token,
+	// committed with the token (see CreateAuditor). While it is not ready
+	// Tokenize creates nothing and returns ErrAudit: a token whose
+	// creation cannot be audited is not created (DESIGN.md "Compliance
+	// and audit").
+	Audit CreateAuditor
 	// SuppressErased makes erasure keep the address's keyed hash in the
 	// tombstone, and Tokenize refuse that address from then on
 	// (ErrErasedSubject) instead of giving it a new token: a suppression
@@ -90,6 +91,7 @@ type Map struct {
 
 	touch  *toucher
 	known  *knownCache
+	outbox *outbox
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	closed sync.Once
@@ -141,6 +143,14 @@ func NewMap(db *DB, keys *vault.Keyring, opts Options) (*Map, error) {
 	m.stop = cancel
 	m.touch = newToucher(m)
 	m.known = newKnownCache(opts.KnownCacheSize)
+	var err error
+	if m.outbox, err = newOutbox(m, opts.Audit); err != nil {
+		cancel()
+		return nil, err
+	}
+	if opts.Audit != nil {
+		m.goBackground(func() { m.outbox.run(ctx) })
+	}
 	m.goBackground(func() { m.touch.run(ctx) })
 	m.goBackground(func() { m.reencryptAll(ctx) })
 	return m, nil
@@ -161,17 +171,24 @@ func (m *Map) goBackground(fn func()) {
 	}()
 }
 
-// Close stops background work and writes pending last-seen times. It does
-// not close the DB.
+// Close stops background work, writes pending last-seen times and
+// delivers the creation records still in the outbox (bounded by
+// closeDeliverTimeout: what is left is delivered at the next start). It
+// does not close the DB.
 func (m *Map) Close() error {
 	var err error
 	m.closed.Do(func() {
 		m.stop()
 		m.wg.Wait()
-		err = m.touch.flush()
+		ctx, cancel := context.WithTimeout(context.Background(), closeDeliverTimeout)
+		defer cancel()
+		err = errors.Join(m.touch.flush(), m.outbox.flush(ctx))
 	})
 	return err
 }
+
+// closeDeliverTimeout bounds Close's last delivery to the audit trail.
+const closeDeliverTimeout = 10 * time.Second
 
 // Format returns the token format.
 func (m *Map) Format() Format { return m.opts.Format }
@@ -249,7 +266,7 @@ func (m *Map) knownToken(a Address, e knownEntry, displayName string) (Issued, e
 func (m *Map) find(macs []versionedMAC) (string, *record, error) {
 	var local string
 	var rec *record
-	err := m.db.bolt.View(func(tx *bolt.Tx) error {
+	err := m.db.safeView(func(tx *bolt.Tx) error {
 		toks := tx.Bucket(bucketTokens)
 		for _, vm := range macs {
 			var err error
@@ -260,8 +277,8 @@ func (m *Map) find(macs []versionedMAC) (string, *record, error) {
 		local = ""
 		return nil
 	})
-	if errors.Is(err, ErrErasedSubject) {
-		return "", nil, err
+	if errors.Is(err, ErrErasedSubject) || errors.Is(err, ErrStore) {
+		return "", nil, err // ErrStore: a damaged page, said by safeView
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: token look-up: %w", ErrStore, err)
@@ -307,13 +324,14 @@ func (m *Map) probe(toks *bolt.Bucket, vm versionedMAC) (string, *record, error)
 // exactly that form, since RFC 5321 section 2.4 lets the receiving host
 // treat local parts case-sensitively.
 func (m *Map) create(ctx context.Context, original, name string, cur versionedMAC) (Issued, error) {
-	now := m.opts.Now().Unix()
-	audited, err := m.auditCreate(ctx, m.db.bolt.View, cur)
-	if err != nil {
+	if err := m.outbox.ready(); err != nil {
 		return Issued{}, err
 	}
+	actor := m.outbox.actor(ctx)
+	at := m.opts.Now()
+	now := at.Unix()
 	var out Issued
-	err = m.db.commits.do(func(tx *bolt.Tx) error {
+	err := m.db.commits.do(func(tx *bolt.Tx) error {
 		toks := tx.Bucket(bucketTokens)
 		local, rec, err := m.probe(toks, cur)
 		if err != nil {
@@ -323,20 +341,21 @@ func (m *Map) create(ctx context.Context, original, name string, cur versionedMA
 		if rec != nil {
 			return nil // a concurrent session created it first
 		}
-		if local != audited {
-			// A colliding token took the slot since the audit; the
-			// commit is retried outside, audited again.
-			return errAuditedOtherSlot
-		}
 		rec = &record{created: now, lastSeen: now, mac: cur.mac, nameTag: m.nameTag(cur.version, name)}
 		rec.seal(m.aeads[m.recVer], m.recVer, local, original, name)
-		return toks.Put([]byte(local), rec.encode())
+		if err := toks.Put([]byte(local), rec.encode()); err != nil {
+			return err
+		}
+		return m.outbox.put(tx, local, actor, at)
 	})
-	if errors.Is(err, errAuditedOtherSlot) {
-		return m.create(ctx, original, name, cur)
+	if errors.Is(err, ErrErasedSubject) {
+		return Issued{}, err
 	}
 	if err != nil {
 		return Issued{}, fmt.Errorf("%w: create token: %w", ErrStore, err)
+	}
+	if out.New {
+		m.outbox.added()
 	}
 	out.Address = m.opts.Format.Address(out.Local)
 	return out, nil
@@ -405,7 +424,7 @@ func (m *Map) read(ctx context.Context, token string) (Entry, int64, error) {
 		return Entry{}, 0, err
 	}
 	var rec *record
-	err = m.db.bolt.View(func(tx *bolt.Tx) error {
+	err = m.db.safeView(func(tx *bolt.Tx) error {
 		var err error
 		rec, err = decodeLive(tx.Bucket(bucketTokens).Get([]byte(t.Local)))
 		return err
@@ -439,7 +458,7 @@ func (m *Map) Lookup(ctx context.Context, address string) ([]string, error) {
 		return nil, err
 	}
 	var out []string
-	err = m.db.bolt.View(func(tx *bolt.Tx) error {
+	err = m.db.safeView(func(tx *bolt.Tx) error {
 		for _, vm := range m.macs(a) {
 			local, rec, err := m.probe(tx.Bucket(bucketTokens), vm)
 			if errors.Is(err, ErrErasedSubject) {
@@ -493,7 +512,7 @@ func (m *Map) erase(tx *bolt.Tx, local string) error {
 // Each calls fn for every live token, decrypted, in token order: the
 // compliance iteration. It stops at fn's first error or when ctx ends.
 func (m *Map) Each(ctx context.Context, fn func(Entry) error) error {
-	return m.db.bolt.View(func(tx *bolt.Tx) error {
+	return m.db.safeView(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err

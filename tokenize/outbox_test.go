@@ -1,0 +1,248 @@
+package tokenize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// fakeAuditor stands in for the audit trail.
+type fakeAuditor struct {
+	mu         sync.Mutex
+	recs       []Created
+	ready      error
+	deliverErr error
+	inTrail    map[string]bool // refs Delivered reports as present
+	asked      []string        // refs Delivered was asked about
+	since      time.Time
+}
+
+type actorKey struct{}
+
+func (f *fakeAuditor) Actor(ctx context.Context) string {
+	s, _ := ctx.Value(actorKey{}).(string)
+	return s
+}
+
+func (f *fakeAuditor) Ready() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ready
+}
+
+func (f *fakeAuditor) Deliver(_ context.Context, recs []Created) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.deliverErr != nil {
+		return f.deliverErr
+	}
+	f.recs = append(f.recs, recs...)
+	return nil
+}
+
+func (f *fakeAuditor) Delivered(_ context.Context, since time.Time, refs []string) (map[string]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked, f.since = append(f.asked, refs...), since
+	out := map[string]bool{}
+	for _, r := range refs {
+		if f.inTrail[r] {
+			out[r] = true
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeAuditor) set(fn func(*fakeAuditor)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *fakeAuditor) delivered() []Created {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.recs)
+}
+
+// waitFor polls cond: delivery is asynchronous by design.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func outboxLen(t *testing.T, tm *testMap) int {
+	t.Helper()
+	var n int
+	if err := tm.db.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketAudit).Stats().KeyN
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestOutboxDeliversEachCreationOnce(t *testing.T) {
+	fa := &fakeAuditor{}
+	tm := openTestMap(t, Options{Audit: fa})
+	ctx := context.WithValue(context.Background(), actorKey{}, "route:inbound")
+	var want []string
+	for _, a := range []string{"a@example.com", "b@example.com", "A@example.com", "c@example.com"} {
+		iss, err := tm.Tokenize(ctx, a, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if iss.New {
+			want = append(want, iss.Address)
+		}
+	}
+	if len(want) != 3 {
+		t.Fatalf("%d new tokens, want 3", len(want))
+	}
+	waitFor(t, "three records", func() bool { return len(fa.delivered()) == 3 })
+	refs := map[string]bool{}
+	for i, r := range fa.delivered() {
+		if r.Token != want[i] || r.Actor != "route:inbound" || r.At.IsZero() || refs[r.Ref] {
+			t.Errorf("record %d = %+v; want token %s, actor route:inbound, a time, a unique ref", i, r, want[i])
+		}
+		refs[r.Ref] = true
+	}
+	waitFor(t, "an empty outbox", func() bool { return outboxLen(t, tm) == 0 })
+	if len(fa.asked) != 0 {
+		t.Errorf("Delivered asked %v after a clean start", fa.asked)
+	}
+}
+
+func TestOutboxNotReadyRefusesCreation(t *testing.T) {
+	ctx := context.Background()
+	fa := &fakeAuditor{}
+	tm := openTestMap(t, Options{Audit: fa})
+	known, err := tm.Tokenize(ctx, "known@example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.set(func(f *fakeAuditor) { f.ready = errors.New("trail closed") })
+	if _, err := tm.Tokenize(ctx, "new@example.com", ""); !errors.Is(err, ErrAudit) {
+		t.Fatalf("Tokenize with the trail not ready = %v, want ErrAudit", err)
+	}
+	if toks, err := tm.Lookup(ctx, "new@example.com"); err != nil || len(toks) != 0 {
+		t.Fatalf("a token was stored although its creation cannot be audited: %v %v", toks, err)
+	}
+	// A known address needs no record: mail from it keeps flowing.
+	if iss, err := tm.Tokenize(ctx, "known@example.com", ""); err != nil || iss.Address != known.Address {
+		t.Fatalf("Tokenize of a known address = %+v, %v", iss, err)
+	}
+}
+
+func TestOutboxFailingDeliveryRefusesThenRecovers(t *testing.T) {
+	ctx := context.Background()
+	fa := &fakeAuditor{deliverErr: errors.New("no space left on device")}
+	tm := openTestMap(t, Options{Audit: fa})
+	first, err := tm.Tokenize(ctx, "first@example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Until the first delivery fails, creation may still succeed.
+	created := 1
+	waitFor(t, "creation refused", func() bool {
+		_, err := tm.Tokenize(ctx, fmt.Sprintf("n%d@example.com", created), "")
+		if err == nil {
+			created++
+		}
+		return errors.Is(err, ErrAudit)
+	})
+	if n := outboxLen(t, tm); n != created {
+		t.Fatalf("outbox holds %d records, want %d", n, created)
+	}
+	fa.set(func(f *fakeAuditor) { f.deliverErr = nil })
+	waitFor(t, "the held records", func() bool { return len(fa.delivered()) == created })
+	if got := fa.delivered()[0].Token; got != first.Address {
+		t.Fatalf("delivered %s first, want %s", got, first.Address)
+	}
+	waitFor(t, "creation accepted again", func() bool {
+		_, err := tm.Tokenize(ctx, "second@example.com", "")
+		return err == nil
+	})
+}
+
+// TestOutboxRecoversAfterUncleanStop leaves records in the outbox (the
+// trail refused them until the stop), then restarts with a trail that
+// already holds one of them, as after a crash between delivery and delete:
+// each record reaches the trail exactly once, and no token is without one.
+func TestOutboxRecoversAfterUncleanStop(t *testing.T) {
+	ctx := context.Background()
+	down := &fakeAuditor{deliverErr: errors.New("trail down")}
+	tm := openTestMap(t, Options{Audit: down})
+	var toks []string
+	for _, a := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+		iss, err := tm.Tokenize(ctx, a, "")
+		if err != nil {
+			// After the first failed delivery creation is refused.
+			break
+		}
+		toks = append(toks, iss.Address)
+	}
+	if len(toks) == 0 {
+		t.Fatal("no token created")
+	}
+	if err := tm.Map.Close(); err == nil {
+		t.Fatal("Close delivered although the trail is down")
+	}
+	var refs []string
+	tm.db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
+			r, err := tm.outbox.decode(k, v)
+			refs = append(refs, r.Ref)
+			return err
+		})
+	})
+	if len(refs) != len(toks) {
+		t.Fatalf("outbox holds %d records for %d tokens", len(refs), len(toks))
+	}
+	path, keys := tm.path, tm.keys
+	tm.close()
+
+	up := &fakeAuditor{inTrail: map[string]bool{refs[0]: true}}
+	tm2 := reopenTestMap(t, path, keys, Options{Audit: up})
+	waitFor(t, "an empty outbox", func() bool { return outboxLen(t, tm2) == 0 })
+	got := up.delivered()
+	if len(got) != len(toks)-1 {
+		t.Fatalf("delivered %d records, want %d (one was in the trail already)", len(got), len(toks)-1)
+	}
+	for i, r := range got {
+		if r.Token != toks[i+1] {
+			t.Errorf("record %d is for %s, want %s", i, r.Token, toks[i+1])
+		}
+	}
+	if !slices.Equal(up.asked, refs) || up.since.After(time.Now().Add(-recoveryMargin)) {
+		t.Errorf("Delivered asked %v since %v; want %v since before the commits", up.asked, up.since, refs)
+	}
+}
+
+func TestOutboxCloseDelivers(t *testing.T) {
+	fa := &fakeAuditor{}
+	tm := openTestMap(t, Options{Audit: fa})
+	for _, a := range []string{"a@example.com", "b@example.com"} {
+		if _, err := tm.Tokenize(context.Background(), a, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tm.Map.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fa.delivered()); n != 2 || outboxLen(t, tm) != 0 {
+		t.Fatalf("after Close: %d delivered, %d left in the outbox", n, outboxLen(t, tm))
+	}
+}

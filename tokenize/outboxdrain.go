@@ -1,0 +1,185 @@
+package tokenize
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Retry delays of a failing delivery: short at first, as most failures
+// (a full disk freed, a rotated file) clear quickly.
+const (
+	retryMin = 50 * time.Millisecond
+	retryMax = 5 * time.Second
+)
+
+// run delivers records as commits add them, until ctx ends.
+func (o *outbox) run(ctx context.Context) {
+	delay := retryMin
+	for {
+		n, err := o.drain(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if o.failing.Swap(&err) == nil {
+				o.m.log.Error("audit outbox: creation records not delivered; new tokens are refused until they are",
+					"event", "audit_outbox_failing", "pending", o.pending.Load(), "err", err)
+			}
+			if !sleep(ctx, delay) {
+				return
+			}
+			delay = min(2*delay, retryMax)
+			continue
+		}
+		if o.failing.Swap(nil) != nil {
+			o.m.log.Info("audit outbox: delivering again", "event", "audit_outbox_recovered")
+		}
+		delay = retryMin
+		if n == outboxBatch {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.wake:
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// flush delivers everything left, for Close: the loop has stopped.
+func (o *outbox) flush(ctx context.Context) error {
+	if o.audit == nil {
+		return nil
+	}
+	for {
+		n, err := o.drain(ctx)
+		if err != nil {
+			return fmt.Errorf("%d token creation records stay in the outbox until the next start: %w", o.pending.Load(), err)
+		}
+		if n < outboxBatch {
+			return nil
+		}
+	}
+}
+
+// drain delivers one batch and deletes it from the bucket. It returns
+// the batch's size.
+func (o *outbox) drain(ctx context.Context) (int, error) {
+	keys, recs, err := o.read()
+	if err != nil || len(keys) == 0 {
+		return 0, err
+	}
+	todo, err := o.skipRecovered(ctx, keys, recs)
+	if err != nil {
+		return 0, err
+	}
+	if len(todo) > 0 {
+		if err := o.audit.Deliver(ctx, todo); err != nil {
+			return 0, err
+		}
+	}
+	for _, r := range recs {
+		o.delivered[r.Ref] = true
+	}
+	err = o.m.db.commits.do(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAudit)
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Delivered stays set: the next pass deletes without delivering again.
+		return 0, fmt.Errorf("%w: delete delivered outbox entries: %w", ErrStore, err)
+	}
+	for _, r := range recs {
+		delete(o.delivered, r.Ref)
+	}
+	o.pending.Add(-int64(len(keys)))
+	return len(keys), nil
+}
+
+// read returns up to outboxBatch entries in commit order.
+func (o *outbox) read() (keys [][]byte, recs []Created, err error) {
+	err = o.m.db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.First(); k != nil && len(keys) < outboxBatch; k, v = c.Next() {
+			r, err := o.decode(k, v)
+			if err != nil {
+				return err
+			}
+			keys = append(keys, bytes.Clone(k))
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: read the audit outbox: %w", ErrStore, err)
+	}
+	return keys, recs, nil
+}
+
+// skipRecovered returns the records still to deliver: those not already
+// delivered by this process, and, among the entries found at start, not
+// already in the trail (an unclean stop after Deliver, before the delete).
+func (o *outbox) skipRecovered(ctx context.Context, keys [][]byte, recs []Created) ([]Created, error) {
+	var todo []Created
+	var check []string
+	since := time.Time{}
+	for i, r := range recs {
+		if o.delivered[r.Ref] {
+			continue
+		}
+		if o.leftover != nil && bytes.Compare(keys[i], o.leftover) <= 0 {
+			if check == nil || r.At.Before(since) {
+				since = r.At
+			}
+			check = append(check, r.Ref)
+		}
+		todo = append(todo, r)
+	}
+	if len(check) == 0 {
+		o.clearLeftover(keys)
+		return todo, nil
+	}
+	found, err := o.audit.Delivered(ctx, since.Add(-recoveryMargin), check)
+	if err != nil {
+		return nil, fmt.Errorf("check the trail for records left in the outbox: %w", err)
+	}
+	out := todo[:0]
+	for _, r := range todo {
+		if !found[r.Ref] {
+			out = append(out, r)
+		}
+	}
+	if len(found) > 0 {
+		o.m.log.Info("audit outbox: records of an unclean stop were already in the trail", "event", "audit_outbox_recovered", "count", len(found))
+	}
+	o.clearLeftover(keys)
+	return out, nil
+}
+
+// clearLeftover ends the start-up check once the batch reached past the
+// entries found at start.
+func (o *outbox) clearLeftover(keys [][]byte) {
+	if o.leftover != nil && bytes.Compare(keys[len(keys)-1], o.leftover) >= 0 {
+		o.leftover = nil
+	}
+}
