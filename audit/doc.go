@@ -26,6 +26,13 @@
 // Options.CheckpointInterval when records were added, on Checkpoint, and
 // on Close.
 //
+// Token creation records come through Creations, the token map's
+// CreateAuditor: the map commits each record with its token (an outbox in
+// the map's database) and a background loop appends them here, with
+// detail "ref" naming the outbox entry and "committed" the commit time.
+// After an unclean stop, entries already appended are found by ref
+// (Delivered, reading backwards from the end) and not appended again.
+//
 // Next to the file, Path+".head" holds the seq and hash of the last
 // record ("%020d %s\n"), rewritten in place after every batch. With
 // Options.Sync the file is synced before the head is written, so after a

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,7 +31,8 @@ type Options struct {
 	// added since the last one (default 1m).
 	CheckpointInterval time.Duration
 	// Forward receives each line after its batch is written, in order,
-	// from a goroutine of its own; nil forwards nothing.
+	// from a goroutine of its own; nil forwards nothing. When it is an
+	// io.Closer, Close (and a failed Open) closes it.
 	Forward Forwarder
 	Logger  *slog.Logger     // nil: discard
 	Metrics *Metrics         // nil: none
@@ -80,6 +83,8 @@ type Log struct {
 	last     Head
 	unsigned uint64 // records since the last checkpoint
 
+	writeErr atomic.Pointer[error] // the last batch's write error; nil after a success
+
 	// Owned by the writer goroutine.
 	size           int64  // bytes of complete batches in the file
 	failed         bool   // a failed batch could not be undone: refuse all writes
@@ -89,10 +94,15 @@ type Log struct {
 // Open opens (or creates) the log at opts.Path, checks and repairs its
 // tail, and writes a Started record. See the package documentation for
 // what it checks.
-func Open(ctx context.Context, opts Options) (*Log, error) {
+func Open(ctx context.Context, opts Options) (_ *Log, err error) {
 	if opts.Path == "" {
 		return nil, errors.New("audit: Options.Path is empty")
 	}
+	defer func() {
+		if c, ok := opts.Forward.(io.Closer); ok && err != nil {
+			c.Close()
+		}
+	}()
 	l := newLog(opts)
 	f, err := openLogFile(opts.Path)
 	if err != nil {
@@ -231,6 +241,26 @@ func (l *Log) wait(ctx context.Context, r *appendReq) ([]Record, error) {
 	}
 }
 
+// Err reports whether an Append now would fail for a reason known in
+// advance: the log is closed, or the last batch could not be written. It
+// lets a caller refuse an operation before doing it, where the record
+// would be written later (tokenize.CreateAuditor.Ready).
+func (l *Log) Err() error {
+	l.closeMu.RLock()
+	closed := l.closed
+	l.closeMu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if p := l.writeErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Path returns the trail's file name.
+func (l *Log) Path() string { return l.path }
+
 // Head returns the last record written.
 func (l *Log) Head() Head {
 	l.mu.Lock()
@@ -286,6 +316,11 @@ func (l *Log) stop(ctx context.Context) error {
 	if l.fwd != nil {
 		if err := l.fwd.close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("audit: forwarder: %w", err))
+		}
+	}
+	if c, ok := l.forward.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("audit: close forwarder: %w", err))
 		}
 	}
 	if err := l.head.close(); err != nil {

@@ -28,6 +28,5 @@ func (s syslogForwarder) Forward(line []byte) error {
 	return err
 }
 
-// Close closes the connection. The returned Forwarder implements
-// io.Closer; the Log does not close it, its creator does.
+// Close closes the connection; the Log calls it when it closes.
 func (s syslogForwarder) Close() error { return s.w.Close() }

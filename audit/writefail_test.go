@@ -62,12 +62,18 @@ func TestWriteFailureIsUndone(t *testing.T) {
 			if l.Head() != head {
 				t.Fatalf("head moved on a failed batch")
 			}
+			if err := l.Err(); !errors.Is(err, ErrWrite) {
+				t.Fatalf("Err after a failed batch = %v, want ErrWrite", err)
+			}
 			if got := testutilCounter(metrics.writeErrors); got != 1 {
 				t.Fatalf("write errors %v", got)
 			}
 
 			ff.set(nil, nil, nil)
 			out := mustAppend(t, l, resolved(5))
+			if err := l.Err(); err != nil {
+				t.Fatalf("Err after a good batch = %v", err)
+			}
 			if out[0].Seq != head.Seq+1 || out[0].Prev != head.Hash {
 				t.Fatalf("after the fault: seq %d prev %s, want %d %s", out[0].Seq, out[0].Prev, head.Seq+1, head.Hash)
 			}

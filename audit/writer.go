@@ -82,8 +82,10 @@ func (l *Log) commitSafely(batch []*appendReq) {
 		if p := recover(); p != nil {
 			l.failed = true
 			l.logger.Error("audit writer panicked; refusing writes until restart", "panic", p)
+			err := fmt.Errorf("%w: internal error", ErrWrite)
+			l.writeErr.Store(&err)
 			for _, r := range batch {
-				r.answer(fmt.Errorf("%w: internal error", ErrWrite))
+				r.answer(err)
 			}
 		}
 	}()
@@ -93,8 +95,10 @@ func (l *Log) commitSafely(batch []*appendReq) {
 // commit chains, writes and acknowledges one batch.
 func (l *Log) commit(batch []*appendReq) {
 	if l.failed {
+		err := fmt.Errorf("%w: an earlier write failed and could not be undone; restart to recover", ErrWrite)
+		l.writeErr.Store(&err)
 		for _, r := range batch {
-			r.answer(fmt.Errorf("%w: an earlier write failed and could not be undone; restart to recover", ErrWrite))
+			r.answer(err)
 		}
 		return
 	}
@@ -103,11 +107,14 @@ func (l *Log) commit(batch []*appendReq) {
 		return
 	}
 	if err := l.writeBatch(buf); err != nil {
+		err = fmt.Errorf("%w: %s: %w", ErrWrite, l.path, err)
+		l.writeErr.Store(&err)
 		for _, r := range ok {
-			r.answer(fmt.Errorf("%w: %s: %w", ErrWrite, l.path, err))
+			r.answer(err)
 		}
 		return
 	}
+	l.writeErr.Store(nil)
 	l.size += int64(len(buf))
 	head := l.advance(ok)
 	if err := l.head.write(head); err != nil {

@@ -50,8 +50,8 @@ type harnessOpts struct {
 	dkim     *mailauth.SignerConfig // outbound signature; nil: none
 	spoolDir string                 // "" : a fresh temporary directory
 	audit    Auditor                // per-message records; nil: none
-	// onCreate audits token creation (tokenize.Options.OnCreate); nil: none.
-	onCreate func(ctx context.Context, token string) error
+	// createAudit audits token creation (tokenize.Options.Audit); nil: none.
+	createAudit tokenize.CreateAuditor
 	// suppressErased: tokenize.Options.SuppressErased.
 	suppressErased bool
 }
@@ -124,7 +124,7 @@ func (h *harness) openMap(t testing.TB, o harnessOpts) {
 		t.Fatal(err)
 	}
 	m, err := tokenize.NewMap(db, keys, tokenize.Options{Tenant: "test",
-		Format: tokenize.Format{Prefix: "t", Domain: "relay.company.example", Length: 16}, OnCreate: o.onCreate, SuppressErased: o.suppressErased})
+		Format: tokenize.Format{Prefix: "t", Domain: "relay.company.example", Length: 16}, Audit: o.createAudit, SuppressErased: o.suppressErased})
 	if err != nil {
 		t.Fatal(err)
 	}

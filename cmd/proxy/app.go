@@ -110,10 +110,7 @@ func (a *app) openEngine(ctx context.Context, cfg *policy.Config) (*engine, erro
 		return nil, fmt.Errorf("load data keys: %w", err)
 	}
 	opts := mapOptions(cfg, a.log)
-	opts.OnCreate = func(ctx context.Context, token string) error {
-		_, err := e.trail.Append(ctx, audit.Record{Event: audit.TokenCreated, Actor: audit.ActorFrom(ctx), Tokens: []string{token}})
-		return err
-	}
+	opts.Audit = audit.Creations{Log: e.trail}
 	if e.m, err = tokenize.NewMap(db, e.keys, opts); err != nil {
 		e.Close()
 		return nil, err

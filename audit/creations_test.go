@@ -1,0 +1,141 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/vault"
+)
+
+func mapKeyring() *vault.Keyring {
+	key := func() []byte { k := make([]byte, 32); rand.Read(k); return k }
+	return vault.NewKeyring(map[vault.Purpose]map[uint32][]byte{
+		vault.PurposeToken: {1: key()}, vault.PurposeRecord: {1: key()}})
+}
+
+func openMap(t *testing.T, path string, keys *vault.Keyring, a tokenize.CreateAuditor) (*tokenize.DB, *tokenize.Map) {
+	t.Helper()
+	db, err := tokenize.OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tokenize.NewMap(db, keys, tokenize.Options{Tenant: "test", Audit: a,
+		Format: tokenize.Format{Prefix: "t", Domain: "relay.example", Length: 16}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, m
+}
+
+// created returns the token.created records of a trail by token.
+func created(t *testing.T, path string) map[string][]Record {
+	t.Helper()
+	out := map[string][]Record{}
+	for _, r := range records(t, path) {
+		if r.Event == TokenCreated {
+			out[r.Tokens[0]] = append(out[r.Tokens[0]], r)
+		}
+	}
+	return out
+}
+
+func TestCreationsReachTheTrail(t *testing.T) {
+	dir := t.TempDir()
+	trailPath := filepath.Join(dir, "audit.jsonl")
+	l := mustOpen(t, Options{Path: trailPath, Sync: true})
+	db, m := openMap(t, filepath.Join(dir, "map.db"), mapKeyring(), Creations{Log: l})
+	ctx := WithActor(context.Background(), "route:inbound")
+	var toks []string
+	for i := range 5 {
+		iss, err := m.Tokenize(ctx, fmt.Sprintf("c%d@example.com", i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, iss.Address)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	mustClose(t, l)
+
+	got := created(t, trailPath)
+	for _, tok := range toks {
+		recs := got[tok]
+		if len(recs) != 1 || recs[0].Actor != "route:inbound" || recs[0].Detail["ref"] == "" || recs[0].Detail["committed"] == "" {
+			t.Errorf("records for %s: %+v; want one with actor, ref and commit time", tok, recs)
+		}
+	}
+	requireOK(t, verifyFile(t, trailPath, nil))
+}
+
+// blockingCreations delivers, then holds the drain loop before it deletes
+// the delivered entries: the moment a crash would leave them twice.
+type blockingCreations struct {
+	Creations
+	delivered chan struct{}
+	release   chan struct{}
+}
+
+func (b blockingCreations) Deliver(ctx context.Context, recs []tokenize.Created) error {
+	if err := b.Creations.Deliver(ctx, recs); err != nil {
+		return err
+	}
+	select {
+	case b.delivered <- struct{}{}:
+		<-b.release
+	default:
+	}
+	return nil
+}
+
+func TestCreationsCrashBetweenDeliveryAndDelete(t *testing.T) {
+	dir, crash := t.TempDir(), t.TempDir()
+	trailPath, dbPath := filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "map.db")
+	keys := mapKeyring()
+	l := mustOpen(t, Options{Path: trailPath, Sync: true})
+	bc := blockingCreations{Creations{Log: l}, make(chan struct{}), make(chan struct{})}
+	db, m := openMap(t, dbPath, keys, bc)
+	iss, err := m.Tokenize(context.Background(), "jane@example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-bc.delivered
+	// The crash image: the record is in the trail and still in the outbox.
+	for _, name := range []string{"map.db", "audit.jsonl", "audit.jsonl.head"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(crash, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(bc.release)
+	m.Close()
+	db.Close()
+	mustClose(t, l)
+
+	trailPath, dbPath = filepath.Join(crash, "audit.jsonl"), filepath.Join(crash, "map.db")
+	l = mustOpen(t, Options{Path: trailPath, Sync: true})
+	db, m = openMap(t, dbPath, keys, Creations{Log: l})
+	if _, err := m.Tokenize(context.Background(), "other@example.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	db.Close()
+	mustClose(t, l)
+	got := created(t, trailPath)
+	if n := len(got[iss.Address]); n != 1 {
+		t.Fatalf("the token created before the crash has %d creation records, want 1", n)
+	}
+	if len(got) != 2 {
+		t.Fatalf("creation records for %d tokens, want 2", len(got))
+	}
+	requireOK(t, verifyFile(t, trailPath, nil))
+}
