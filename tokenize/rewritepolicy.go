@@ -1,14 +1,11 @@
 package tokenize
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"sync"
 )
 
 // direction is what one pass does with each address it meets: the
@@ -307,56 +304,4 @@ func (rw *Rewriter) guardPolicy() *direction {
 		return m, false, err
 	}
 	return &direction{addr: check, mailbox: mailbox, guard: true}
-}
-
-// withGuard runs fn with a writer that feeds both dst and the leak guard,
-// which walks the produced message in parallel, as it is written.
-// guardBufSize is the output batch of a guarded rewrite; the writers are
-// recycled, as zeroing 32 KiB per message shows in profiles.
-const guardBufSize = 32 << 10
-
-var guardBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, guardBufSize) }}
-
-func (rw *Rewriter) withGuard(ctx context.Context, dst io.Writer, fn func(io.Writer) error) error {
-	pr, pw := io.Pipe()
-	verdict := make(chan error, 1)
-	go func() {
-		var err error
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("%w: guard failed: %v", ErrLeak, r)
-			}
-			io.Copy(io.Discard, pr) // an early verdict must not block the writer
-			verdict <- err
-		}()
-		g := *rw
-		g.opts.Limits = guardLimits(rw.opts.Limits)
-		err = g.Guard(ctx, pr)
-	}()
-	// The walker writes line by line; batching here turns dozens of
-	// goroutine hand-offs per message (to the guard and to dst's reader)
-	// into one or two.
-	bw := guardBufs.Get().(*bufio.Writer)
-	bw.Reset(io.MultiWriter(dst, pw))
-	err := fn(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	bw.Reset(nil)
-	guardBufs.Put(bw)
-	pw.CloseWithError(err)
-	gerr := <-verdict
-	if err != nil {
-		return err
-	}
-	return gerr
-}
-
-// guardLimits leave room for growth: tokens are longer than most
-// addresses, and the input was already held to the limits.
-func guardLimits(l Limits) Limits {
-	l.MaxMessageBytes *= 2
-	l.MaxHeaderBytes *= 2
-	l.MaxTextPartBytes *= 2
-	return l
 }
