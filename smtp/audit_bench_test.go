@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -35,7 +36,7 @@ func benchInbound(b *testing.B, newSenders, auditOn bool) {
 		if !auditOn {
 			return
 		}
-		trail, err := audit.Open(context.Background(), audit.Options{Path: filepath.Join(b.TempDir(), "audit.jsonl"), Sync: true})
+		trail, err := audit.Open(context.Background(), audit.Options{Path: filepath.Join(b.TempDir(), "audit.jsonl"), Sync: os.Getenv("BENCH_AUDIT_SYNC") != "false"})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -26,7 +26,7 @@ var ErrAudit = errors.New("audit record not written")
 // in the same bbolt transaction as the token, in the outbox bucket, so
 // token and record become durable together or not at all, and a
 // background goroutine moves it from there into the trail within
-// milliseconds (a transactional outbox). A token without a creation
+// deliveryLinger, or at once on SyncAudit (a transactional outbox). A token without a creation
 // record therefore cannot exist, not even after a crash; a crash between
 // delivering a batch and deleting it from the outbox is resolved at the
 // next start with Delivered, so the trail gets each record once.
@@ -67,6 +67,9 @@ const (
 	recoveryMargin = time.Minute
 )
 
+// errOutboxStopped answers SyncAudit after Close.
+var errOutboxStopped = errors.New("token map closed: audit outbox stopped")
+
 // errOutboxFull refuses creation while the trail is far behind.
 var errOutboxFull = fmt.Errorf("audit trail is %d creation records behind", outboxLimit)
 
@@ -75,6 +78,8 @@ type outbox struct {
 	m       *Map
 	audit   CreateAuditor
 	wake    chan struct{}
+	syncs   chan chan error // Map.SyncAudit callers
+	stopped chan struct{}   // closed when the drain loop has ended
 	pending atomic.Int64
 	failing atomic.Pointer[error] // the last delivery's error; nil after a success
 
@@ -84,7 +89,8 @@ type outbox struct {
 }
 
 func newOutbox(m *Map, a CreateAuditor) (*outbox, error) {
-	o := &outbox{m: m, audit: a, wake: make(chan struct{}, 1), delivered: map[string]bool{}}
+	o := &outbox{m: m, audit: a, wake: make(chan struct{}, 1), syncs: make(chan chan error),
+		stopped: make(chan struct{}), delivered: map[string]bool{}}
 	if a == nil {
 		return o, nil
 	}

@@ -246,3 +246,33 @@ func TestOutboxCloseDelivers(t *testing.T) {
 		t.Fatalf("after Close: %d delivered, %d left in the outbox", n, outboxLen(t, tm))
 	}
 }
+
+func TestSyncAuditDeliversAtOnce(t *testing.T) {
+	fa := &fakeAuditor{}
+	tm := openTestMap(t, Options{Audit: fa})
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := tm.Tokenize(ctx, fmt.Sprintf("s%d@example.com", i), ""); err != nil {
+			t.Fatal(err)
+		}
+		// Without SyncAudit the record could wait deliveryLinger.
+		if err := tm.SyncAudit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(fa.delivered()); n != i+1 {
+			t.Fatalf("after SyncAudit %d records delivered, want %d", n, i+1)
+		}
+	}
+	fa.set(func(f *fakeAuditor) { f.deliverErr = errors.New("trail down") })
+	if _, err := tm.Tokenize(ctx, "late@example.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.SyncAudit(ctx); err == nil {
+		t.Fatal("SyncAudit succeeded although the trail refused the record")
+	}
+	fa.set(func(f *fakeAuditor) { f.deliverErr = nil })
+	tm.Map.Close()
+	if err := tm.SyncAudit(ctx); !errors.Is(err, errOutboxStopped) {
+		t.Fatalf("SyncAudit after Close = %v, want errOutboxStopped", err)
+	}
+}

@@ -149,7 +149,10 @@ func NewMap(db *DB, keys *vault.Keyring, opts Options) (*Map, error) {
 		return nil, err
 	}
 	if opts.Audit != nil {
-		m.goBackground(func() { m.outbox.run(ctx) })
+		m.goBackground(func() {
+			defer close(m.outbox.stopped)
+			m.outbox.run(ctx)
+		})
 	}
 	m.goBackground(func() { m.touch.run(ctx) })
 	m.goBackground(func() { m.reencryptAll(ctx) })
@@ -186,6 +189,12 @@ func (m *Map) Close() error {
 	})
 	return err
 }
+
+// SyncAudit returns once the creation records of every token committed
+// before the call are in the audit trail. Readers of the trail that must
+// see them (a subject's export, a verify) call it first: delivery lags
+// commits by up to deliveryLinger.
+func (m *Map) SyncAudit(ctx context.Context) error { return m.outbox.sync(ctx) }
 
 // closeDeliverTimeout bounds Close's last delivery to the audit trail.
 const closeDeliverTimeout = 10 * time.Second

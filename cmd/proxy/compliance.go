@@ -216,7 +216,7 @@ func (c *compliance) erase(ctx context.Context, address, reason string) ([]strin
 // auditRecords reads matching records from the trail file, which the
 // writer only appends to, so reading it while serving is safe.
 func (c *compliance) auditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
-	f, err := os.Open(c.trailPath)
+	f, err := c.openTrail(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -229,12 +229,23 @@ func (c *compliance) auditRecords(ctx context.Context, q audit.Query) ([]audit.R
 	return out, err
 }
 
+// openTrail opens the trail for reading once the creation records of
+// every token committed so far are in it: they reach it from the token
+// map's outbox a moment after the commit, and a subject's export must
+// not miss the newest.
+func (c *compliance) openTrail(ctx context.Context) (*os.File, error) {
+	if err := c.m.SyncAudit(ctx); err != nil {
+		return nil, fmt.Errorf("%w: deliver pending creation records: %w", tokenize.ErrAudit, err)
+	}
+	return os.Open(c.trailPath)
+}
+
 // listAudit streams matching records to w as JSON lines (auditor).
 func (c *compliance) listAudit(ctx context.Context, q audit.Query, w io.Writer) error {
 	if err := c.record(ctx, audit.Record{Event: audit.AuditRead, Outcome: "ok"}); err != nil {
 		return err
 	}
-	f, err := os.Open(c.trailPath)
+	f, err := c.openTrail(ctx)
 	if err != nil {
 		return err
 	}
