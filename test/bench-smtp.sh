@@ -3,14 +3,17 @@
 #
 #   a  smtp-source -> smtp-sink                     (the tools' own ceiling)
 #   b  smtp-source -> Postfix relay -> smtp-sink    (a private Postfix instance: queue, fsync)
-#   c  smtp-source -> test/passrelay -> smtp-sink   (bare go-smtp pass-through, pooled downstream)
+#   c  smtp-source -> test/passrelay -> smtp-sink   (bare go-smtp pass-through: a downstream
+#                                                     connection per message, -pool 0)
+#   g  smtp-source -> test/passrelay -pool 32 -> smtp-sink  (c with a pooled downstream, as
+#                                                     tokenproxy's: a stricter reference than c)
 #   d  smtp-source -> tokenproxy inbound -> smtp-sink   (proxy serve; skipped while it does not exist)
 #   e  smtpload (STARTTLS, AUTH PLAIN) -> tokenproxy outbound -> smtp-sink
 #   f  smtpload (STARTTLS, AUTH PLAIN) -> test/passrelay -user -> smtp-sink
-#                            (c plus the outbound route's STARTTLS and argon2id AUTH)
+#                            (g plus the outbound route's STARTTLS and argon2id AUTH)
 #
 # for 1, 20 and 100 parallel sessions and 5 KB and 100 KB messages, then the
-# ratios d/a, d/b, d/c and e/c, e/f at 20 sessions, 5 KB. About 4 to 5 minutes on
+# ratios d/a, d/b, d/c, d/g and e/g, e/f at 20 sessions, 5 KB. About 4 to 5 minutes on
 # 2 cores.
 #
 # Targets a-d get the same message: a generated customer reply whose
@@ -55,7 +58,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=${BENCH_TARGETS:-a b c d e f}
+targets=${BENCH_TARGETS:-a b c g d e f}
 sessions_list=${BENCH_SESSIONS:-1 20 100}
 sizes=${BENCH_SIZES:-5 100}
 fixed_count=${BENCH_COUNT:-}
@@ -310,17 +313,22 @@ wait_drained() {
 	return 1
 }
 
-# ---- c: passrelay --------------------------------------------------------------
+# ---- c, g: passrelay ------------------------------------------------------------
+# c is the bare relay of issues 4 and 8: one downstream connection per
+# message ("downstream connection reuse makes [d >= c] possible"). g keeps
+# 32 idle downstream connections, as tokenproxy does, without its RSET-free
+# reuse: the same relay with the same advantage as d.
+# start_passrelay TARGET POOL
 start_passrelay() {
 	local p
 	free_port p
-	"$tmp/bin/passrelay" -listen "127.0.0.1:$p" -downstream "127.0.0.1:$sink_port" -pool 32 \
-		>"$tmp/passrelay.log" 2>&1 &
+	"$tmp/bin/passrelay" -listen "127.0.0.1:$p" -downstream "127.0.0.1:$sink_port" -pool "$2" \
+		>"$tmp/passrelay-$1.log" 2>&1 &
 	pids+=("$!")
-	if wait_port "$p" "$!" passrelay "$tmp/passrelay.log"; then
-		port[c]=$p
+	if wait_port "$p" "$!" passrelay "$tmp/passrelay-$1.log"; then
+		port[$1]=$p
 	else
-		skip[c]="passrelay did not start"
+		skip[$1]="passrelay did not start"
 	fi
 }
 
@@ -425,10 +433,11 @@ for t in $targets; do
 	case $t in
 	a) ;;
 	b) start_postfix ;;
-	c) start_passrelay ;;
+	c) start_passrelay c 0 ;;
+	g) start_passrelay g 32 ;;
 	d | e) start_proxy ;;
 	f) start_tlsrelay ;;
-	*) die "unknown target '$t' (want a, b, c, d, e or f)" ;;
+	*) die "unknown target '$t' (want a, b, c, d, e, f or g)" ;;
 	esac
 done
 
@@ -578,8 +587,9 @@ done
 # ---- report ----------------------------------------------------------------------
 echo
 echo "# SMTP relay benchmark $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, CPU busy before the runs: ${busy_start}%, after: $(cpu_busy)%"
-echo "# a = smtp-source -> smtp-sink; b = via a Postfix relay; c = via test/passrelay (go-smtp, pool 32); d = via tokenproxy inbound"
-echo "# e = via tokenproxy outbound (STARTTLS + AUTH PLAIN, argon2id; audit.sync: $audit_sync); f = via test/passrelay -user (c + the same STARTTLS and AUTH)"
+echo "# a = smtp-source -> smtp-sink; b = via a Postfix relay; c = via test/passrelay (go-smtp, a downstream connection per message);"
+echo "# g = via test/passrelay -pool 32 (c with pooled downstream connections); d = via tokenproxy inbound"
+echo "# e = via tokenproxy outbound (STARTTLS + AUTH PLAIN, argon2id; audit.sync: $audit_sync); f = via test/passrelay -user -pool 32 (g + the same STARTTLS and AUTH)"
 echo "# msg/s: a-d: smtp-source -d with the same message file (-F, 3 external addresses) for every target;"
 echo "#        e, f: smtpload (smtp-source has no TLS), sessions set up first, then CRM replies naming 3 tokens, ${n_tokens} tokens"
 echo "# lat msg/s, p50/p90/p99: test/smtpload, DATA sent -> 250 after the dot, in ms (e, f: the same run as msg/s)"
@@ -597,12 +607,12 @@ quotient() { if [ -n "$1" ] && [ -n "$2" ]; then calc "$1 / $2"; else echo n/a; 
 ratio() { quotient "${rate[$1,20,5]:-}" "${rate[$2,20,5]:-}"; }
 lratio() { quotient "${rate[$1,20,5]:-}" "${lrate[$2,20,5]:-}"; }
 if [[ " $targets " == *" d "* ]]; then
-	echo "ratios at 20 sessions, 5 KB (smtp-source msg/s): d/a $(ratio d a)  d/b $(ratio d b)  d/c $(ratio d c)" \
+	echo "ratios at 20 sessions, 5 KB (smtp-source msg/s): d/a $(ratio d a)  d/b $(ratio d b)  d/c $(ratio d c)  d/g $(ratio d g)" \
 		"  (for reference: b/a $(ratio b a)  c/a $(ratio c a))"
 fi
 if [[ " $targets " == *" e "* ]]; then
-	echo "outbound at 20 sessions, 5 KB (smtpload msg/s on both sides): e/f $(ratio e f)  e/c $(lratio e c)" \
-		"  (c and d have no TLS and no AUTH: for reference f/c $(lratio f c)  e/d $(lratio e d))"
+	echo "outbound at 20 sessions, 5 KB (smtpload msg/s on both sides): e/f $(ratio e f)  e/g $(lratio e g)" \
+		"  (g and d have no TLS and no AUTH: for reference f/g $(lratio f g)  e/d $(lratio e d))"
 fi
 if ((busy_start > 10)); then
 	echo "warning: the machine was not idle before the runs (CPU ${busy_start}% busy): figures are low"
