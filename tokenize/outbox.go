@@ -26,10 +26,11 @@ var ErrAudit = errors.New("audit record not written")
 // in the same bbolt transaction as the token, in the outbox bucket, so
 // token and record become durable together or not at all, and a
 // background goroutine moves it from there into the trail within
-// deliveryLinger, or at once on SyncAudit (a transactional outbox). A token without a creation
-// record therefore cannot exist, not even after a crash; a crash between
-// delivering a batch and deleting it from the outbox is resolved at the
-// next start with Delivered, so the trail gets each record once.
+// deliveryLinger, or at once on SyncAudit (a transactional outbox). A
+// token without a creation record therefore cannot exist, not even after
+// a crash; a crash between delivering a batch and deleting it from the
+// outbox is resolved at the next start with Delivered, so the trail gets
+// each record once.
 type CreateAuditor interface {
 	// Actor names who caused the creation, from the Tokenize caller's
 	// context ("route:inbound", "cli:root").
@@ -94,7 +95,7 @@ func newOutbox(m *Map, a CreateAuditor) (*outbox, error) {
 	if a == nil {
 		return o, nil
 	}
-	err := m.db.bolt.View(func(tx *bolt.Tx) error {
+	err := m.db.safeView(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		o.pending.Store(int64(b.Stats().KeyN))
 		if k, _ := b.Cursor().Last(); k != nil {
@@ -102,6 +103,9 @@ func newOutbox(m *Map, a CreateAuditor) (*outbox, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrStore) {
+		return nil, err // a damaged page, said by safeView
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: read the audit outbox: %w", ErrStore, err)
 	}

@@ -3,6 +3,7 @@ package tokenize
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,7 +27,7 @@ const deliveryLinger = 100 * time.Millisecond
 // run delivers records as commits add them, until ctx ends.
 func (o *outbox) run(ctx context.Context) {
 	delay := retryMin
-	var waiting []chan error // Deliver callers, answered once all is delivered
+	var waiting []chan error // SyncAudit callers, answered once all is delivered
 	for {
 		n, err := o.drain(ctx)
 		if ctx.Err() != nil {
@@ -173,7 +174,7 @@ func (o *outbox) drain(ctx context.Context) (int, error) {
 
 // read returns up to outboxBatch entries in commit order.
 func (o *outbox) read() (keys [][]byte, recs []Created, err error) {
-	err = o.m.db.bolt.View(func(tx *bolt.Tx) error {
+	err = o.m.db.safeView(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.First(); k != nil && len(keys) < outboxBatch; k, v = c.Next() {
 			r, err := o.decode(k, v)
@@ -185,6 +186,9 @@ func (o *outbox) read() (keys [][]byte, recs []Created, err error) {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrStore) {
+		return nil, nil, err // a damaged page, said by safeView
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: read the audit outbox: %w", ErrStore, err)
 	}
