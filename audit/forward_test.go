@@ -86,3 +86,31 @@ func TestSyslogForwarder(t *testing.T) {
 		t.Fatalf("syslog message %q", msg)
 	}
 }
+
+// closingForwarder counts its Close calls.
+type closingForwarder struct {
+	memForwarder
+	closed int
+}
+
+func (c *closingForwarder) Close() error { c.closed++; return nil }
+
+// TestLogClosesForwarder: a Forwarder that is an io.Closer (the syslog
+// connection) is closed by Close, and by an Open that fails.
+func TestLogClosesForwarder(t *testing.T) {
+	fw := &closingForwarder{}
+	l := mustOpen(t, Options{Path: testPath(t), Forward: fw})
+	mustClose(t, l)
+	if fw.closed != 1 {
+		t.Fatalf("forwarder closed %d times after Close, want 1", fw.closed)
+	}
+
+	// A directory where the file should be: Open fails.
+	fw = &closingForwarder{}
+	if _, err := Open(t.Context(), Options{Path: t.TempDir(), Forward: fw}); err == nil {
+		t.Fatal("Open of a directory succeeded")
+	}
+	if fw.closed != 1 {
+		t.Fatalf("forwarder closed %d times after a failed Open, want 1", fw.closed)
+	}
+}

@@ -276,3 +276,19 @@ func TestSyncAuditDeliversAtOnce(t *testing.T) {
 		t.Fatalf("SyncAudit after Close = %v, want errOutboxStopped", err)
 	}
 }
+
+// TestOutboxFullRefusesCreation: a trail far behind (outboxLimit records
+// not yet delivered) stops token creation until it catches up.
+func TestOutboxFullRefusesCreation(t *testing.T) {
+	fa := &fakeAuditor{}
+	tm := openTestMap(t, Options{Audit: fa})
+	tm.outbox.pending.Store(outboxLimit)
+	_, err := tm.Tokenize(context.Background(), "new@example.com", "")
+	if !errors.Is(err, ErrAudit) || !errors.Is(err, errOutboxFull) {
+		t.Fatalf("Tokenize with a full outbox = %v, want ErrAudit (outbox full)", err)
+	}
+	tm.outbox.pending.Store(0)
+	if _, err := tm.Tokenize(context.Background(), "new@example.com", ""); err != nil {
+		t.Fatalf("Tokenize once the outbox drained = %v", err)
+	}
+}
