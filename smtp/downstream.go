@@ -58,6 +58,7 @@ var (
 	errDownstreamClosed = errors.New("downstream client closed")
 	errTxnDone          = errors.New("downstream transaction already ended")
 	errNoStartTLS       = errors.New("downstream does not offer STARTTLS")
+	errNoRcpt           = errors.New("DATA before any accepted recipient")
 )
 
 // DownstreamError is a failure of one downstream stage. It wraps Kind
@@ -198,7 +199,7 @@ func downstreamTLSConfig(cfg DownstreamConfig, host string, log *slog.Logger) (*
 // downConn is one downstream connection. raw is the TCP connection under the
 // client (and under TLS): closing it aborts whatever the client is doing.
 type downConn struct {
-	c      *gosmtp.Client
+	w      *downWire
 	raw    net.Conn
 	idleAt time.Time // when it went back to the pool
 	reused bool      // taken from the pool: may have died while idle
@@ -207,45 +208,37 @@ type downConn struct {
 // probeAfter: a pooled connection idle for longer is checked with RSET
 // before reuse; a hot one is not. After the downstream's 250 for the final
 // dot its transaction state is already clear (RFC 5321 §4.1.1.4), so RSET
-// would only probe liveness, and go-smtp's client follows every RSET with
-// a new EHLO: two round trips of six per message. A hot connection that
-// died anyway fails at MAIL, which Begin retries once on a fresh one.
+// would only probe liveness: one round trip of four per message. A hot
+// connection that died anyway fails at MAIL, which the first Rcpt retries
+// once on a fresh one.
 const probeAfter = time.Second
 
 // kill closes the TCP connection without a word: no final dot, no QUIT.
 // Closing raw rather than the tls.Conn avoids waiting on a close_notify.
 func (dc *downConn) kill() { _ = dc.raw.Close() }
 
-// watch arms a guard that closes the connection when ctx ends or timeout
-// passes, so every wait of the client is bounded. end reports whether it fired.
-type watch struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	stop   func() bool
+// guard closes the connection when ctx ends, so that a wait on it returns
+// at once. Time limits are the connection's deadlines (downWire.deadline):
+// a timer per command cost more than the rewrite of a header.
+type guard struct {
+	ctx  context.Context
+	stop func() bool
 }
 
-func (dc *downConn) watch(ctx context.Context, timeout time.Duration) *watch {
-	var wctx context.Context
-	var cancel context.CancelFunc
-	if timeout > 0 {
-		wctx, cancel = context.WithTimeout(ctx, timeout)
-	} else {
-		wctx, cancel = context.WithCancel(ctx)
+func (dc *downConn) guard(ctx context.Context) guard {
+	if ctx.Done() == nil {
+		return guard{}
 	}
-	stop := context.AfterFunc(wctx, dc.kill)
-	return &watch{ctx: wctx, cancel: cancel, stop: stop}
+	return guard{ctx: ctx, stop: context.AfterFunc(ctx, dc.kill)}
 }
 
-// end disarms the guard; it returns the reason when the guard fired (the
+// end disarms the guard; it returns ctx's cause when the guard fired (the
 // connection is then closed).
-func (w *watch) end() error {
-	stopped := w.stop()
-	cause := context.Cause(w.ctx)
-	w.cancel()
-	if stopped {
+func (g guard) end() error {
+	if g.stop == nil || g.stop() {
 		return nil
 	}
-	return cause
+	return context.Cause(g.ctx)
 }
 
 // firedErr prefers the guard's reason (timeout, cancel) to the symptom it
@@ -260,38 +253,16 @@ func firedErr(fired, err error) error {
 	return fmt.Errorf("%w (%v)", fired, err)
 }
 
-// Begin starts a downstream transaction: it takes an idle connection (checked
-// with RSET) or dials, then sends MAIL FROM. A dead idle connection is
-// replaced by one fresh dial. On error nothing is left open.
+// Begin starts a downstream transaction for the sender from: it takes an
+// idle connection (checked with RSET when it rested long) or dials. MAIL
+// goes out with the first recipient (Txn.Rcpt), in one write with it when
+// the server offers PIPELINING. On error nothing is left open.
 func (d *Downstream) Begin(ctx context.Context, from string, opts *gosmtp.MailOptions) (*Txn, error) {
 	dc, err := d.conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	err = d.mail(ctx, dc, from, opts)
-	if retryable(dc, err) {
-		// The pooled connection died while idle: one fresh dial.
-		dc.kill()
-		d.log.Debug("pooled downstream connection dead at MAIL, redialing", "downstream", d.cfg.Address, "err", err)
-		if dc, err = d.dial(ctx); err != nil {
-			return nil, err
-		}
-		err = d.mail(ctx, dc, from, opts)
-	}
-	t := &Txn{d: d, dc: dc}
-	if err != nil {
-		t.Abort()
-		de := downstreamErr("mail", err)
-		d.logFailure(de)
-		return nil, de
-	}
-	return t, nil
-}
-
-func (d *Downstream) mail(ctx context.Context, dc *downConn, from string, opts *gosmtp.MailOptions) error {
-	w := dc.watch(ctx, d.cfg.Timeout)
-	err := dc.c.Mail(from, opts)
-	return firedErr(w.end(), err)
+	return &Txn{d: d, dc: dc, from: from, opts: opts}, nil
 }
 
 // retryable: MAIL on a reused connection failed without a reply, or with
@@ -329,9 +300,9 @@ func (d *Downstream) conn(ctx context.Context) (*downConn, error) {
 		if time.Since(dc.idleAt) < probeAfter {
 			return dc, nil
 		}
-		w := dc.watch(ctx, d.cfg.Timeout)
-		err := dc.c.Reset()
-		if err = firedErr(w.end(), err); err == nil {
+		g := dc.guard(ctx)
+		err := dc.w.reset()
+		if err = firedErr(g.end(), err); err == nil {
 			return dc, nil
 		}
 		dc.kill()
@@ -371,9 +342,7 @@ func (d *Downstream) put(dc *downConn) {
 
 // quit says goodbye within quitTimeout and closes the connection.
 func (d *Downstream) quit(dc *downConn) {
-	w := dc.watch(context.Background(), min(d.cfg.Timeout, quitTimeout))
-	_ = dc.c.Quit()
-	w.end()
+	_ = dc.w.quit(min(d.cfg.Timeout, quitTimeout))
 	dc.kill()
 }
 
@@ -388,12 +357,10 @@ func (d *Downstream) dial(ctx context.Context) (*downConn, error) {
 		d.log.Warn("downstream dial failed", "downstream", d.cfg.Address, "err", err)
 		return nil, de
 	}
-	dc := &downConn{raw: raw}
-	// One guard for greeting, EHLO, STARTTLS, handshake and EHLO: go-smtp
-	// greets inside NewClientStartTLS, before CommandTimeout can be set.
-	w := dc.watch(ctx, d.cfg.Timeout)
-	err = d.hello(dc)
-	if err = firedErr(w.end(), err); err != nil {
+	dc := &downConn{raw: raw, w: newDownWire(raw, d.cfg.Timeout)}
+	g := dc.guard(ctx)
+	err = d.hello(ctx, dc)
+	if err = firedErr(g.end(), err); err != nil {
 		dc.kill()
 		de := downstreamErr("connect", err)
 		d.logConnectFailure(de)
@@ -402,41 +369,27 @@ func (d *Downstream) dial(ctx context.Context) (*downConn, error) {
 	return dc, nil
 }
 
-// hello runs the greeting and EHLO, with STARTTLS in verify mode.
-//
-// In verify mode the EHLO before STARTTLS says "localhost": go-smtp v0.25
-// only offers STARTTLS through NewClientStartTLS, which greets with its
-// default name; the EHLO after TLS carries HeloName.
-func (d *Downstream) hello(dc *downConn) error {
+// hello runs the greeting and EHLO, then in verify mode STARTTLS and EHLO
+// again. Without STARTTLS we do not send: RFC 3207 §4.1 leaves the choice
+// to the client, and DESIGN.md asks for verified TLS (no downgrade).
+func (d *Downstream) hello(ctx context.Context, dc *downConn) error {
+	if err := dc.w.greet(); err != nil {
+		return err
+	}
+	if err := dc.w.hello(d.cfg.HeloName); err != nil {
+		return err
+	}
 	if d.tls == nil {
-		dc.c = gosmtp.NewClient(dc.raw)
-		d.setTimeouts(dc.c)
-		return dc.c.Hello(d.cfg.HeloName)
+		return nil
 	}
-	c, err := gosmtp.NewClientStartTLS(dc.raw, d.tls)
-	if err != nil {
-		var se *gosmtp.SMTPError
-		if !errors.As(err, &se) && strings.Contains(err.Error(), "STARTTLS") {
-			// No downgrade: without STARTTLS we do not send (RFC 3207 §4.1
-			// leaves the choice to the client; DESIGN.md asks for verified TLS).
-			return fmt.Errorf("%w: %v", errNoStartTLS, err)
-		}
+	if err := dc.w.startTLS(ctx, d.tls, d.cfg.HeloName); err != nil {
 		return err
 	}
-	dc.c = c
-	d.setTimeouts(c)
-	if err := c.Hello(d.cfg.HeloName); err != nil { // the TLS handshake happens here
-		return err
-	}
-	if st, ok := c.TLSConnectionState(); !ok || !st.HandshakeComplete || st.Version < tls.VersionTLS12 {
+	tc, ok := dc.w.conn.(*tls.Conn)
+	if !ok || tc.ConnectionState().Version < tls.VersionTLS12 {
 		return errors.New("downstream TLS not established")
 	}
 	return nil
-}
-
-func (d *Downstream) setTimeouts(c *gosmtp.Client) {
-	c.CommandTimeout = d.cfg.Timeout
-	c.SubmissionTimeout = d.cfg.Timeout
 }
 
 // logConnectFailure logs why a connection could not be set up. No address
@@ -455,7 +408,7 @@ func (d *Downstream) logConnectFailure(de *DownstreamError) {
 		reason = "certificate"
 	case errors.As(de, &re):
 		reason = "tls"
-	case errors.Is(de, context.DeadlineExceeded):
+	case isTimeout(de):
 		reason = "timeout"
 	case de.Code != 0:
 		reason = "reply"
@@ -489,21 +442,35 @@ func (d *Downstream) Close() error {
 // transaction. It is not safe for concurrent use. Every Txn ends with a Data
 // that returned nil (the connection goes back to the pool) or with Abort.
 type Txn struct {
-	d    *Downstream
-	dc   *downConn
-	done bool
+	d      *Downstream
+	dc     *downConn
+	from   string
+	opts   *gosmtp.MailOptions
+	mailed bool // MAIL accepted
+	done   bool
 }
 
-// Rcpt sends RCPT TO. A reply error (*DownstreamError with a Code) concerns
-// this recipient only and the transaction goes on; any other error ends the
-// transaction (the connection is closed).
+// Rcpt sends RCPT TO, with MAIL before the first. A reply error
+// (*DownstreamError with a Code) at stage "rcpt" concerns this recipient
+// only and the transaction goes on. Any other error ends the transaction
+// (the connection is closed): stage "mail" or "connect" when there was no
+// transaction downstream yet.
 func (t *Txn) Rcpt(ctx context.Context, to string) error {
 	if t.done {
 		return downstreamErr("rcpt", errTxnDone)
 	}
-	w := t.dc.watch(ctx, t.d.cfg.Timeout)
-	err := t.dc.c.Rcpt(to, nil)
-	if err = firedErr(w.end(), err); err != nil {
+	g := t.dc.guard(ctx)
+	var err error
+	if !t.mailed {
+		var ended *DownstreamError
+		if ended, err = t.first(ctx, to); ended != nil {
+			g.end()
+			return ended
+		}
+	} else {
+		err = t.dc.w.rcpt(to)
+	}
+	if err = firedErr(g.end(), err); err != nil {
 		de := downstreamErr("rcpt", err)
 		if de.Code == 0 {
 			t.Abort()
@@ -514,30 +481,66 @@ func (t *Txn) Rcpt(ctx context.Context, to string) error {
 	return nil
 }
 
-// Data sends DATA and streams body (go-smtp's writer dot-stuffs it). It
-// returns nil only after the downstream's 250 for the final dot (DESIGN.md
-// invariant 2). If reading body fails, the transaction is aborted without the
-// final dot and body's error is returned as is (not wrapped, so a
-// *gosmtp.SMTPError such as ErrBareLineEnding keeps its identity). Every other
-// error is a *DownstreamError. The transaction has ended when Data returns.
+// first sends MAIL and the first RCPT. A pooled connection that died
+// while idle is replaced by one fresh dial. ended is a MAIL or connect
+// failure (the transaction has ended); rcptErr is RCPT's.
+func (t *Txn) first(ctx context.Context, to string) (ended *DownstreamError, rcptErr error) {
+	mailErr, rcptErr := t.dc.w.mailRcpt(t.from, t.opts, to)
+	if retryable(t.dc, mailErr) {
+		t.dc.kill()
+		t.d.log.Debug("pooled downstream connection dead at MAIL, redialing", "downstream", t.d.cfg.Address, "err", mailErr)
+		dc, err := t.d.dial(ctx)
+		if err != nil {
+			t.done = true
+			return downstreamErr("connect", err), nil
+		}
+		t.dc = dc
+		// The caller's guard watches the dead connection; this one gets its own.
+		g := dc.guard(ctx)
+		mailErr, rcptErr = dc.w.mailRcpt(t.from, t.opts, to)
+		if fired := g.end(); fired != nil {
+			mailErr, rcptErr = firedErr(fired, mailErr), firedErr(fired, rcptErr)
+		}
+	}
+	if mailErr != nil {
+		t.Abort()
+		de := downstreamErr("mail", mailErr)
+		t.d.logFailure(de)
+		return de, nil
+	}
+	t.mailed = true
+	return nil, rcptErr
+}
+
+// Data sends DATA and streams body, dot-stuffed. It returns nil only after
+// the downstream's 250 for the final dot (DESIGN.md invariant 2). If
+// reading body fails, the transaction is aborted without the final dot and
+// body's error is returned as is (not wrapped, so a *gosmtp.SMTPError such
+// as ErrBareLineEnding keeps its identity). Every other error is a
+// *DownstreamError. The transaction has ended when Data returns.
 func (t *Txn) Data(ctx context.Context, body io.Reader) error {
 	if t.done {
 		return downstreamErr("data", errTxnDone)
 	}
-	w := t.dc.watch(ctx, t.d.cfg.Timeout)
-	wc, err := t.dc.c.Data()
-	if err = firedErr(w.end(), err); err != nil {
-		return t.fail(downstreamErr("data", err))
+	if !t.mailed {
+		return t.fail(downstreamErr("data", errNoRcpt))
 	}
-	if err := t.stream(ctx, wc, body); err != nil {
-		return err
+	g := t.dc.guard(ctx)
+	dw, err := t.dc.w.data()
+	if err != nil {
+		return t.fail(downstreamErr("data", firedErr(g.end(), err)))
 	}
-	// The final dot goes out with the last write deadline; the reply wait is
-	// bounded by the guard (and by SubmissionTimeout).
-	_ = t.dc.raw.SetWriteDeadline(time.Now().Add(t.d.cfg.Timeout))
-	w = t.dc.watch(ctx, t.d.cfg.Timeout)
-	_, err = wc.CloseWithResponse()
-	fired := w.end()
+	if rerr, werr := t.stream(dw, body); rerr != nil || werr != nil {
+		fired := g.end()
+		if rerr != nil {
+			t.Abort()
+			t.d.log.Info("downstream data aborted: message read failed", "downstream", t.d.cfg.Address)
+			return rerr
+		}
+		return t.fail(downstreamErr("data", firedErr(fired, werr)))
+	}
+	err = t.dc.w.endData(dw)
+	fired := g.end()
 	if err != nil {
 		return t.fail(downstreamErr("data", firedErr(fired, err)))
 	}
@@ -551,37 +554,28 @@ func (t *Txn) Data(ctx context.Context, body io.Reader) error {
 	return nil
 }
 
-// stream copies body into the DATA writer. A read error aborts and is
-// returned as is; a write error aborts and is a temporary *DownstreamError.
-// Writes get a deadline each; slow reading of body is the inbound side's
-// business, so there is no deadline for the whole copy, only ctx.
-func (t *Txn) stream(ctx context.Context, wc io.Writer, body io.Reader) error {
-	w := t.dc.watch(ctx, 0)
+// stream copies body into the DATA phase. Each write gets a deadline; slow
+// reading of body is the inbound side's business, so there is no deadline
+// for the whole copy, only the caller's ctx.
+func (t *Txn) stream(dw *dotStuffer, body io.Reader) (readErr, writeErr error) {
 	bp := streamBufs.Get().(*[]byte)
 	defer streamBufs.Put(bp)
 	buf := *bp
 	for {
 		n, rerr := body.Read(buf)
-		if rerr != nil && rerr != io.EOF {
-			w.end()
-			t.Abort()
-			t.d.log.Info("downstream data aborted: message read failed", "downstream", t.d.cfg.Address)
-			return rerr
-		}
 		if n > 0 {
-			_ = t.dc.raw.SetWriteDeadline(time.Now().Add(t.d.cfg.Timeout))
-			if _, err := wc.Write(buf[:n]); err != nil {
-				return t.fail(downstreamErr("data", firedErr(w.end(), err)))
+			_ = t.dc.w.conn.SetWriteDeadline(time.Now().Add(t.d.cfg.Timeout))
+			if _, err := dw.Write(buf[:n]); err != nil {
+				return nil, err
 			}
 		}
-		if rerr == io.EOF {
-			break
+		switch {
+		case rerr == io.EOF:
+			return nil, nil
+		case rerr != nil:
+			return rerr, nil
 		}
 	}
-	if fired := w.end(); fired != nil {
-		return t.fail(downstreamErr("data", fired))
-	}
-	return nil
 }
 
 // fail aborts the transaction, logs and returns de.
@@ -598,8 +592,7 @@ var streamBufs = sync.Pool{New: func() any { b := make([]byte, streamBufSize); r
 // Abort ends the transaction by closing the connection: the downstream never
 // sees the final dot, so it holds no message (RFC 5321 §4.1.1.4: data ends
 // only with CRLF "." CRLF). It never returns the connection to the pool. It is
-// a no-op after the end. The DATA writer's Close is never called here: it
-// would send the dot.
+// a no-op after the end.
 func (t *Txn) Abort() {
 	if t.done {
 		return

@@ -275,11 +275,16 @@ func TestDownstreamRcptRejected(t *testing.T) {
 func TestDownstreamMailTemp(t *testing.T) {
 	b := &dsBackend{mailErr: &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "busy"}}
 	d := newDS(t, startDS(t, b, nil), nil, nil)
-	_, err := d.Begin(dsCtx(t), "from@relay.test", nil)
-	wantKind(t, err, ErrDownstreamTemp, "mail", 451)
-	if len(d.idle) != 0 {
-		t.Fatal("a failed Begin must not pool its connection")
+	ctx := dsCtx(t)
+	txn, err := d.Begin(ctx, "from@relay.test", nil)
+	if err != nil {
+		t.Fatal(err) // MAIL goes with the first RCPT
 	}
+	wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrDownstreamTemp, "mail", 451)
+	if len(d.idle) != 0 {
+		t.Fatal("a failed MAIL must not pool its connection")
+	}
+	wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrDownstreamTemp, "rcpt", 0) // ended
 }
 
 func TestDownstreamDataPerm(t *testing.T) {

@@ -124,7 +124,15 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		}
 	}
 	if err := s.txn.Rcpt(ctx, down); err != nil {
-		if de, ok := err.(*DownstreamError); !ok || de.Code == 0 {
+		de, ok := err.(*DownstreamError)
+		switch {
+		case ok && de.Stage != "rcpt":
+			// MAIL went with this first recipient and failed: there is no
+			// downstream transaction, the next RCPT begins one again.
+			s.txn = nil
+			s.r.opts.Metrics.DownstreamError(s.r.opts.Name, "mail")
+			return s.reply("mail", err)
+		case !ok || de.Code == 0:
 			// The connection died: recipients accepted so far are lost
 			// with it, so the whole transaction must start over.
 			s.broken, s.txn = true, nil
@@ -135,7 +143,8 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	return nil
 }
 
-// begin derives the downstream sender and sends MAIL downstream.
+// begin derives the downstream sender and takes a downstream connection;
+// MAIL goes with the first RCPT (Txn.Rcpt).
 func (s *session) begin() error {
 	from, err := s.cfg.policy.sender(s.r.ctx, s, s.from)
 	if err != nil {
