@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -163,21 +164,33 @@ func (s *StrictData) drainAfterBad(err error) error {
 // follow a CR and every CR must precede an LF (RFC 5321 2.3.8). A CR in the
 // last byte cannot be judged yet: ok excludes it and held is true. chunk
 // starts with the CR held from the previous call, if any.
+//
+// It searches with the vectorised bytes.IndexByte and bytes.Count rather
+// than looking at each byte: when every LF follows a CR, each LF has its
+// own CR, so the CRs are all in pairs exactly when there are as many CRs
+// as LFs.
 func checkLineEndings(chunk []byte) (ok int, held, bad bool) {
-	for i, c := range chunk {
-		switch c {
-		case '\n':
-			if i == 0 || chunk[i-1] != '\r' {
-				return 0, false, true
-			}
-		case '\r':
-			if i == len(chunk)-1 {
-				return i, true, false
-			}
-			if chunk[i+1] != '\n' {
-				return 0, false, true
-			}
-		}
+	n := len(chunk)
+	if n > 0 && chunk[n-1] == '\r' {
+		n, held = n-1, true
 	}
-	return len(chunk), false, false
+	body := chunk[:n]
+	lfs := 0
+	for i := 0; ; {
+		j := bytes.IndexByte(body[i:], '\n')
+		if j < 0 {
+			break
+		}
+		if i+j == 0 || body[i+j-1] != '\r' {
+			return 0, false, true
+		}
+		lfs++
+		i += j + 1
+	}
+	if bytes.Count(body, crByte) != lfs {
+		return 0, false, true
+	}
+	return n, held, false
 }
+
+var crByte = []byte{'\r'}
