@@ -215,7 +215,15 @@ const probeAfter = time.Second
 
 // kill closes the TCP connection without a word: no final dot, no QUIT.
 // Closing raw rather than the tls.Conn avoids waiting on a close_notify.
+// Guards call it from their own goroutine, so it touches nothing else.
 func (dc *downConn) kill() { _ = dc.raw.Close() }
+
+// close is kill by the connection's owner, who is done with it: the
+// buffers go back for the next connection.
+func (dc *downConn) close() {
+	dc.kill()
+	dc.w.release()
+}
 
 // guard closes the connection when ctx ends, so that a wait on it returns
 // at once. Time limits are the connection's deadlines (downWire.deadline):
@@ -305,7 +313,7 @@ func (d *Downstream) conn(ctx context.Context) (*downConn, error) {
 		if err = firedErr(g.end(), err); err == nil {
 			return dc, nil
 		}
-		dc.kill()
+		dc.close()
 		d.log.Debug("pooled downstream connection dead, redialing", "downstream", d.cfg.Address, "err", err)
 		if ctx.Err() != nil {
 			return nil, downstreamErr("connect", err)
@@ -343,7 +351,7 @@ func (d *Downstream) put(dc *downConn) {
 // quit says goodbye within quitTimeout and closes the connection.
 func (d *Downstream) quit(dc *downConn) {
 	_ = dc.w.quit(min(d.cfg.Timeout, quitTimeout))
-	dc.kill()
+	dc.close()
 }
 
 // dial connects, greets and, in verify mode, runs STARTTLS and checks the
@@ -361,7 +369,7 @@ func (d *Downstream) dial(ctx context.Context) (*downConn, error) {
 	g := dc.guard(ctx)
 	err = d.hello(ctx, dc)
 	if err = firedErr(g.end(), err); err != nil {
-		dc.kill()
+		dc.close()
 		de := downstreamErr("connect", err)
 		d.logConnectFailure(de)
 		return nil, de
@@ -487,7 +495,7 @@ func (t *Txn) Rcpt(ctx context.Context, to string) error {
 func (t *Txn) first(ctx context.Context, to string) (ended *DownstreamError, rcptErr error) {
 	mailErr, rcptErr := t.dc.w.mailRcpt(t.from, t.opts, to)
 	if retryable(t.dc, mailErr) {
-		t.dc.kill()
+		t.dc.close()
 		t.d.log.Debug("pooled downstream connection dead at MAIL, redialing", "downstream", t.d.cfg.Address, "err", mailErr)
 		dc, err := t.d.dial(ctx)
 		if err != nil {
@@ -548,6 +556,7 @@ func (t *Txn) Data(ctx context.Context, body io.Reader) error {
 	if fired != nil {
 		// The 250 arrived, then the guard closed the connection: the message
 		// is delivered, the connection is not reusable.
+		t.dc.w.release()
 		return nil
 	}
 	t.d.put(t.dc)
@@ -598,5 +607,5 @@ func (t *Txn) Abort() {
 		return
 	}
 	t.done = true
-	t.dc.kill()
+	t.dc.close()
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -50,12 +51,34 @@ const (
 var errReplySyntax = errors.New("malformed downstream reply")
 
 func newDownWire(conn net.Conn, timeout time.Duration) *downWire {
-	return &downWire{
-		conn:    conn,
-		br:      bufio.NewReaderSize(conn, wireReadBuf),
-		bw:      bufio.NewWriterSize(conn, wireWriteBuf),
-		timeout: timeout,
+	br := wireReaders.Get().(*bufio.Reader)
+	bw := wireWriters.Get().(*bufio.Writer)
+	br.Reset(conn)
+	bw.Reset(conn)
+	return &downWire{conn: conn, br: br, bw: bw, timeout: timeout}
+}
+
+// The buffers are recycled: with more sessions than pooled connections,
+// connections come and go with messages, and fresh 20 KiB per connection
+// raised the peak RSS at 200 sessions of 100 KB messages by a third.
+var (
+	wireReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, wireReadBuf) }}
+	wireWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, wireWriteBuf) }}
+)
+
+// release gives the buffers back once the connection is closed. Only the
+// connection's owner calls it, never a guard (which only closes the
+// connection); a wire used after release panics on its nil buffers
+// instead of writing into another connection's.
+func (w *downWire) release() {
+	if w.br == nil {
+		return
 	}
+	w.br.Reset(nil)
+	w.bw.Reset(nil)
+	wireReaders.Put(w.br)
+	wireWriters.Put(w.bw)
+	w.br, w.bw = nil, nil
 }
 
 // deadline bounds the next exchange. A connection resting in the pool
