@@ -112,13 +112,19 @@ func newOutbox(m *Map, a CreateAuditor) (*outbox, error) {
 	return o, nil
 }
 
-// ready is checked before a token is created.
-func (o *outbox) ready() error {
+// ready is checked before a token is created. While deliveries fail, it
+// asks the drain loop to try again at once rather than at its next retry
+// (up to retryMax later): the first new sender after an operator frees
+// the disk gets its token, not a 451. Callers that arrive together share
+// one attempt.
+func (o *outbox) ready(ctx context.Context) error {
 	if o.audit == nil {
 		return nil
 	}
 	if p := o.failing.Load(); p != nil {
-		return fmt.Errorf("%w: %w", ErrAudit, *p)
+		if err := o.sync(ctx); err != nil {
+			return fmt.Errorf("%w: %w", ErrAudit, err)
+		}
 	}
 	if o.pending.Load() >= outboxLimit {
 		return fmt.Errorf("%w: %w", ErrAudit, errOutboxFull)

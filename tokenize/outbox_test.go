@@ -292,3 +292,24 @@ func TestOutboxFullRefusesCreation(t *testing.T) {
 		t.Fatalf("Tokenize once the outbox drained = %v", err)
 	}
 }
+
+// TestOutboxRetriesOnDemand: once the trail takes records again, the next
+// new address gets its token at once; it does not wait for the drain
+// loop's next retry, which backs off to seconds during a long outage
+// (a full disk that an operator frees).
+func TestOutboxRetriesOnDemand(t *testing.T) {
+	ctx := context.Background()
+	fa := &fakeAuditor{deliverErr: errors.New("no space left on device")}
+	tm := openTestMap(t, Options{Audit: fa})
+	n := 0
+	waitFor(t, "creation refused", func() bool {
+		n++
+		_, err := tm.Tokenize(ctx, fmt.Sprintf("n%d@example.com", n), "")
+		return errors.Is(err, ErrAudit)
+	})
+	time.Sleep(400 * time.Millisecond) // the loop's retry delay grows past it
+	fa.set(func(f *fakeAuditor) { f.deliverErr = nil })
+	if _, err := tm.Tokenize(ctx, "after@example.com", ""); err != nil {
+		t.Fatalf("first creation after the trail recovered: %v", err)
+	}
+}

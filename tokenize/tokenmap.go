@@ -333,7 +333,7 @@ func (m *Map) probe(toks *bolt.Bucket, vm versionedMAC) (string, *record, error)
 // exactly that form, since RFC 5321 section 2.4 lets the receiving host
 // treat local parts case-sensitively.
 func (m *Map) create(ctx context.Context, original, name string, cur versionedMAC) (Issued, error) {
-	if err := m.outbox.ready(); err != nil {
+	if err := m.outbox.ready(ctx); err != nil {
 		return Issued{}, err
 	}
 	actor := m.outbox.actor(ctx)
