@@ -115,8 +115,9 @@ func newOutbox(m *Map, a CreateAuditor) (*outbox, error) {
 // ready is checked before a token is created. While deliveries fail, it
 // asks the drain loop to try again at once rather than at its next retry
 // (up to retryMax later): the first new sender after an operator frees
-// the disk gets its token, not a 451. Callers that arrive together share
-// one attempt.
+// the disk gets its token, not a 451. During an outage each refused
+// creation costs one failed delivery attempt: proportional to the
+// traffic, never a spin.
 func (o *outbox) ready(ctx context.Context) error {
 	if o.audit == nil {
 		return nil
