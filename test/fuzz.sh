@@ -51,6 +51,13 @@ for entry in "${targets[@]}"; do
 	fi
 	if [ "$status" -eq 0 ]; then
 		verdict=ok
+	elif grep -q 'context deadline exceeded' "$log" && ! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$log"; then
+		# Go 1.26's fuzz coordinator can report its own -fuzztime deadline
+		# as a failure when a worker is mid-call as time runs out
+		# (go.dev/issue/75804, fixed in Go 1.27). A finding always writes
+		# its input to testdata/fuzz; none was written, so nothing failed.
+		verdict="ok (deadline race, go.dev/issue/75804)"
+		status=0
 	else
 		verdict=FAIL
 		failed=1
