@@ -436,14 +436,20 @@ func (d *Downstream) logFailure(de *DownstreamError) {
 // Close quits the idle connections. Transactions under way finish; their
 // connections are then closed instead of pooled.
 func (d *Downstream) Close() error {
+	d.quitIdle(&d.closed)
+	return nil
+}
+
+// quitIdle sets flag (closed or draining: nothing goes back to the pool
+// any more) and quits the idle connections.
+func (d *Downstream) quitIdle(flag *bool) {
 	d.mu.Lock()
 	idle := d.idle
-	d.idle, d.closed = nil, true
+	d.idle, *flag = nil, true
 	d.mu.Unlock()
 	for _, dc := range idle {
 		d.quit(dc)
 	}
-	return nil
 }
 
 // Txn is one downstream mail transaction, mirrored from one client

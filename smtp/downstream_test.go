@@ -165,7 +165,12 @@ func dsCtx(t *testing.T) context.Context {
 
 // send runs one whole transaction.
 func send(ctx context.Context, d *Downstream, body string, rcpts ...string) error {
-	txn, err := d.Begin(ctx, "from@relay.test", nil)
+	return sendWith(ctx, d, nil, body, rcpts...)
+}
+
+// sendWith is send with MAIL parameters.
+func sendWith(ctx context.Context, d *Downstream, opts *gosmtp.MailOptions, body string, rcpts ...string) error {
+	txn, err := d.Begin(ctx, "from@relay.test", opts)
 	if err != nil {
 		return err
 	}

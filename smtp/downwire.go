@@ -343,10 +343,12 @@ func (w *downWire) readLine() ([]byte, error) {
 	return line, nil
 }
 
-// splitReplyLine parses "ddd", "ddd text" or "ddd-text".
+// splitReplyLine parses "ddd", "ddd text" or "ddd-text". Its errors never
+// quote the line: a downstream's text may name an address (on the
+// outbound route, the customer's), and errors reach the logs.
 func splitReplyLine(line []byte) (code int, more bool, text []byte, err error) {
 	if len(line) < 3 || line[0] < '2' || line[0] > '5' || !isDigit(line[1]) || !isDigit(line[2]) {
-		return 0, false, nil, fmt.Errorf("%w: %q", errReplySyntax, truncate(line))
+		return 0, false, nil, fmt.Errorf("%w: a line of %d octets without a reply code", errReplySyntax, len(line))
 	}
 	code = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
 	if len(line) == 3 {
@@ -358,20 +360,10 @@ func splitReplyLine(line []byte) (code int, more bool, text []byte, err error) {
 	case '-':
 		return code, true, line[4:], nil
 	}
-	return 0, false, nil, fmt.Errorf("%w: %q", errReplySyntax, truncate(line))
+	return 0, false, nil, fmt.Errorf("%w: reply code %d followed by %q", errReplySyntax, code, line[3])
 }
 
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }
-
-// truncate keeps an unparsable line short in an error: it is the
-// downstream's text, so it goes to logs only (DownstreamError keeps it
-// from clients).
-func truncate(b []byte) []byte {
-	if len(b) > 40 {
-		return b[:40]
-	}
-	return b
-}
 
 // replyError is the *gosmtp.SMTPError of a refusal, with the enhanced code
 // (RFC 2034 §4: "class.subject.detail" first on each line) taken out of the

@@ -243,15 +243,7 @@ func (handoffAddr) String() string  { return "handoff" }
 // instead of going back to the pool. Unlike Close it still begins
 // transactions, on fresh connections: a session accepted before the
 // reload keeps its configuration, downstream included, to its end.
-func (d *Downstream) Drain() {
-	d.mu.Lock()
-	idle := d.idle
-	d.idle, d.draining = nil, true
-	d.mu.Unlock()
-	for _, dc := range idle {
-		d.quit(dc)
-	}
-}
+func (d *Downstream) Drain() { d.quitIdle(&d.draining) }
 
 // SetLimits changes the limits for the connections accepted from now on.
 // Connections already open are never closed for it; they count against
