@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,30 +78,6 @@ func (a *app) openAudit(ctx context.Context, cfg *policy.Config, signer auditSig
 		return nil, fmt.Errorf("%w (is the proxy running? this command needs it stopped)", err)
 	}
 	return l, err
-}
-
-// verifyTrail verifies the trail file against its head file and keys.
-func verifyTrail(ctx context.Context, path string, keys func(context.Context) (audit.Keys, error)) (audit.Report, error) {
-	var head *audit.Head
-	h, err := audit.ReadHead(audit.HeadPath(path))
-	switch {
-	case err == nil:
-		head = &h
-	case !errors.Is(err, os.ErrNotExist):
-		return audit.Report{}, fmt.Errorf("audit head: %w", err)
-	}
-	var ks audit.Keys
-	if keys != nil {
-		if ks, err = keys(ctx); err != nil {
-			return audit.Report{}, fmt.Errorf("audit verification keys: %w", err)
-		}
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return audit.Report{}, err
-	}
-	defer f.Close()
-	return audit.Verify(f, head, ks)
 }
 
 // auditOnce writes one record for a command that does not open the

@@ -91,7 +91,7 @@ func runAuditVerify(ctx context.Context, a *app, file, keysFile string) error {
 	if file != "" && file != path {
 		rep, err = verifyExport(ctx, file, keys)
 	} else {
-		rep, err = verifyTrail(ctx, path, keys)
+		rep, err = audit.VerifyFile(ctx, path, keys)
 	}
 	if err != nil {
 		return err

@@ -267,7 +267,7 @@ func (c *compliance) verifyAudit(ctx context.Context) (audit.Report, error) {
 	if err := c.record(ctx, audit.Record{Event: audit.AuditVerify, Outcome: "ok"}); err != nil {
 		return audit.Report{}, err
 	}
-	return verifyTrail(ctx, c.trailPath, c.keys)
+	return audit.VerifyFile(ctx, c.trailPath, c.keys)
 }
 
 // backup streams a consistent copy of the database while serving
