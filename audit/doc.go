@@ -26,9 +26,10 @@
 // Options.CheckpointInterval when records were added, on Checkpoint, and
 // on Close.
 //
-// Token creation records come through Creations, the token map's
-// CreateAuditor: the map commits each record with its token (an outbox in
-// the map's database) and a background loop appends them here, with
+// Token creation records come through compliance.Creations, the token
+// map's CreateAuditor (it lives there so that this package imports nothing
+// of ours): the map commits each record with its token (an outbox in the
+// map's database) and a background loop appends them here, with
 // detail "ref" naming the outbox entry and "committed" the commit time.
 // After an unclean stop, entries already appended are found by ref
 // (Delivered, reading backwards from the end) and not appended again.

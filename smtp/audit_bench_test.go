@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/compliance"
 )
 
 // BenchmarkInboundAudit measures the inbound route, messages per second
@@ -41,7 +42,7 @@ func benchInbound(b *testing.B, newSenders, auditOn bool) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { trail.Close(context.Background()) })
-		o.createAudit = audit.Creations{Log: trail}
+		o.createAudit = compliance.Creations{Log: trail}
 	})
 	var n atomic.Int64
 	body := crlf("From: Jane <jane.doe@example.com>\nTo: support@company.example\nSubject: order\n\n" +

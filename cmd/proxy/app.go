@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/compliance"
 	"github.com/tokenproxy/tokenproxy/deploy/examples"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
@@ -110,7 +111,7 @@ func (a *app) openEngine(ctx context.Context, cfg *policy.Config) (*engine, erro
 		return nil, fmt.Errorf("load data keys: %w", err)
 	}
 	opts := mapOptions(cfg, a.log)
-	opts.Audit = audit.Creations{Log: e.trail}
+	opts.Audit = compliance.Creations{Log: e.trail}
 	if e.m, err = tokenize.NewMap(db, e.keys, opts); err != nil {
 		e.Close()
 		return nil, err

@@ -30,7 +30,7 @@ const maxReasonLen = 500
 // audited act: the record is written before data leaves (resolve, lookup,
 // export) or before the change (erase), and an operation whose record
 // cannot be written does not happen.
-type compliance struct {
+type complianceService struct {
 	m         *tokenize.Map
 	db        *tokenize.DB
 	trail     *audit.Log
@@ -41,8 +41,8 @@ type compliance struct {
 }
 
 // compliance returns the compliance service over the engine.
-func (e *engine) compliance(cfg *policy.Config, log *slog.Logger) *compliance {
-	return &compliance{m: e.m, db: e.db, trail: e.trail, trailPath: auditPath(cfg), keys: e.auditKeys,
+func (e *engine) compliance(cfg *policy.Config, log *slog.Logger) *complianceService {
+	return &complianceService{m: e.m, db: e.db, trail: e.trail, trailPath: auditPath(cfg), keys: e.auditKeys,
 		guard: newResolveGuard(cfg.Compliance.MaxResolutionsPerHour), log: log}
 }
 
@@ -57,7 +57,7 @@ func checkReason(reason string) error {
 	return nil
 }
 
-func (c *compliance) record(ctx context.Context, r audit.Record) error {
+func (c *complianceService) record(ctx context.Context, r audit.Record) error {
 	if r.Actor == "" {
 		r.Actor = audit.ActorFrom(ctx)
 	}
@@ -68,7 +68,7 @@ func (c *compliance) record(ctx context.Context, r audit.Record) error {
 }
 
 // refused audits a refused call; the refusal stands even if that fails.
-func (c *compliance) refused(ctx context.Context, op, why string) {
+func (c *complianceService) refused(ctx context.Context, op, why string) {
 	err := c.record(ctx, audit.Record{Event: audit.ComplianceRefused, Outcome: "refused",
 		Detail: map[string]string{"operation": op, "why": why}})
 	if err != nil {
@@ -77,7 +77,7 @@ func (c *compliance) refused(ctx context.Context, op, why string) {
 }
 
 // resolve returns the entry behind a token (officer, with a reason).
-func (c *compliance) resolve(ctx context.Context, token, reason string) (tokenize.Entry, error) {
+func (c *complianceService) resolve(ctx context.Context, token, reason string) (tokenize.Entry, error) {
 	if err := checkReason(reason); err != nil {
 		return tokenize.Entry{}, err
 	}
@@ -106,7 +106,7 @@ func (c *compliance) resolve(ctx context.Context, token, reason string) (tokeniz
 }
 
 // lookup returns the tokens of an address (subject access, GDPR Art. 15).
-func (c *compliance) lookup(ctx context.Context, address, reason string) ([]string, error) {
+func (c *complianceService) lookup(ctx context.Context, address, reason string) ([]string, error) {
 	if err := checkReason(reason); err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func outcomeOf(n int) string {
 }
 
 // tokensOf returns the token addresses held for an address.
-func (c *compliance) tokensOf(ctx context.Context, address string) ([]string, error) {
+func (c *complianceService) tokensOf(ctx context.Context, address string) ([]string, error) {
 	locals, err := c.m.Lookup(ctx, address)
 	if err != nil {
 		return nil, err
@@ -136,7 +136,7 @@ func (c *compliance) tokensOf(ctx context.Context, address string) ([]string, er
 }
 
 // addresses turns token local parts into token addresses.
-func (c *compliance) addresses(locals []string) []string {
+func (c *complianceService) addresses(locals []string) []string {
 	out := make([]string, len(locals))
 	for i, l := range locals {
 		out[i] = c.m.Format().Address(l)
@@ -162,7 +162,7 @@ type exportedToken struct {
 
 // export gathers a subject's records (GDPR Art. 15). Export is not a
 // resolution: the caller already knows the address.
-func (c *compliance) export(ctx context.Context, address, reason string) (subjectExport, error) {
+func (c *complianceService) export(ctx context.Context, address, reason string) (subjectExport, error) {
 	if err := checkReason(reason); err != nil {
 		return subjectExport{}, err
 	}
@@ -192,7 +192,7 @@ func (c *compliance) export(ctx context.Context, address, reason string) (subjec
 // (later mail to them gets 550 5.1.1), and the pages that held its
 // ciphertext are wiped. The record is written first: an erasure that
 // cannot be audited does not happen.
-func (c *compliance) erase(ctx context.Context, address, reason string) ([]string, error) {
+func (c *complianceService) erase(ctx context.Context, address, reason string) ([]string, error) {
 	if err := checkReason(reason); err != nil {
 		return nil, err
 	}
@@ -215,7 +215,7 @@ func (c *compliance) erase(ctx context.Context, address, reason string) ([]strin
 
 // auditRecords reads matching records from the trail file, which the
 // writer only appends to, so reading it while serving is safe.
-func (c *compliance) auditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+func (c *complianceService) auditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
 	f, err := c.openTrail(ctx)
 	if err != nil {
 		return nil, err
@@ -233,7 +233,7 @@ func (c *compliance) auditRecords(ctx context.Context, q audit.Query) ([]audit.R
 // every token committed so far are in it: they reach it from the token
 // map's outbox a moment after the commit, and a subject's export must
 // not miss the newest.
-func (c *compliance) openTrail(ctx context.Context) (*os.File, error) {
+func (c *complianceService) openTrail(ctx context.Context) (*os.File, error) {
 	if err := c.m.SyncAudit(ctx); err != nil {
 		return nil, fmt.Errorf("%w: deliver pending creation records: %w", tokenize.ErrAudit, err)
 	}
@@ -241,7 +241,7 @@ func (c *compliance) openTrail(ctx context.Context) (*os.File, error) {
 }
 
 // listAudit streams matching records to w as JSON lines (auditor).
-func (c *compliance) listAudit(ctx context.Context, q audit.Query, w io.Writer) error {
+func (c *complianceService) listAudit(ctx context.Context, q audit.Query, w io.Writer) error {
 	if err := c.record(ctx, audit.Record{Event: audit.AuditRead, Outcome: "ok"}); err != nil {
 		return err
 	}
@@ -263,7 +263,7 @@ func (c *compliance) listAudit(ctx context.Context, q audit.Query, w io.Writer) 
 
 // verifyAudit verifies the whole trail against the head file and the
 // signing keys (auditor).
-func (c *compliance) verifyAudit(ctx context.Context) (audit.Report, error) {
+func (c *complianceService) verifyAudit(ctx context.Context) (audit.Report, error) {
 	if err := c.record(ctx, audit.Record{Event: audit.AuditVerify, Outcome: "ok"}); err != nil {
 		return audit.Report{}, err
 	}
@@ -272,7 +272,7 @@ func (c *compliance) verifyAudit(ctx context.Context) (audit.Report, error) {
 
 // backup streams a consistent copy of the database while serving
 // (operator).
-func (c *compliance) backup(ctx context.Context, w io.Writer) (int64, error) {
+func (c *complianceService) backup(ctx context.Context, w io.Writer) (int64, error) {
 	if err := c.record(ctx, audit.Record{Event: audit.Backup, Outcome: "ok", Detail: map[string]string{"via": "api"}}); err != nil {
 		return 0, err
 	}

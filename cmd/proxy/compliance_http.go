@@ -17,7 +17,7 @@ import (
 // Addresses travel in POST bodies, never in URLs, which proxies and
 // access logs keep.
 type complianceAPI struct {
-	svc *compliance
+	svc *complianceService
 	who *principals
 }
 

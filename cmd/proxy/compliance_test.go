@@ -27,7 +27,7 @@ type complianceHarness struct {
 	t      *testing.T
 	cfg    *policy.Config
 	e      *engine
-	svc    *compliance
+	svc    *complianceService
 	srv    *httptest.Server
 	tokens map[string]string // principal → bearer token
 	logs   bytes.Buffer

@@ -49,7 +49,7 @@ func adminTLS(cfg *policy.Config, a *app) (*tls.Config, *smtp.CertStore, error) 
 // and guard (which a reload updates) and the retention sweeper.
 type complianceRuntime struct {
 	who  *principals
-	svc  *compliance
+	svc  *complianceService
 	stop context.CancelFunc
 	done chan struct{}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/compliance"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
@@ -63,7 +64,7 @@ func TestRetentionSweepInServe(t *testing.T) {
 	// A token last used three days ago: made by a map whose clock is behind.
 	e.m.Close()
 	opts := mapOptions(cfg, a.log)
-	opts.Audit = audit.Creations{Log: e.trail}
+	opts.Audit = compliance.Creations{Log: e.trail}
 	opts.Now = func() time.Time { return time.Now().Add(-72 * time.Hour) }
 	old, err := tokenize.NewMap(e.db, e.keys, opts)
 	if err != nil {

@@ -1,4 +1,4 @@
-package audit
+package compliance
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
@@ -33,11 +34,11 @@ func openMap(t *testing.T, path string, keys *vault.Keyring, a tokenize.CreateAu
 }
 
 // created returns the token.created records of a trail by token.
-func created(t *testing.T, path string) map[string][]Record {
+func created(t *testing.T, path string) map[string][]audit.Record {
 	t.Helper()
-	out := map[string][]Record{}
+	out := map[string][]audit.Record{}
 	for _, r := range records(t, path) {
-		if r.Event == TokenCreated {
+		if r.Event == audit.TokenCreated {
 			out[r.Tokens[0]] = append(out[r.Tokens[0]], r)
 		}
 	}
@@ -47,9 +48,9 @@ func created(t *testing.T, path string) map[string][]Record {
 func TestCreationsReachTheTrail(t *testing.T) {
 	dir := t.TempDir()
 	trailPath := filepath.Join(dir, "audit.jsonl")
-	l := mustOpen(t, Options{Path: trailPath, Sync: true})
+	l := mustOpen(t, audit.Options{Path: trailPath, Sync: true})
 	db, m := openMap(t, filepath.Join(dir, "map.db"), mapKeyring(), Creations{Log: l})
-	ctx := WithActor(context.Background(), "route:inbound")
+	ctx := audit.WithActor(context.Background(), "route:inbound")
 	var toks []string
 	for i := range 5 {
 		iss, err := m.Tokenize(ctx, fmt.Sprintf("c%d@example.com", i), "")
@@ -98,7 +99,7 @@ func TestCreationsCrashBetweenDeliveryAndDelete(t *testing.T) {
 	dir, crash := t.TempDir(), t.TempDir()
 	trailPath, dbPath := filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "map.db")
 	keys := mapKeyring()
-	l := mustOpen(t, Options{Path: trailPath, Sync: true})
+	l := mustOpen(t, audit.Options{Path: trailPath, Sync: true})
 	bc := blockingCreations{Creations{Log: l}, make(chan struct{}), make(chan struct{})}
 	db, m := openMap(t, dbPath, keys, bc)
 	iss, err := m.Tokenize(context.Background(), "jane@example.com", "")
@@ -122,7 +123,7 @@ func TestCreationsCrashBetweenDeliveryAndDelete(t *testing.T) {
 	mustClose(t, l)
 
 	trailPath, dbPath = filepath.Join(crash, "audit.jsonl"), filepath.Join(crash, "map.db")
-	l = mustOpen(t, Options{Path: trailPath, Sync: true})
+	l = mustOpen(t, audit.Options{Path: trailPath, Sync: true})
 	db, m = openMap(t, dbPath, keys, Creations{Log: l})
 	if _, err := m.Tokenize(context.Background(), "other@example.com", ""); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,3 @@
+// Package compliance holds the audited compliance operations on the token
+// map.
+package compliance
