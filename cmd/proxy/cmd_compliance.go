@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -20,8 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokenproxy/tokenproxy/policy"
-	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/compliance"
 )
 
 // clientFlags are how `proxy compliance` reaches the admin listener.
@@ -39,98 +35,26 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "request `timeout`")
 }
 
-// apiClient is a compliance API client that trusts only the configured
-// CA and speaks TLS 1.2 or later.
-type apiClient struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
-func (a *app) apiClient(cf clientFlags) (*apiClient, error) {
+// apiClient is the compliance API client the flags and the
+// configuration's defaults describe: the admin listener, and its
+// self-signed certificate as the CA unless another is named.
+func (a *app) apiClient(cf clientFlags) (*compliance.Client, error) {
 	cfg, err := a.config()
 	if err != nil {
 		return nil, err
 	}
-	base := cf.server
-	if base == "" {
-		base = "https://" + cfg.Admin.Listen
+	o := compliance.ClientOptions{Server: cf.server, CAFile: cf.caFile, CertFile: cf.certFile, KeyFile: cf.keyFile,
+		Token: os.Getenv("TOKENPROXY_TOKEN"), TokenFile: cf.tokenFile, Timeout: cf.timeout}
+	if o.Server == "" {
+		o.Server = "https://" + cfg.Admin.Listen
 	}
-	tc, err := clientTLS(cfg, cf)
-	if err != nil {
-		return nil, err
+	if o.CAFile == "" {
+		o.CAFile = cfg.Admin.TLS.CertFile
 	}
-	token := os.Getenv("TOKENPROXY_TOKEN")
-	if cf.tokenFile != "" {
-		b, err := os.ReadFile(cf.tokenFile)
-		if err != nil {
-			return nil, err
-		}
-		token = strings.TrimSpace(string(b))
+	if o.CAFile == "" {
+		o.CAFile = filepath.Join(cfg.DataDir, "tls", "selfsigned.crt")
 	}
-	return &apiClient{base: strings.TrimSuffix(base, "/"), token: token,
-		http: &http.Client{Timeout: cf.timeout, Transport: &http.Transport{TLSClientConfig: tc}}}, nil
-}
-
-func clientTLS(cfg *policy.Config, cf clientFlags) (*tls.Config, error) {
-	ca := cf.caFile
-	if ca == "" {
-		ca = cfg.Admin.TLS.CertFile
-	}
-	if ca == "" {
-		ca = filepath.Join(cfg.DataDir, "tls", "selfsigned.crt")
-	}
-	pem, err := os.ReadFile(ca)
-	if err != nil {
-		return nil, fmt.Errorf("CA file: %w (set --ca-file)", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("CA file %s holds no PEM certificate", ca)
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-	if cf.certFile != "" || cf.keyFile != "" {
-		pair, err := tls.LoadX509KeyPair(cf.certFile, cf.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{pair}
-	}
-	return tc, nil
-}
-
-// do sends a request and returns the body of a 2xx reply, or an error
-// carrying the server's message.
-func (c *apiClient) do(ctx context.Context, method, path string, body any) (io.ReadCloser, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 == 2 {
-		return resp.Body, nil
-	}
-	defer resp.Body.Close()
-	var e struct{ Error string }
-	json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
-	return nil, fmt.Errorf("%s: %s", resp.Status, e.Error)
+	return compliance.NewClient(o)
 }
 
 // complianceCommands are the `proxy compliance` commands.
@@ -165,7 +89,7 @@ func subjectCommand(op, arg, summary, field string) *command {
 				return err
 			}
 			body := map[string]string{field: args[0], "reason": reason}
-			rc, err := c.do(ctx, http.MethodPost, "/v1/compliance/"+op, body)
+			rc, err := c.Do(ctx, http.MethodPost, "/v1/compliance/"+op, body)
 			if err != nil {
 				return err
 			}
@@ -209,7 +133,7 @@ func auditListCommand() *command {
 			if err != nil {
 				return err
 			}
-			rc, err := c.do(ctx, http.MethodGet, "/v1/audit/records?"+q.Encode(), nil)
+			rc, err := c.Do(ctx, http.MethodGet, "/v1/audit/records?"+q.Encode(), nil)
 			if err != nil {
 				return err
 			}
@@ -233,7 +157,7 @@ func auditVerifyRemoteCommand() *command {
 			if err != nil {
 				return err
 			}
-			rc, err := c.do(ctx, http.MethodGet, "/v1/audit/verify", nil)
+			rc, err := c.Do(ctx, http.MethodGet, "/v1/audit/verify", nil)
 			if err != nil {
 				return err
 			}
@@ -271,12 +195,7 @@ func backupRemoteCommand() *command {
 			if err != nil {
 				return err
 			}
-			rc, err := c.do(ctx, http.MethodGet, "/v1/backup", nil)
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			n, err := saveBackup(rc, args[0])
+			n, err := c.Backup(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -284,31 +203,6 @@ func backupRemoteCommand() *command {
 			return nil
 		},
 	}
-}
-
-// saveBackup writes the stream to a temporary file, checks that it is a
-// whole, consistent database (a cut stream is not), and renames it.
-func saveBackup(r io.Reader, path string) (int64, error) {
-	tmp := path + ".partial"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = tokenize.CheckFile(tmp)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return 0, fmt.Errorf("backup incomplete, nothing kept: %w", err)
-	}
-	return n, os.Rename(tmp, path)
 }
 
 func newTokenCommand() *command {

@@ -62,8 +62,8 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 	if adminTC != nil {
 		admin.serveTLS(adminTC)
 	}
-	crt := startCompliance(a, cfg, e, admin)
-	defer crt.close()
+	svc, stopSweep := startCompliance(a, cfg, e, admin)
+	defer stopSweep()
 	if err := admin.Start(); err != nil {
 		rs.in.Close()
 		rs.out.Close()
@@ -74,7 +74,7 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 	// Before ready: a SIGHUP not yet caught would end the process.
 	rl := newReloader(a, cfg, e, rs, reg)
 	rl.onReload = func(cfg *policy.Config, changed []string) {
-		crt.reloaded(ctx, cfg, changed)
+		svc.Reload(ctx, cfg.Compliance, changed)
 		if adminCert != nil {
 			if err := adminCert.Reload(); err != nil {
 				a.log.Error("admin certificate reload failed; keeping the previous one", "event", "reload_failed", "err", err)

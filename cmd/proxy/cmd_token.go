@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/compliance"
 	"github.com/tokenproxy/tokenproxy/policy"
 )
 
@@ -26,12 +27,12 @@ func runTokenResolve(ctx context.Context, a *app, args []string, reason string) 
 	if err := nArgs(args, 1, "one TOKEN"); err != nil {
 		return err
 	}
-	if err := checkReason(reason); err != nil {
+	if err := compliance.CheckReason(reason); err != nil {
 		return usagef("--reason: %v", err)
 	}
 	return a.withEngine(ctx, func(cfg *policy.Config, e *engine) error {
 		svc := e.compliance(cfg, a.log)
-		ent, err := svc.resolve(ctx, args[0], reason)
+		ent, err := svc.Resolve(ctx, args[0], reason)
 		if err != nil {
 			return err
 		}

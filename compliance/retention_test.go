@@ -1,47 +1,26 @@
-package main
+package compliance
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/audit"
-	"github.com/tokenproxy/tokenproxy/compliance"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
-// newTestEngine opens a real engine (bbolt file, local keyring, audit
-// trail) in a temporary data directory.
-func newTestEngine(t *testing.T, edit func(*policy.Config)) (*app, *policy.Config, *engine) {
-	t.Helper()
-	a := &app{dataDir: t.TempDir(), stdout: io.Discard, stderr: io.Discard}
-	cfg, err := a.config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	if edit != nil {
-		edit(cfg)
-	}
-	e, err := a.openEngine(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	return a, cfg, e
-}
-
 // trailRecords returns the records of the engine's trail with event ev.
-func trailRecords(t *testing.T, cfg *policy.Config, ev string) []audit.Record {
+func trailRecords(t *testing.T, e *testEngine, ev string) []audit.Record {
 	t.Helper()
-	f, err := os.Open(auditPath(cfg))
+	f, err := os.Open(e.trail.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,14 +36,11 @@ func trailRecords(t *testing.T, cfg *policy.Config, ev string) []audit.Record {
 // idle for longer than retention.token_max_idle expires at the first
 // sweep, the expiry is audited as system:retention, a recent one stays.
 func TestRetentionSweepInServe(t *testing.T) {
-	a, cfg, e := newTestEngine(t, func(c *policy.Config) {
-		c.Retention.TokenMaxIdle, c.Retention.SweepInterval = 24*time.Hour, time.Hour
-	})
+	e := newTestEngine(t, io.Discard)
 	ctx := context.Background()
 	// A token last used three days ago: made by a map whose clock is behind.
 	e.m.Close()
-	opts := mapOptions(cfg, a.log)
-	opts.Audit = compliance.Creations{Log: e.trail}
+	opts := e.mapOptions()
 	opts.Now = func() time.Time { return time.Now().Add(-72 * time.Hour) }
 	old, err := tokenize.NewMap(e.db, e.keys, opts)
 	if err != nil {
@@ -84,7 +60,7 @@ func TestRetentionSweepInServe(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rt := startCompliance(a, cfg, e, &adminServer{mux: http.NewServeMux()})
+	stop := e.service(e.cfg.Compliance).StartRetention(policy.Retention{TokenMaxIdle: 24 * time.Hour, SweepInterval: time.Hour})
 	// The record is written inside the expiry's transaction, before its
 	// commit: wait for the token to go, not for the record.
 	deadline := time.Now().Add(10 * time.Second)
@@ -97,8 +73,8 @@ func TestRetentionSweepInServe(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	rt.close()
-	recs := trailRecords(t, cfg, audit.TokenExpired)
+	stop()
+	recs := trailRecords(t, e, audit.TokenExpired)
 	if len(recs) != 1 || recs[0].Actor != "system:retention" || len(recs[0].Tokens) != 1 || recs[0].Tokens[0] != oldTok.Address {
 		t.Fatalf("expiry records %+v; want one by system:retention for %s", recs, oldTok.Address)
 	}
@@ -107,56 +83,74 @@ func TestRetentionSweepInServe(t *testing.T) {
 	}
 }
 
-// TestReloadAppliesGuardLimit: a reload's compliance.max_resolutions_per_hour
-// takes effect at once and the reload is audited.
-func TestReloadAppliesGuardLimit(t *testing.T) {
-	a, cfg, e := newTestEngine(t, nil)
-	rt := startCompliance(a, cfg, e, &adminServer{mux: http.NewServeMux()})
-	defer rt.close()
-	for i := range 3 {
-		if !rt.svc.guard.allow("alice") {
-			t.Fatalf("resolution %d refused under the default limit", i+1)
+// panickyMap is a TokenMap whose first Expire panics; the others count.
+type panickyMap struct {
+	TokenMap // nil: the sweeper calls nothing else
+	calls    atomic.Int32
+}
+
+func (m *panickyMap) Expire(context.Context, time.Time, func(context.Context, []string) error) (int, error) {
+	if m.calls.Add(1) == 1 {
+		panic("corrupt record")
+	}
+	return 0, nil
+}
+
+// lockedBuffer is a log sink safe for the sweeper's goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestRetentionSweepSurvivesPanic: a panic in one sweep is logged, and
+// the sweeper sweeps again at the next tick.
+func TestRetentionSweepSurvivesPanic(t *testing.T) {
+	m, logs := &panickyMap{}, &lockedBuffer{}
+	svc := New(Options{Map: m, Log: slog.New(slog.NewJSONHandler(logs, nil))})
+	stop := svc.StartRetention(policy.Retention{TokenMaxIdle: 24 * time.Hour, SweepInterval: 10 * time.Millisecond})
+	deadline := time.Now().Add(10 * time.Second)
+	for m.calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no sweep after the one that panicked")
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	next := *cfg
-	next.Compliance.MaxResolutionsPerHour = 3
-	rt.reloaded(context.Background(), &next, []string{"compliance.max_resolutions_per_hour"})
-	if rt.svc.guard.allow("alice") {
-		t.Fatal("a 4th resolution allowed after the limit was reloaded to 3")
-	}
-	recs := trailRecords(t, cfg, audit.ConfigReloaded)
-	if len(recs) != 1 || recs[0].Actor != "system:sighup" || recs[0].Detail["changed"] != "compliance.max_resolutions_per_hour" {
-		t.Fatalf("reload records %+v", recs)
+	stop()
+	if !strings.Contains(logs.String(), "retention sweep panicked") || !strings.Contains(logs.String(), "corrupt record") {
+		t.Errorf("the panic is not logged:\n%s", logs)
 	}
 }
 
-// TestAuditSyslogFromConfig: audit.syslog in the configuration forwards
-// every record to a syslog server (UDP on loopback here).
-func TestAuditSyslogFromConfig(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// TestReloadAppliesGuardLimit: a reload's compliance.max_resolutions_per_hour
+// takes effect at once and the reload is audited.
+func TestReloadAppliesGuardLimit(t *testing.T) {
+	e := newTestEngine(t, io.Discard)
+	svc := e.service(e.cfg.Compliance)
+	for i := range 3 {
+		if !svc.guard.allow("alice") {
+			t.Fatalf("resolution %d refused under the default limit", i+1)
+		}
 	}
-	defer pc.Close()
-	_, _, e := newTestEngine(t, func(c *policy.Config) {
-		c.Audit.Syslog = policy.AuditSyslog{Network: "udp", Address: pc.LocalAddr().String(), Tag: "tokenproxy-audit"}
-	})
-	if _, err := e.m.Tokenize(context.Background(), "syslog.customer@example.com", ""); err != nil {
-		t.Fatal(err)
+	next := e.cfg.Compliance
+	next.MaxResolutionsPerHour = 3
+	svc.Reload(context.Background(), next, []string{"compliance.max_resolutions_per_hour"})
+	if svc.guard.allow("alice") {
+		t.Fatal("a 4th resolution allowed after the limit was reloaded to 3")
 	}
-	buf := make([]byte, 64<<10)
-	pc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		n, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			t.Fatalf("no token.created record reached syslog: %v", err)
-		}
-		msg := string(buf[:n])
-		if strings.Contains(msg, "syslog.customer") {
-			t.Fatalf("syslog message holds the address: %s", msg)
-		}
-		if strings.Contains(msg, "tokenproxy-audit") && strings.Contains(msg, `"event":"token.created"`) {
-			return
-		}
+	recs := trailRecords(t, e, audit.ConfigReloaded)
+	if len(recs) != 1 || recs[0].Actor != "system:sighup" || recs[0].Detail["changed"] != "compliance.max_resolutions_per_hour" {
+		t.Fatalf("reload records %+v", recs)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package compliance
 
 import (
 	"crypto/sha256"

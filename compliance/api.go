@@ -1,4 +1,4 @@
-package main
+package compliance
 
 import (
 	"context"
@@ -13,17 +13,22 @@ import (
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
-// complianceAPI serves the compliance operations on the admin listener.
-// Addresses travel in POST bodies, never in URLs, which proxies and
-// access logs keep.
-type complianceAPI struct {
-	svc *complianceService
-	who *principals
+// Mux is where Register mounts the API: the admin listener's mux, or an
+// *http.ServeMux in tests.
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
 }
+
+// Register mounts the compliance API on mux. Addresses travel in POST
+// bodies, never in URLs, which proxies and access logs keep.
+func (s *Service) Register(mux Mux) { (&httpAPI{svc: s}).register(mux) }
+
+// httpAPI serves the compliance operations over HTTPS.
+type httpAPI struct{ svc *Service }
 
 const complianceBodyLimit = 16 << 10
 
-func (api *complianceAPI) register(mux *http.ServeMux) {
+func (api *httpAPI) register(mux Mux) {
 	mux.Handle("POST /v1/compliance/resolve", api.with(policy.RoleOfficer, "resolve", api.resolve))
 	mux.Handle("POST /v1/compliance/lookup", api.with(policy.RoleOfficer, "lookup", api.lookup))
 	mux.Handle("POST /v1/compliance/export", api.with(policy.RoleOfficer, "export", api.export))
@@ -36,7 +41,7 @@ func (api *complianceAPI) register(mux *http.ServeMux) {
 // with authenticates (HTTPS only, client certificate or bearer token),
 // checks the role, and runs h with the principal as the audit actor.
 // Refusals are audited too.
-func (api *complianceAPI) with(role, op string, h func(http.ResponseWriter, *http.Request)) http.Handler {
+func (api *httpAPI) with(role, op string, h func(http.ResponseWriter, *http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		if r.TLS == nil {
@@ -45,7 +50,7 @@ func (api *complianceAPI) with(role, op string, h func(http.ResponseWriter, *htt
 			apiError(w, http.StatusForbidden, "the compliance API is served over HTTPS only")
 			return
 		}
-		p, ok := api.who.identify(r)
+		p, ok := api.svc.who.identify(r)
 		if !ok {
 			api.svc.refused(audit.WithActor(ctx, "unknown"), op, "unauthenticated")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenproxy"`)
@@ -88,12 +93,12 @@ type resolveReply struct {
 	LastSeen    time.Time `json:"last_seen"`
 }
 
-func (api *complianceAPI) resolve(w http.ResponseWriter, r *http.Request) {
+func (api *httpAPI) resolve(w http.ResponseWriter, r *http.Request) {
 	req, ok := decodeRequest(w, r)
 	if !ok {
 		return
 	}
-	e, err := api.svc.resolve(r.Context(), req.Token, req.Reason)
+	e, err := api.svc.Resolve(r.Context(), req.Token, req.Reason)
 	if err != nil {
 		api.fail(w, r.Context(), err)
 		return
@@ -102,7 +107,7 @@ func (api *complianceAPI) resolve(w http.ResponseWriter, r *http.Request) {
 		Created: e.Created.UTC(), LastSeen: e.LastSeen.UTC()})
 }
 
-func (api *complianceAPI) lookup(w http.ResponseWriter, r *http.Request) {
+func (api *httpAPI) lookup(w http.ResponseWriter, r *http.Request) {
 	req, ok := decodeRequest(w, r)
 	if !ok {
 		return
@@ -115,7 +120,7 @@ func (api *complianceAPI) lookup(w http.ResponseWriter, r *http.Request) {
 	apiJSON(w, http.StatusOK, map[string][]string{"tokens": nonNil(tokens)})
 }
 
-func (api *complianceAPI) export(w http.ResponseWriter, r *http.Request) {
+func (api *httpAPI) export(w http.ResponseWriter, r *http.Request) {
 	req, ok := decodeRequest(w, r)
 	if !ok {
 		return
@@ -128,7 +133,7 @@ func (api *complianceAPI) export(w http.ResponseWriter, r *http.Request) {
 	apiJSON(w, http.StatusOK, out)
 }
 
-func (api *complianceAPI) erase(w http.ResponseWriter, r *http.Request) {
+func (api *httpAPI) erase(w http.ResponseWriter, r *http.Request) {
 	req, ok := decodeRequest(w, r)
 	if !ok {
 		return
@@ -142,7 +147,7 @@ func (api *complianceAPI) erase(w http.ResponseWriter, r *http.Request) {
 	apiJSON(w, http.StatusOK, map[string]any{"erased": nonNil(tokens), "pages_wiped": wiped})
 }
 
-func (api *complianceAPI) records(w http.ResponseWriter, r *http.Request) {
+func (api *httpAPI) records(w http.ResponseWriter, r *http.Request) {
 	q, err := parseQuery(r)
 	if err != nil {
 		apiError(w, http.StatusBadRequest, err.Error())
@@ -184,7 +189,7 @@ func parseQuery(r *http.Request) (audit.Query, error) {
 	return q, nil
 }
 
-func (api *complianceAPI) verify(w http.ResponseWriter, r *http.Request) {
+func (api *httpAPI) verify(w http.ResponseWriter, r *http.Request) {
 	rep, err := api.svc.verifyAudit(r.Context())
 	if err != nil {
 		api.fail(w, r.Context(), err)
@@ -193,7 +198,7 @@ func (api *complianceAPI) verify(w http.ResponseWriter, r *http.Request) {
 	apiJSON(w, http.StatusOK, map[string]any{"ok": rep.OK(), "report": rep})
 }
 
-func (api *complianceAPI) backup(w http.ResponseWriter, r *http.Request) {
+func (api *httpAPI) backup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="tokenproxy.db"`)
 	if _, err := api.svc.backup(r.Context(), w); err != nil {
@@ -208,7 +213,7 @@ func (api *complianceAPI) backup(w http.ResponseWriter, r *http.Request) {
 
 // fail maps a service error to a status. Details go to the log; the
 // client gets a generic text (it may be an address's parse error).
-func (api *complianceAPI) fail(w http.ResponseWriter, ctx context.Context, err error) {
+func (api *httpAPI) fail(w http.ResponseWriter, ctx context.Context, err error) {
 	switch {
 	case errors.Is(err, errBadReason):
 		apiError(w, http.StatusBadRequest, err.Error())

@@ -1,4 +1,4 @@
-package main
+package compliance
 
 import (
 	"context"
@@ -26,30 +26,59 @@ var (
 // maxReasonLen bounds a stated reason: it is evidence, not a document.
 const maxReasonLen = 500
 
-// compliance runs the compliance operations on the token map, each as one
+// Service runs the compliance operations on the token map, each as one
 // audited act: the record is written before data leaves (resolve, lookup,
 // export) or before the change (erase), and an operation whose record
 // cannot be written does not happen.
-type complianceService struct {
-	m         *tokenize.Map
-	db        *tokenize.DB
-	trail     *audit.Log
-	trailPath string
-	keys      func(ctx context.Context) (audit.Keys, error)
-	guard     *resolveGuard
-	log       *slog.Logger
+type Service struct {
+	m     TokenMap
+	db    Backuper
+	trail *audit.Log
+	keys  func(ctx context.Context) (audit.Keys, error)
+	who   *principals
+	guard *resolveGuard
+	log   *slog.Logger
 }
 
-// compliance returns the compliance service over the engine.
-func (e *engine) compliance(cfg *policy.Config, log *slog.Logger) *complianceService {
-	return &complianceService{m: e.m, db: e.db, trail: e.trail, trailPath: auditPath(cfg), keys: e.auditKeys,
-		guard: newResolveGuard(cfg.Compliance.MaxResolutionsPerHour), log: log}
+// Options are what a Service works on.
+type Options struct {
+	Map   TokenMap
+	DB    Backuper // the map's database, for the operator's online backup
+	Trail *audit.Log
+	// Keys returns the keys that verify the trail's checkpoints.
+	Keys func(ctx context.Context) (audit.Keys, error)
+	// Config gives the API's principals and the bulk guard's limit;
+	// Reload replaces both.
+	Config policy.Compliance
+	Log    *slog.Logger
 }
 
-// checkReason refuses an empty, overlong or address-bearing reason: a
+// New returns the compliance service. Mount its HTTP API with Register.
+func New(o Options) *Service {
+	return &Service{m: o.Map, db: o.DB, trail: o.Trail, keys: o.Keys, who: newPrincipals(o.Config.Principals),
+		guard: newResolveGuard(o.Config.MaxResolutionsPerHour), log: o.Log}
+}
+
+// Reload applies a reloaded configuration's principals and resolution
+// limit, and audits the reload (changed names the fields that changed).
+func (s *Service) Reload(ctx context.Context, c policy.Compliance, changed []string) {
+	s.who.set(c.Principals)
+	s.guard.setMax(c.MaxResolutionsPerHour)
+	fields := strings.Join(changed, ",")
+	if len(fields) > 900 {
+		fields = fields[:900] + "…"
+	}
+	err := s.record(audit.WithActor(ctx, "system:sighup"), audit.Record{Event: audit.ConfigReloaded,
+		Outcome: "ok", Count: len(changed), Detail: map[string]string{"changed": fields}})
+	if err != nil {
+		s.log.Error("configuration reload not audited", "event", "audit_failed", "err", err)
+	}
+}
+
+// CheckReason refuses an empty, overlong or address-bearing reason: a
 // reason like "customer jane@example.com asked" would put the address in
-// the audit trail.
-func checkReason(reason string) error {
+// the audit trail. Commands check it before they open anything.
+func CheckReason(reason string) error {
 	reason = strings.TrimSpace(reason)
 	if reason == "" || utf8.RuneCountInString(reason) > maxReasonLen || strings.Contains(reason, "@") {
 		return errBadReason
@@ -57,7 +86,7 @@ func checkReason(reason string) error {
 	return nil
 }
 
-func (c *complianceService) record(ctx context.Context, r audit.Record) error {
+func (c *Service) record(ctx context.Context, r audit.Record) error {
 	if r.Actor == "" {
 		r.Actor = audit.ActorFrom(ctx)
 	}
@@ -68,7 +97,7 @@ func (c *complianceService) record(ctx context.Context, r audit.Record) error {
 }
 
 // refused audits a refused call; the refusal stands even if that fails.
-func (c *complianceService) refused(ctx context.Context, op, why string) {
+func (c *Service) refused(ctx context.Context, op, why string) {
 	err := c.record(ctx, audit.Record{Event: audit.ComplianceRefused, Outcome: "refused",
 		Detail: map[string]string{"operation": op, "why": why}})
 	if err != nil {
@@ -76,9 +105,9 @@ func (c *complianceService) refused(ctx context.Context, op, why string) {
 	}
 }
 
-// resolve returns the entry behind a token (officer, with a reason).
-func (c *complianceService) resolve(ctx context.Context, token, reason string) (tokenize.Entry, error) {
-	if err := checkReason(reason); err != nil {
+// Resolve returns the entry behind a token (officer, with a reason).
+func (c *Service) Resolve(ctx context.Context, token, reason string) (tokenize.Entry, error) {
+	if err := CheckReason(reason); err != nil {
 		return tokenize.Entry{}, err
 	}
 	actor := audit.ActorFrom(ctx)
@@ -106,8 +135,8 @@ func (c *complianceService) resolve(ctx context.Context, token, reason string) (
 }
 
 // lookup returns the tokens of an address (subject access, GDPR Art. 15).
-func (c *complianceService) lookup(ctx context.Context, address, reason string) ([]string, error) {
-	if err := checkReason(reason); err != nil {
+func (c *Service) lookup(ctx context.Context, address, reason string) ([]string, error) {
+	if err := CheckReason(reason); err != nil {
 		return nil, err
 	}
 	tokens, err := c.tokensOf(ctx, address)
@@ -127,7 +156,7 @@ func outcomeOf(n int) string {
 }
 
 // tokensOf returns the token addresses held for an address.
-func (c *complianceService) tokensOf(ctx context.Context, address string) ([]string, error) {
+func (c *Service) tokensOf(ctx context.Context, address string) ([]string, error) {
 	locals, err := c.m.Lookup(ctx, address)
 	if err != nil {
 		return nil, err
@@ -136,7 +165,7 @@ func (c *complianceService) tokensOf(ctx context.Context, address string) ([]str
 }
 
 // addresses turns token local parts into token addresses.
-func (c *complianceService) addresses(locals []string) []string {
+func (c *Service) addresses(locals []string) []string {
 	out := make([]string, len(locals))
 	for i, l := range locals {
 		out[i] = c.m.Format().Address(l)
@@ -162,8 +191,8 @@ type exportedToken struct {
 
 // export gathers a subject's records (GDPR Art. 15). Export is not a
 // resolution: the caller already knows the address.
-func (c *complianceService) export(ctx context.Context, address, reason string) (subjectExport, error) {
-	if err := checkReason(reason); err != nil {
+func (c *Service) export(ctx context.Context, address, reason string) (subjectExport, error) {
+	if err := CheckReason(reason); err != nil {
 		return subjectExport{}, err
 	}
 	tokens, err := c.tokensOf(ctx, address)
@@ -192,8 +221,8 @@ func (c *complianceService) export(ctx context.Context, address, reason string) 
 // (later mail to them gets 550 5.1.1), and the pages that held its
 // ciphertext are wiped. The record is written first: an erasure that
 // cannot be audited does not happen.
-func (c *complianceService) erase(ctx context.Context, address, reason string) ([]string, error) {
-	if err := checkReason(reason); err != nil {
+func (c *Service) erase(ctx context.Context, address, reason string) ([]string, error) {
+	if err := CheckReason(reason); err != nil {
 		return nil, err
 	}
 	tokens, err := c.tokensOf(ctx, address)
@@ -215,7 +244,7 @@ func (c *complianceService) erase(ctx context.Context, address, reason string) (
 
 // auditRecords reads matching records from the trail file, which the
 // writer only appends to, so reading it while serving is safe.
-func (c *complianceService) auditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+func (c *Service) auditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
 	f, err := c.openTrail(ctx)
 	if err != nil {
 		return nil, err
@@ -233,15 +262,15 @@ func (c *complianceService) auditRecords(ctx context.Context, q audit.Query) ([]
 // every token committed so far are in it: they reach it from the token
 // map's outbox a moment after the commit, and a subject's export must
 // not miss the newest.
-func (c *complianceService) openTrail(ctx context.Context) (*os.File, error) {
+func (c *Service) openTrail(ctx context.Context) (*os.File, error) {
 	if err := c.m.SyncAudit(ctx); err != nil {
 		return nil, fmt.Errorf("%w: deliver pending creation records: %w", tokenize.ErrAudit, err)
 	}
-	return os.Open(c.trailPath)
+	return os.Open(c.trail.Path())
 }
 
 // listAudit streams matching records to w as JSON lines (auditor).
-func (c *complianceService) listAudit(ctx context.Context, q audit.Query, w io.Writer) error {
+func (c *Service) listAudit(ctx context.Context, q audit.Query, w io.Writer) error {
 	if err := c.record(ctx, audit.Record{Event: audit.AuditRead, Outcome: "ok"}); err != nil {
 		return err
 	}
@@ -263,16 +292,16 @@ func (c *complianceService) listAudit(ctx context.Context, q audit.Query, w io.W
 
 // verifyAudit verifies the whole trail against the head file and the
 // signing keys (auditor).
-func (c *complianceService) verifyAudit(ctx context.Context) (audit.Report, error) {
+func (c *Service) verifyAudit(ctx context.Context) (audit.Report, error) {
 	if err := c.record(ctx, audit.Record{Event: audit.AuditVerify, Outcome: "ok"}); err != nil {
 		return audit.Report{}, err
 	}
-	return audit.VerifyFile(ctx, c.trailPath, c.keys)
+	return audit.VerifyFile(ctx, c.trail.Path(), c.keys)
 }
 
 // backup streams a consistent copy of the database while serving
 // (operator).
-func (c *complianceService) backup(ctx context.Context, w io.Writer) (int64, error) {
+func (c *Service) backup(ctx context.Context, w io.Writer) (int64, error) {
 	if err := c.record(ctx, audit.Record{Event: audit.Backup, Outcome: "ok", Detail: map[string]string{"via": "api"}}); err != nil {
 		return 0, err
 	}

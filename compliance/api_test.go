@@ -1,4 +1,4 @@
-package main
+package compliance
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,9 +24,8 @@ import (
 // local keyring, audit trail) behind an httptest TLS server.
 type complianceHarness struct {
 	t      *testing.T
-	cfg    *policy.Config
-	e      *engine
-	svc    *complianceService
+	e      *testEngine
+	svc    *Service
 	srv    *httptest.Server
 	tokens map[string]string // principal → bearer token
 	logs   bytes.Buffer
@@ -35,32 +33,23 @@ type complianceHarness struct {
 
 func newComplianceHarness(t *testing.T, maxPerHour int) *complianceHarness {
 	h := &complianceHarness{t: t, tokens: map[string]string{}}
-	a := &app{dataDir: t.TempDir(), stdout: io.Discard, stderr: &h.logs}
-	cfg, err := a.config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.log = slog.New(slog.NewJSONHandler(&h.logs, nil))
-	cfg.Compliance.MaxResolutionsPerHour = maxPerHour
-	var ps []policy.Principal
+	h.e = newTestEngine(t, &h.logs)
+	c := h.e.cfg.Compliance
+	c.MaxResolutionsPerHour = maxPerHour
+	c.Principals = nil
 	for name, roles := range map[string][]string{"alice": {"officer"}, "sam": {"auditor"}, "otto": {"operator"}} {
 		tok := "secret-" + name
 		sum := sha256.Sum256([]byte(tok))
 		h.tokens[name] = tok
-		ps = append(ps, policy.Principal{Name: name, Roles: roles, TokenSHA256: hex.EncodeToString(sum[:])})
+		c.Principals = append(c.Principals, policy.Principal{Name: name, Roles: roles, TokenSHA256: hex.EncodeToString(sum[:])})
 	}
-	h.cfg = cfg
-	if h.e, err = a.openEngine(context.Background(), cfg); err != nil {
-		t.Fatal(err)
-	}
-	h.svc = h.e.compliance(cfg, a.log)
-	api := &complianceAPI{svc: h.svc, who: newPrincipals(ps)}
+	h.svc = h.e.service(c)
 	mux := http.NewServeMux()
-	api.register(mux)
+	h.svc.Register(mux)
 	h.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(func() {
 		h.srv.Close()
-		h.e.Close()
+		h.e.close()
 		for _, secret := range []string{"jane.customer@example.com", "bob@example.net"} {
 			if strings.Contains(strings.ToLower(h.logs.String()), secret) {
 				t.Errorf("log holds %s:\n%s", secret, h.logs.String())
@@ -91,7 +80,7 @@ func (h *complianceHarness) call(who, method, path string, body any) (int, strin
 }
 
 func (h *complianceHarness) trail() string {
-	b, err := os.ReadFile(auditPath(h.cfg))
+	b, err := os.ReadFile(h.e.trail.Path())
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -212,7 +201,7 @@ func TestComplianceEraseEndToEnd(t *testing.T) {
 	if _, err := h.e.m.Resolve(ctx, other.Address); err != nil {
 		t.Fatalf("neighbour: %v", err)
 	}
-	raw, _ := os.ReadFile(filepath.Join(h.cfg.DataDir, "tokenproxy.db"))
+	raw, _ := os.ReadFile(filepath.Join(h.e.dir, "tokenproxy.db"))
 	if bytes.Contains(bytes.ToLower(raw), []byte("jane.customer")) {
 		t.Fatal("address in the database file")
 	}
@@ -274,21 +263,5 @@ func TestComplianceOnlineBackup(t *testing.T) {
 	}
 	if !strings.Contains(h.trail(), `"event":"backup","actor":"principal:otto"`) {
 		t.Error("backup not audited")
-	}
-}
-
-// TestPrincipalsRevokedOnReload: a reload that drops a principal stops
-// its token at the next request.
-func TestPrincipalsRevokedOnReload(t *testing.T) {
-	sum := sha256.Sum256([]byte("secret-alice"))
-	who := newPrincipals([]policy.Principal{{Name: "alice", Roles: []string{"officer"}, TokenSHA256: hex.EncodeToString(sum[:])}})
-	req := httptest.NewRequest("POST", "/v1/compliance/resolve", nil)
-	req.Header.Set("Authorization", "Bearer secret-alice")
-	if p, ok := who.identify(req); !ok || p.Name != "alice" {
-		t.Fatal("configured token not accepted")
-	}
-	who.set(nil)
-	if _, ok := who.identify(req); ok {
-		t.Fatal("revoked token still accepted")
 	}
 }

@@ -1,0 +1,63 @@
+package compliance
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/policy"
+)
+
+// StartRetention starts the sweeper that expires tokens idle for longer
+// than r.TokenMaxIdle, at once and then every r.SweepInterval, as actor
+// system:retention. The values are read here; a restart applies new
+// ones. stop ends the sweeper and waits for a sweep under way.
+func (s *Service) StartRetention(r policy.Retention) (stop func()) {
+	ctx, cancel := context.WithCancel(audit.WithActor(context.Background(), "system:retention"))
+	done := make(chan struct{})
+	go s.sweep(ctx, r, done)
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+func (s *Service) sweep(ctx context.Context, r policy.Retention, done chan struct{}) {
+	defer close(done)
+	if r.TokenMaxIdle <= 0 {
+		return
+	}
+	tick := time.NewTicker(r.SweepInterval)
+	defer tick.Stop()
+	for {
+		s.sweepOnce(ctx, r.TokenMaxIdle)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// sweepOnce runs one sweep. A panic in it is logged and the sweeper goes
+// on at the next tick: a bad record must not end retention for good
+// (STYLE.md: recover in every goroutine we start).
+func (s *Service) sweepOnce(ctx context.Context, idle time.Duration) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("retention sweep panicked; will retry at the next tick", "event", "panic",
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	n, err := s.m.Expire(ctx, time.Now().Add(-idle), func(ctx context.Context, tokens []string) error {
+		return s.record(ctx, audit.Record{Event: audit.TokenExpired, Tokens: tokens, Count: len(tokens), Outcome: "ok",
+			Detail: map[string]string{"max_idle": idle.String()}})
+	})
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("retention sweep failed; will retry", "event", "retention_failed", "expired", n, "err", err)
+	} else if n > 0 {
+		s.log.Info("tokens expired", "event", "retention", "expired", n)
+	}
+}
