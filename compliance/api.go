@@ -13,7 +13,7 @@ import (
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
-// Mux is where Register mounts the API: the admin listener's mux, or an
+// Mux is where Register mounts the API: the admin listener (admin.Server), or an
 // *http.ServeMux in tests.
 type Mux interface {
 	Handle(pattern string, handler http.Handler)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/tokenproxy/tokenproxy/admin"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/smtp"
 )
@@ -25,7 +26,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err := nArgs(args, 0, ""); err != nil {
 		return err
 	}
-	a.metricsReg = newRegistry() // before the engine: the audit trail registers its metrics
+	a.metricsReg = admin.NewRegistry() // before the engine: the audit trail registers its metrics
 	return a.withEngine(ctx, func(cfg *policy.Config, e *engine) error { return serve(ctx, a, cfg, e) })
 }
 
@@ -34,7 +35,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 	reg := a.metricsReg
 	if reg == nil {
-		reg = newRegistry()
+		reg = admin.NewRegistry()
 	}
 	metrics := smtp.NewMetrics(reg)
 	rs, err := buildRoutes(cfg, e, a.log, metrics)
@@ -46,7 +47,7 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 		return err
 	}
 	var ready atomic.Bool
-	admin := newAdminServer(cfg.Admin.Listen, reg, func() error {
+	adminSrv := admin.New(cfg.Admin.Listen, reg, func() error {
 		if !ready.Load() {
 			return errNotReady
 		}
@@ -60,11 +61,11 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 		return err
 	}
 	if adminTC != nil {
-		admin.serveTLS(adminTC)
+		adminSrv.ServeTLS(adminTC)
 	}
-	svc, stopSweep := startCompliance(a, cfg, e, admin)
+	svc, stopSweep := startCompliance(a, cfg, e, adminSrv)
 	defer stopSweep()
-	if err := admin.Start(); err != nil {
+	if err := adminSrv.Start(); err != nil {
 		rs.in.Close()
 		rs.out.Close()
 		rs.closeDownstreams()
@@ -84,7 +85,7 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 	stopHUP := a.reloadOnHUP(rl)
 	ready.Store(true)
 	a.log.Info("tokenproxy serving", "event", "start", "inbound", rs.in.Addr().String(),
-		"outbound", rs.out.Addr().String(), "admin", admin.Addr())
+		"outbound", rs.out.Addr().String(), "admin", adminSrv.Addr())
 
 	var serveErr error
 	select {
@@ -99,7 +100,7 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 	sctx, cancel := context.WithTimeout(context.Background(), rl.current().SMTP.ShutdownTimeout)
 	defer cancel()
 	err = rs.shutdown(sctx)
-	admin.Shutdown(sctx)
+	adminSrv.Shutdown(sctx)
 	a.log.Info("stopped", "event", "stop")
 	if serveErr != nil {
 		return fmt.Errorf("listener: %w", serveErr)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/tokenproxy/tokenproxy/admin"
 	"github.com/tokenproxy/tokenproxy/compliance"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/smtp"
@@ -60,10 +61,10 @@ func (e *engine) compliance(cfg *policy.Config, log *slog.Logger) *compliance.Se
 // startCompliance mounts the compliance API on the admin server (when
 // enabled) and starts the retention sweeper (when configured); stop ends
 // the sweeper.
-func startCompliance(a *app, cfg *policy.Config, e *engine, admin *adminServer) (svc *compliance.Service, stop func()) {
+func startCompliance(a *app, cfg *policy.Config, e *engine, srv *admin.Server) (svc *compliance.Service, stop func()) {
 	svc = e.compliance(cfg, a.log)
 	if cfg.Compliance.Enabled {
-		svc.Register(admin.mux)
+		svc.Register(srv)
 	}
 	return svc, svc.StartRetention(cfg.Retention)
 }

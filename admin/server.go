@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"context"
@@ -22,24 +22,24 @@ import (
 // everything is small and short: a slow or hostile client cannot hold a
 // connection or make us buffer much.
 const (
-	adminReadHeaderTimeout = 5 * time.Second
-	adminReadTimeout       = 10 * time.Second
-	adminWriteTimeout      = 30 * time.Second
-	adminIdleTimeout       = 60 * time.Second
-	adminMaxHeaderBytes    = 8 << 10
-	// adminScrapeTimeout bounds one /metrics gathering; it is below
-	// adminWriteTimeout so the scraper gets a 503 rather than a cut reply.
-	adminScrapeTimeout = 20 * time.Second
-	// adminScrapesInFlight bounds concurrent /metrics requests.
-	adminScrapesInFlight = 4
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 8 << 10
+	// scrapeTimeout bounds one /metrics gathering; it is below
+	// writeTimeout so the scraper gets a 503 rather than a cut reply.
+	scrapeTimeout = 20 * time.Second
+	// scrapesInFlight bounds concurrent /metrics requests.
+	scrapesInFlight = 4
 )
 
-// adminServer serves /healthz (200 "ok" while the process runs), /readyz (200
+// Server serves /healthz (200 "ok" while the process runs), /readyz (200
 // "ready" when ready() returns nil, else 503 "not ready" — the cause goes to
 // the log, never to the client, as it may name an address or a secret's
 // path), and /metrics. Everything else is 404 (405 for a known path with a
-// method other than GET or HEAD).
-type adminServer struct {
+// method other than GET or HEAD), plus what is mounted with Handle.
+type Server struct {
 	listen string
 	log    *slog.Logger
 	srv    *http.Server
@@ -55,10 +55,10 @@ type adminServer struct {
 	notReady atomic.Bool // last /readyz answer was 503; logs only state changes
 }
 
-// newAdminServer builds the admin server on listen (host:port). gatherer is
+// New builds the admin server on listen (host:port). gatherer is
 // what /metrics exposes. ready is called on every /readyz request, so it must
 // be quick and safe for concurrent use; nil means always ready. log may be nil.
-func newAdminServer(listen string, gatherer prometheus.Gatherer, ready func() error, log *slog.Logger) *adminServer {
+func New(listen string, gatherer prometheus.Gatherer, ready func() error, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -66,35 +66,39 @@ func newAdminServer(listen string, gatherer prometheus.Gatherer, ready func() er
 		ready = func() error { return nil }
 	}
 	mux := http.NewServeMux()
-	s := &adminServer{listen: listen, log: log, ready: ready, mux: mux}
+	s := &Server{listen: listen, log: log, ready: ready, mux: mux}
 
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
 		ErrorLog:            slog.NewLogLogger(log.Handler(), slog.LevelError),
 		ErrorHandling:       promhttp.ContinueOnError, // a broken collector must not hide the rest
-		MaxRequestsInFlight: adminScrapesInFlight,
-		Timeout:             adminScrapeTimeout,
+		MaxRequestsInFlight: scrapesInFlight,
+		Timeout:             scrapeTimeout,
 	}))
 
 	s.srv = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: adminReadHeaderTimeout,
-		ReadTimeout:       adminReadTimeout,
-		WriteTimeout:      adminWriteTimeout,
-		IdleTimeout:       adminIdleTimeout,
-		MaxHeaderBytes:    adminMaxHeaderBytes,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s
 }
 
-// serveTLS makes Start serve HTTPS with cfg; call it before Start.
-func (s *adminServer) serveTLS(cfg *tls.Config) { s.tls = cfg }
+// ServeTLS makes Start serve HTTPS with cfg; call it before Start.
+func (s *Server) ServeTLS(cfg *tls.Config) { s.tls = cfg }
+
+// Handle mounts h on pattern (http.ServeMux syntax), beside the probes:
+// the compliance API mounts itself so. Call it before Start.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Start listens, so that a bad or busy address fails here rather than in the
 // background, then serves in a goroutine until Shutdown.
-func (s *adminServer) Start() error {
+func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ln != nil {
@@ -114,7 +118,7 @@ func (s *adminServer) Start() error {
 	return nil
 }
 
-func (s *adminServer) serve(ln net.Listener, done chan struct{}) {
+func (s *Server) serve(ln net.Listener, done chan struct{}) {
 	defer close(done)
 	defer func() {
 		if r := recover(); r != nil {
@@ -128,7 +132,7 @@ func (s *adminServer) serve(ln net.Listener, done chan struct{}) {
 
 // Addr is the address actually listened on (useful with port 0), or "" before
 // Start.
-func (s *adminServer) Addr() string {
+func (s *Server) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ln == nil {
@@ -140,7 +144,7 @@ func (s *adminServer) Addr() string {
 // Shutdown stops accepting, waits for in-flight requests until ctx ends
 // (then closes what is left), and waits for the serving goroutine. It is a
 // no-op before Start.
-func (s *adminServer) Shutdown(ctx context.Context) error {
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	done := s.done
 	s.mu.Unlock()
@@ -161,26 +165,26 @@ func (s *adminServer) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func (s *adminServer) healthz(w http.ResponseWriter, _ *http.Request) {
-	adminWritePlain(w, http.StatusOK, "ok\n")
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writePlain(w, http.StatusOK, "ok\n")
 }
 
-func (s *adminServer) readyz(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if err := s.ready(); err != nil {
 		// Probes poll every few seconds: log the transition, not every poll.
 		if !s.notReady.Swap(true) {
 			s.log.Warn("not ready", "err", err)
 		}
-		adminWritePlain(w, http.StatusServiceUnavailable, "not ready\n")
+		writePlain(w, http.StatusServiceUnavailable, "not ready\n")
 		return
 	}
 	if s.notReady.Swap(false) {
 		s.log.Info("ready again")
 	}
-	adminWritePlain(w, http.StatusOK, "ready\n")
+	writePlain(w, http.StatusOK, "ready\n")
 }
 
-func adminWritePlain(w http.ResponseWriter, code int, body string) {
+func writePlain(w http.ResponseWriter, code int, body string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -189,11 +193,11 @@ func adminWritePlain(w http.ResponseWriter, code int, body string) {
 	io.WriteString(w, body)
 }
 
-// newRegistry returns the registry for the proxy's metrics, with the Go
+// NewRegistry returns the registry for the proxy's metrics, with the Go
 // runtime and process collectors already registered. It is a fresh registry,
 // not prometheus.DefaultRegisterer, so nothing registers on it by accident
 // (STYLE.md: no package-level mutable globals).
-func newRegistry() *prometheus.Registry {
+func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),

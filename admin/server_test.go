@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"bytes"
@@ -39,12 +39,12 @@ func (b *syncBuffer) String() string {
 
 // startAdmin starts an admin server on 127.0.0.1:0 and shuts it down at the
 // end of the test.
-func startAdmin(t *testing.T, g prometheus.Gatherer, ready func() error, log *slog.Logger) *adminServer {
+func startAdmin(t *testing.T, g prometheus.Gatherer, ready func() error, log *slog.Logger) *Server {
 	t.Helper()
 	if g == nil {
 		g = prometheus.NewRegistry()
 	}
-	s := newAdminServer("127.0.0.1:0", g, ready, log)
+	s := New("127.0.0.1:0", g, ready, log)
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestAdminReadyzNilReady(t *testing.T) {
 }
 
 func TestAdminMetrics(t *testing.T) {
-	reg := newRegistry()
+	reg := NewRegistry()
 	m := smtp.NewMetrics(reg)
 	m.Message("inbound", "relayed")
 	m.TokensCreated(2)
@@ -170,7 +170,7 @@ func TestAdminMetrics(t *testing.T) {
 }
 
 func TestNewRegistryCollectors(t *testing.T) {
-	families, err := newRegistry().Gather()
+	families, err := NewRegistry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestAdminNotFound(t *testing.T) {
 }
 
 func TestAdminLimits(t *testing.T) {
-	s := newAdminServer("127.0.0.1:0", prometheus.NewRegistry(), nil, nil)
+	s := New("127.0.0.1:0", prometheus.NewRegistry(), nil, nil)
 	if s.srv.ReadHeaderTimeout <= 0 || s.srv.ReadTimeout <= 0 || s.srv.WriteTimeout <= 0 || s.srv.IdleTimeout <= 0 {
 		t.Errorf("a timeout is unset: %+v", s.srv)
 	}
@@ -224,14 +224,14 @@ func TestAdminLimits(t *testing.T) {
 }
 
 func TestAdminStartErrors(t *testing.T) {
-	s := newAdminServer("127.0.0.1:notaport", prometheus.NewRegistry(), nil, nil)
+	s := New("127.0.0.1:notaport", prometheus.NewRegistry(), nil, nil)
 	err := s.Start()
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:notaport") {
 		t.Errorf("Start on a bad address: err = %v, want one naming the address", err)
 	}
 
 	first := startAdmin(t, nil, nil, nil)
-	busy := newAdminServer(first.Addr(), prometheus.NewRegistry(), nil, nil)
+	busy := New(first.Addr(), prometheus.NewRegistry(), nil, nil)
 	err = busy.Start()
 	if err == nil || !strings.Contains(err.Error(), first.Addr()) {
 		t.Errorf("Start on a busy address: err = %v, want one naming the address", err)
@@ -242,7 +242,7 @@ func TestAdminStartErrors(t *testing.T) {
 }
 
 func TestAdminShutdown(t *testing.T) {
-	s := newAdminServer("127.0.0.1:0", prometheus.NewRegistry(), nil, nil)
+	s := New("127.0.0.1:0", prometheus.NewRegistry(), nil, nil)
 	if s.Addr() != "" {
 		t.Errorf("Addr before Start = %q, want empty", s.Addr())
 	}
