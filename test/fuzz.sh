@@ -21,7 +21,7 @@ targets=(
 	"./smtp FuzzStrictData"
 	"./smtp FuzzDownWire"
 	"./smtp/mailauth FuzzStripAuthResults"
-	"./tokenize FuzzReplaceAddresses"
+	"./rewrite/scan FuzzReplaceAddresses"
 	"./tokenize FuzzRewriteAddressField"
 	"./tokenize FuzzRewriteUnstructured"
 	"./tokenize FuzzRewrite"

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-message"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 )
 
 // Public MIME test corpora, none written by us:
@@ -166,7 +168,7 @@ func decodeAllForTest(t testing.TB, msg []byte) []byte {
 		mt, _, _ := part.Header.ContentType()
 		if kind := textKindOf(mt); kind >= 0 {
 			body, _ := io.ReadAll(part.Body)
-			if kind == TextFolded { // RFC 5545 section 3.1 unfolding
+			if kind == scan.TextFolded { // RFC 5545 section 3.1 unfolding
 				body = regexp.MustCompile(`\r?\n[ \t]`).ReplaceAll(body, nil)
 			}
 			b.Write(body)

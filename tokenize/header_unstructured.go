@@ -3,12 +3,14 @@ package tokenize
 import (
 	"bytes"
 	"strings"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 )
 
 // RewriteUnstructured rewrites any header field value that is not an
 // address field (Subject, Received, Authentication-Results, List-*,
 // Delivered-To, …) by finding addresses in it with find, the text scanner
-// (ReplaceAddresses with TextPlain), which calls fn for each.
+// (scan.ReplaceAddresses with scan.TextPlain), which calls fn for each.
 //
 // Raw text is handed to find as it is and replaced in place. Each run of
 // RFC 2047 encoded-words (adjacent words are one text, section 6.2) is
@@ -19,7 +21,7 @@ import (
 // *HeaderError matching ErrUnparsableHeader.
 //
 // Unchanged, it returns value and false. The result is not folded.
-func RewriteUnstructured(value string, find func([]byte, AddrFunc) ([]byte, bool, error), fn AddrFunc) (string, bool, error) {
+func RewriteUnstructured(value string, find func([]byte, scan.AddrFunc) ([]byte, bool, error), fn scan.AddrFunc) (string, bool, error) {
 	if !hdrMayHoldAddress(value) && !strings.Contains(value, "%40") {
 		return value, false, nil
 	}
@@ -48,7 +50,7 @@ func RewriteUnstructured(value string, find func([]byte, AddrFunc) ([]byte, bool
 
 // usRewriteRaw rewrites text outside encoded-words. Text without '@' or
 // its percent-encoded form (URLs in List-Unsubscribe, say) is not scanned.
-func usRewriteRaw(s string, find func([]byte, AddrFunc) ([]byte, bool, error), fn AddrFunc) (string, bool, error) {
+func usRewriteRaw(s string, find func([]byte, scan.AddrFunc) ([]byte, bool, error), fn scan.AddrFunc) (string, bool, error) {
 	if strings.IndexByte(s, '@') < 0 && !strings.Contains(s, "%40") {
 		return s, false, nil
 	}
@@ -56,7 +58,7 @@ func usRewriteRaw(s string, find func([]byte, AddrFunc) ([]byte, bool, error), f
 }
 
 // usRewriteRun rewrites one run of encoded-words.
-func usRewriteRun(value string, r hdrWordRun, find func([]byte, AddrFunc) ([]byte, bool, error), fn AddrFunc) (string, bool, error) {
+func usRewriteRun(value string, r hdrWordRun, find func([]byte, scan.AddrFunc) ([]byte, bool, error), fn scan.AddrFunc) (string, bool, error) {
 	raw := value[r.start:r.end]
 	text, ok, hidden := r.decode(value)
 	if hidden {
@@ -75,7 +77,7 @@ func usRewriteRun(value string, r hdrWordRun, find func([]byte, AddrFunc) ([]byt
 
 // usFind runs find on s; a "change" that leaves the bytes as they were is
 // none, so the field keeps its original encoding.
-func usFind(s string, find func([]byte, AddrFunc) ([]byte, bool, error), fn AddrFunc) (string, bool, error) {
+func usFind(s string, find func([]byte, scan.AddrFunc) ([]byte, bool, error), fn scan.AddrFunc) (string, bool, error) {
 	out, changed, err := find([]byte(s), fn)
 	if err != nil || !changed || bytes.Equal(out, []byte(s)) {
 		return s, false, err

@@ -7,13 +7,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 )
 
 // hdrTestTextAddr stands in for the text scanner: plain and percent-encoded
 // addresses.
 var hdrTestTextAddr = regexp.MustCompile(`[A-Za-z0-9._+-]+(@|%40)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+`)
 
-func hdrTestFind(src []byte, fn AddrFunc) ([]byte, bool, error) {
+func hdrTestFind(src []byte, fn scan.AddrFunc) ([]byte, bool, error) {
 	changed, failed := false, error(nil)
 	out := hdrTestTextAddr.ReplaceAllFunc(src, func(m []byte) []byte {
 		addr, err := url.PathUnescape(string(m))

@@ -6,20 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 )
 
 // direction is what one pass does with each address it meets: the
 // inbound rewrite, the outbound rewrite, or the leak guard.
 type direction struct {
-	addr              AddrFunc    // bodies, unstructured fields, display names
-	mailbox           MailboxFunc // structured address fields
-	guard             bool        // scan raw bytes as well; write nothing
+	addr              scan.AddrFunc // bodies, unstructured fields, display names
+	mailbox           MailboxFunc   // structured address fields
+	guard             bool          // scan raw bytes as well; write nothing
 	rejectUnscannable bool
 	unknown           []string // outbound: unknown or erased tokens
 }
 
-func (d *direction) rewriteText(kind TextKind, b []byte) ([]byte, bool, error) {
-	return ReplaceAddresses(kind, b, d.addr)
+func (d *direction) rewriteText(kind scan.TextKind, b []byte) ([]byte, bool, error) {
+	return scan.ReplaceAddresses(kind, b, d.addr)
 }
 
 // scanRaw lets the guard see every byte as it travels, not only decoded
@@ -28,7 +30,7 @@ func (d *direction) scanRaw(b []byte) error {
 	if !d.guard {
 		return nil
 	}
-	_, _, err := ReplaceAddresses(TextPlain, b, d.addr)
+	_, _, err := scan.ReplaceAddresses(scan.TextPlain, b, d.addr)
 	return err
 }
 
@@ -66,7 +68,7 @@ func (w *walker) rewriteHeader(h *header) error {
 		}
 	}
 	if len(h.broken) > 0 {
-		b, _, err := w.d.rewriteText(TextPlain, h.broken)
+		b, _, err := w.d.rewriteText(scan.TextPlain, h.broken)
 		if err != nil {
 			return err
 		}
@@ -83,7 +85,9 @@ func mayHoldAddress(raw []byte) bool {
 }
 
 func (w *walker) rewriteField(key, value string) (string, bool, error) {
-	plain := func(b []byte, fn AddrFunc) ([]byte, bool, error) { return ReplaceAddresses(TextPlain, b, fn) }
+	plain := func(b []byte, fn scan.AddrFunc) ([]byte, bool, error) {
+		return scan.ReplaceAddresses(scan.TextPlain, b, fn)
+	}
 	// The guard reads every field as free text: raw text and decoded
 	// encoded words hold every address, display names included, and a
 	// checker should not depend on the parser whose work it checks.
@@ -197,7 +201,7 @@ func (p *inbound) mailbox(m Mailbox) (Mailbox, bool, error) {
 	case local != "" && p.rw.opts.DisplayNames == NamesDrop:
 		out.Name = ""
 	case out.Name != "":
-		n, _, err := ReplaceAddresses(TextPlain, []byte(out.Name), p.addr)
+		n, _, err := scan.ReplaceAddresses(scan.TextPlain, []byte(out.Name), p.addr)
 		if err != nil {
 			return m, false, err
 		}
@@ -276,7 +280,7 @@ func (p *outbound) mailbox(m Mailbox) (Mailbox, bool, error) {
 		}
 	}
 	if out.Name != "" {
-		n, _, err := ReplaceAddresses(TextPlain, []byte(out.Name), p.addr)
+		n, _, err := scan.ReplaceAddresses(scan.TextPlain, []byte(out.Name), p.addr)
 		if err != nil {
 			return m, false, err
 		}
@@ -300,7 +304,7 @@ func (rw *Rewriter) guardPolicy() *direction {
 				return m, false, err
 			}
 		}
-		_, _, err := ReplaceAddresses(TextPlain, []byte(m.Name), check)
+		_, _, err := scan.ReplaceAddresses(scan.TextPlain, []byte(m.Name), check)
 		return m, false, err
 	}
 	return &direction{addr: check, mailbox: mailbox, guard: true}

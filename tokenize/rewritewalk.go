@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 )
 
 // walker walks one message's MIME tree once, in one direction.
@@ -206,7 +208,7 @@ func (w *walker) textLines() error {
 	if len(raw) == 0 {
 		return nil
 	}
-	out, _, err := w.d.rewriteText(TextPlain, raw)
+	out, _, err := w.d.rewriteText(scan.TextPlain, raw)
 	if err != nil {
 		return err
 	}
@@ -283,21 +285,21 @@ func isIdentityCTE(cte string) bool {
 
 // textKindOf maps a media type to how its text is scanned, or -1 for
 // content that is not text.
-func textKindOf(mt string) TextKind {
+func textKindOf(mt string) scan.TextKind {
 	switch {
 	case mt == "text/html", mt == "application/xhtml+xml", mt == "text/xml", mt == "application/xml",
 		strings.HasSuffix(mt, "+xml"):
-		return TextHTML
+		return scan.TextHTML
 	case mt == "text/calendar", mt == "text/vcard", mt == "text/x-vcard", mt == "text/directory",
 		mt == "application/ics", mt == "application/vcard", mt == "application/x-vcard":
-		return TextFolded
+		return scan.TextFolded
 	case strings.HasPrefix(mt, "text/"), mt == "application/json", strings.HasSuffix(mt, "+json"),
 		mt == "application/csv", mt == "application/x-csv", mt == "application/javascript",
 		mt == "application/yaml", mt == "application/x-yaml", mt == "application/mbox",
 		mt == "message/delivery-status", mt == "message/disposition-notification",
 		mt == "message/feedback-report", mt == "message/global-delivery-status",
 		mt == "message/global-disposition-notification", mt == "text/rfc822-headers":
-		return TextPlain
+		return scan.TextPlain
 	}
 	return -1
 }
