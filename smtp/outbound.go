@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/tokenproxy/tokenproxy/rewrite/header"
 	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
@@ -184,8 +185,8 @@ func (p *outboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer,
 // senderField returns the rewrite of one sender field: From becomes
 // rewrite_from when set; in every sender field a CRM mailbox becomes its
 // public address. Display names are kept.
-func (p *outboundPolicy) senderField(field string) tokenize.MailboxFunc {
-	return func(m tokenize.Mailbox) (tokenize.Mailbox, bool, error) {
+func (p *outboundPolicy) senderField(field string) header.MailboxFunc {
+	return func(m header.Mailbox) (header.Mailbox, bool, error) {
 		if m.Addr == "" {
 			return m, false, nil
 		}

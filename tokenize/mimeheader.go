@@ -18,8 +18,8 @@ type field struct {
 	changed bool
 }
 
-// header is a part's header section. The walker reuses one per level.
-type header struct {
+// mimeHeader is a part's header section. The walker reuses one per level.
+type mimeHeader struct {
 	buf    []byte
 	fields []field
 	sep    []byte // the empty line that ended it; empty if none (EOF, delimiter)
@@ -28,25 +28,25 @@ type header struct {
 	broken []byte
 }
 
-func (h *header) reset() {
+func (h *mimeHeader) reset() {
 	h.buf, h.fields, h.sep, h.broken = h.buf[:0], h.fields[:0], h.sep[:0], h.broken[:0]
 }
 
 // ended reports whether the section ended with an empty line, so a body
 // follows.
-func (h *header) ended() bool { return len(h.sep) > 0 }
+func (h *mimeHeader) ended() bool { return len(h.sep) > 0 }
 
-func (h *header) raw(f *field) []byte { return h.buf[f.start:f.end] }
+func (h *mimeHeader) raw(f *field) []byte { return h.buf[f.start:f.end] }
 
 // name is the field name as written.
-func (h *header) name(f *field) string {
+func (h *mimeHeader) name(f *field) string {
 	r := h.raw(f)
 	return string(bytes.TrimRight(r[:bytes.IndexByte(r, ':')], " \t"))
 }
 
 // rawValue is the unfolded value: the bytes after the colon, with folding
 // line breaks removed (RFC 5322 section 2.2.3) and the ending trimmed.
-func (h *header) rawValue(f *field) string {
+func (h *mimeHeader) rawValue(f *field) string {
 	r := h.raw(f)
 	v := bytes.TrimRight(r[bytes.IndexByte(r, ':')+1:], "\r\n")
 	if bytes.IndexByte(v, '\n') >= 0 {
@@ -56,7 +56,7 @@ func (h *header) rawValue(f *field) string {
 	return strings.TrimLeft(string(v), " \t")
 }
 
-func (h *header) get(key string) *field {
+func (h *mimeHeader) get(key string) *field {
 	for i := range h.fields {
 		if h.fields[i].key == key {
 			return &h.fields[i]
@@ -65,7 +65,7 @@ func (h *header) get(key string) *field {
 	return nil
 }
 
-func (h *header) value(key string) string {
+func (h *mimeHeader) value(key string) string {
 	if f := h.get(key); f != nil {
 		if f.changed {
 			return f.value
@@ -105,7 +105,7 @@ func canonicalKey(name []byte) string {
 // readHeader reads a header section into the walker's header. It stops at
 // the empty line, at a delimiter line (left for the multipart level), or
 // at end of input.
-func (w *walker) readHeader(h *header) error {
+func (w *walker) readHeader(h *mimeHeader) error {
 	h.reset()
 	for {
 		l, err := w.lr.next()
@@ -164,7 +164,7 @@ func isFieldStart(b []byte) bool {
 
 // contentType returns the media type in lower case and its parameters;
 // text/plain (RFC 2045 section 5.2) when absent or unparsable.
-func (h *header) contentType() (string, map[string]string) {
+func (h *mimeHeader) contentType() (string, map[string]string) {
 	v := h.value("content-type")
 	if v == "" {
 		return "text/plain", map[string]string{}
@@ -196,7 +196,7 @@ func looseParams(v string) map[string]string {
 }
 
 // set replaces a field's value, or adds the field.
-func (h *header) set(name, key, value string) {
+func (h *mimeHeader) set(name, key, value string) {
 	if f := h.get(key); f != nil {
 		f.value, f.changed = value, true
 		return
@@ -211,7 +211,7 @@ func (h *header) set(name, key, value string) {
 
 // writeHeader writes the section: raw bytes for unchanged fields, folded
 // new values for changed ones, then the separator.
-func (w *walker) writeHeader(h *header) error {
+func (w *walker) writeHeader(h *mimeHeader) error {
 	for i := range h.fields {
 		f := &h.fields[i]
 		b := h.raw(f)

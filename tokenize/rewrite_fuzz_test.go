@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/header"
 )
 
 // FuzzRewrite feeds arbitrary messages to the whole inbound rewriter and
@@ -42,7 +44,7 @@ func FuzzRewrite(f *testing.F) {
 }
 
 func typedRefusal(err error) bool {
-	for _, e := range []error{ErrLimit, ErrUnscannable, ErrMalformedAddress, ErrLeak, ErrUnknownToken, ErrUnparsableHeader} {
+	for _, e := range []error{ErrLimit, ErrUnscannable, ErrMalformedAddress, ErrLeak, ErrUnknownToken, header.ErrUnparsableHeader} {
 		if errors.Is(err, e) {
 			return true
 		}

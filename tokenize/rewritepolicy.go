@@ -7,15 +7,16 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tokenproxy/tokenproxy/rewrite/header"
 	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 )
 
 // direction is what one pass does with each address it meets: the
 // inbound rewrite, the outbound rewrite, or the leak guard.
 type direction struct {
-	addr              scan.AddrFunc // bodies, unstructured fields, display names
-	mailbox           MailboxFunc   // structured address fields
-	guard             bool          // scan raw bytes as well; write nothing
+	addr              scan.AddrFunc      // bodies, unstructured fields, display names
+	mailbox           header.MailboxFunc // structured address fields
+	guard             bool               // scan raw bytes as well; write nothing
 	rejectUnscannable bool
 	unknown           []string // outbound: unknown or erased tokens
 }
@@ -53,7 +54,7 @@ var addressFields = map[string]bool{
 }
 
 // rewriteHeader rewrites every field but the msg-id fields, in place.
-func (w *walker) rewriteHeader(h *header) error {
+func (w *walker) rewriteHeader(h *mimeHeader) error {
 	for i := range h.fields {
 		f := &h.fields[i]
 		if msgIDFields[f.key] || !mayHoldAddress(h.raw(f)) {
@@ -96,20 +97,20 @@ func (w *walker) rewriteField(key, value string) (string, bool, error) {
 		if key == "return-path" {
 			fn = pathOnly(fn)
 		}
-		v, changed, err := RewriteAddressField(value, fn)
-		if !errors.Is(err, ErrUnparsableHeader) {
+		v, changed, err := header.RewriteAddressField(value, fn)
+		if !errors.Is(err, header.ErrUnparsableHeader) {
 			return v, changed, err
 		}
 		// Unparsable as an address list: every address in it is still
 		// found as in free text.
 	}
-	return RewriteUnstructured(value, plain, w.d.addr)
+	return header.RewriteUnstructured(value, plain, w.d.addr)
 }
 
 // pathOnly keeps display names out of Return-Path, whose value is a path,
 // not a mailbox (RFC 5322 section 3.6.7).
-func pathOnly(fn MailboxFunc) MailboxFunc {
-	return func(m Mailbox) (Mailbox, bool, error) {
+func pathOnly(fn header.MailboxFunc) header.MailboxFunc {
+	return func(m header.Mailbox) (header.Mailbox, bool, error) {
 		out, changed, err := fn(m)
 		out.Name = m.Name
 		return out, changed && out != m, err
@@ -183,7 +184,7 @@ func (p *inbound) addr(addr string) (string, error) {
 	return t, err
 }
 
-func (p *inbound) mailbox(m Mailbox) (Mailbox, bool, error) {
+func (p *inbound) mailbox(m header.Mailbox) (header.Mailbox, bool, error) {
 	out := m
 	var local string
 	if m.Addr != "" {
@@ -262,7 +263,7 @@ func (p *outbound) addr(addr string) (string, error) {
 
 // mailbox restores address and display name. The CRM shows the pseudonym
 // or the token as the name; the customer sees their own name again.
-func (p *outbound) mailbox(m Mailbox) (Mailbox, bool, error) {
+func (p *outbound) mailbox(m header.Mailbox) (header.Mailbox, bool, error) {
 	out := m
 	if m.Addr != "" {
 		e, ok, err := p.resolve(m.Addr)
@@ -298,7 +299,7 @@ func (rw *Rewriter) guardPolicy() *direction {
 		}
 		return "", ErrLeak
 	}
-	mailbox := func(m Mailbox) (Mailbox, bool, error) {
+	mailbox := func(m header.Mailbox) (header.Mailbox, bool, error) {
 		if m.Addr != "" {
 			if _, err := check(m.Addr); err != nil {
 				return m, false, err

@@ -24,7 +24,7 @@ var errUndecodable = errors.New("undecodable")
 // buffered, decoded, scanned and, only if something changed, re-encoded
 // in the part's own transfer encoding and charset. An unchanged part is
 // written back byte for byte.
-func (w *walker) leaf(h *header, mt string, params map[string]string, cte string, depth int) error {
+func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte string, depth int) error {
 	raw, err := w.collect()
 	if err != nil {
 		return err
@@ -52,7 +52,7 @@ func (w *walker) leaf(h *header, mt string, params map[string]string, cte string
 	return w.writeHeaderAnd(h, newRaw)
 }
 
-func (w *walker) writeHeaderAnd(h *header, body []byte) error {
+func (w *walker) writeHeaderAnd(h *mimeHeader, body []byte) error {
 	if err := w.writeHeader(h); err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func (w *walker) rewriteBody(mt string, text []byte, depth int) ([]byte, bool, e
 	return out.Bytes(), !bytes.Equal(out.Bytes(), text), nil
 }
 
-func (w *walker) leafUnscannable(h *header, raw []byte, why string) error {
+func (w *walker) leafUnscannable(h *mimeHeader, raw []byte, why string) error {
 	if w.d.rejectUnscannable {
 		return fmt.Errorf("%w: %s", ErrUnscannable, why)
 	}
@@ -140,7 +140,7 @@ func decodeBase64Lenient(raw []byte) []byte {
 // encodeCTE re-encodes changed content in the part's transfer encoding.
 // 7bit content that gained 8-bit characters (an outbound UTF-8 address)
 // becomes quoted-printable, and the header says so.
-func encodeCTE(h *header, cte string, content []byte, eol string, endsWithEOL bool) []byte {
+func encodeCTE(h *mimeHeader, cte string, content []byte, eol string, endsWithEOL bool) []byte {
 	cte = strings.TrimSpace(cte)
 	if (cte == "" || cte == "7bit") && !isASCII(string(content)) {
 		cte = "quoted-printable"
@@ -221,7 +221,7 @@ func lookupCharset(name string) (encoding.Encoding, error) {
 // encodeCharset encodes changed text back into the part's charset. Text
 // the charset cannot represent (an outbound UTF-8 address in a Latin-1
 // part) switches the part to UTF-8, and the header says so.
-func encodeCharset(h *header, params map[string]string, enc encoding.Encoding, text []byte) []byte {
+func encodeCharset(h *mimeHeader, params map[string]string, enc encoding.Encoding, text []byte) []byte {
 	if enc == nil {
 		return text
 	}
@@ -234,7 +234,7 @@ func encodeCharset(h *header, params map[string]string, enc encoding.Encoding, t
 
 // setParam sets one parameter of a header field (Content-Type), keeping
 // the media type and the other parameters.
-func setParam(h *header, key, param, value string) {
+func setParam(h *mimeHeader, key, param, value string) {
 	mt, params := h.contentType()
 	params[param] = value
 	h.set("Content-Type", key, formatMediaType(mt, params))

@@ -25,12 +25,12 @@ type walker struct {
 	scratch []byte
 	// headers are reused per nesting level: a level is done with its
 	// header before its next sibling is read.
-	headers []*header
+	headers []*mimeHeader
 }
 
-func (w *walker) header(depth int) *header {
+func (w *walker) header(depth int) *mimeHeader {
 	for len(w.headers) <= depth {
-		w.headers = append(w.headers, &header{})
+		w.headers = append(w.headers, &mimeHeader{})
 	}
 	return w.headers[depth]
 }
@@ -133,7 +133,7 @@ func (w *walker) entity(depth int) error {
 
 // multipart walks the parts between the delimiters of boundary, keeping
 // preamble, delimiter lines and epilogue byte for byte (RFC 2046 5.1.1).
-func (w *walker) multipart(h *header, boundary string, depth int) error {
+func (w *walker) multipart(h *mimeHeader, boundary string, depth int) error {
 	if err := w.writeHeader(h); err != nil {
 		return err
 	}
@@ -253,7 +253,7 @@ func (w *walker) drain() error {
 }
 
 // unscannable applies the policy to content that cannot be scanned.
-func (w *walker) unscannable(h *header, why string) error {
+func (w *walker) unscannable(h *mimeHeader, why string) error {
 	if w.d.rejectUnscannable {
 		return fmt.Errorf("%w: %s", ErrUnscannable, why)
 	}

@@ -1,4 +1,4 @@
-package tokenize
+package header
 
 import (
 	"errors"
@@ -6,10 +6,10 @@ import (
 )
 
 // This file holds what the header rewriters share. RewriteAddressField
-// (header_addr.go) parses structured address fields; RewriteUnstructured
-// (header_unstructured.go) scans everything else; header_render.go writes
-// changes back. Both take the raw, unfolded value and return a value the
-// caller folds; unchanged input comes back as the same string.
+// (addr.go) parses structured address fields; RewriteUnstructured
+// (unstructured.go) scans everything else; render.go writes changes back.
+// Both take the raw, unfolded value and return a value the caller folds;
+// unchanged input comes back as the same string.
 
 // ErrUnparsableHeader is the sentinel every HeaderError matches: a field
 // value that may hold an address the parser cannot reach. The rewriter
@@ -17,7 +17,7 @@ import (
 var ErrUnparsableHeader = errors.New("unparsable header field")
 
 // HeaderError says why a header field value could not be rewritten. Like
-// AddressError it never holds the value: error text reaches logs and
+// tokenize.AddressError it never holds the value: error text reaches logs and
 // SMTP replies.
 type HeaderError struct{ Reason string }
 

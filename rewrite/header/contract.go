@@ -1,8 +1,8 @@
-package tokenize
+package header
 
-// This file holds the contract between the MIME rewriter (rewrite*.go),
-// the body text scanner (scan*.go) and the header address parser
-// (header*.go). The rewriter decides; the scanners only find and replace.
+// This file holds the contract between the MIME rewriter (package
+// rewrite) and the header address parser: the rewriter decides what a
+// mailbox becomes; the parser only finds and replaces.
 
 // Mailbox is one mailbox of a structured address field.
 type Mailbox struct {

@@ -1,4 +1,4 @@
-package tokenize
+package header
 
 // This file splits a structured header field body into the lexical tokens
 // of RFC 5322 section 3.2. It never fails on syntax: a quote, parenthesis or
