@@ -24,7 +24,7 @@ targets=(
 	"./rewrite/scan FuzzReplaceAddresses"
 	"./rewrite/header FuzzRewriteAddressField"
 	"./rewrite/header FuzzRewriteUnstructured"
-	"./tokenize FuzzRewrite"
+	"./rewrite FuzzRewrite"
 	"./tokenize FuzzNormalize"
 	"./tokenize FuzzParse"
 )

@@ -1,4 +1,4 @@
-package tokenize
+package rewrite
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/rewrite/header"
 	"github.com/tokenproxy/tokenproxy/rewrite/scan"
+	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // direction is what one pass does with each address it meets: the
@@ -153,11 +154,11 @@ func (rw *Rewriter) inboundPolicy(ctx context.Context, rep *Report) *direction {
 // internal reports whether an address stays as it is: an internal domain
 // or the relay domain (already a token).
 func (rw *Rewriter) internal(addr string) (bool, error) {
-	d, err := NormalizeDomain(domainPart(addr))
+	d, err := tokenize.NormalizeDomain(domainPart(addr))
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrMalformedAddress, err)
 	}
-	return d == rw.m.opts.Format.Domain || rw.opts.Internal(d), nil
+	return d == rw.tokens.Format().Domain || rw.opts.Internal(d), nil
 }
 
 // token returns the token of a customer address, "" for one that stays.
@@ -165,8 +166,8 @@ func (p *inbound) token(addr, name string) (string, string, error) {
 	if keep, err := p.rw.internal(addr); keep || err != nil {
 		return "", "", err
 	}
-	iss, err := p.rw.m.Tokenize(p.ctx, addr, name)
-	if errors.Is(err, ErrInvalidAddress) {
+	iss, err := p.rw.tokens.Tokenize(p.ctx, addr, name)
+	if errors.Is(err, tokenize.ErrInvalidAddress) {
 		return "", "", fmt.Errorf("%w: %w", ErrMalformedAddress, err)
 	}
 	if err != nil {
@@ -227,18 +228,18 @@ func (rw *Rewriter) outboundPolicy(ctx context.Context, rep *Report) *direction 
 
 // resolve returns the entry of a token address; ok is false for any other
 // address and for an unknown token, which is recorded for the caller.
-func (p *outbound) resolve(addr string) (Entry, bool, error) {
-	d, err := NormalizeDomain(domainPart(addr))
-	if err != nil || d != p.rw.m.opts.Format.Domain {
-		return Entry{}, false, nil
+func (p *outbound) resolve(addr string) (tokenize.Entry, bool, error) {
+	d, err := tokenize.NormalizeDomain(domainPart(addr))
+	if err != nil || d != p.rw.tokens.Format().Domain {
+		return tokenize.Entry{}, false, nil
 	}
-	e, err := p.rw.m.Resolve(p.ctx, addr)
-	if errors.Is(err, ErrUnknownToken) {
+	e, err := p.rw.tokens.Resolve(p.ctx, addr)
+	if errors.Is(err, tokenize.ErrUnknownToken) {
 		p.noteUnknown(strings.ToLower(addr))
-		return Entry{}, false, nil
+		return tokenize.Entry{}, false, nil
 	}
 	if err != nil {
-		return Entry{}, false, err
+		return tokenize.Entry{}, false, err
 	}
 	p.rep.addToken(e.Local)
 	return e, true, nil

@@ -1,4 +1,4 @@
-package tokenize
+package rewrite
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tokenproxy/tokenproxy/rewrite/header"
+	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // FuzzRewrite feeds arbitrary messages to the whole inbound rewriter and
@@ -44,7 +45,7 @@ func FuzzRewrite(f *testing.F) {
 }
 
 func typedRefusal(err error) bool {
-	for _, e := range []error{ErrLimit, ErrUnscannable, ErrMalformedAddress, ErrLeak, ErrUnknownToken, header.ErrUnparsableHeader} {
+	for _, e := range []error{ErrLimit, ErrUnscannable, ErrMalformedAddress, ErrLeak, tokenize.ErrUnknownToken, header.ErrUnparsableHeader} {
 		if errors.Is(err, e) {
 			return true
 		}

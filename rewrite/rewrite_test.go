@@ -1,4 +1,4 @@
-package tokenize
+package rewrite
 
 import (
 	"bytes"
@@ -12,28 +12,20 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokenproxy/tokenproxy/vault"
+	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/rewrite")
 
-// fixedKeyring makes tokens deterministic, so golden files are stable.
-func fixedKeyring() *vault.Keyring {
-	k := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
-	return vault.NewKeyring(map[vault.Purpose]map[uint32][]byte{
-		vault.PurposeToken: {1: k(1)}, vault.PurposeRecord: {1: k(2)},
-	})
-}
-
 func internalDomain(d string) bool { return d == "company.example" || d == "crm.example" }
 
-func newTestRewriter(t testing.TB, opts RewriteOptions) (*Rewriter, *testMap) {
+func newTestRewriter(t testing.TB, opts RewriteOptions) (*Rewriter, *tokenize.Map) {
 	t.Helper()
-	m := reopenTestMap(t, filepath.Join(t.TempDir(), "map.db"), fixedKeyring(), Options{})
+	m := newTestMap(t)
 	if opts.Internal == nil {
 		opts.Internal = internalDomain
 	}
-	return NewRewriter(m.Map, opts), m
+	return NewRewriter(m, opts), m
 }
 
 func runInbound(t testing.TB, rw *Rewriter, msg []byte) ([]byte, *Report, error) {
@@ -278,7 +270,7 @@ func TestOutboundUnknownToken(t *testing.T) {
 	msg := "From: support@company.example\r\nTo: T1-AAAAAAAAAAAAAAAA@relay.company.example\r\n\r\nhi\r\n"
 	out, err := runOutbound(t, rw, []byte(msg))
 	var ute *UnknownTokensError
-	if !errors.As(err, &ute) || !errors.Is(err, ErrUnknownToken) || len(ute.Tokens) != 1 {
+	if !errors.As(err, &ute) || !errors.Is(err, tokenize.ErrUnknownToken) || len(ute.Tokens) != 1 {
 		t.Fatalf("err = %v", err)
 	}
 	if !bytes.Contains(out, []byte("T1-AAAAAAAAAAAAAAAA@relay.company.example")) {
@@ -291,7 +283,7 @@ func TestOutboundErasedToken(t *testing.T) {
 	out, _, _ := runInbound(t, rw, []byte("From: jane@example.net\r\nTo: support@company.example\r\n\r\nhi\r\n"))
 	m.EraseSubject(context.Background(), "jane@example.net")
 	reply := bytes.Replace(out, []byte("From:"), []byte("To:"), 1)
-	if _, err := runOutbound(t, rw, reply); !errors.Is(err, ErrUnknownToken) {
+	if _, err := runOutbound(t, rw, reply); !errors.Is(err, tokenize.ErrUnknownToken) {
 		t.Fatalf("outbound to an erased token: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package tokenize
+package rewrite
 
 import (
 	"bufio"
@@ -248,3 +248,14 @@ func formatMediaType(mt string, params map[string]string) string {
 }
 
 func bufioWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 4096) }
+
+// isASCII is tokenize's, kept private here: a character test is not worth
+// an exported helper in the token map's package.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

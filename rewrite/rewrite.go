@@ -1,39 +1,9 @@
-package tokenize
+package rewrite
 
 import (
 	"context"
-	"errors"
 	"io"
-	"strings"
 )
-
-// Errors of the rewriter. Their text never holds an address: it reaches
-// logs and SMTP replies.
-var (
-	// ErrLimit: a message exceeds a configured limit (size, header size,
-	// MIME depth, part count, text part size).
-	ErrLimit = errors.New("message exceeds a limit")
-	// ErrUnscannable: content that cannot be scanned (encrypted, unknown
-	// charset, undecodable) under the reject policy. Routes answer 554 5.6.0.
-	ErrUnscannable = errors.New("message content cannot be scanned for addresses")
-	// ErrLeak: the leak guard found an address that is neither internal
-	// nor a token in the produced message. The message must not be sent.
-	ErrLeak = errors.New("leak guard: a customer address would leave untokenized")
-	// ErrMalformedAddress: an address-like string that cannot be
-	// normalized, so it can be neither tokenized nor let through.
-	ErrMalformedAddress = errors.New("message holds a malformed address")
-)
-
-// UnknownTokensError lists the tokens of an outbound message that are
-// unknown or erased; the message was rewritten with them left in place,
-// and the route refuses it (550 5.1.1).
-type UnknownTokensError struct{ Tokens []string }
-
-func (e *UnknownTokensError) Error() string {
-	return "unknown or erased tokens: " + strings.Join(e.Tokens, ", ")
-}
-
-func (e *UnknownTokensError) Is(target error) bool { return target == ErrUnknownToken }
 
 // Policy values.
 const (
@@ -95,12 +65,12 @@ type RewriteOptions struct {
 
 // Rewriter rewrites messages in both directions with one token map.
 type Rewriter struct {
-	m    *Map
-	opts RewriteOptions
+	tokens Tokens
+	opts   RewriteOptions
 }
 
-// NewRewriter returns a Rewriter over m.
-func NewRewriter(m *Map, opts RewriteOptions) *Rewriter {
+// NewRewriter returns a Rewriter over the token map m.
+func NewRewriter(m Tokens, opts RewriteOptions) *Rewriter {
 	if opts.DisplayNames == "" {
 		opts.DisplayNames = NamesPseudonymize
 	}
@@ -111,7 +81,7 @@ func NewRewriter(m *Map, opts RewriteOptions) *Rewriter {
 		opts.Internal = func(string) bool { return false }
 	}
 	opts.Limits = opts.Limits.withDefaults()
-	return &Rewriter{m: m, opts: opts}
+	return &Rewriter{tokens: m, opts: opts}
 }
 
 // Report tells what a rewrite did, for the routes' logs and audit: tokens
