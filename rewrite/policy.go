@@ -129,9 +129,9 @@ func fieldErr(name string, err error) error {
 
 func domainPart(addr string) string { return addr[strings.LastIndexByte(addr, '@')+1:] }
 
-// Pseudonym is the display name given to a customer under the
+// pseudonym is the display name given to a customer under the
 // pseudonymize policy: stable and derived from the token alone.
-func Pseudonym(tokenLocal string) string {
+func pseudonym(tokenLocal string) string {
 	_, hash, _ := strings.Cut(tokenLocal, "-")
 	if len(hash) > 6 {
 		hash = hash[:6]
@@ -199,7 +199,7 @@ func (p *inbound) mailbox(m header.Mailbox) (header.Mailbox, bool, error) {
 	}
 	switch {
 	case local != "" && p.rw.opts.DisplayNames == NamesPseudonymize:
-		out.Name = Pseudonym(local)
+		out.Name = pseudonym(local)
 	case local != "" && p.rw.opts.DisplayNames == NamesDrop:
 		out.Name = ""
 	case out.Name != "":
@@ -276,7 +276,7 @@ func (p *outbound) mailbox(m header.Mailbox) (header.Mailbox, bool, error) {
 			switch {
 			case e.DisplayName != "":
 				out.Name = e.DisplayName
-			case m.Name == Pseudonym(e.Local) || strings.EqualFold(m.Name, e.Address):
+			case m.Name == pseudonym(e.Local) || strings.EqualFold(m.Name, e.Address):
 				out.Name = ""
 			}
 		}
