@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -18,7 +19,7 @@ type InboundOptions struct {
 	// address. Only these recipients are accepted: never an open relay.
 	Mailboxes map[string]string
 	Map       *tokenize.Map
-	Rewriter  *tokenize.Rewriter
+	Rewriter  *rewrite.Rewriter
 	LocalCase tokenize.LocalCase
 	// Internal reports whether a lower-case ASCII domain is the company's
 	// or the CRM's: such senders keep their address.
@@ -66,7 +67,7 @@ func NewInboundConfig(o InboundOptions) (*RouteConfig, error) {
 		o.AuthservID = o.Route.Hostname
 	}
 	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = tokenize.DefaultLimits.MaxHeaderBytes
+		o.MaxHeaderBytes = rewrite.DefaultLimits.MaxHeaderBytes
 	}
 	return newRouteConfig(RouteInbound, o.Route, &inboundPolicy{o})
 }
@@ -125,7 +126,7 @@ func (p *inboundPolicy) recipient(_ context.Context, _ *session, to string) (str
 	return crm, nil
 }
 
-func (p *inboundPolicy) rewrite(ctx context.Context, _ *session, dst io.Writer, src io.Reader) (*tokenize.Report, error) {
+func (p *inboundPolicy) rewrite(ctx context.Context, _ *session, dst io.Writer, src io.Reader) (*rewrite.Report, error) {
 	return p.o.Rewriter.Inbound(ctx, dst, src)
 }
 

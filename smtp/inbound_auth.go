@@ -10,10 +10,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
-
+	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
-	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
 )
 
 // AuthCheck configures the inbound route's check of SPF, DKIM and DMARC on
@@ -126,7 +125,7 @@ func (p *inboundPolicy) withAuthResults(msg io.Reader, field string, res *dataRe
 	}
 	hdr, err := rawheader.Read(br, p.o.MaxHeaderBytes)
 	if errors.Is(err, rawheader.ErrTooLarge) {
-		err = fmt.Errorf("%w: %w", tokenize.ErrLimit, err)
+		err = fmt.Errorf("%w: %w", rewrite.ErrLimit, err)
 	}
 	if err != nil {
 		release()

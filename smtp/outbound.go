@@ -10,6 +10,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/tokenproxy/tokenproxy/rewrite"
+	"github.com/tokenproxy/tokenproxy/rewrite/header"
 	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
@@ -31,7 +33,7 @@ type OutboundOptions struct {
 	// address: sender fields naming the CRM are mapped back to it.
 	PublicOf  map[string]string
 	Map       *tokenize.Map
-	Rewriter  *tokenize.Rewriter
+	Rewriter  *rewrite.Rewriter
 	LocalCase tokenize.LocalCase
 	// MaxHeaderBytes bounds the header section held back to rewrite the
 	// sender fields.
@@ -87,7 +89,7 @@ func NewOutboundConfig(o OutboundOptions) (*RouteConfig, error) {
 		o.AuthFailureDelay = time.Second
 	}
 	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = tokenize.DefaultLimits.MaxHeaderBytes
+		o.MaxHeaderBytes = rewrite.DefaultLimits.MaxHeaderBytes
 	}
 	return newRouteConfig(RouteOutbound, o.Route, &outboundPolicy{o: o})
 }
@@ -171,7 +173,7 @@ func (p *outboundPolicy) recipient(ctx context.Context, s *session, to string) (
 
 // rewrite detokenizes the message, then maps its sender fields to the
 // company.
-func (p *outboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*tokenize.Report, error) {
+func (p *outboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*rewrite.Report, error) {
 	sw := newSenderRewriter(dst, p.o.MaxHeaderBytes, p.senderField)
 	rep, err := p.o.Rewriter.Outbound(ctx, sw, src)
 	if err == nil {
@@ -184,8 +186,8 @@ func (p *outboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer,
 // senderField returns the rewrite of one sender field: From becomes
 // rewrite_from when set; in every sender field a CRM mailbox becomes its
 // public address. Display names are kept.
-func (p *outboundPolicy) senderField(field string) tokenize.MailboxFunc {
-	return func(m tokenize.Mailbox) (tokenize.Mailbox, bool, error) {
+func (p *outboundPolicy) senderField(field string) header.MailboxFunc {
+	return func(m header.Mailbox) (header.Mailbox, bool, error) {
 		if m.Addr == "" {
 			return m, false, nil
 		}

@@ -10,14 +10,15 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // reloadDeps are what the reload tests build new configurations from: the
 // harness's map, a rewriter like its own, and a logger into its log.
-func (h *harness) reloadDeps() (*tokenize.Rewriter, *slog.Logger) {
+func (h *harness) reloadDeps() (*rewrite.Rewriter, *slog.Logger) {
 	internal := func(d string) bool { return d == "company.example" || d == "crm.example" }
-	rw := tokenize.NewRewriter(h.m, tokenize.RewriteOptions{Internal: internal})
+	rw := rewrite.NewRewriter(h.m, rewrite.RewriteOptions{Internal: internal})
 	return rw, slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 

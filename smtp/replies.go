@@ -10,6 +10,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -78,12 +79,12 @@ func (s *session) classify(err error) (int, gosmtp.EnhancedCode, string, slog.Le
 		return rf.code, rf.enh, rf.text, slog.LevelInfo
 	case errors.Is(err, ErrBareLineEnding):
 		return ErrBareLineEnding.Code, ErrBareLineEnding.EnhancedCode, ErrBareLineEnding.Message, slog.LevelWarn
-	case errors.Is(err, gosmtp.ErrDataTooLarge), errors.Is(err, tokenize.ErrLimit):
+	case errors.Is(err, gosmtp.ErrDataTooLarge), errors.Is(err, rewrite.ErrLimit):
 		return errTooLarge.code, errTooLarge.enh, errTooLarge.text, slog.LevelInfo
-	case errors.Is(err, tokenize.ErrLeak):
+	case errors.Is(err, rewrite.ErrLeak):
 		code, enh := s.refusalCode()
 		return code, enh, "Message refused: it would disclose an address", slog.LevelError
-	case errors.Is(err, tokenize.ErrUnscannable), errors.Is(err, tokenize.ErrMalformedAddress):
+	case errors.Is(err, rewrite.ErrUnscannable), errors.Is(err, rewrite.ErrMalformedAddress):
 		code, enh := s.refusalCode()
 		return code, enh, "Message refused: content cannot be checked for addresses", slog.LevelWarn
 	case errors.Is(err, tokenize.ErrErasedSubject):

@@ -17,7 +17,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
-	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/rewrite"
 )
 
 // Route names.
@@ -65,7 +65,7 @@ type routePolicy interface {
 	// src, and a cleanup to run once the message has been relayed.
 	prepare(ctx context.Context, s *session, src io.Reader, res *dataResult) (io.Reader, func(), error)
 	// rewrite streams the message from src to dst.
-	rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*tokenize.Report, error)
+	rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*rewrite.Report, error)
 	// sealer returns the header field to prepend to the rewritten message,
 	// computed over all of it (a DKIM signature); nil when there is none,
 	// and the rewritten message streams to the downstream.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/vault"
@@ -43,7 +44,7 @@ type harnessOpts struct {
 	limits   policy.SMTP
 	users    map[string]string
 	networks []netip.Prefix
-	rewrite  tokenize.RewriteOptions
+	rewrite  rewrite.RewriteOptions
 	fromRW   string
 	ds       *dsBackend
 	auth     *AuthCheck             // inbound SPF/DKIM/DMARC check; nil: none
@@ -82,7 +83,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	h.roots.AddCert(cert.Leaf())
 	internal := func(d string) bool { return d == "company.example" || d == "crm.example" }
 	o.rewrite.Internal = internal
-	rw := tokenize.NewRewriter(h.m, o.rewrite)
+	rw := rewrite.NewRewriter(h.m, o.rewrite)
 	if o.spoolDir == "" {
 		o.spoolDir = t.TempDir()
 	}

@@ -6,9 +6,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/tokenproxy/tokenproxy/rewrite/header"
 	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
-
-	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // senderFields are the top-level fields that say who the reply is from
@@ -36,7 +35,7 @@ type senderRewriter struct {
 
 // fieldMailboxFunc returns the rewrite of one sender field, by its
 // lower-case name.
-type fieldMailboxFunc func(field string) tokenize.MailboxFunc
+type fieldMailboxFunc func(field string) header.MailboxFunc
 
 func newSenderRewriter(dst io.Writer, max int, fn fieldMailboxFunc) *senderRewriter {
 	return &senderRewriter{dst: dst, fn: fn, max: max}
@@ -123,7 +122,7 @@ func rewriteSenderFields(hdr []byte, fn fieldMailboxFunc) (out []byte, msgIDHash
 			continue
 		}
 		value := strings.TrimRight(string(field[colon+1:]), "\r\n")
-		v, changed, err := tokenize.RewriteAddressField(value, fn(name))
+		v, changed, err := header.RewriteAddressField(value, fn(name))
 		if err != nil {
 			return nil, "", err
 		}

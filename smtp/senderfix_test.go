@@ -4,15 +4,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/rewrite/header"
 )
 
 // TestRewriteSenderFields: only From, Sender and Reply-To change; other
 // fields keep their bytes and place; a long rewritten list is folded
 // within RFC 5322's 998 octets.
 func TestRewriteSenderFields(t *testing.T) {
-	toPublic := func(string) tokenize.MailboxFunc {
-		return func(m tokenize.Mailbox) (tokenize.Mailbox, bool, error) {
+	toPublic := func(string) header.MailboxFunc {
+		return func(m header.Mailbox) (header.Mailbox, bool, error) {
 			if m.Addr == "support@crm.example" {
 				m.Addr = "support@company.example"
 				return m, true, nil

@@ -12,6 +12,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
@@ -22,7 +23,7 @@ var errDataEnded = errors.New("smtp: downstream data ended")
 
 // dataResult is what one DATA produced, for the log and the metrics.
 type dataResult struct {
-	report  *tokenize.Report
+	report  *rewrite.Report
 	bytesIn int64
 	relay   time.Duration // end of the client's data to the downstream's reply
 	// auth holds the inbound route's verdicts (nil without auth_check), and
@@ -276,7 +277,7 @@ func (s *session) logMessage(res dataResult, err error) {
 		s.log.Info("message relayed", attrs...)
 		return
 	}
-	var ut *tokenize.UnknownTokensError
+	var ut *rewrite.UnknownTokensError
 	if errors.As(err, &ut) {
 		s.r.opts.Metrics.UnknownTokens(s.r.opts.Name, len(ut.Tokens))
 	}
@@ -293,13 +294,13 @@ func messageResult(err error) string {
 		return "bare_line_ending"
 	case errors.Is(err, errDMARCReject):
 		return "refused_dmarc"
-	case errors.Is(err, tokenize.ErrLeak):
+	case errors.Is(err, rewrite.ErrLeak):
 		return "refused_leak"
-	case errors.Is(err, tokenize.ErrUnscannable), errors.Is(err, tokenize.ErrMalformedAddress):
+	case errors.Is(err, rewrite.ErrUnscannable), errors.Is(err, rewrite.ErrMalformedAddress):
 		return "refused_unscannable"
 	case errors.Is(err, tokenize.ErrUnknownToken):
 		return "unknown_token"
-	case errors.Is(err, tokenize.ErrLimit), errors.Is(err, gosmtp.ErrDataTooLarge):
+	case errors.Is(err, rewrite.ErrLimit), errors.Is(err, gosmtp.ErrDataTooLarge):
 		return "too_large"
 	case errors.As(err, &de) && errors.Is(de, ErrDownstreamPerm):
 		return "rejected"

@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${COUNT:-3}
-go test -run '^$' -bench 'RewriteInbound5KB|RewriteTextHeavy' -cpu 1 -benchtime 2s -count "$count" ./tokenize | grep -E '^Benchmark'
-go test -run '^$' -bench 'LargeMessageRSS' -benchtime 3x -count 1 ./tokenize | grep -E '^Benchmark'
-go test -run '^$' -bench 'ReplaceAddresses' -cpu 1 -benchtime 1s -count 1 ./tokenize | grep -E '^Benchmark'
+go test -run '^$' -bench 'RewriteInbound5KB|RewriteTextHeavy' -cpu 1 -benchtime 2s -count "$count" ./rewrite | grep -E '^Benchmark'
+go test -run '^$' -bench 'LargeMessageRSS' -benchtime 3x -count 1 ./rewrite | grep -E '^Benchmark'
+go test -run '^$' -bench 'ReplaceAddresses' -cpu 1 -benchtime 1s -count 1 ./rewrite/scan | grep -E '^Benchmark'

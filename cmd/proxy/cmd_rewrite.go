@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -42,7 +43,7 @@ func runRewrite(ctx context.Context, a *app, args []string, route string) error 
 		defer os.Remove(spool.Name())
 		defer spool.Close()
 		rw := newRewriter(cfg, e.m)
-		var rep *tokenize.Report
+		var rep *rewrite.Report
 		if route == "inbound" {
 			rep, err = rw.Inbound(ctx, spool, a.stdin)
 		} else {
@@ -65,21 +66,21 @@ func runRewrite(ctx context.Context, a *app, args []string, route string) error 
 // address, and an unknown token is not customer data.
 func rewriteError(err error) error {
 	switch {
-	case errors.Is(err, tokenize.ErrLeak), errors.Is(err, tokenize.ErrUnscannable),
-		errors.Is(err, tokenize.ErrLimit), errors.Is(err, tokenize.ErrMalformedAddress),
+	case errors.Is(err, rewrite.ErrLeak), errors.Is(err, rewrite.ErrUnscannable),
+		errors.Is(err, rewrite.ErrLimit), errors.Is(err, rewrite.ErrMalformedAddress),
 		errors.Is(err, tokenize.ErrUnknownToken):
 		return fmt.Errorf("message refused: %w", err)
 	}
 	return fmt.Errorf("message not rewritten: %w", err)
 }
 
-func newRewriter(cfg *policy.Config, m *tokenize.Map) *tokenize.Rewriter {
+func newRewriter(cfg *policy.Config, m *tokenize.Map) *rewrite.Rewriter {
 	l := cfg.Rewrite.Limits
-	return tokenize.NewRewriter(m, tokenize.RewriteOptions{
+	return rewrite.NewRewriter(m, rewrite.RewriteOptions{
 		Internal:     cfg.IsInternal,
 		DisplayNames: cfg.Rewrite.DisplayNames,
 		Unscannable:  cfg.Rewrite.Unscannable,
-		Limits: tokenize.Limits{MaxMessageBytes: l.MaxMessageBytes, MaxHeaderBytes: l.MaxHeaderBytes,
+		Limits: rewrite.Limits{MaxMessageBytes: l.MaxMessageBytes, MaxHeaderBytes: l.MaxHeaderBytes,
 			MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes},
 	})
 }

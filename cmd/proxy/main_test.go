@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp"
-	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // cli runs the proxy command in-process with the given data directory.
@@ -269,10 +269,10 @@ func TestRewriteCommand(t *testing.T) {
 // rewriter's limit defaults are written twice; this keeps them equal.
 func TestRewriteLimitDefaultsAgree(t *testing.T) {
 	l := policy.Defaults().Rewrite.Limits
-	got := tokenize.Limits{MaxMessageBytes: l.MaxMessageBytes, MaxHeaderBytes: l.MaxHeaderBytes,
+	got := rewrite.Limits{MaxMessageBytes: l.MaxMessageBytes, MaxHeaderBytes: l.MaxHeaderBytes,
 		MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes}
-	if got != tokenize.DefaultLimits {
-		t.Fatalf("policy defaults %+v, tokenize defaults %+v", got, tokenize.DefaultLimits)
+	if got != rewrite.DefaultLimits {
+		t.Fatalf("policy defaults %+v, tokenize defaults %+v", got, rewrite.DefaultLimits)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
@@ -67,7 +68,7 @@ type routeDeps struct {
 	cfg   *policy.Config
 	e     *engine
 	log   *slog.Logger
-	rw    *tokenize.Rewriter
+	rw    *rewrite.Rewriter
 	hosts []string // inbound, outbound host names
 }
 

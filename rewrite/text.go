@@ -1,0 +1,261 @@
+package rewrite
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/quotedprintable"
+	"strings"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/encoding/ianaindex"
+)
+
+// errUndecodable marks a body whose transfer encoding or charset cannot be
+// undone: it is unscannable.
+var errUndecodable = errors.New("undecodable")
+
+// leaf rewrites a text part (or an encoded message/* part): the body is
+// buffered, decoded, scanned and, only if something changed, re-encoded
+// in the part's own transfer encoding and charset. An unchanged part is
+// written back byte for byte.
+func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte string, depth int) error {
+	raw, err := w.collect()
+	if err != nil {
+		return err
+	}
+	// The decoded text is what is scanned: a raw scan of a decoded part
+	// would misread calendar folds and quoted-printable soft breaks.
+	content, err := decodeCTE(cte, raw)
+	if err != nil {
+		return w.leafUnscannable(h, raw, "transfer encoding")
+	}
+	enc, text, err := decodeCharset(params["charset"], content)
+	if err != nil {
+		return w.leafUnscannable(h, raw, "charset")
+	}
+	newText, changed, err := w.rewriteBody(mt, text, depth)
+	if err != nil || !changed || w.out == nil {
+		if err == nil {
+			err = w.writeHeaderAnd(h, raw)
+		}
+		return err
+	}
+	w.rep.Changed++
+	newContent := encodeCharset(h, params, enc, newText)
+	newRaw := encodeCTE(h, cte, newContent, w.lr.eol(), bytes.HasSuffix(raw, []byte("\n")))
+	return w.writeHeaderAnd(h, newRaw)
+}
+
+func (w *walker) writeHeaderAnd(h *mimeHeader, body []byte) error {
+	if err := w.writeHeader(h); err != nil {
+		return err
+	}
+	return w.write(body)
+}
+
+// rewriteBody scans decoded text, or walks an encoded message/* body as a
+// message of its own.
+func (w *walker) rewriteBody(mt string, text []byte, depth int) ([]byte, bool, error) {
+	kind := textKindOf(mt)
+	if kind >= 0 {
+		return w.d.rewriteText(kind, text)
+	}
+	var out bytes.Buffer
+	sub := &walker{ctx: w.ctx, lr: newLineReader(bytes.NewReader(text), 0), d: w.d, rep: w.rep, limits: w.limits}
+	defer sub.lr.release()
+	sub.takeScratch()
+	defer sub.releaseScratch()
+	if w.out != nil {
+		sub.out = bufioWriter(&out)
+	}
+	if err := sub.entity(depth + 1); err != nil {
+		return nil, false, err
+	}
+	if err := sub.drain(); err != nil {
+		return nil, false, err
+	}
+	if sub.out == nil {
+		return text, false, nil
+	}
+	if err := sub.out.Flush(); err != nil {
+		return nil, false, err
+	}
+	return out.Bytes(), !bytes.Equal(out.Bytes(), text), nil
+}
+
+func (w *walker) leafUnscannable(h *mimeHeader, raw []byte, why string) error {
+	if w.d.rejectUnscannable {
+		return fmt.Errorf("%w: %s", ErrUnscannable, why)
+	}
+	if err := w.d.scanRaw(raw); err != nil { // all the guard can check
+		return err
+	}
+	return w.writeHeaderAnd(h, raw)
+}
+
+// decodeCTE undoes the transfer encoding (RFC 2045 section 6). Broken
+// quoted-printable is common in the wild; it is scanned as it stands,
+// which is where its addresses are visible anyway.
+func decodeCTE(cte string, raw []byte) ([]byte, error) {
+	switch strings.TrimSpace(cte) {
+	case "", "7bit", "8bit", "binary":
+		return raw, nil
+	case "quoted-printable":
+		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw)))
+		if err != nil {
+			return raw, nil
+		}
+		return out, nil
+	case "base64":
+		return decodeBase64Lenient(raw), nil
+	}
+	return nil, errUndecodable
+}
+
+// decodeBase64Lenient decodes base64 as mail clients do: characters
+// outside the alphabet (line ends, stray punctuation) and padding are
+// ignored, and a dangling single character is dropped. RFC 2045 section
+// 6.8 asks decoders to ignore characters outside the alphabet.
+func decodeBase64Lenient(raw []byte) []byte {
+	clean := make([]byte, 0, len(raw))
+	for _, c := range raw {
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' {
+			clean = append(clean, c)
+		}
+	}
+	if len(clean)%4 == 1 {
+		clean = clean[:len(clean)-1]
+	}
+	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
+	n, _ := base64.RawStdEncoding.Decode(out, clean)
+	return out[:n]
+}
+
+// encodeCTE re-encodes changed content in the part's transfer encoding.
+// 7bit content that gained 8-bit characters (an outbound UTF-8 address)
+// becomes quoted-printable, and the header says so.
+func encodeCTE(h *mimeHeader, cte string, content []byte, eol string, endsWithEOL bool) []byte {
+	cte = strings.TrimSpace(cte)
+	if (cte == "" || cte == "7bit") && !isASCII(string(content)) {
+		cte = "quoted-printable"
+		h.set("Content-Transfer-Encoding", "content-transfer-encoding", cte)
+	}
+	var out []byte
+	switch cte {
+	case "quoted-printable":
+		var b bytes.Buffer
+		qw := quotedprintable.NewWriter(&b)
+		qw.Write(content)
+		qw.Close()
+		out = b.Bytes()
+		if eol == "\n" {
+			out = bytes.ReplaceAll(out, []byte("\r\n"), []byte("\n"))
+		}
+	case "base64":
+		out = wrapBase64(content, eol)
+	default:
+		out = content
+	}
+	if endsWithEOL && !bytes.HasSuffix(out, []byte("\n")) {
+		out = append(out, eol...) // the line end before a delimiter belongs to it
+	}
+	return out
+}
+
+// wrapBase64 writes base64 in lines of 76 characters (RFC 2045 6.8).
+func wrapBase64(content []byte, eol string) []byte {
+	enc := base64.StdEncoding.EncodeToString(content)
+	var b bytes.Buffer
+	for len(enc) > 76 {
+		b.WriteString(enc[:76])
+		b.WriteString(eol)
+		enc = enc[76:]
+	}
+	b.WriteString(enc)
+	b.WriteString(eol)
+	return b.Bytes()
+}
+
+// decodeCharset returns the text as UTF-8. UTF-8 and US-ASCII (and no
+// charset) are scanned as they are, byte for byte.
+func decodeCharset(name string, content []byte) (encoding.Encoding, []byte, error) {
+	name = strings.ToLower(strings.TrimSpace(name))
+	switch name {
+	case "", "utf-8", "utf8", "us-ascii", "ascii":
+		return nil, content, nil
+	}
+	enc, err := lookupCharset(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	text, err := enc.NewDecoder().Bytes(content)
+	if err != nil {
+		return nil, nil, errUndecodable
+	}
+	return enc, text, nil
+}
+
+// lookupCharset resolves a MIME charset name as go-message's charset
+// package does (IANA MIME names, "cs" aliases, then WHATWG labels); that
+// package only decodes, and a changed part must be encoded back.
+func lookupCharset(name string) (encoding.Encoding, error) {
+	enc, err := ianaindex.MIME.Encoding(name)
+	if enc == nil {
+		enc, err = ianaindex.MIME.Encoding("cs" + name)
+	}
+	if enc == nil {
+		enc, err = htmlindex.Get(name)
+	}
+	if enc == nil || err != nil {
+		return nil, errUndecodable
+	}
+	return enc, nil
+}
+
+// encodeCharset encodes changed text back into the part's charset. Text
+// the charset cannot represent (an outbound UTF-8 address in a Latin-1
+// part) switches the part to UTF-8, and the header says so.
+func encodeCharset(h *mimeHeader, params map[string]string, enc encoding.Encoding, text []byte) []byte {
+	if enc == nil {
+		return text
+	}
+	if out, err := enc.NewEncoder().Bytes(text); err == nil {
+		return out
+	}
+	setParam(h, "content-type", "charset", "utf-8")
+	return text
+}
+
+// setParam sets one parameter of a header field (Content-Type), keeping
+// the media type and the other parameters.
+func setParam(h *mimeHeader, key, param, value string) {
+	mt, params := h.contentType()
+	params[param] = value
+	h.set("Content-Type", key, formatMediaType(mt, params))
+}
+
+func formatMediaType(mt string, params map[string]string) string {
+	if s := mime.FormatMediaType(mt, params); s != "" {
+		return s
+	}
+	return mt + "; charset=utf-8"
+}
+
+func bufioWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 4096) }
+
+// isASCII is tokenize's, kept private here: a character test is not worth
+// an exported helper in the token map's package.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
