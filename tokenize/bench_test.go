@@ -1,4 +1,4 @@
-package tokenize
+package tokenize_test
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 )
 
 // Targets (issue 2): Tokenize of a known address and Resolve ≥ 300k ops/s
@@ -29,7 +31,7 @@ func BenchmarkTokenizeKnown(b *testing.B) {
 
 func benchTokenizeKnown(b *testing.B, cacheSize int) {
 	ctx := context.Background()
-	m := openTestMap(b, Options{KnownCacheSize: cacheSize})
+	m := openTestMap(b, tokenize.Options{KnownCacheSize: cacheSize})
 	addrs := benchAddresses(m, 1000)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -43,7 +45,7 @@ func benchTokenizeKnown(b *testing.B, cacheSize int) {
 
 func BenchmarkResolve(b *testing.B) {
 	ctx := context.Background()
-	m := openTestMap(b, Options{})
+	m := openTestMap(b, tokenize.Options{})
 	addrs := benchAddresses(m, 1000)
 	tokens := make([]string, len(addrs))
 	for i, a := range addrs {
@@ -64,7 +66,7 @@ func BenchmarkResolve(b *testing.B) {
 // callers, as 50 SMTP sessions would.
 func BenchmarkTokenizeNew50(b *testing.B) {
 	ctx := context.Background()
-	m := openTestMap(b, Options{})
+	m := openTestMap(b, tokenize.Options{})
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -95,7 +97,7 @@ func BenchmarkTokenizeNew50(b *testing.B) {
 // open, as after a reboot.
 func BenchmarkOpen1M(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "big.db")
-	m := reopenTestMap(b, path, testKeyring(1), Options{})
+	m := reopenTestMap(b, path, testKeyring(1), tokenize.Options{})
 	probe := bulkLoad(b, m, 1_000_000)
 	m.close()
 	cold := os.Getenv("TOKENPROXY_COLD") == "1"
@@ -106,11 +108,11 @@ func BenchmarkOpen1M(b *testing.B) {
 			dropPageCache(b)
 			b.StartTimer()
 		}
-		db, err := OpenDB(path)
+		db, err := boltstore.Open(path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		mm, err := NewMap(db, m.keys, Options{Format: testFormat, Tenant: "test"})
+		mm, err := tokenize.NewMap(db, m.keys, tokenize.Options{Format: testFormat, Tenant: "test"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -138,15 +140,13 @@ func bulkLoad(b *testing.B, m *testMap, n int) string {
 	const per = 50_000
 	var probe string
 	for done := 0; done < n; done += per {
-		err := m.db.bolt.Update(func(tx *bolt.Tx) error {
-			toks := tx.Bucket(bucketTokens)
+		err := m.store.Update(context.Background(), func(tx tokenize.Tx) error {
 			for i := done; i < done+per && i < n; i++ {
-				a, _ := Normalize(fmt.Sprintf("bulk%d@example.com", i), LocalFold)
-				vm := m.macs(a)[0]
-				local := m.opts.Format.Local(vm.version, vm.mac, m.opts.Format.Length)
-				rec := &record{created: 1, lastSeen: 1, mac: vm.mac}
-				rec.seal(m.aeads[m.recVer], m.recVer, local, a.String(), "")
-				if err := toks.Put([]byte(local), rec.encode()); err != nil {
+				local, rec, err := m.RecordFor(fmt.Sprintf("bulk%d@example.com", i))
+				if err != nil {
+					return err
+				}
+				if err := tx.PutToken(local, rec); err != nil {
 					return err
 				}
 				probe = local

@@ -1,4 +1,4 @@
-package tokenize
+package tokenize_test
 
 import (
 	"bytes"
@@ -10,24 +10,18 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // sealedOf returns the stored ciphertext of a token's record.
 func sealedOf(t *testing.T, tm *testMap, token string) []byte {
 	t.Helper()
-	tok, err := tm.opts.Format.Parse(token)
+	tok, err := tm.Format().Parse(token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sealed []byte
-	err = tm.db.bolt.View(func(tx *bolt.Tx) error {
-		rec, err := decodeLive(tx.Bucket(bucketTokens).Get([]byte(tok.Local)))
-		if err != nil {
-			return err
-		}
-		sealed = rec.sealed
-		return nil
-	})
+	sealed, err := tokenize.SealedOf(tm.stored(t, tok.Local))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +34,7 @@ func sealedOf(t *testing.T, tm *testMap, token string) []byte {
 // anywhere in the database file.
 func TestErasureLeavesNoCiphertext(t *testing.T) {
 	ctx := context.Background()
-	tm := openTestMap(t, Options{})
+	tm := openTestMap(t, tokenize.Options{})
 	for i := range 300 { // neighbours on the same and other pages
 		if _, err := tm.Tokenize(ctx, fmt.Sprintf("other%03d@example.org", i), "Other"); err != nil {
 			t.Fatal(err)
@@ -66,7 +60,7 @@ func TestErasureLeavesNoCiphertext(t *testing.T) {
 	}
 
 	tokens, err := tm.EraseSubject(ctx, addr)
-	if err != nil || len(tokens) != 1 || tm.opts.Format.Address(tokens[0]) != token {
+	if err != nil || len(tokens) != 1 || tm.Format().Address(tokens[0]) != token {
 		t.Fatalf("EraseSubject = %v, %v", tokens, err)
 	}
 	raw, err = os.ReadFile(tm.path)
@@ -81,7 +75,7 @@ func TestErasureLeavesNoCiphertext(t *testing.T) {
 	if bytes.Contains(raw, []byte(addr)) {
 		t.Error("address in the file")
 	}
-	if _, err := tm.Resolve(ctx, token); !errors.Is(err, ErrUnknownToken) {
+	if _, err := tm.Resolve(ctx, token); !errors.Is(err, tokenize.ErrUnknownToken) {
 		t.Errorf("Resolve after erasure = %v, want ErrUnknownToken", err)
 	}
 	// The neighbours survived the wipe.
@@ -90,7 +84,7 @@ func TestErasureLeavesNoCiphertext(t *testing.T) {
 		if err != nil || len(toks) != 1 {
 			t.Fatalf("neighbour %d: %v %v", i, toks, err)
 		}
-		if _, err := tm.Resolve(ctx, tm.opts.Format.Address(toks[0])); err != nil {
+		if _, err := tm.Resolve(ctx, tm.Format().Address(toks[0])); err != nil {
 			t.Fatalf("neighbour %d: %v", i, err)
 		}
 	}
@@ -114,21 +108,29 @@ func TestErasureLeavesNoCiphertext(t *testing.T) {
 // erasure may still read the freed pages, so the wipe waits for it.
 func TestScrubWaitsForOldReaders(t *testing.T) {
 	ctx := context.Background()
-	tm := openTestMap(t, Options{})
+	tm := openTestMap(t, tokenize.Options{})
 	if _, err := tm.Tokenize(ctx, "jane@example.com", ""); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := tm.db.bolt.Begin(false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inView, release, viewDone := make(chan struct{}), make(chan struct{}), make(chan error)
+	go func() {
+		viewDone <- tm.store.View(ctx, func(tokenize.ReadTx) error {
+			close(inView)
+			<-release
+			return nil
+		})
+	}()
+	<-inView
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, err := tm.EraseSubject(short, "jane@example.com"); !errors.Is(err, ErrScrubBusy) {
+	if _, err := tm.EraseSubject(short, "jane@example.com"); !errors.Is(err, tokenize.ErrScrubBusy) {
 		t.Fatalf("EraseSubject with an old reader open = %v, want ErrScrubBusy", err)
 	}
-	tx.Rollback()
-	if n, err := tm.db.ScrubFree(ctx); err != nil || n == 0 {
+	close(release)
+	if err := <-viewDone; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := tm.store.ScrubFree(ctx); err != nil || n == 0 {
 		t.Fatalf("ScrubFree after the reader closed = %d, %v", n, err)
 	}
 }
@@ -137,7 +139,7 @@ func TestSuppressErased(t *testing.T) {
 	ctx := context.Background()
 	for _, suppress := range []bool{false, true} {
 		t.Run(fmt.Sprint("suppress=", suppress), func(t *testing.T) {
-			tm := openTestMap(t, Options{SuppressErased: suppress})
+			tm := openTestMap(t, tokenize.Options{SuppressErased: suppress})
 			first, err := tm.Tokenize(ctx, "jane@example.com", "")
 			if err != nil {
 				t.Fatal(err)
@@ -147,7 +149,7 @@ func TestSuppressErased(t *testing.T) {
 			}
 			again, err := tm.Tokenize(ctx, "Jane@Example.com", "")
 			if suppress {
-				if !errors.Is(err, ErrErasedSubject) || errors.Is(err, ErrStore) {
+				if !errors.Is(err, tokenize.ErrErasedSubject) || errors.Is(err, tokenize.ErrStore) {
 					t.Fatalf("Tokenize after a suppressed erasure = %v, want ErrErasedSubject only", err)
 				}
 				if toks, err := tm.Lookup(ctx, "jane@example.com"); err != nil || len(toks) != 0 {
@@ -165,13 +167,14 @@ func TestSuppressErased(t *testing.T) {
 func TestExpire(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tm := openTestMap(t, Options{Now: func() time.Time { return now }})
+	fa := &fakeAuditor{}
+	tm := openTestMap(t, tokenize.Options{Now: func() time.Time { return now }, Audit: fa})
 	old, _ := tm.Tokenize(ctx, "old@example.com", "")
 	now = now.Add(48 * time.Hour)
 	fresh, _ := tm.Tokenize(ctx, "fresh@example.com", "")
 
-	failing := func(context.Context, []string) error { return errors.New("audit down") }
-	if n, err := tm.Expire(ctx, now.Add(-24*time.Hour), failing); !errors.Is(err, ErrAudit) || n != 0 {
+	fa.set(func(f *fakeAuditor) { f.ready = errors.New("audit down") })
+	if n, err := tm.Expire(ctx, now.Add(-24*time.Hour), nil); !errors.Is(err, tokenize.ErrAudit) || n != 0 {
 		t.Fatalf("Expire with a failing audit = %d, %v", n, err)
 	}
 	// Lookup, not Resolve: a resolution is a use and would renew it.
@@ -183,15 +186,21 @@ func TestExpire(t *testing.T) {
 	if _, err := tm.Inspect(ctx, old.Address); err != nil {
 		t.Fatal(err)
 	}
+	fa.set(func(f *fakeAuditor) { f.ready = nil })
+	n, err := tm.Expire(ctx, now.Add(-24*time.Hour), map[string]string{"max_idle": "24h0m0s"})
+	if err := tm.SyncAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var audited []string
-	n, err := tm.Expire(ctx, now.Add(-24*time.Hour), func(_ context.Context, toks []string) error {
-		audited = append(audited, toks...)
-		return nil
-	})
+	for _, r := range fa.delivered() {
+		if r.Event == tokenize.EventExpired {
+			audited = append(audited, r.Token)
+		}
+	}
 	if err != nil || n != 1 || len(audited) != 1 || audited[0] != old.Address {
 		t.Fatalf("Expire = %d, %v, audited %v; want the old token", n, err, audited)
 	}
-	if _, err := tm.Resolve(ctx, old.Address); !errors.Is(err, ErrUnknownToken) {
+	if _, err := tm.Resolve(ctx, old.Address); !errors.Is(err, tokenize.ErrUnknownToken) {
 		t.Errorf("expired token resolves: %v", err)
 	}
 	if _, err := tm.Resolve(ctx, fresh.Address); err != nil {

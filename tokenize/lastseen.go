@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // toucher collects last-seen times in memory and writes them in one
@@ -62,38 +60,54 @@ func (t *toucher) run(ctx context.Context) {
 	}
 }
 
-// flush writes pending times. A token erased meanwhile stays erased; on
-// failure the times are kept for the next try.
+// flush writes pending times, in transactions of at most the store's
+// batch bound. A token erased meanwhile stays erased; on failure the
+// times not written are kept for the next try.
 func (t *toucher) flush() error {
 	t.mu.Lock()
 	batch := t.pending
 	t.pending = map[string]int64{}
 	t.mu.Unlock()
-	if len(batch) == 0 {
-		return nil
+	locals := make([]string, 0, len(batch))
+	for local := range batch {
+		locals = append(locals, local)
 	}
-	err := t.m.db.bolt.Update(func(tx *bolt.Tx) error {
-		toks := tx.Bucket(bucketTokens)
-		for local, at := range batch {
-			rec, err := decodeLive(toks.Get([]byte(local)))
-			if err != nil || rec.lastSeen >= at {
+	size := t.m.store.MaxBatch()
+	for len(locals) > 0 {
+		chunk := locals[:min(size, len(locals))]
+		if err := t.write(chunk, batch); err != nil {
+			t.requeue(locals, batch)
+			return err
+		}
+		locals = locals[len(chunk):]
+	}
+	return nil
+}
+
+// write stores the last-seen times of locals in one transaction.
+func (t *toucher) write(locals []string, at map[string]int64) error {
+	return t.m.store.Update(context.Background(), func(tx Tx) error {
+		for _, local := range locals {
+			rec, err := liveRecord(tx, local)
+			if err != nil || rec.lastSeen >= at[local] {
 				continue
 			}
-			rec.lastSeen = at
-			if err := toks.Put([]byte(local), rec.encode()); err != nil {
+			rec.lastSeen = at[local]
+			if err := tx.PutToken(local, rec.encode()); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		t.mu.Lock()
-		for k, v := range batch {
-			if _, ok := t.pending[k]; !ok {
-				t.pending[k] = v
-			}
+}
+
+// requeue puts back times not written, unless a newer use came meanwhile.
+func (t *toucher) requeue(locals []string, at map[string]int64) {
+	t.mu.Lock()
+	for _, local := range locals {
+		if _, ok := t.pending[local]; !ok {
+			t.pending[local] = at[local]
 		}
-		t.mu.Unlock()
 	}
-	return err
+	t.mu.Unlock()
 }

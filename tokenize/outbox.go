@@ -1,37 +1,35 @@
 package tokenize
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // ErrAudit reports a token that was not created because its creation
 // could not be audited: the audit trail is failing or too far behind.
 var ErrAudit = errors.New("audit record not written")
 
-// CreateAuditor receives the creation record of every new token.
+// Auditor receives the audit record of every change the map makes on its
+// own: each new token's creation, each expiry.
 //
-// The record is not written to the trail before the token is stored, as a
-// separate write would cost a second fsync per new address (measured:
-// ~30 % of the inbound route with a new sender per message). It is stored
-// in the same bbolt transaction as the token, in the outbox bucket, so
-// token and record become durable together or not at all, and a
-// background goroutine moves it from there into the trail within
-// deliveryLinger, or at once on SyncAudit (a transactional outbox). A
-// token without a creation record therefore cannot exist, not even after
-// a crash; a crash between delivering a batch and deleting it from the
-// outbox is resolved at the next start with Delivered, so the trail gets
-// each record once.
-type CreateAuditor interface {
+// The record is not written to the trail before the change is stored, as
+// a separate write would cost a second fsync per new address (measured:
+// ~30 % of the inbound route with a new sender per message), and a write
+// inside a transaction that may run twice (Store.Update) could record a
+// change that never happened. It is stored in the same transaction as the
+// change, in the store's outbox, so change and record become durable
+// together or not at all, and a background goroutine moves it from there
+// into the trail within deliveryLinger, or at once on SyncAudit (a
+// transactional outbox). A token without a creation record therefore
+// cannot exist, not even after a crash; a crash between delivering a batch
+// and deleting it from the outbox is resolved at the next start with
+// Delivered, so the trail gets each record once.
+type Auditor interface {
 	// Actor names who caused the creation, from the Tokenize caller's
 	// context ("route:inbound", "cli:root").
 	Actor(ctx context.Context) string
@@ -41,19 +39,30 @@ type CreateAuditor interface {
 	Ready() error
 	// Deliver appends the records to the trail, in order, and returns
 	// once they are durable.
-	Deliver(ctx context.Context, recs []Created) error
+	Deliver(ctx context.Context, recs []Change) error
 	// Delivered reports which of refs the trail already holds, looking
 	// at records written at or after since. It is asked once at start,
 	// for records an unclean stop left in the outbox.
 	Delivered(ctx context.Context, since time.Time, refs []string) (map[string]bool, error)
 }
 
-// Created is one token-creation record.
-type Created struct {
-	Ref   string    // unique name of the outbox entry, kept in the trail record
-	Token string    // the token, at the relay domain
-	Actor string    // who caused it
-	At    time.Time // when the token was committed
+// Event names the kind of a Change.
+type Event string
+
+// The changes the map audits through its outbox.
+const (
+	EventCreated Event = "created" // a new token
+	EventExpired Event = "expired" // a token erased by retention (Expire)
+)
+
+// Change is one audit record committed with a change of the map.
+type Change struct {
+	Ref    string    // unique name of the outbox entry, kept in the trail record
+	Event  Event     // what happened
+	Token  string    // the token, at the relay domain
+	Actor  string    // who caused it
+	At     time.Time // when the change was committed
+	Detail map[string]string
 }
 
 const (
@@ -74,10 +83,10 @@ var errOutboxStopped = errors.New("token map closed: audit outbox stopped")
 // errOutboxFull refuses creation while the trail is far behind.
 var errOutboxFull = fmt.Errorf("audit trail is %d creation records behind", outboxLimit)
 
-// outbox moves creation records from the bucket to the CreateAuditor.
+// outbox moves records from the store's outbox to the Auditor.
 type outbox struct {
 	m       *Map
-	audit   CreateAuditor
+	audit   Auditor
 	wake    chan struct{}
 	syncs   chan chan error // Map.SyncAudit callers
 	stopped chan struct{}   // closed when the drain loop has ended
@@ -85,26 +94,29 @@ type outbox struct {
 	failing atomic.Pointer[error] // the last delivery's error; nil after a success
 
 	// Owned by the drain loop (and by flush once the loop has stopped).
-	delivered map[string]bool // delivered, not yet deleted from the bucket
-	leftover  []byte          // last key found at start; nil once checked
+	delivered map[string]bool // delivered, not yet deleted from the store
+	leftover  string          // last ref found at start; "" once checked
 }
 
-func newOutbox(m *Map, a CreateAuditor) (*outbox, error) {
+func newOutbox(m *Map, a Auditor) (*outbox, error) {
 	o := &outbox{m: m, audit: a, wake: make(chan struct{}, 1), syncs: make(chan chan error),
 		stopped: make(chan struct{}), delivered: map[string]bool{}}
 	if a == nil {
 		return o, nil
 	}
-	err := m.db.safeView(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAudit)
-		o.pending.Store(int64(b.Stats().KeyN))
-		if k, _ := b.Cursor().Last(); k != nil {
-			o.leftover = bytes.Clone(k)
+	err := m.store.View(context.Background(), func(tx ReadTx) error {
+		n, err := tx.OutboxLen()
+		if err != nil || n == 0 {
+			return err
 		}
-		return nil
+		o.pending.Store(int64(n))
+		return tx.Outbox(n, func(ref string, _ []byte) error {
+			o.leftover = ref
+			return nil
+		})
 	})
 	if errors.Is(err, ErrStore) {
-		return nil, err // a damaged page, said by safeView
+		return nil, err // a damaged store, said by View
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: read the audit outbox: %w", ErrStore, err)
@@ -143,41 +155,58 @@ func (o *outbox) actor(ctx context.Context) string {
 	return o.audit.Actor(ctx)
 }
 
-// put stores the creation record of token local in tx, the transaction
-// that stores the token.
-func (o *outbox) put(tx *bolt.Tx, local, actor string, at time.Time) error {
+// outboxEntry is a Change before it has a ref; Token is the local part.
+type outboxEntry struct {
+	Event  Event             `json:"e"`
+	Token  string            `json:"t"`
+	Actor  string            `json:"a,omitempty"`
+	At     time.Time         `json:"at"`
+	Detail map[string]string `json:"d,omitempty"`
+}
+
+// put stores a record in tx, the transaction that makes the change.
+func (o *outbox) put(tx Tx, e outboxEntry) error {
 	if o.audit == nil {
 		return nil
 	}
-	b := tx.Bucket(bucketAudit)
-	seq, err := b.NextSequence()
+	v, err := e.encode()
 	if err != nil {
 		return err
 	}
-	// The random half keeps refs unique when a restored backup starts
-	// the sequence again below refs the trail already holds.
-	key := make([]byte, 16)
-	binary.BigEndian.PutUint64(key, seq)
-	if _, err := rand.Read(key[8:]); err != nil {
-		return err
-	}
-	return b.Put(key, encodeCreated(local, actor, at))
+	return tx.AppendOutbox(v)
 }
 
-// added wakes the drain loop after a commit that stored a record.
-func (o *outbox) added() {
-	if o.audit == nil {
+// added wakes the drain loop after a commit that stored n records.
+func (o *outbox) added(n int) {
+	if o.audit == nil || n == 0 {
 		return
 	}
-	o.pending.Add(1)
+	o.pending.Add(int64(n))
 	select {
 	case o.wake <- struct{}{}:
 	default:
 	}
 }
 
-// encodeCreated lays out an entry: commit time (Unix nanoseconds), actor
-// length, actor, token local part.
+// entryJSON marks an entry encoded as JSON. Creation entries keep the
+// compact layout of the first release (encodeCreated), whose first byte
+// is the top byte of a positive Unix-nanosecond time, always below 0x80:
+// entries an older binary left in the outbox still read.
+const entryJSON = 0xE1
+
+func (e outboxEntry) encode() ([]byte, error) {
+	if e.Event == EventCreated && e.Detail == nil {
+		return encodeCreated(e.Token, e.Actor, e.At), nil
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{entryJSON}, b...), nil
+}
+
+// encodeCreated lays out a creation entry: commit time (Unix
+// nanoseconds), actor length, actor, token local part.
 func encodeCreated(local, actor string, at time.Time) []byte {
 	if len(actor) > 255 {
 		actor = actor[:255]
@@ -189,15 +218,20 @@ func encodeCreated(local, actor string, at time.Time) []byte {
 	return append(v, local...)
 }
 
-func (o *outbox) decode(k, v []byte) (Created, error) {
-	if len(v) < 9 || len(v) < 9+int(v[8]) {
-		return Created{}, fmt.Errorf("outbox entry %x: %d bytes, too short", k, len(v))
+func (o *outbox) decode(ref string, v []byte) (Change, error) {
+	var e outboxEntry
+	switch {
+	case len(v) > 0 && v[0] == entryJSON:
+		if err := json.Unmarshal(v[1:], &e); err != nil {
+			return Change{}, fmt.Errorf("outbox entry %s: %w", ref, err)
+		}
+	case len(v) < 9 || len(v) < 9+int(v[8]):
+		return Change{}, fmt.Errorf("outbox entry %s: %d bytes, too short", ref, len(v))
+	default:
+		n := 9 + int(v[8])
+		e = outboxEntry{Event: EventCreated, Token: string(v[n:]), Actor: string(v[9:n]),
+			At: time.Unix(0, int64(binary.BigEndian.Uint64(v)))}
 	}
-	n := 9 + int(v[8])
-	return Created{
-		Ref:   hex.EncodeToString(k),
-		Token: o.m.opts.Format.Address(string(v[n:])),
-		Actor: string(v[9:n]),
-		At:    time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(),
-	}, nil
+	return Change{Ref: ref, Event: e.Event, Token: o.m.opts.Format.Address(e.Token), Actor: e.Actor,
+		At: e.At.UTC(), Detail: e.Detail}, nil
 }

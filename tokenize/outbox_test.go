@@ -1,4 +1,4 @@
-package tokenize
+package tokenize_test
 
 import (
 	"context"
@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // fakeAuditor stands in for the audit trail.
 type fakeAuditor struct {
 	mu         sync.Mutex
-	recs       []Created
+	recs       []tokenize.Change
 	ready      error
 	deliverErr error
 	inTrail    map[string]bool // refs Delivered reports as present
@@ -36,7 +37,7 @@ func (f *fakeAuditor) Ready() error {
 	return f.ready
 }
 
-func (f *fakeAuditor) Deliver(_ context.Context, recs []Created) error {
+func (f *fakeAuditor) Deliver(_ context.Context, recs []tokenize.Change) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.deliverErr != nil {
@@ -65,7 +66,7 @@ func (f *fakeAuditor) set(fn func(*fakeAuditor)) {
 	fn(f)
 }
 
-func (f *fakeAuditor) delivered() []Created {
+func (f *fakeAuditor) delivered() []tokenize.Change {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.recs)
@@ -85,9 +86,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func outboxLen(t *testing.T, tm *testMap) int {
 	t.Helper()
 	var n int
-	if err := tm.db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketAudit).Stats().KeyN
-		return nil
+	if err := tm.store.View(context.Background(), func(tx tokenize.ReadTx) error {
+		var err error
+		n, err = tx.OutboxLen()
+		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,7 @@ func outboxLen(t *testing.T, tm *testMap) int {
 
 func TestOutboxDeliversEachCreationOnce(t *testing.T) {
 	fa := &fakeAuditor{}
-	tm := openTestMap(t, Options{Audit: fa})
+	tm := openTestMap(t, tokenize.Options{Audit: fa})
 	ctx := context.WithValue(context.Background(), actorKey{}, "route:inbound")
 	var want []string
 	for _, a := range []string{"a@example.com", "b@example.com", "A@example.com", "c@example.com"} {
@@ -128,13 +130,13 @@ func TestOutboxDeliversEachCreationOnce(t *testing.T) {
 func TestOutboxNotReadyRefusesCreation(t *testing.T) {
 	ctx := context.Background()
 	fa := &fakeAuditor{}
-	tm := openTestMap(t, Options{Audit: fa})
+	tm := openTestMap(t, tokenize.Options{Audit: fa})
 	known, err := tm.Tokenize(ctx, "known@example.com", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fa.set(func(f *fakeAuditor) { f.ready = errors.New("trail closed") })
-	if _, err := tm.Tokenize(ctx, "new@example.com", ""); !errors.Is(err, ErrAudit) {
+	if _, err := tm.Tokenize(ctx, "new@example.com", ""); !errors.Is(err, tokenize.ErrAudit) {
 		t.Fatalf("Tokenize with the trail not ready = %v, want ErrAudit", err)
 	}
 	if toks, err := tm.Lookup(ctx, "new@example.com"); err != nil || len(toks) != 0 {
@@ -149,7 +151,7 @@ func TestOutboxNotReadyRefusesCreation(t *testing.T) {
 func TestOutboxFailingDeliveryRefusesThenRecovers(t *testing.T) {
 	ctx := context.Background()
 	fa := &fakeAuditor{deliverErr: errors.New("no space left on device")}
-	tm := openTestMap(t, Options{Audit: fa})
+	tm := openTestMap(t, tokenize.Options{Audit: fa})
 	first, err := tm.Tokenize(ctx, "first@example.com", "")
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +163,7 @@ func TestOutboxFailingDeliveryRefusesThenRecovers(t *testing.T) {
 		if err == nil {
 			created++
 		}
-		return errors.Is(err, ErrAudit)
+		return errors.Is(err, tokenize.ErrAudit)
 	})
 	if n := outboxLen(t, tm); n != created {
 		t.Fatalf("outbox holds %d records, want %d", n, created)
@@ -184,7 +186,7 @@ func TestOutboxFailingDeliveryRefusesThenRecovers(t *testing.T) {
 func TestOutboxRecoversAfterUncleanStop(t *testing.T) {
 	ctx := context.Background()
 	down := &fakeAuditor{deliverErr: errors.New("trail down")}
-	tm := openTestMap(t, Options{Audit: down})
+	tm := openTestMap(t, tokenize.Options{Audit: down})
 	var toks []string
 	for _, a := range []string{"a@example.com", "b@example.com", "c@example.com"} {
 		iss, err := tm.Tokenize(ctx, a, "")
@@ -201,9 +203,9 @@ func TestOutboxRecoversAfterUncleanStop(t *testing.T) {
 		t.Fatal("Close delivered although the trail is down")
 	}
 	var refs []string
-	tm.db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
-			r, err := tm.outbox.decode(k, v)
+	tm.store.View(context.Background(), func(tx tokenize.ReadTx) error {
+		return tx.Outbox(1<<20, func(ref string, v []byte) error {
+			r, err := tm.DecodeOutbox(ref, v)
 			refs = append(refs, r.Ref)
 			return err
 		})
@@ -215,7 +217,7 @@ func TestOutboxRecoversAfterUncleanStop(t *testing.T) {
 	tm.close()
 
 	up := &fakeAuditor{inTrail: map[string]bool{refs[0]: true}}
-	tm2 := reopenTestMap(t, path, keys, Options{Audit: up})
+	tm2 := reopenTestMap(t, path, keys, tokenize.Options{Audit: up})
 	waitFor(t, "an empty outbox", func() bool { return outboxLen(t, tm2) == 0 })
 	got := up.delivered()
 	if len(got) != len(toks)-1 {
@@ -226,14 +228,14 @@ func TestOutboxRecoversAfterUncleanStop(t *testing.T) {
 			t.Errorf("record %d is for %s, want %s", i, r.Token, toks[i+1])
 		}
 	}
-	if !slices.Equal(up.asked, refs) || up.since.After(time.Now().Add(-recoveryMargin)) {
+	if !slices.Equal(up.asked, refs) || up.since.After(time.Now().Add(-tokenize.RecoveryMargin)) {
 		t.Errorf("Delivered asked %v since %v; want %v since before the commits", up.asked, up.since, refs)
 	}
 }
 
 func TestOutboxCloseDelivers(t *testing.T) {
 	fa := &fakeAuditor{}
-	tm := openTestMap(t, Options{Audit: fa})
+	tm := openTestMap(t, tokenize.Options{Audit: fa})
 	for _, a := range []string{"a@example.com", "b@example.com"} {
 		if _, err := tm.Tokenize(context.Background(), a, ""); err != nil {
 			t.Fatal(err)
@@ -249,7 +251,7 @@ func TestOutboxCloseDelivers(t *testing.T) {
 
 func TestSyncAuditDeliversAtOnce(t *testing.T) {
 	fa := &fakeAuditor{}
-	tm := openTestMap(t, Options{Audit: fa})
+	tm := openTestMap(t, tokenize.Options{Audit: fa})
 	ctx := context.Background()
 	for i := range 3 {
 		if _, err := tm.Tokenize(ctx, fmt.Sprintf("s%d@example.com", i), ""); err != nil {
@@ -272,7 +274,7 @@ func TestSyncAuditDeliversAtOnce(t *testing.T) {
 	}
 	fa.set(func(f *fakeAuditor) { f.deliverErr = nil })
 	tm.Map.Close()
-	if err := tm.SyncAudit(ctx); !errors.Is(err, errOutboxStopped) {
+	if err := tm.SyncAudit(ctx); !errors.Is(err, tokenize.ErrOutboxStopped) {
 		t.Fatalf("SyncAudit after Close = %v, want errOutboxStopped", err)
 	}
 }
@@ -281,13 +283,13 @@ func TestSyncAuditDeliversAtOnce(t *testing.T) {
 // not yet delivered) stops token creation until it catches up.
 func TestOutboxFullRefusesCreation(t *testing.T) {
 	fa := &fakeAuditor{}
-	tm := openTestMap(t, Options{Audit: fa})
-	tm.outbox.pending.Store(outboxLimit)
+	tm := openTestMap(t, tokenize.Options{Audit: fa})
+	tm.SetOutboxPending(tokenize.OutboxLimit)
 	_, err := tm.Tokenize(context.Background(), "new@example.com", "")
-	if !errors.Is(err, ErrAudit) || !errors.Is(err, errOutboxFull) {
+	if !errors.Is(err, tokenize.ErrAudit) || !errors.Is(err, tokenize.ErrOutboxFull) {
 		t.Fatalf("Tokenize with a full outbox = %v, want ErrAudit (outbox full)", err)
 	}
-	tm.outbox.pending.Store(0)
+	tm.SetOutboxPending(0)
 	if _, err := tm.Tokenize(context.Background(), "new@example.com", ""); err != nil {
 		t.Fatalf("Tokenize once the outbox drained = %v", err)
 	}
@@ -300,12 +302,12 @@ func TestOutboxFullRefusesCreation(t *testing.T) {
 func TestOutboxRetriesOnDemand(t *testing.T) {
 	ctx := context.Background()
 	fa := &fakeAuditor{deliverErr: errors.New("no space left on device")}
-	tm := openTestMap(t, Options{Audit: fa})
+	tm := openTestMap(t, tokenize.Options{Audit: fa})
 	n := 0
 	waitFor(t, "creation refused", func() bool {
 		n++
 		_, err := tm.Tokenize(ctx, fmt.Sprintf("n%d@example.com", n), "")
-		return errors.Is(err, ErrAudit)
+		return errors.Is(err, tokenize.ErrAudit)
 	})
 	time.Sleep(400 * time.Millisecond) // the loop's retry delay grows past it
 	fa.set(func(f *fakeAuditor) { f.deliverErr = nil })

@@ -1,13 +1,10 @@
 package tokenize
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Retry delays of a failing delivery: short at first, as most failures
@@ -50,7 +47,7 @@ func (o *outbox) run(ctx context.Context) {
 			o.m.log.Info("audit outbox: delivering again", "event", "audit_outbox_recovered")
 		}
 		delay = retryMin
-		if n == outboxBatch {
+		if n == o.batch() {
 			continue
 		}
 		waiting = answer(waiting, nil)
@@ -127,20 +124,28 @@ func (o *outbox) flush(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%d token creation records stay in the outbox until the next start: %w", o.pending.Load(), err)
 		}
-		if n < outboxBatch {
+		if n < o.batch() {
 			return nil
 		}
 	}
 }
 
-// drain delivers one batch and deletes it from the bucket. It returns
-// the batch's size.
+// batch is the most entries one delivery takes: one delete each, in one
+// transaction.
+func (o *outbox) batch() int { return min(outboxBatch, o.m.store.MaxBatch()) }
+
+// drain delivers one batch and deletes it from the store. It returns the
+// batch's size.
 func (o *outbox) drain(ctx context.Context) (int, error) {
-	keys, recs, err := o.read()
-	if err != nil || len(keys) == 0 {
+	recs, err := o.read(ctx)
+	if err != nil || len(recs) == 0 {
 		return 0, err
 	}
-	todo, err := o.skipRecovered(ctx, keys, recs)
+	refs := make([]string, len(recs))
+	for i, r := range recs {
+		refs[i] = r.Ref
+	}
+	todo, err := o.skipRecovered(ctx, recs)
 	if err != nil {
 		return 0, err
 	}
@@ -152,15 +157,7 @@ func (o *outbox) drain(ctx context.Context) (int, error) {
 	for _, r := range recs {
 		o.delivered[r.Ref] = true
 	}
-	err = o.m.db.commits.do(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAudit)
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = o.m.store.Update(ctx, func(tx Tx) error { return tx.DeleteOutbox(refs) })
 	if err != nil {
 		// Delivered stays set: the next pass deletes without delivering again.
 		return 0, fmt.Errorf("%w: delete delivered outbox entries: %w", ErrStore, err)
@@ -168,45 +165,40 @@ func (o *outbox) drain(ctx context.Context) (int, error) {
 	for _, r := range recs {
 		delete(o.delivered, r.Ref)
 	}
-	o.pending.Add(-int64(len(keys)))
-	return len(keys), nil
+	o.pending.Add(-int64(len(refs)))
+	return len(refs), nil
 }
 
-// read returns up to outboxBatch entries in commit order.
-func (o *outbox) read() (keys [][]byte, recs []Created, err error) {
-	err = o.m.db.safeView(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketAudit).Cursor()
-		for k, v := c.First(); k != nil && len(keys) < outboxBatch; k, v = c.Next() {
-			r, err := o.decode(k, v)
-			if err != nil {
-				return err
-			}
-			keys = append(keys, bytes.Clone(k))
+// read returns up to one batch of entries in commit order.
+func (o *outbox) read(ctx context.Context) (recs []Change, err error) {
+	err = o.m.store.View(ctx, func(tx ReadTx) error {
+		return tx.Outbox(o.batch(), func(ref string, v []byte) error {
+			r, err := o.decode(ref, v)
 			recs = append(recs, r)
-		}
-		return nil
+			return err
+		})
 	})
 	if errors.Is(err, ErrStore) {
-		return nil, nil, err // a damaged page, said by safeView
+		return nil, err // a damaged store, said by View
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: read the audit outbox: %w", ErrStore, err)
+		return nil, fmt.Errorf("%w: read the audit outbox: %w", ErrStore, err)
 	}
-	return keys, recs, nil
+	return recs, nil
 }
 
 // skipRecovered returns the records still to deliver: those not already
 // delivered by this process, and, among the entries found at start, not
 // already in the trail (an unclean stop after Deliver, before the delete).
-func (o *outbox) skipRecovered(ctx context.Context, keys [][]byte, recs []Created) ([]Created, error) {
-	var todo []Created
+func (o *outbox) skipRecovered(ctx context.Context, recs []Change) ([]Change, error) {
+	var todo []Change
 	var check []string
 	since := time.Time{}
-	for i, r := range recs {
+	for _, r := range recs {
 		if o.delivered[r.Ref] {
 			continue
 		}
-		if o.leftover != nil && bytes.Compare(keys[i], o.leftover) <= 0 {
+		if o.leftover != "" && r.Ref <= o.leftover {
 			if check == nil || r.At.Before(since) {
 				since = r.At
 			}
@@ -215,7 +207,7 @@ func (o *outbox) skipRecovered(ctx context.Context, keys [][]byte, recs []Create
 		todo = append(todo, r)
 	}
 	if len(check) == 0 {
-		o.clearLeftover(keys)
+		o.clearLeftover(recs)
 		return todo, nil
 	}
 	found, err := o.audit.Delivered(ctx, since.Add(-recoveryMargin), check)
@@ -231,14 +223,14 @@ func (o *outbox) skipRecovered(ctx context.Context, keys [][]byte, recs []Create
 	if len(found) > 0 {
 		o.m.log.Info("audit outbox: records of an unclean stop were already in the trail", "event", "audit_outbox_recovered", "count", len(found))
 	}
-	o.clearLeftover(keys)
+	o.clearLeftover(recs)
 	return out, nil
 }
 
 // clearLeftover ends the start-up check once the batch reached past the
-// entries found at start.
-func (o *outbox) clearLeftover(keys [][]byte) {
-	if o.leftover != nil && bytes.Compare(keys[len(keys)-1], o.leftover) >= 0 {
-		o.leftover = nil
+// entries found at start. Refs sort in commit order (Tx.AppendOutbox).
+func (o *outbox) clearLeftover(recs []Change) {
+	if o.leftover != "" && recs[len(recs)-1].Ref >= o.leftover {
+		o.leftover = ""
 	}
 }

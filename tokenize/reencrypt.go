@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-
-	bolt "go.etcd.io/bbolt"
 )
 
-// reencryptBatch bounds one write transaction, so sessions creating
-// tokens wait for at most one batch.
+// metaRecordsAtLeast names the meta value that says which record key
+// version every record had at the last finished re-encryption.
+const metaRecordsAtLeast = "records_min_key_version"
+
+// reencryptBatch bounds the records one re-encryption transaction visits,
+// so sessions creating tokens wait for at most one batch.
 const reencryptBatch = 500
 
 // reencryptAll re-seals records under the current record key version after
@@ -21,16 +23,16 @@ func (m *Map) reencryptAll(ctx context.Context) {
 		return
 	}
 	m.log.Info("re-encrypting records under the new record key", "event", "reencrypt_start", "record_key_version", m.recVer)
-	var after []byte
+	after := ""
 	total := 0
 	for ctx.Err() == nil {
-		next, n, err := m.reencryptBatch(after)
+		next, n, err := m.reencryptBatch(ctx, after)
 		if err != nil {
 			m.log.Error("re-encryption stopped; it resumes at next start", "event", "reencrypt_error", "err", err)
 			return
 		}
 		total += n
-		if next == nil {
+		if next == "" {
 			break
 		}
 		after = next
@@ -38,8 +40,8 @@ func (m *Map) reencryptAll(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	err := m.db.bolt.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyRecordsAtLeast, []byte(strconv.FormatUint(uint64(m.recVer), 10)))
+	err := m.store.Update(ctx, func(tx Tx) error {
+		return tx.PutMeta(metaRecordsAtLeast, []byte(strconv.FormatUint(uint64(m.recVer), 10)))
 	})
 	if err != nil {
 		m.log.Error("re-encryption finished but could not be recorded", "event", "reencrypt_error", "err", err)
@@ -48,63 +50,64 @@ func (m *Map) reencryptAll(ctx context.Context) {
 	m.log.Info("re-encryption finished", "event", "reencrypt_done", "records", total, "record_key_version", m.recVer)
 }
 
-// reencryptBatch re-seals up to reencryptBatch records after key `after`
-// and returns the last key visited (nil at the end).
-func (m *Map) reencryptBatch(after []byte) ([]byte, int, error) {
-	var last []byte
-	n := 0
-	err := m.db.bolt.Update(func(tx *bolt.Tx) error {
-		toks := tx.Bucket(bucketTokens)
-		c := toks.Cursor()
-		k, v := c.First()
-		if after != nil {
-			if k, v = c.Seek(after); k != nil && string(k) == string(after) {
-				k, v = c.Next()
-			}
-		}
-		type update struct{ k, v []byte }
-		var updates []update
-		for i := 0; k != nil && i < reencryptBatch; k, v = c.Next() {
-			i++
-			last = append([]byte(nil), k...)
+// reencryptBatch re-seals up to one batch of records after the key
+// after and returns the last key visited ("" at the end).
+func (m *Map) reencryptBatch(ctx context.Context, after string) (string, int, error) {
+	type update struct {
+		local string
+		value []byte
+	}
+	limit := m.store.MaxBatch()
+	var updates []update
+	var last string
+	err := m.store.Update(ctx, func(tx Tx) error {
+		updates, last = updates[:0], ""
+		visited := 0
+		err := tx.Tokens(after, func(k string, v []byte) (bool, error) {
+			visited++
+			last = k
 			rec, err := decodeLive(v)
 			if errors.Is(err, ErrUnknownToken) || (err == nil && rec.keyVersion == m.recVer) {
-				continue
+				return visited < reencryptBatch, nil
 			}
 			if err != nil {
-				return fmt.Errorf("token %s: %w", k, err)
+				return false, fmt.Errorf("token %s: %w", k, err)
 			}
-			addr, name, err := m.open(rec, string(k))
+			addr, name, err := m.open(rec, k)
 			if err != nil {
-				return fmt.Errorf("token %s: %w", k, err)
+				return false, fmt.Errorf("token %s: %w", k, err)
 			}
-			rec.seal(m.aeads[m.recVer], m.recVer, string(k), addr, name)
-			updates = append(updates, update{last, rec.encode()})
+			rec.seal(m.aeads[m.recVer], m.recVer, k, addr, name)
+			updates = append(updates, update{k, rec.encode()})
+			return visited < reencryptBatch && len(updates) < limit, nil
+		})
+		if err != nil {
+			return err
 		}
-		if k == nil {
-			last = nil
+		if visited < reencryptBatch && len(updates) < limit {
+			last = "" // the scan reached the end
 		}
-		// Writing during cursor iteration is unsafe in bbolt; write after.
+		// Writing while a store iterates is unsafe (bbolt); write after.
 		for _, u := range updates {
-			if err := toks.Put(u.k, u.v); err != nil {
+			if err := tx.PutToken(u.local, u.value); err != nil {
 				return err
 			}
 		}
-		n = len(updates)
 		return nil
 	})
-	return last, n, err
+	return last, len(updates), err
 }
 
 // recordsAtLeast is the record key version every record was sealed with
 // at the last finished re-encryption (1 for a map never rotated).
 func (m *Map) recordsAtLeast() uint32 {
 	v := uint64(1)
-	m.db.bolt.View(func(tx *bolt.Tx) error {
-		if raw := tx.Bucket(bucketMeta).Get(keyRecordsAtLeast); raw != nil {
+	m.store.View(context.Background(), func(tx ReadTx) error {
+		raw, err := tx.Meta(metaRecordsAtLeast)
+		if raw != nil {
 			v, _ = strconv.ParseUint(string(raw), 10, 32)
 		}
-		return nil
+		return err
 	})
 	return uint32(v)
 }

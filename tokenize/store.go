@@ -3,262 +3,90 @@ package tokenize
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"time"
-
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
-// SchemaVersion is the map layout this binary reads and writes.
-const SchemaVersion = 1
-
-var (
-	bucketMeta   = []byte("meta")
-	bucketTokens = []byte("tokens") // token local part → record
-	bucketAudit  = []byte("audit")  // outbox: token-creation records on their way to the audit trail
-
-	keySchema         = []byte("schema")
-	keyRecordsAtLeast = []byte("records_min_key_version")
-	prefixWrappedKey  = "key/" // key/<purpose>/<version> → wrapped data key
-)
+// This file is the storage contract: what the token map needs of a
+// backend. The map logic (derivation, sealing, collisions, tombstones,
+// caches, outbox, re-encryption, expiry) lives once, in this package, on
+// top of it. Backends: boltstore (one node, the embedded default) and the
+// in-memory store of storetest (unit tests); storetest.Run is the
+// conformance suite every backend passes.
+//
+// A backend stores opaque bytes under three names: tokens (token local
+// part → sealed record or tombstone), the audit outbox (records on their
+// way to the trail, in commit order), and meta (small values of the map:
+// wrapped data keys through vault.Store, re-encryption progress). It never
+// sees an address: records are sealed before they reach it.
 
 // ErrStore reports a store that cannot be opened or used; the routes map it
-// to 451 4.3.0.
+// to 451 4.3.0. Backends wrap it.
 var ErrStore = errors.New("token store")
 
-// ErrSchemaTooNew reports a database written by a newer tokenproxy.
+// ErrSchemaTooNew reports a store written by a newer tokenproxy.
 var ErrSchemaTooNew = errors.New("database schema is newer than this binary")
 
-// DB is the bbolt file that holds the token map, its wrapped keys and the
-// audit trail.
-type DB struct {
-	bolt    *bolt.DB
-	path    string
-	commits *groupCommit // token creation and updates on the hot path
+// Store is a transactional key-value store for the token map.
+type Store interface {
+	// View runs fn on a consistent snapshot. A damaged backend is ErrStore,
+	// never a panic.
+	View(ctx context.Context, fn func(ReadTx) error) error
+	// Update runs fn in a read-write transaction and returns once the
+	// transaction is durable. fn may run more than once (a shared commit
+	// that failed is retried alone; an optimistic transaction whose reads
+	// changed runs again), so it must have no effect outside tx: audit
+	// records go through the outbox, in the same transaction.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// MaxBatch is the most writes one Update may carry (etcd allows 128
+	// operations per transaction); batch work stays under it.
+	MaxBatch() int
+	// Watch reports tokens that another node changed (erased, renamed) so
+	// that caches drop them. A store only this process writes returns nil.
+	Watch(ctx context.Context) <-chan string
+	// Wipe makes what committed updates replaced or deleted unreadable in
+	// the backend's files (GDPR Art. 17: an erased record's ciphertext
+	// must not survive in free pages). It returns once that is durable.
+	Wipe(ctx context.Context) error
+	// Close releases the store. The map does not close its store.
+	Close() error
+
+	vault.Store // the wrapped data keys
 }
 
-// OpenDB opens or creates the database at path and checks its schema. It
-// reads only the meta bucket: opening costs the same for any map size.
-func OpenDB(path string) (_ *DB, err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("%w: create data directory: %w", ErrStore, err)
-	}
-	var b *bolt.DB
-	// bbolt panics on a damaged page (a failed assertion) instead of
-	// returning an error: the operator gets the file's name and what to
-	// do, not a stack trace.
-	defer func() {
-		if r := recover(); r != nil {
-			if b != nil {
-				b.Close()
-			}
-			err = corrupt(path, fmt.Errorf("%v", r))
-		}
-	}()
-	b, err = bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: 2 * time.Second,
-		// The hashmap freelist keeps commits fast in large files.
-		FreelistType: bolt.FreelistMapType,
-		// A writer that must grow the memory map waits for every open
-		// read transaction, so a long backup or an erasure's page wipe
-		// would stall token creation each time the file crossed a
-		// mapping size. Mapping 64 MiB up front (address space, not
-		// memory or disk) removes those stalls below that size.
-		InitialMmapSize: 64 << 20,
-	})
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("%w: %s is locked by another process (is the proxy running?)", ErrStore, path)
-	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrVersionMismatch):
-		return nil, corrupt(path, err)
-	case err != nil:
-		return nil, fmt.Errorf("%w: open %s: %w", ErrStore, path, err)
-	}
-	db := &DB{bolt: b, path: path, commits: &groupCommit{db: b}}
-	if err := db.init(); err != nil {
-		b.Close()
-		return nil, err
-	}
-	return db, nil
+// ReadTx reads inside a transaction. Returned byte slices are valid only
+// until the transaction ends: keep a copy.
+type ReadTx interface {
+	// Token returns a token's stored value, nil if there is none.
+	Token(local string) ([]byte, error)
+	// Tokens calls fn for each token after the given local part ("" for
+	// the first), in local-part order, until fn returns false or an error.
+	Tokens(after string, fn func(local string, value []byte) (bool, error)) error
+	// Outbox calls fn for up to limit outbox entries in commit order.
+	Outbox(limit int, fn func(ref string, value []byte) error) error
+	// OutboxLen counts the outbox entries.
+	OutboxLen() (int, error)
+	// Meta returns a value of the map's own, nil if unset.
+	Meta(name string) ([]byte, error)
 }
 
-// corrupt is the error for a database file bbolt cannot read.
-func corrupt(path string, cause error) error {
-	return fmt.Errorf("%w: %s is corrupt (%w): restore it from a backup (proxy restore FILE)", ErrStore, path, cause)
+// Tx writes inside a transaction; its writes become visible and durable
+// together when Update returns nil.
+type Tx interface {
+	ReadTx
+	PutToken(local string, value []byte) error
+	// AppendOutbox adds an entry after every committed one. Its ref,
+	// chosen by the store, is unique for the life of the store, also
+	// across a restored backup, and refs sort (as strings) in commit
+	// order.
+	AppendOutbox(value []byte) error
+	DeleteOutbox(refs []string) error
+	PutMeta(name string, value []byte) error
 }
 
-// init creates the buckets of a new file, or checks an existing file's
-// schema version.
-func (db *DB) init() error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			if tx.Bucket(bucketTokens) != nil {
-				return fmt.Errorf("%w: %s has tokens but no meta bucket: not a tokenproxy database or damaged", ErrStore, db.path)
-			}
-			return createBuckets(tx)
-		}
-		raw := meta.Get(keySchema)
-		v, err := strconv.Atoi(string(raw))
-		if err != nil {
-			return fmt.Errorf("%w: %s has no valid schema version", ErrStore, db.path)
-		}
-		if v > SchemaVersion {
-			return fmt.Errorf("%w: %s has schema version %d, this binary supports up to %d: run a newer tokenproxy", ErrSchemaTooNew, db.path, v, SchemaVersion)
-		}
-		for _, name := range [][]byte{bucketTokens, bucketAudit} {
-			if tx.Bucket(name) == nil {
-				return fmt.Errorf("%w: %s lacks bucket %q: damaged database", ErrStore, db.path, name)
-			}
-		}
-		return nil
-	})
-}
-
-func createBuckets(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketMeta, bucketTokens, bucketAudit} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return err
-		}
-	}
-	return tx.Bucket(bucketMeta).Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
-}
-
-// Path returns the database file's path.
-func (db *DB) Path() string { return db.path }
-
-// Close closes the file.
-func (db *DB) Close() error { return db.bolt.Close() }
-
-// WrappedKeys implements vault.Store.
-func (db *DB) WrappedKeys(ctx context.Context) ([]vault.WrappedKey, error) {
-	var keys []vault.WrappedKey
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketMeta).Cursor()
-		p := []byte(prefixWrappedKey)
-		for k, v := c.Seek(p); k != nil && strings.HasPrefix(string(k), prefixWrappedKey); k, v = c.Next() {
-			purpose, ver, ok := strings.Cut(string(k[len(p):]), "/")
-			n, err := strconv.ParseUint(ver, 10, 32)
-			if !ok || err != nil {
-				return fmt.Errorf("%w: malformed wrapped key entry", ErrStore)
-			}
-			keys = append(keys, vault.WrappedKey{Purpose: vault.Purpose(purpose), Version: uint32(n), Wrapped: append([]byte(nil), v...)})
-		}
-		return nil
-	})
-	return keys, err
-}
-
-// PutWrappedKeys implements vault.Store.
-func (db *DB) PutWrappedKeys(ctx context.Context, keys []vault.WrappedKey) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		for _, k := range keys {
-			name := fmt.Sprintf("%s%s/%d", prefixWrappedKey, k.Purpose, k.Version)
-			if err := meta.Put([]byte(name), k.Wrapped); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// HasWrappedKeys reports whether the map already holds data keys, i.e.
-// whether a key provider must be able to unwrap rather than create.
-func (db *DB) HasWrappedKeys(ctx context.Context) (bool, error) {
-	keys, err := db.WrappedKeys(ctx)
-	return len(keys) > 0, err
-}
-
-// Backup writes a consistent copy of the open database to w while
-// readers and writers go on (a bbolt read transaction).
-func (db *DB) Backup(w io.Writer) (int64, error) {
-	var n int64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
-		return err
-	})
-	return n, err
-}
-
-// BackupFile writes a backup to path atomically (temporary file, fsync,
-// rename), so a failed backup never leaves a truncated file behind.
-func (db *DB) BackupFile(path string) (int64, error) {
-	var n int64
-	err := writeAtomic(path, func(f *os.File) error {
-		var err error
-		n, err = db.Backup(f)
-		return err
-	})
-	return n, err
-}
-
-// Restore replaces the database at dst with the backup at src, after
-// checking that src is a tokenproxy database this binary can read. dst may
-// be damaged (that is what restores are for), so it is locked, not opened:
-// the proxy must not be running.
-func Restore(src, dst string) error {
-	check, err := OpenDB(src)
-	if err != nil {
-		return fmt.Errorf("backup %s: %w", src, err)
-	}
-	check.Close()
-	unlock, err := lockFile(dst)
-	if err != nil {
-		return err
-	}
-	defer unlock() // hold the lock until the new file is in place
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrStore, err)
-	}
-	defer in.Close()
-	return writeAtomic(dst, func(f *os.File) error {
-		_, err := io.Copy(f, in)
-		return err
-	})
-}
-
-func writeAtomic(path string, fill func(*os.File) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrStore, err)
-	}
-	err = f.Chmod(0o600)
-	if err == nil {
-		err = fill(f)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("%w: write %s: %w", ErrStore, path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+// Backuper is what a backend offers for online backups (the compliance
+// API's, and proxy backup): a consistent copy while the map serves.
+type Backuper interface {
+	Backup(w io.Writer) (int64, error)
 }

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -39,12 +37,12 @@ type Options struct {
 	// KnownCacheSize bounds the in-memory cache of known addresses;
 	// 0 means 131072 entries, -1 turns the cache off.
 	KnownCacheSize int
-	// Audit, when set, receives the creation record of every new token,
-	// committed with the token (see CreateAuditor). While it is not ready
-	// Tokenize creates nothing and returns ErrAudit: a token whose
-	// creation cannot be audited is not created (DESIGN.md "Compliance
-	// and audit").
-	Audit CreateAuditor
+	// Audit, when set, receives the creation record of every new token
+	// and the record of every expiry, committed with the change (see
+	// Auditor). While it is not ready Tokenize creates nothing and
+	// returns ErrAudit: a token whose creation cannot be audited is not
+	// created (DESIGN.md "Compliance and audit").
+	Audit Auditor
 	// SuppressErased makes erasure keep the address's keyed hash in the
 	// tombstone, and Tokenize refuse that address from then on
 	// (ErrErasedSubject) instead of giving it a new token: a suppression
@@ -78,10 +76,10 @@ func (o *Options) defaults() {
 	}
 }
 
-// Map is the token map: bbolt storage with AEAD-encrypted records, keyed by
-// a Keyring held in memory. Its methods make no key-provider call.
+// Map is the token map: AEAD-encrypted records in a Store, keyed by a
+// Keyring held in memory. Its methods make no key-provider call.
 type Map struct {
-	db     *DB
+	store  Store
 	opts   Options
 	log    *slog.Logger
 	tokKey map[uint32]*hmacPool // token HMAC keys by version
@@ -113,14 +111,15 @@ type Entry struct {
 	Created, LastSeen time.Time
 }
 
-// NewMap wraps an open DB. It starts background work (last-seen flushing,
-// re-encryption after a record key rotation) that Close stops.
-func NewMap(db *DB, keys *vault.Keyring, opts Options) (*Map, error) {
+// NewMap wraps an open Store. It starts background work (last-seen
+// flushing, re-encryption after a record key rotation, the audit outbox,
+// cache invalidation from the store's watch) that Close stops.
+func NewMap(store Store, keys *vault.Keyring, opts Options) (*Map, error) {
 	opts.defaults()
 	if err := opts.Format.Validate(opts.MinLength); err != nil {
 		return nil, err
 	}
-	m := &Map{db: db, opts: opts, log: opts.Logger, tokKey: map[uint32]*hmacPool{}, aeads: map[uint32]cipher.AEAD{}}
+	m := &Map{store: store, opts: opts, log: opts.Logger, tokKey: map[uint32]*hmacPool{}, aeads: map[uint32]cipher.AEAD{}}
 	vs := keys.Versions(vault.PurposeToken)
 	for i := len(vs) - 1; i >= 0; i-- {
 		k, _ := keys.Key(vault.PurposeToken, vs[i])
@@ -156,6 +155,9 @@ func NewMap(db *DB, keys *vault.Keyring, opts Options) (*Map, error) {
 	}
 	m.goBackground(func() { m.touch.run(ctx) })
 	m.goBackground(func() { m.reencryptAll(ctx) })
+	if changed := store.Watch(ctx); changed != nil {
+		m.goBackground(func() { m.forgetChanged(ctx, changed) })
+	}
 	return m, nil
 }
 
@@ -232,10 +234,10 @@ func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued
 		return Issued{}, ErrAlreadyToken
 	}
 	if e, ok := m.known.get(a); ok {
-		return m.knownToken(a, e, displayName)
+		return m.knownToken(ctx, a, e, displayName)
 	}
 	macs := m.macs(a)
-	local, rec, err := m.find(macs)
+	local, rec, err := m.find(ctx, macs)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -250,15 +252,15 @@ func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued
 	t, _ := m.opts.Format.Parse(local)
 	e := knownEntry{local: local, version: t.Version, nameTag: rec.nameTag, lastSeen: rec.lastSeen}
 	m.known.put(a, e)
-	return m.knownToken(a, e, displayName)
+	return m.knownToken(ctx, a, e, displayName)
 }
 
 // knownToken finishes Tokenize for a known address: a changed display name
 // is stored, the use is noted for last-seen.
-func (m *Map) knownToken(a Address, e knownEntry, displayName string) (Issued, error) {
+func (m *Map) knownToken(ctx context.Context, a Address, e knownEntry, displayName string) (Issued, error) {
 	if displayName != "" {
 		if tag := m.nameTag(e.version, displayName); tag != e.nameTag {
-			if err := m.rename(e.local, displayName); err != nil {
+			if err := m.rename(ctx, e.local, displayName); err != nil {
 				return Issued{}, err
 			}
 			e.nameTag = tag
@@ -272,14 +274,13 @@ func (m *Map) knownToken(a Address, e knownEntry, displayName string) (Issued, e
 }
 
 // find looks an address up under each token key version.
-func (m *Map) find(macs []versionedMAC) (string, *record, error) {
+func (m *Map) find(ctx context.Context, macs []versionedMAC) (string, *record, error) {
 	var local string
 	var rec *record
-	err := m.db.safeView(func(tx *bolt.Tx) error {
-		toks := tx.Bucket(bucketTokens)
+	err := m.store.View(ctx, func(tx ReadTx) error {
 		for _, vm := range macs {
 			var err error
-			if local, rec, err = m.probe(toks, vm); rec != nil || err != nil {
+			if local, rec, err = m.probe(tx, vm); rec != nil || err != nil {
 				return err
 			}
 		}
@@ -287,7 +288,7 @@ func (m *Map) find(macs []versionedMAC) (string, *record, error) {
 		return nil
 	})
 	if errors.Is(err, ErrErasedSubject) || errors.Is(err, ErrStore) {
-		return "", nil, err // ErrStore: a damaged page, said by safeView
+		return "", nil, err // ErrStore: a damaged store, said by View
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: token look-up: %w", ErrStore, err)
@@ -301,11 +302,14 @@ func (m *Map) find(macs []versionedMAC) (string, *record, error) {
 // taken by another address or by a tombstone are skipped; slots are never
 // freed, so the first empty length ends the search. It returns the token
 // and its record when found, or the free token and a nil record.
-func (m *Map) probe(toks *bolt.Bucket, vm versionedMAC) (string, *record, error) {
+func (m *Map) probe(tx ReadTx, vm versionedMAC) (string, *record, error) {
 	f := m.opts.Format
 	for n := f.Length; n <= maxTokenLength; n++ {
 		local := f.Local(vm.version, vm.mac, n)
-		raw := toks.Get([]byte(local))
+		raw, err := tx.Token(local)
+		if err != nil {
+			return "", nil, err
+		}
 		if raw == nil {
 			return local, nil, nil
 		}
@@ -340,9 +344,8 @@ func (m *Map) create(ctx context.Context, original, name string, cur versionedMA
 	at := m.opts.Now()
 	now := at.Unix()
 	var out Issued
-	err := m.db.commits.do(func(tx *bolt.Tx) error {
-		toks := tx.Bucket(bucketTokens)
-		local, rec, err := m.probe(toks, cur)
+	err := m.store.Update(ctx, func(tx Tx) error {
+		local, rec, err := m.probe(tx, cur)
 		if err != nil {
 			return err
 		}
@@ -352,10 +355,10 @@ func (m *Map) create(ctx context.Context, original, name string, cur versionedMA
 		}
 		rec = &record{created: now, lastSeen: now, mac: cur.mac, nameTag: m.nameTag(cur.version, name)}
 		rec.seal(m.aeads[m.recVer], m.recVer, local, original, name)
-		if err := toks.Put([]byte(local), rec.encode()); err != nil {
+		if err := tx.PutToken(local, rec.encode()); err != nil {
 			return err
 		}
-		return m.outbox.put(tx, local, actor, at)
+		return m.outbox.put(tx, outboxEntry{Event: EventCreated, Token: local, Actor: actor, At: at})
 	})
 	if errors.Is(err, ErrErasedSubject) {
 		return Issued{}, err
@@ -364,17 +367,16 @@ func (m *Map) create(ctx context.Context, original, name string, cur versionedMA
 		return Issued{}, fmt.Errorf("%w: create token: %w", ErrStore, err)
 	}
 	if out.New {
-		m.outbox.added()
+		m.outbox.added(1)
 	}
 	out.Address = m.opts.Format.Address(out.Local)
 	return out, nil
 }
 
 // rename stores a changed display name.
-func (m *Map) rename(local, name string) error {
-	err := m.db.commits.do(func(tx *bolt.Tx) error {
-		toks := tx.Bucket(bucketTokens)
-		rec, err := decodeLive(toks.Get([]byte(local)))
+func (m *Map) rename(ctx context.Context, local, name string) error {
+	err := m.store.Update(ctx, func(tx Tx) error {
+		rec, err := liveRecord(tx, local)
 		if err != nil {
 			return err
 		}
@@ -385,7 +387,7 @@ func (m *Map) rename(local, name string) error {
 		t, _ := m.opts.Format.Parse(local)
 		rec.nameTag = m.nameTag(t.Version, name)
 		rec.seal(m.aeads[m.recVer], m.recVer, local, addr, name)
-		return toks.Put([]byte(local), rec.encode())
+		return tx.PutToken(local, rec.encode())
 	})
 	if err != nil && !errors.Is(err, ErrRecordAuth) {
 		return fmt.Errorf("%w: update display name: %w", ErrStore, err)
@@ -433,9 +435,9 @@ func (m *Map) read(ctx context.Context, token string) (Entry, int64, error) {
 		return Entry{}, 0, err
 	}
 	var rec *record
-	err = m.db.safeView(func(tx *bolt.Tx) error {
+	err = m.store.View(ctx, func(tx ReadTx) error {
 		var err error
-		rec, err = decodeLive(tx.Bucket(bucketTokens).Get([]byte(t.Local)))
+		rec, err = liveRecord(tx, t.Local)
 		return err
 	})
 	if err != nil {
@@ -467,9 +469,9 @@ func (m *Map) Lookup(ctx context.Context, address string) ([]string, error) {
 		return nil, err
 	}
 	var out []string
-	err = m.db.safeView(func(tx *bolt.Tx) error {
+	err = m.store.View(ctx, func(tx ReadTx) error {
 		for _, vm := range m.macs(a) {
-			local, rec, err := m.probe(tx.Bucket(bucketTokens), vm)
+			local, rec, err := m.probe(tx, vm)
 			if errors.Is(err, ErrErasedSubject) {
 				continue // erased and suppressed: nothing is held
 			}
@@ -496,52 +498,85 @@ func (m *Map) Erase(ctx context.Context, token string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.db.bolt.Update(func(tx *bolt.Tx) error { return m.erase(tx, t.Local) }); err != nil {
+	if err := m.store.Update(ctx, func(tx Tx) error { return m.erase(tx, t.Local) }); err != nil {
 		return err
 	}
-	_, err = m.db.ScrubFree(ctx) // see EraseSubject
-	return err
+	m.forget(t.Local)
+	return m.store.Wipe(ctx) // see EraseSubject
 }
 
-func (m *Map) erase(tx *bolt.Tx, local string) error {
-	toks := tx.Bucket(bucketTokens)
-	rec, err := decodeLive(toks.Get([]byte(local)))
+// erase turns a live record into a tombstone inside tx.
+func (m *Map) erase(tx Tx, local string) error {
+	rec, err := liveRecord(tx, local)
 	if err != nil {
 		return err
 	}
-	m.touch.forget(local)
-	m.known.clear() // erasures are rare; finding the entry would need the address
 	var keep *MAC
 	if m.opts.SuppressErased {
 		keep = &rec.mac
 	}
-	return toks.Put([]byte(local), tombstone(m.opts.Now(), keep))
+	return tx.PutToken(local, tombstone(m.opts.Now(), keep))
+}
+
+// forget drops an erased or changed token from the caches, after its
+// commit: a pending last-seen time would rewrite it, and the known-address
+// cache would keep serving it. Erasures are rare; finding the cache's
+// entry would need the address, so the cache starts over.
+func (m *Map) forget(local string) {
+	m.touch.forget(local)
+	m.known.clear()
+}
+
+// forgetChanged drops tokens another node changed, as the store's watch
+// reports them, until ctx ends.
+func (m *Map) forgetChanged(ctx context.Context, changed <-chan string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case local, ok := <-changed:
+			if !ok {
+				return
+			}
+			m.forget(local)
+		}
+	}
 }
 
 // Each calls fn for every live token, decrypted, in token order: the
 // compliance iteration. It stops at fn's first error or when ctx ends.
 func (m *Map) Each(ctx context.Context, fn func(Entry) error) error {
-	return m.db.safeView(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
+	return m.store.View(ctx, func(tx ReadTx) error {
+		return tx.Tokens("", func(k string, v []byte) (bool, error) {
 			if err := ctx.Err(); err != nil {
-				return err
+				return false, err
 			}
 			rec, err := decodeLive(v)
 			if errors.Is(err, ErrUnknownToken) {
-				return nil // tombstone
+				return true, nil // tombstone
 			}
 			if err != nil {
-				return err
+				return false, err
 			}
-			t, err := m.opts.Format.Parse(string(k))
+			t, err := m.opts.Format.Parse(k)
 			if err != nil {
-				return fmt.Errorf("%w: key is not a token", ErrCorruptRecord)
+				return false, fmt.Errorf("%w: key is not a token", ErrCorruptRecord)
 			}
 			e, err := m.entry(t, rec)
 			if err != nil {
-				return fmt.Errorf("token %s: %w", k, err)
+				return false, fmt.Errorf("token %s: %w", k, err)
 			}
-			return fn(e)
+			return true, fn(e)
 		})
 	})
+}
+
+// liveRecord reads and decodes a token's record; a missing or erased one
+// is ErrUnknownToken.
+func liveRecord(tx ReadTx, local string) (*record, error) {
+	raw, err := tx.Token(local)
+	if err != nil {
+		return nil, err
+	}
+	return decodeLive(raw)
 }

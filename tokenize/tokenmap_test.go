@@ -1,9 +1,8 @@
-package tokenize
+package tokenize_test
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -13,70 +12,16 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tokenproxy/tokenproxy/vault"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 )
-
-func randomKey() []byte {
-	k := make([]byte, 32)
-	rand.Read(k)
-	return k
-}
-
-func testKeyring(recordVersions int) *vault.Keyring {
-	rec := map[uint32][]byte{}
-	for v := 1; v <= recordVersions; v++ {
-		rec[uint32(v)] = randomKey()
-	}
-	return vault.NewKeyring(map[vault.Purpose]map[uint32][]byte{
-		vault.PurposeToken:  {1: randomKey()},
-		vault.PurposeRecord: rec,
-	})
-}
-
-type testMap struct {
-	*Map
-	db   *DB
-	path string
-	keys *vault.Keyring
-}
-
-func openTestMap(t testing.TB, opts Options) *testMap {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "map.db")
-	return reopenTestMap(t, path, testKeyring(1), opts)
-}
-
-func reopenTestMap(t testing.TB, path string, keys *vault.Keyring, opts Options) *testMap {
-	t.Helper()
-	db, err := OpenDB(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if opts.Format == (Format{}) {
-		opts.Format = testFormat
-	}
-	if opts.Tenant == "" {
-		opts.Tenant = "test"
-	}
-	m, err := NewMap(db, keys, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tm := &testMap{Map: m, db: db, path: path, keys: keys}
-	t.Cleanup(tm.close)
-	return tm
-}
-
-func (tm *testMap) close() {
-	tm.Map.Close()
-	tm.db.Close()
-}
 
 func TestTokenizeResolve(t *testing.T) {
 	ctx := context.Background()
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	iss, err := m.Tokenize(ctx, "John.Doe@Example.com", "John Doe")
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +47,7 @@ func TestTokenizeResolve(t *testing.T) {
 
 func TestDisplayNameUpdate(t *testing.T) {
 	ctx := context.Background()
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	iss, _ := m.Tokenize(ctx, "a@example.com", "Ann")
 	m.Tokenize(ctx, "a@example.com", "") // no name: keep the known one
 	if e, _ := m.Resolve(ctx, iss.Address); e.DisplayName != "Ann" {
@@ -116,21 +61,21 @@ func TestDisplayNameUpdate(t *testing.T) {
 
 func TestResolveUnknown(t *testing.T) {
 	ctx := context.Background()
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	for _, tok := range []string{"t1-aaaaaaaaaaaaaaaa@relay.company.example", "garbage", "t1-aaaaaaaaaaaaaaaa@elsewhere.example", ""} {
-		if _, err := m.Resolve(ctx, tok); !errors.Is(err, ErrUnknownToken) {
+		if _, err := m.Resolve(ctx, tok); !errors.Is(err, tokenize.ErrUnknownToken) {
 			t.Errorf("Resolve(%q) = %v, want ErrUnknownToken", tok, err)
 		}
 	}
 }
 
 func TestTokenizeRejectsBadAddress(t *testing.T) {
-	m := openTestMap(t, Options{})
-	if _, err := m.Tokenize(context.Background(), "no-at-sign", ""); !errors.Is(err, ErrInvalidAddress) {
+	m := openTestMap(t, tokenize.Options{})
+	if _, err := m.Tokenize(context.Background(), "no-at-sign", ""); !errors.Is(err, tokenize.ErrInvalidAddress) {
 		t.Fatalf("err = %v", err)
 	}
 	iss, _ := m.Tokenize(context.Background(), "a@example.com", "")
-	if _, err := m.Tokenize(context.Background(), strings.ToUpper(iss.Address), ""); !errors.Is(err, ErrAlreadyToken) {
+	if _, err := m.Tokenize(context.Background(), strings.ToUpper(iss.Address), ""); !errors.Is(err, tokenize.ErrAlreadyToken) {
 		t.Fatalf("tokenizing a token: err = %v", err)
 	}
 }
@@ -141,7 +86,7 @@ func TestCollisionLengthens(t *testing.T) {
 	ctx := context.Background()
 	f := testFormat
 	f.Length = 1
-	m := openTestMap(t, Options{Format: f, MinLength: 1})
+	m := openTestMap(t, tokenize.Options{Format: f, MinLength: 1})
 	seen := map[string]string{}
 	longer := 0
 	for i := range 200 {
@@ -176,7 +121,7 @@ func TestCollisionLengthens(t *testing.T) {
 // display name it stored, in several encodings.
 func TestNoPlaintextAtRest(t *testing.T) {
 	ctx := context.Background()
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	var secrets []string
 	for i := range 300 {
 		addr := fmt.Sprintf("customer%03d@example-corp.com", i)
@@ -206,31 +151,32 @@ func TestNoPlaintextAtRest(t *testing.T) {
 
 func TestTamperedRecord(t *testing.T) {
 	ctx := context.Background()
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	a, _ := m.Tokenize(ctx, "a@example.com", "A")
 	b, _ := m.Tokenize(ctx, "b@example.com", "B")
 	tests := []struct {
 		name   string
-		mutate func(tx *bolt.Tx) error
+		mutate func(tx tokenize.Tx) error
 		token  string
 	}{
-		{"flip a ciphertext bit", func(tx *bolt.Tx) error {
-			v := bytes.Clone(tx.Bucket(bucketTokens).Get([]byte(a.Local)))
+		{"flip a ciphertext bit", func(tx tokenize.Tx) error {
+			v, _ := tx.Token(a.Local)
+			v = bytes.Clone(v)
 			v[len(v)-1] ^= 1
-			return tx.Bucket(bucketTokens).Put([]byte(a.Local), v)
+			return tx.PutToken(a.Local, v)
 		}, a.Address},
-		{"swap records between tokens", func(tx *bolt.Tx) error {
-			v := bytes.Clone(tx.Bucket(bucketTokens).Get([]byte(a.Local)))
-			return tx.Bucket(bucketTokens).Put([]byte(b.Local), v)
+		{"swap records between tokens", func(tx tokenize.Tx) error {
+			v, _ := tx.Token(a.Local)
+			return tx.PutToken(b.Local, bytes.Clone(v))
 		}, b.Address},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := m.db.bolt.Update(tt.mutate); err != nil {
+			if err := m.store.Update(ctx, tt.mutate); err != nil {
 				t.Fatal(err)
 			}
 			e, err := m.Resolve(ctx, tt.token)
-			if !errors.Is(err, ErrRecordAuth) {
+			if !errors.Is(err, tokenize.ErrRecordAuth) {
 				t.Fatalf("Resolve = %+v, %v; want ErrRecordAuth", e, err)
 			}
 		})
@@ -239,17 +185,17 @@ func TestTamperedRecord(t *testing.T) {
 
 func TestEraseLeavesTombstone(t *testing.T) {
 	ctx := context.Background()
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	iss, _ := m.Tokenize(ctx, "gone@example.com", "Gone")
 	keep, _ := m.Tokenize(ctx, "kept@example.com", "")
 	tokens, err := m.EraseSubject(ctx, "GONE@example.com")
 	if err != nil || len(tokens) != 1 || tokens[0] != iss.Local {
 		t.Fatalf("EraseSubject = %v, %v", tokens, err)
 	}
-	if _, err := m.Resolve(ctx, iss.Address); !errors.Is(err, ErrUnknownToken) {
+	if _, err := m.Resolve(ctx, iss.Address); !errors.Is(err, tokenize.ErrUnknownToken) {
 		t.Fatalf("Resolve after erase = %v", err)
 	}
-	if err := m.Erase(ctx, iss.Address); !errors.Is(err, ErrUnknownToken) {
+	if err := m.Erase(ctx, iss.Address); !errors.Is(err, tokenize.ErrUnknownToken) {
 		t.Fatalf("second Erase = %v", err)
 	}
 	if got, _ := m.Lookup(ctx, "gone@example.com"); len(got) != 0 {
@@ -264,7 +210,7 @@ func TestEraseLeavesTombstone(t *testing.T) {
 		t.Fatalf("other token damaged: %+v %v", e, err)
 	}
 	n := 0
-	m.Each(ctx, func(Entry) error { n++; return nil })
+	m.Each(ctx, func(tokenize.Entry) error { n++; return nil })
 	if n != 2 {
 		t.Fatalf("Each visited %d live tokens, want 2", n)
 	}
@@ -272,74 +218,64 @@ func TestEraseLeavesTombstone(t *testing.T) {
 
 func TestRestartResolves(t *testing.T) {
 	ctx := context.Background()
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	iss, _ := m.Tokenize(ctx, "a@example.com", "")
 	m.close()
-	m2 := reopenTestMap(t, m.path, m.keys, Options{})
+	m2 := reopenTestMap(t, m.path, m.keys, tokenize.Options{})
 	if e, err := m2.Resolve(ctx, iss.Address); err != nil || e.Original != "a@example.com" {
 		t.Fatalf("after restart: %+v %v", e, err)
-	}
-}
-
-func TestSchemaTooNew(t *testing.T) {
-	m := openTestMap(t, Options{})
-	m.db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte("99")) })
-	m.close()
-	_, err := OpenDB(m.path)
-	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "99") {
-		t.Fatalf("OpenDB = %v, want ErrSchemaTooNew naming the version", err)
 	}
 }
 
 func TestOpenRefusesForeignFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.db")
 	os.WriteFile(path, []byte("this is not a bbolt file, just text padding it out........"), 0o600)
-	if _, err := OpenDB(path); !errors.Is(err, ErrStore) {
-		t.Fatalf("OpenDB = %v", err)
+	if _, err := boltstore.Open(path); !errors.Is(err, tokenize.ErrStore) {
+		t.Fatalf("Open = %v", err)
 	}
 }
 
 func TestOpenLockedByOtherProcess(t *testing.T) {
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	// bbolt's flock is per open file description: a second Open waits,
 	// then reports the lock.
-	if _, err := OpenDB(m.path); !errors.Is(err, ErrStore) || !strings.Contains(err.Error(), "locked") {
-		t.Fatalf("second OpenDB = %v", err)
+	if _, err := boltstore.Open(m.path); !errors.Is(err, tokenize.ErrStore) || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("second Open = %v", err)
 	}
 }
 
 func TestBackupRestore(t *testing.T) {
 	ctx := context.Background()
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	iss, _ := m.Tokenize(ctx, "a@example.com", "")
 	backup := filepath.Join(t.TempDir(), "backup.db")
-	if _, err := m.db.BackupFile(backup); err != nil {
+	if _, err := m.store.BackupFile(backup); err != nil {
 		t.Fatal(err)
 	}
 	later, _ := m.Tokenize(ctx, "b@example.com", "")
-	if err := Restore(backup, m.path); err == nil || !strings.Contains(err.Error(), "locked") {
+	if err := boltstore.Restore(backup, m.path); err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("Restore over an open database = %v, want refusal", err)
 	}
 	m.close()
 	os.WriteFile(m.path, []byte("corrupted"), 0o600) // restoring a damaged file must work
-	if err := Restore(backup, m.path); err != nil {
+	if err := boltstore.Restore(backup, m.path); err != nil {
 		t.Fatal(err)
 	}
-	m2 := reopenTestMap(t, m.path, m.keys, Options{})
+	m2 := reopenTestMap(t, m.path, m.keys, tokenize.Options{})
 	if e, err := m2.Resolve(ctx, iss.Address); err != nil || e.Original != "a@example.com" {
 		t.Fatalf("restored: %+v %v", e, err)
 	}
-	if _, err := m2.Resolve(ctx, later.Address); !errors.Is(err, ErrUnknownToken) {
+	if _, err := m2.Resolve(ctx, later.Address); !errors.Is(err, tokenize.ErrUnknownToken) {
 		t.Fatalf("token created after the backup: %v", err)
 	}
-	if err := Restore(filepath.Join(t.TempDir(), "missing.db"), m.path); err == nil {
+	if err := boltstore.Restore(filepath.Join(t.TempDir(), "missing.db"), m.path); err == nil {
 		t.Fatal("Restore from a missing file succeeded")
 	}
 }
 
 func TestReencryptAfterRecordKeyRotation(t *testing.T) {
 	ctx := context.Background()
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	var tokens []string
 	for i := range 1200 { // more than two batches
 		iss, _ := m.Tokenize(ctx, fmt.Sprintf("u%d@example.com", i), "")
@@ -353,7 +289,7 @@ func TestReencryptAfterRecordKeyRotation(t *testing.T) {
 	tk, _ := m.keys.Key(vault.PurposeToken, 1)
 	rec[2] = randomKey()
 	keys := vault.NewKeyring(map[vault.Purpose]map[uint32][]byte{vault.PurposeToken: {1: tk}, vault.PurposeRecord: rec})
-	m2 := reopenTestMap(t, m.path, keys, Options{})
+	m2 := reopenTestMap(t, m.path, keys, tokenize.Options{})
 	deadline := time.Now().Add(20 * time.Second)
 	for m2.ReencryptPending() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -361,18 +297,18 @@ func TestReencryptAfterRecordKeyRotation(t *testing.T) {
 	if m2.ReencryptPending() {
 		t.Fatal("re-encryption did not finish")
 	}
-	m2.db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
-			if r, _ := decodeRecord(v); r.keyVersion != 2 {
-				t.Errorf("%s still under record key v%d", k, r.keyVersion)
+	m2.store.View(ctx, func(tx tokenize.ReadTx) error {
+		return tx.Tokens("", func(k string, v []byte) (bool, error) {
+			if kv, _ := tokenize.RecordKeyVersion(v); kv != 2 {
+				t.Errorf("%s still under record key v%d", k, kv)
 			}
-			return nil
+			return true, nil
 		})
 	})
 	// Only version 2 is needed now: drop version 1 and resolve everything.
 	m2.close()
 	keys3 := vault.NewKeyring(map[vault.Purpose]map[uint32][]byte{vault.PurposeToken: {1: tk}, vault.PurposeRecord: {2: rec[2]}})
-	m3 := reopenTestMap(t, m.path, keys3, Options{})
+	m3 := reopenTestMap(t, m.path, keys3, tokenize.Options{})
 	for i, tok := range tokens {
 		if e, err := m3.Resolve(ctx, tok); err != nil || e.Original != fmt.Sprintf("u%d@example.com", i) {
 			t.Fatalf("Resolve(%s) = %+v, %v", tok, e, err)
@@ -382,14 +318,14 @@ func TestReencryptAfterRecordKeyRotation(t *testing.T) {
 
 func TestTokenKeyRotationKeepsTokens(t *testing.T) {
 	ctx := context.Background()
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	old, _ := m.Tokenize(ctx, "a@example.com", "")
 	m.close()
 	tk1, _ := m.keys.Key(vault.PurposeToken, 1)
 	rk, _ := m.keys.Key(vault.PurposeRecord, 1)
 	keys := vault.NewKeyring(map[vault.Purpose]map[uint32][]byte{
 		vault.PurposeToken: {1: tk1, 2: randomKey()}, vault.PurposeRecord: {1: rk}})
-	m2 := reopenTestMap(t, m.path, keys, Options{})
+	m2 := reopenTestMap(t, m.path, keys, tokenize.Options{})
 	if again, _ := m2.Tokenize(ctx, "a@example.com", ""); again.Local != old.Local {
 		t.Fatalf("known address got %s after token-key rotation, want %s", again.Local, old.Local)
 	}
@@ -403,13 +339,13 @@ func TestLastSeenFlushed(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	m := openTestMap(t, Options{Now: clock, FlushInterval: time.Hour})
+	m := openTestMap(t, tokenize.Options{Now: clock, FlushInterval: time.Hour})
 	iss, _ := m.Tokenize(ctx, "a@example.com", "")
 	mu.Lock()
 	now = now.Add(2 * time.Hour)
 	mu.Unlock()
 	m.Resolve(ctx, iss.Address)
-	if err := m.touch.flush(); err != nil {
+	if err := m.FlushLastSeen(); err != nil {
 		t.Fatal(err)
 	}
 	e, _ := m.Resolve(ctx, iss.Address)
@@ -420,7 +356,7 @@ func TestLastSeenFlushed(t *testing.T) {
 
 func TestConcurrentTokenize(t *testing.T) {
 	ctx := context.Background()
-	m := openTestMap(t, Options{})
+	m := openTestMap(t, tokenize.Options{})
 	var wg sync.WaitGroup
 	results := make([][]string, 20)
 	for g := range 20 {

@@ -1,4 +1,4 @@
-package tokenize
+package boltstore
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package tokenize
+package boltstore
 
 import (
 	"bytes"
@@ -11,15 +11,17 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // TestDamagedLeafIsStoreError overwrites a leaf page of the tokens bucket
 // of a real map file (a page OpenDB does not read, so the map opens) and
-// checks that every read path reaching it returns ErrStore instead of
+// checks that every read path reaching it returns tokenize.ErrStore instead of
 // panicking, names no address, and leaves no read transaction open.
 func TestDamagedLeafIsStoreError(t *testing.T) {
 	ctx := context.Background()
-	tm := openTestMap(t, Options{})
+	tm := openTestMap(t)
 	const n = 300
 	addrs := make([]string, n)
 	toks := make([]string, n)
@@ -34,14 +36,14 @@ func TestDamagedLeafIsStoreError(t *testing.T) {
 	leaf, pageSize := tokensLeafPage(t, tm.db)
 	tm.close()
 	overwritePage(t, tm.path, leaf, pageSize)
-	m := reopenTestMap(t, tm.path, tm.keys, Options{}) // opens: the leaf is not read at open
+	m := reopenTestMap(t, tm.path, tm.keys) // opens: the leaf is not read at open
 
 	perToken := func(fn func(i int) error) func() (int, error) {
 		return func() (int, error) {
 			var failed int
 			for i := range n {
 				err := fn(i)
-				if errors.Is(err, ErrStore) {
+				if errors.Is(err, tokenize.ErrStore) {
 					failed++
 					continue
 				}
@@ -54,15 +56,15 @@ func TestDamagedLeafIsStoreError(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		run  func() (int, error) // how many calls failed with ErrStore; another error
+		run  func() (int, error) // how many calls failed with tokenize.ErrStore; another error
 	}{
 		{"resolve", perToken(func(i int) error { _, err := m.Resolve(ctx, toks[i]); return err })},
 		{"inspect", perToken(func(i int) error { _, err := m.Inspect(ctx, toks[i]); return err })},
 		{"tokenize", perToken(func(i int) error { _, err := m.Tokenize(ctx, addrs[i], ""); return err })},
 		{"lookup", perToken(func(i int) error { _, err := m.Lookup(ctx, addrs[i]); return err })},
 		{"each", func() (int, error) {
-			err := m.Each(ctx, func(Entry) error { return nil })
-			if errors.Is(err, ErrStore) {
+			err := m.Each(ctx, func(tokenize.Entry) error { return nil })
+			if errors.Is(err, tokenize.ErrStore) {
 				return 1, nil
 			}
 			return 0, err
@@ -76,15 +78,15 @@ func TestDamagedLeafIsStoreError(t *testing.T) {
 			}()
 			failed, err := c.run()
 			if err != nil {
-				t.Fatalf("an error other than ErrStore: %v", err)
+				t.Fatalf("an error other than tokenize.ErrStore: %v", err)
 			}
 			if failed == 0 {
-				t.Fatalf("no call failed with ErrStore after leaf page %d was overwritten", leaf)
+				t.Fatalf("no call failed with tokenize.ErrStore after leaf page %d was overwritten", leaf)
 			}
 			if open := m.db.bolt.Stats().OpenTxN; open != 0 {
 				t.Errorf("%d read transactions left open", open)
 			}
-			t.Logf("%d calls failed with ErrStore", failed)
+			t.Logf("%d calls failed with tokenize.ErrStore", failed)
 		})
 	}
 	_, err := m.Resolve(ctx, toks[0])
@@ -100,7 +102,7 @@ func TestDamagedLeafIsStoreError(t *testing.T) {
 // child of the bucket's root, and the page size. A branch page is a
 // 16-byte header (id, flags, count, overflow) then 16-byte elements (key
 // position and size, 4 bytes each, then the child's page id).
-func tokensLeafPage(t *testing.T, db *DB) (int, int) {
+func tokensLeafPage(t *testing.T, db *Store) (int, int) {
 	t.Helper()
 	pageSize := db.bolt.Info().PageSize
 	var page []byte

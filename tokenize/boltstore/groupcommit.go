@@ -1,11 +1,14 @@
-package tokenize
+package boltstore
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // groupCommit shares one write transaction, and so one pair of fsyncs,
@@ -89,7 +92,7 @@ func (g *groupCommit) awaitSiblings() {
 }
 
 func (g *groupCommit) commit(calls []*commitCall) {
-	err := g.db.Update(func(tx *bolt.Tx) error {
+	err := g.update(func(tx *bolt.Tx) error {
 		for _, c := range calls {
 			if err := safeCall(c.fn, tx); err != nil {
 				return err
@@ -104,15 +107,29 @@ func (g *groupCommit) commit(calls []*commitCall) {
 		return
 	}
 	for _, c := range calls {
-		c.done <- g.db.Update(func(tx *bolt.Tx) error { return safeCall(c.fn, tx) })
+		c.done <- g.update(func(tx *bolt.Tx) error { return safeCall(c.fn, tx) })
 	}
 }
 
-// safeCall turns a panic in fn into an error for that caller alone.
-func safeCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+// update is bbolt's Update with its commit guarded too: writing the
+// freelist or splitting a damaged page panics inside bbolt, after fn.
+func (g *groupCommit) update(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("panic in token transaction: %v", r)
+			err = fmt.Errorf("%w: commit on a damaged page: %v", tokenize.ErrStore, r)
+		}
+	}()
+	return g.db.Update(fn)
+}
+
+// safeCall turns a panic in fn (a damaged page read by assertion, or a
+// fault past the mapped file) into an error for that caller alone.
+func safeCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: panic in token transaction (damaged page?): %v", tokenize.ErrStore, r)
 		}
 	}()
 	return fn(tx)

@@ -1,10 +1,12 @@
-package tokenize
+package boltstore
 
 import (
 	"errors"
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // lockFile takes the same exclusive flock bbolt holds on an open database,
@@ -15,14 +17,14 @@ func lockFile(path string) (unlock func(), err error) {
 		return func() {}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrStore, err)
+		return nil, fmt.Errorf("%w: %w", tokenize.ErrStore, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s is locked by another process (stop the proxy first)", ErrStore, path)
+			return nil, fmt.Errorf("%w: %s is locked by another process (stop the proxy first)", tokenize.ErrStore, path)
 		}
-		return nil, fmt.Errorf("%w: lock %s: %w", ErrStore, path, err)
+		return nil, fmt.Errorf("%w: lock %s: %w", tokenize.ErrStore, path, err)
 	}
 	return func() { f.Close() }, nil
 }
