@@ -26,7 +26,7 @@
 // Options.CheckpointInterval when records were added, on Checkpoint, and
 // on Close.
 //
-// Token creation records come through compliance.Creations, the token
+// Token creation records come through compliance.MapAudit, the token
 // map's CreateAuditor (it lives there so that this package imports nothing
 // of ours): the map commits each record with its token (an outbox in the
 // map's database) and a background loop appends them here, with

@@ -18,6 +18,7 @@ import (
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 )
 
 // complianceHarness is the compliance API over a real engine (bbolt file,
@@ -246,13 +247,13 @@ func TestComplianceOnlineBackup(t *testing.T) {
 		t.Fatalf("backup = %d", code)
 	}
 	path := filepath.Join(t.TempDir(), "b.db")
-	if _, err := saveBackup(strings.NewReader(body), path); err != nil {
+	if _, err := saveBackup(strings.NewReader(body), path, boltstore.CheckFile); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := saveBackup(strings.NewReader(body[:len(body)/2]), path+".cut"); err == nil {
+	if _, err := saveBackup(strings.NewReader(body[:len(body)/2]), path+".cut", boltstore.CheckFile); err == nil {
 		t.Fatal("a cut backup stream was kept")
 	}
-	db, err := tokenize.OpenDB(path)
+	db, err := boltstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // Client calls a running proxy's compliance API (`proxy compliance`). It
@@ -108,19 +106,20 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) (io.Read
 }
 
 // Backup saves an online backup of the token map to path and returns its
-// size. A cut stream is not kept.
-func (c *Client) Backup(ctx context.Context, path string) (int64, error) {
+// size. check says whether a file is a whole backup of the server's store
+// backend (boltstore.CheckFile): a cut stream is not kept.
+func (c *Client) Backup(ctx context.Context, path string, check func(path string) error) (int64, error) {
 	rc, err := c.Do(ctx, http.MethodGet, "/v1/backup", nil)
 	if err != nil {
 		return 0, err
 	}
 	defer rc.Close()
-	return saveBackup(rc, path)
+	return saveBackup(rc, path, check)
 }
 
 // saveBackup writes the stream to a temporary file, checks that it is a
-// whole, consistent database (a cut stream is not), and renames it.
-func saveBackup(r io.Reader, path string) (int64, error) {
+// whole, consistent backup (a cut stream is not), and renames it.
+func saveBackup(r io.Reader, path string, check func(string) error) (int64, error) {
 	tmp := path + ".partial"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -134,7 +133,7 @@ func saveBackup(r io.Reader, path string) (int64, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = tokenize.CheckFile(tmp)
+		err = check(tmp)
 	}
 	if err != nil {
 		os.Remove(tmp)

@@ -5,7 +5,7 @@
 // that expires idle tokens. It serves them as an HTTPS API (Register)
 // on the admin listener, and gives the CLI its client (Client).
 //
-// It also holds Creations, the token map's tokenize.CreateAuditor that
+// It also holds MapAudit, the token map's tokenize.Auditor that
 // moves token-creation records from the map's outbox into the trail, so
 // that the audit package depends on nothing of ours.
 //
@@ -31,7 +31,7 @@
 // # The contract
 //
 // The service reaches the token map only through TokenMap, and the map's
-// database only through Backuper; *tokenize.Map and *tokenize.DB satisfy
+// store only through Backuper; *tokenize.Map and *boltstore.Store satisfy
 // them (cmd/proxy checks it at compile time).
 package compliance
 
@@ -56,9 +56,10 @@ type TokenMap interface {
 	// the free pages are not wiped yet.
 	EraseSubject(ctx context.Context, address string) ([]string, error)
 	// Expire erases the tokens last used before before, batch by batch,
-	// handing each batch to audit before it commits (a batch that cannot
-	// be audited is not erased), and returns how many expired.
-	Expire(ctx context.Context, before time.Time, audit func(ctx context.Context, tokens []string) error) (int, error)
+	// each batch's token.expired records committed with it through the
+	// map's outbox (nothing expires while the trail cannot take them),
+	// and returns how many expired.
+	Expire(ctx context.Context, before time.Time, detail map[string]string) (int, error)
 	// SyncAudit returns once the creation records of every token
 	// committed so far are in the trail.
 	SyncAudit(ctx context.Context) error

@@ -12,17 +12,18 @@ import (
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
 // testEngine is what `proxy serve` opens, built the same way from the
 // default configuration in a temporary data directory: a bbolt file, a
 // local keyring, an audit trail signed by a key derived from it, and the
-// token map auditing its creations through Creations.
+// token map auditing its creations through MapAudit.
 type testEngine struct {
 	dir    string
 	cfg    policy.Config
-	db     *tokenize.DB
+	db     *boltstore.Store
 	kek    *vault.Local
 	keys   *vault.Keyring
 	signer *vault.LocalSigner
@@ -37,7 +38,7 @@ func newTestEngine(t *testing.T, logs io.Writer) *testEngine {
 	ctx := context.Background()
 	e := &testEngine{dir: t.TempDir(), cfg: policy.Defaults(), log: slog.New(slog.NewJSONHandler(logs, nil))}
 	var err error
-	if e.db, err = tokenize.OpenDB(filepath.Join(e.dir, "tokenproxy.db")); err != nil {
+	if e.db, err = boltstore.Open(filepath.Join(e.dir, "tokenproxy.db")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.close)
@@ -68,7 +69,7 @@ func (e *testEngine) mapOptions() tokenize.Options {
 	return tokenize.Options{
 		Format: tokenize.Format{Prefix: tk.Prefix, Domain: "relay.company.example", Length: tk.Length},
 		Tenant: tk.Tenant, LocalCase: tokenize.LocalCase(tk.LocalPartCase), Logger: e.log,
-		SuppressErased: e.cfg.Compliance.AfterErasure == "refuse", Audit: Creations{Log: e.trail},
+		SuppressErased: e.cfg.Compliance.AfterErasure == "refuse", Audit: MapAudit{Log: e.trail},
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 )
 
 // The trail helpers below are the audit package's own test helpers, for
-// the tests that moved here with Creations.
+// the tests that moved here with MapAudit.
 
 func mustOpen(t testing.TB, opts audit.Options) *audit.Log {
 	t.Helper()

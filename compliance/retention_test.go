@@ -61,8 +61,9 @@ func TestRetentionSweepInServe(t *testing.T) {
 	}
 
 	stop := e.service(e.cfg.Compliance).StartRetention(policy.Retention{TokenMaxIdle: 24 * time.Hour, SweepInterval: time.Hour})
-	// The record is written inside the expiry's transaction, before its
-	// commit: wait for the token to go, not for the record.
+	// The record is committed with the expiry, in the map's outbox, and
+	// reaches the trail a moment later: wait for the token to go, then
+	// for the outbox (SyncAudit, as every reader of the trail does).
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := e.m.Inspect(ctx, oldTok.Address); err != nil {
@@ -74,6 +75,9 @@ func TestRetentionSweepInServe(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	stop()
+	if err := e.m.SyncAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
 	recs := trailRecords(t, e, audit.TokenExpired)
 	if len(recs) != 1 || recs[0].Actor != "system:retention" || len(recs[0].Tokens) != 1 || recs[0].Tokens[0] != oldTok.Address {
 		t.Fatalf("expiry records %+v; want one by system:retention for %s", recs, oldTok.Address)
@@ -89,7 +93,7 @@ type panickyMap struct {
 	calls    atomic.Int32
 }
 
-func (m *panickyMap) Expire(context.Context, time.Time, func(context.Context, []string) error) (int, error) {
+func (m *panickyMap) Expire(context.Context, time.Time, map[string]string) (int, error) {
 	if m.calls.Add(1) == 1 {
 		panic("corrupt record")
 	}

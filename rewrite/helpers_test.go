@@ -2,10 +2,10 @@ package rewrite
 
 import (
 	"bytes"
-	"path/filepath"
 	"testing"
 
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/storetest"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -25,14 +25,11 @@ func fixedKeyring() *vault.Keyring {
 }
 
 // newTestMap opens a fresh token map with fixedKeyring's keys, tenant
-// "test" and testFormat, in a bbolt file under t.TempDir(), closed when the
-// test ends.
+// "test" and testFormat, on the in-memory store, closed when the test
+// ends.
 func newTestMap(t testing.TB) *tokenize.Map {
 	t.Helper()
-	db, err := tokenize.OpenDB(filepath.Join(t.TempDir(), "map.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.NewMem()
 	m, err := tokenize.NewMap(db, fixedKeyring(), tokenize.Options{Format: testFormat, Tenant: "test"})
 	if err != nil {
 		db.Close()

@@ -19,6 +19,8 @@ import (
 	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
+	"github.com/tokenproxy/tokenproxy/tokenize/storetest"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -27,12 +29,13 @@ import (
 var testCustomers = []string{"jane.doe@example.com", "bob.roe@example.org", "carol@customer.example"}
 
 // harness runs both routes over loopback against one recording downstream,
-// with a real token map in a temporary bbolt file.
+// with a token map on the in-memory store (storetest.Mem), or on a bbolt
+// file in a temporary directory when a test measures or needs the disk.
 type harness struct {
 	t       testing.TB
 	ds      *dsBackend
 	dsAddr  string
-	db      *tokenize.DB
+	db      tokenize.Store
 	m       *tokenize.Map
 	in, out *Route
 	logs    *syncBuffer
@@ -52,7 +55,9 @@ type harnessOpts struct {
 	spoolDir string                 // "" : a fresh temporary directory
 	audit    Auditor                // per-message records; nil: none
 	// createAudit audits token creation (tokenize.Options.Audit); nil: none.
-	createAudit tokenize.CreateAuditor
+	createAudit tokenize.Auditor
+	// boltStore puts the map in a bbolt file instead of memory.
+	boltStore bool
 	// suppressErased: tokenize.Options.SuppressErased.
 	suppressErased bool
 }
@@ -120,9 +125,12 @@ func (h *harness) openMap(t testing.TB, o harnessOpts) {
 	key := func() []byte { k := make([]byte, 32); rand.Read(k); return k }
 	keys := vault.NewKeyring(map[vault.Purpose]map[uint32][]byte{
 		vault.PurposeToken: {1: key()}, vault.PurposeRecord: {1: key()}})
-	db, err := tokenize.OpenDB(filepath.Join(t.TempDir(), "map.db"))
-	if err != nil {
-		t.Fatal(err)
+	var db tokenize.Store = storetest.NewMem()
+	if o.boltStore {
+		var err error
+		if db, err = boltstore.Open(filepath.Join(t.TempDir(), "map.db")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	m, err := tokenize.NewMap(db, keys, tokenize.Options{Tenant: "test",
 		Format: tokenize.Format{Prefix: "t", Domain: "relay.company.example", Length: 16}, Audit: o.createAudit, SuppressErased: o.suppressErased})

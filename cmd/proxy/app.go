@@ -16,6 +16,7 @@ import (
 	"github.com/tokenproxy/tokenproxy/deploy/examples"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -86,7 +87,7 @@ func dbPath(cfg *policy.Config) string { return filepath.Join(cfg.DataDir, "toke
 
 // engine is the opened token engine: database, key provider, keys, map.
 type engine struct {
-	db     *tokenize.DB
+	db     *boltstore.Store
 	kek    vault.KEK
 	keys   *vault.Keyring
 	m      *tokenize.Map
@@ -111,7 +112,7 @@ func (a *app) openEngine(ctx context.Context, cfg *policy.Config) (*engine, erro
 		return nil, fmt.Errorf("load data keys: %w", err)
 	}
 	opts := mapOptions(cfg, a.log)
-	opts.Audit = compliance.Creations{Log: e.trail}
+	opts.Audit = compliance.MapAudit{Log: e.trail}
 	if e.m, err = tokenize.NewMap(db, e.keys, opts); err != nil {
 		e.Close()
 		return nil, err
@@ -162,8 +163,8 @@ func nArgs(args []string, n int, what string) error {
 }
 
 // openKeys opens the database and the configured key provider.
-func (a *app) openKeys(ctx context.Context, cfg *policy.Config) (*tokenize.DB, vault.KEK, error) {
-	db, err := tokenize.OpenDB(dbPath(cfg))
+func (a *app) openKeys(ctx context.Context, cfg *policy.Config) (*boltstore.Store, vault.KEK, error) {
+	db, err := boltstore.Open(dbPath(cfg))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -204,7 +205,7 @@ func mapOptions(cfg *policy.Config, log *slog.Logger) tokenize.Options {
 	}
 }
 
-func (a *app) newKEK(ctx context.Context, cfg *policy.Config, db *tokenize.DB) (vault.KEK, error) {
+func (a *app) newKEK(ctx context.Context, cfg *policy.Config, db *boltstore.Store) (vault.KEK, error) {
 	if cfg.Keys.Provider == "vault" {
 		return vault.NewTransit(ctx, transitConfig(cfg.Keys.Vault), vault.WithLogger(a.log))
 	}

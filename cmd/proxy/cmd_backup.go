@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tokenproxy/tokenproxy/audit"
-	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 )
 
 var cmdBackup = &command{
@@ -23,7 +23,7 @@ func runBackup(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := tokenize.OpenDB(dbPath(cfg))
+	db, err := boltstore.Open(dbPath(cfg))
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func runRestore(ctx context.Context, a *app, args []string) error {
 	if err := a.auditOnce(ctx, cfg, nil, audit.Record{Event: audit.Restore, Outcome: "ok"}); err != nil {
 		return err
 	}
-	if err := tokenize.Restore(args[0], dbPath(cfg)); err != nil {
+	if err := boltstore.Restore(args[0], dbPath(cfg)); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "restored %s from %s\n", dbPath(cfg), args[0])

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/compliance"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 )
 
 // clientFlags are how `proxy compliance` reaches the admin listener.
@@ -195,7 +196,7 @@ func backupRemoteCommand() *command {
 			if err != nil {
 				return err
 			}
-			n, err := c.Backup(ctx, args[0])
+			n, err := c.Backup(ctx, args[0], boltstore.CheckFile)
 			if err != nil {
 				return err
 			}

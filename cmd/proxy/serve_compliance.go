@@ -13,6 +13,7 @@ import (
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/smtp"
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 )
 
 // adminTLS returns the admin listener's TLS configuration, or nil for
@@ -49,7 +50,7 @@ func adminTLS(cfg *policy.Config, a *app) (*tls.Config, *smtp.CertStore, error) 
 // seams only.
 var (
 	_ compliance.TokenMap = (*tokenize.Map)(nil)
-	_ compliance.Backuper = (*tokenize.DB)(nil)
+	_ compliance.Backuper = (*boltstore.Store)(nil)
 )
 
 // compliance returns the compliance service over the engine.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/test/vaulttest"
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -54,7 +55,7 @@ var format = tokenize.Format{Prefix: "t", Domain: "relay.company.example", Lengt
 
 // vaultMap is a token map whose keys come from Vault transit.
 type vaultMap struct {
-	db  *tokenize.DB
+	db  *boltstore.Store
 	kek *vault.Transit
 	m   *tokenize.Map
 }
@@ -62,7 +63,7 @@ type vaultMap struct {
 func openVaultMap(t *testing.T, srv *vaulttest.Server, key, path string, rt http.RoundTripper) *vaultMap {
 	t.Helper()
 	ctx := context.Background()
-	db, err := tokenize.OpenDB(path)
+	db, err := boltstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

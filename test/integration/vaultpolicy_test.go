@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/test/vaulttest"
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -49,9 +50,9 @@ func TestLeastPrivilegePolicy(t *testing.T) {
 	// The life cycle: first start, tokens, KEK rotation + rewrap, a new
 	// record key, status, restart.
 	path := filepath.Join(t.TempDir(), "map.db")
-	open := func() (*tokenize.DB, *vault.Transit, *vault.Keyring) {
+	open := func() (*boltstore.Store, *vault.Transit, *vault.Keyring) {
 		t.Helper()
-		db, err := tokenize.OpenDB(path)
+		db, err := boltstore.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}

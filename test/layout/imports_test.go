@@ -47,7 +47,7 @@ var allowed = map[string][]string{
 	"admin":      {"compliance", "audit", "policy", "internal/..."},
 
 	"smtp/downstream": {"policy", "internal/..."},
-	"smtp": {"smtp/downstream", "rewrite", "tokenize", "address", "audit", "mailauth", "policy",
+	"smtp": {"smtp/downstream", "rewrite/...", "tokenize", "address", "audit", "mailauth", "policy",
 		"vault", "internal/..."},
 }
 

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -13,6 +14,9 @@ type Auditor struct {
 	mu         sync.Mutex
 	recs       []tokenize.Change
 	DeliverErr error // returned by Deliver while set
+	// Hold, when set, makes Deliver wait until it is closed (then fail)
+	// or its context ends: a trail that hangs.
+	Hold chan struct{}
 }
 
 var _ tokenize.Auditor = (*Auditor)(nil)
@@ -24,7 +28,15 @@ func (a *Auditor) Actor(context.Context) string { return "test" }
 func (a *Auditor) Ready() error { return nil }
 
 // Deliver implements tokenize.Auditor.
-func (a *Auditor) Deliver(_ context.Context, recs []tokenize.Change) error {
+func (a *Auditor) Deliver(ctx context.Context, recs []tokenize.Change) error {
+	if a.Hold != nil {
+		select {
+		case <-a.Hold:
+			return errors.New("trail hung")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.DeliverErr != nil {

@@ -14,18 +14,19 @@ import (
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
-// Mem is an in-memory tokenize.Store. Updates are serialized and copy on
-// write, so a View sees one consistent snapshot. Closing it keeps the data:
-// Reopen gives the same contents, as a restart of a process would.
+// Mem is an in-memory tokenize.Store. Updates hold a write lock and undo
+// their writes when fn fails; views hold a read lock, so a view sees one
+// consistent state. Closing it keeps the data: Reopen gives the same
+// contents, as a restart of a process would.
 type Mem struct {
-	mu     sync.Mutex // serializes Update
-	data   *memData   // current snapshot; replaced, never changed, by Update
+	data   *memData
 	closed bool
 	// MaxBatchSize is what MaxBatch reports; 0 means 500.
 	MaxBatchSize int
 }
 
 type memData struct {
+	mu      sync.RWMutex
 	tokens  map[string][]byte
 	outbox  map[string][]byte
 	meta    map[string][]byte
@@ -42,50 +43,39 @@ func NewMem() *Mem {
 
 // Reopen returns a new open store with the contents of s (closed or not),
 // as a restart would find them.
-func (s *Mem) Reopen() *Mem {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return &Mem{data: s.data, MaxBatchSize: s.MaxBatchSize}
-}
+func (s *Mem) Reopen() *Mem { return &Mem{data: s.data, MaxBatchSize: s.MaxBatchSize} }
 
-func (s *Mem) snapshot() (*memData, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, fmt.Errorf("%w: store closed", tokenize.ErrStore)
-	}
-	return s.data, nil
-}
+var errClosed = fmt.Errorf("%w: store closed", tokenize.ErrStore)
 
 // View implements tokenize.Store.
 func (s *Mem) View(ctx context.Context, fn func(tokenize.ReadTx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d, err := s.snapshot()
-	if err != nil {
-		return err
+	s.data.mu.RLock()
+	defer s.data.mu.RUnlock()
+	if s.closed {
+		return errClosed
 	}
-	return fn(memTx{d})
+	return fn(&memTx{d: s.data})
 }
 
-// Update implements tokenize.Store: fn works on a copy that replaces the
-// snapshot only when fn succeeds.
+// Update implements tokenize.Store: fn writes in place under the write
+// lock, and its writes are undone when it fails.
 func (s *Mem) Update(ctx context.Context, fn func(tokenize.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.data.mu.Lock()
+	defer s.data.mu.Unlock()
 	if s.closed {
-		return fmt.Errorf("%w: store closed", tokenize.ErrStore)
+		return errClosed
 	}
-	d := &memData{tokens: maps.Clone(s.data.tokens), outbox: maps.Clone(s.data.outbox),
-		meta: maps.Clone(s.data.meta), keys: s.data.keys, nextRef: s.data.nextRef}
-	if err := fn(memTx{d}); err != nil {
+	tx := &memTx{d: s.data, write: true}
+	if err := fn(tx); err != nil {
+		tx.rollback()
 		return err
 	}
-	s.data = d
 	return nil
 }
 
@@ -105,42 +95,65 @@ func (s *Mem) Wipe(context.Context) error { return nil }
 
 // Close implements tokenize.Store.
 func (s *Mem) Close() error {
-	s.mu.Lock()
+	s.data.mu.Lock()
 	s.closed = true
-	s.mu.Unlock()
+	s.data.mu.Unlock()
 	return nil
 }
 
 // WrappedKeys implements vault.Store.
-func (s *Mem) WrappedKeys(context.Context) ([]vault.WrappedKey, error) {
-	d, err := s.snapshot()
-	if err != nil {
-		return nil, err
-	}
-	return slices.Clone(d.keys), nil
+func (s *Mem) WrappedKeys(ctx context.Context) ([]vault.WrappedKey, error) {
+	var out []vault.WrappedKey
+	err := s.View(ctx, func(tokenize.ReadTx) error {
+		out = slices.Clone(s.data.keys)
+		return nil
+	})
+	return out, err
 }
 
 // PutWrappedKeys implements vault.Store: a key of the same purpose and
 // version is replaced (a rewrap).
 func (s *Mem) PutWrappedKeys(ctx context.Context, keys []vault.WrappedKey) error {
-	return s.Update(ctx, func(tx tokenize.Tx) error {
-		d := tx.(memTx).d
+	return s.Update(ctx, func(tokenize.Tx) error {
 		for _, k := range keys {
-			d.keys = slices.DeleteFunc(slices.Clone(d.keys), func(o vault.WrappedKey) bool {
+			s.data.keys = slices.DeleteFunc(s.data.keys, func(o vault.WrappedKey) bool {
 				return o.Purpose == k.Purpose && o.Version == k.Version
 			})
-			d.keys = append(d.keys, k)
+			s.data.keys = append(s.data.keys, k)
 		}
 		return nil
 	})
 }
 
-// memTx implements tokenize.Tx on one memData.
-type memTx struct{ d *memData }
+// memTx implements tokenize.Tx on the store's maps. A write transaction
+// keeps each key's value from before its first write, for rollback.
+type memTx struct {
+	d     *memData
+	write bool
+	undo  []func()
+}
 
-func (t memTx) Token(local string) ([]byte, error) { return t.d.tokens[local], nil }
+// save remembers m[k] as it was before this transaction first wrote it.
+func (t *memTx) save(m map[string][]byte, k string) {
+	old, had := m[k]
+	t.undo = append(t.undo, func() {
+		if had {
+			m[k] = old
+		} else {
+			delete(m, k)
+		}
+	})
+}
 
-func (t memTx) Tokens(after string, fn func(string, []byte) (bool, error)) error {
+func (t *memTx) rollback() {
+	for i := len(t.undo) - 1; i >= 0; i-- {
+		t.undo[i]()
+	}
+}
+
+func (t *memTx) Token(local string) ([]byte, error) { return t.d.tokens[local], nil }
+
+func (t *memTx) Tokens(after string, fn func(string, []byte) (bool, error)) error {
 	for _, k := range slices.Sorted(maps.Keys(t.d.tokens)) {
 		if k <= after {
 			continue
@@ -153,7 +166,7 @@ func (t memTx) Tokens(after string, fn func(string, []byte) (bool, error)) error
 	return nil
 }
 
-func (t memTx) Outbox(limit int, fn func(string, []byte) error) error {
+func (t *memTx) Outbox(limit int, fn func(string, []byte) error) error {
 	for i, k := range slices.Sorted(maps.Keys(t.d.outbox)) {
 		if i >= limit {
 			break
@@ -165,23 +178,34 @@ func (t memTx) Outbox(limit int, fn func(string, []byte) error) error {
 	return nil
 }
 
-func (t memTx) OutboxLen() (int, error)             { return len(t.d.outbox), nil }
-func (t memTx) Meta(name string) ([]byte, error)    { return t.d.meta[name], nil }
-func (t memTx) PutMeta(name string, v []byte) error { t.d.meta[name] = slices.Clone(v); return nil }
+func (t *memTx) OutboxLen() (int, error)          { return len(t.d.outbox), nil }
+func (t *memTx) Meta(name string) ([]byte, error) { return t.d.meta[name], nil }
 
-func (t memTx) PutToken(local string, v []byte) error {
+func (t *memTx) PutMeta(name string, v []byte) error {
+	t.save(t.d.meta, name)
+	t.d.meta[name] = slices.Clone(v)
+	return nil
+}
+
+func (t *memTx) PutToken(local string, v []byte) error {
+	t.save(t.d.tokens, local)
 	t.d.tokens[local] = slices.Clone(v)
 	return nil
 }
 
-func (t memTx) AppendOutbox(v []byte) error {
+func (t *memTx) AppendOutbox(v []byte) error {
+	next := t.d.nextRef
+	t.undo = append(t.undo, func() { t.d.nextRef = next })
 	t.d.nextRef++
-	t.d.outbox[fmt.Sprintf("%016x", t.d.nextRef)] = slices.Clone(v)
+	ref := fmt.Sprintf("%016x", t.d.nextRef)
+	t.save(t.d.outbox, ref)
+	t.d.outbox[ref] = slices.Clone(v)
 	return nil
 }
 
-func (t memTx) DeleteOutbox(refs []string) error {
+func (t *memTx) DeleteOutbox(refs []string) error {
 	for _, r := range refs {
+		t.save(t.d.outbox, r)
 		delete(t.d.outbox, r)
 	}
 	return nil

@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -19,9 +21,9 @@ func mapKeyring() *vault.Keyring {
 		vault.PurposeToken: {1: key()}, vault.PurposeRecord: {1: key()}})
 }
 
-func openMap(t *testing.T, path string, keys *vault.Keyring, a tokenize.CreateAuditor) (*tokenize.DB, *tokenize.Map) {
+func openMap(t *testing.T, path string, keys *vault.Keyring, a tokenize.Auditor) (*boltstore.Store, *tokenize.Map) {
 	t.Helper()
-	db, err := tokenize.OpenDB(path)
+	db, err := boltstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func TestCreationsReachTheTrail(t *testing.T) {
 	dir := t.TempDir()
 	trailPath := filepath.Join(dir, "audit.jsonl")
 	l := mustOpen(t, audit.Options{Path: trailPath, Sync: true})
-	db, m := openMap(t, filepath.Join(dir, "map.db"), mapKeyring(), Creations{Log: l})
+	db, m := openMap(t, filepath.Join(dir, "map.db"), mapKeyring(), MapAudit{Log: l})
 	ctx := audit.WithActor(context.Background(), "route:inbound")
 	var toks []string
 	for i := range 5 {
@@ -75,16 +77,16 @@ func TestCreationsReachTheTrail(t *testing.T) {
 	requireOK(t, verifyFile(t, trailPath, nil))
 }
 
-// blockingCreations delivers, then holds the drain loop before it deletes
+// blockingMapAudit delivers, then holds the drain loop before it deletes
 // the delivered entries: the moment a crash would leave them twice.
-type blockingCreations struct {
-	Creations
+type blockingMapAudit struct {
+	MapAudit
 	delivered chan struct{}
 	release   chan struct{}
 }
 
-func (b blockingCreations) Deliver(ctx context.Context, recs []tokenize.Created) error {
-	if err := b.Creations.Deliver(ctx, recs); err != nil {
+func (b blockingMapAudit) Deliver(ctx context.Context, recs []tokenize.Change) error {
+	if err := b.MapAudit.Deliver(ctx, recs); err != nil {
 		return err
 	}
 	select {
@@ -100,7 +102,7 @@ func TestCreationsCrashBetweenDeliveryAndDelete(t *testing.T) {
 	trailPath, dbPath := filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "map.db")
 	keys := mapKeyring()
 	l := mustOpen(t, audit.Options{Path: trailPath, Sync: true})
-	bc := blockingCreations{Creations{Log: l}, make(chan struct{}), make(chan struct{})}
+	bc := blockingMapAudit{MapAudit{Log: l}, make(chan struct{}), make(chan struct{})}
 	db, m := openMap(t, dbPath, keys, bc)
 	iss, err := m.Tokenize(context.Background(), "jane@example.com", "")
 	if err != nil {
@@ -124,7 +126,7 @@ func TestCreationsCrashBetweenDeliveryAndDelete(t *testing.T) {
 
 	trailPath, dbPath = filepath.Join(crash, "audit.jsonl"), filepath.Join(crash, "map.db")
 	l = mustOpen(t, audit.Options{Path: trailPath, Sync: true})
-	db, m = openMap(t, dbPath, keys, Creations{Log: l})
+	db, m = openMap(t, dbPath, keys, MapAudit{Log: l})
 	if _, err := m.Tokenize(context.Background(), "other@example.com", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -139,4 +141,40 @@ func TestCreationsCrashBetweenDeliveryAndDelete(t *testing.T) {
 		t.Fatalf("creation records for %d tokens, want 2", len(got))
 	}
 	requireOK(t, verifyFile(t, trailPath, nil))
+}
+
+// TestExpiriesReachTheTrail: one expiry batch is one token.expired record
+// naming its tokens and outbox refs, and Delivered finds those refs (a
+// crash between delivery and delete writes nothing twice).
+func TestExpiriesReachTheTrail(t *testing.T) {
+	dir := t.TempDir()
+	trailPath := filepath.Join(dir, "audit.jsonl")
+	l := mustOpen(t, audit.Options{Path: trailPath, Sync: true})
+	ma := MapAudit{Log: l}
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	detail := map[string]string{"max_idle": "24h0m0s"}
+	ctx := context.Background()
+	err := ma.Deliver(ctx, []tokenize.Change{
+		{Ref: "r1", Event: tokenize.EventCreated, Token: "t1-a@relay.example", Actor: "route:inbound", At: at},
+		{Ref: "r2", Event: tokenize.EventExpired, Token: "t1-b@relay.example", Actor: "system:retention", At: at, Detail: detail},
+		{Ref: "r3", Event: tokenize.EventExpired, Token: "t1-c@relay.example", Actor: "system:retention", At: at, Detail: detail},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := ma.Delivered(ctx, at.Add(-time.Hour), []string{"r1", "r3", "r9"})
+	if err != nil || !found["r1"] || !found["r3"] || found["r9"] {
+		t.Fatalf("Delivered = %v, %v; want r1 and r3", found, err)
+	}
+	mustClose(t, l)
+	var expired []audit.Record
+	for _, r := range records(t, trailPath) {
+		if r.Event == audit.TokenExpired {
+			expired = append(expired, r)
+		}
+	}
+	if len(expired) != 1 || expired[0].Count != 2 || expired[0].Actor != "system:retention" ||
+		expired[0].Detail["refs"] != "r2,r3" || expired[0].Detail["max_idle"] != "24h0m0s" {
+		t.Fatalf("expiry records %+v; want one for the batch of two", expired)
+	}
 }
