@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/tokenproxy/tokenproxy/vault"
 
 	"github.com/tokenproxy/tokenproxy/tokenize"
