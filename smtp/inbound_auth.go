@@ -10,9 +10,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
-
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 

@@ -6,8 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
-
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 

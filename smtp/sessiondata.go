@@ -12,7 +12,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 

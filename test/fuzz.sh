@@ -20,7 +20,7 @@ duration=${1:-10s}
 targets=(
 	"./smtp FuzzStrictData"
 	"./smtp FuzzDownWire"
-	"./smtp/mailauth FuzzStripAuthResults"
+	"./mailauth FuzzStripAuthResults"
 	"./tokenize FuzzReplaceAddresses"
 	"./tokenize FuzzRewriteAddressField"
 	"./tokenize FuzzRewriteUnstructured"

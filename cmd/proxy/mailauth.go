@@ -9,9 +9,9 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/smtp"
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 

@@ -9,7 +9,7 @@ import (
 	"net/mail"
 	"strings"
 
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 )
 
 // maxHeaderBytes bounds the header section Verify holds in memory. The

@@ -21,8 +21,7 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
-
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

@@ -10,10 +10,10 @@ import (
 	"net"
 	"strings"
 
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
-
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 )
 
 // maxSignatures bounds the DKIM signatures verified per message: each costs
