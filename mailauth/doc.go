@@ -35,7 +35,6 @@
 //
 //	key, err := mailauth.LoadKeyFile("/etc/tokenproxy/dkim.pem") // or NewTransitSigner
 //	cfg := mailauth.SignerConfig{Domain: "company.example", Selector: "tp1", Key: key}
-//	err = mailauth.CheckAlignment("support@company.example", cfg.Domain) // at config load
 //	err = mailauth.Sign(ctx, cfg, msg, out)
 //
 // NewTransitSigner keeps the private key in Vault's transit engine: each

@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"strings"
 
+	"github.com/tokenproxy/tokenproxy/internal/orgdomain"
 	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 )
 
@@ -77,7 +78,7 @@ func fromDomain(fields []field) (string, error) {
 	}
 	domain := ""
 	for _, a := range list {
-		d := normDomain(domainOf(a.Address))
+		d := orgdomain.Normalize(domainOf(a.Address))
 		if d == "" || (domain != "" && d != domain) {
 			return "", errors.New("the From field names no single domain")
 		}

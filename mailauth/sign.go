@@ -36,7 +36,8 @@ func DefaultHeaderKeys() []string {
 // SignerConfig is the outbound DKIM signing configuration.
 type SignerConfig struct {
 	// Domain is d=, the signing domain (SDID). It must align with the
-	// From domains of the mail it signs (CheckAlignment) to count for DMARC.
+	// From domains of the mail it signs to count for DMARC (policy checks
+	// it at load, through internal/orgdomain).
 	Domain string
 	// Selector is s=: receivers find the public key at
 	// <Selector>._domainkey.<Domain> (Records publishes it).
