@@ -44,7 +44,7 @@ type SignerConfig struct {
 	Selector string
 	// Key signs: an *rsa.PrivateKey of at least 2048 bits (rsa-sha256) or an
 	// ed25519.PrivateKey (ed25519-sha256, RFC 8463), as LoadKeyFile returns,
-	// or a Vault transit key from NewTransitSigner.
+	// or a Vault transit key (vault.NewDKIMSigner).
 	Key crypto.Signer
 	// HeaderKeys are the fields signed (h=); nil means DefaultHeaderKeys().
 	// From must be among them (RFC 6376 §5.4).
@@ -149,7 +149,9 @@ func checkPublicKey(pub crypto.PublicKey) error {
 }
 
 // contextSigner is a key that can bound a signing call by a context: a
-// remote key such as NewTransitSigner's.
+// remote key such as vault.DKIMSigner. It is the optional half of the
+// signing seam (the other is crypto.Signer), so this package needs no
+// Vault client.
 type contextSigner interface {
 	SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error)
 }
