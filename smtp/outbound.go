@@ -181,6 +181,17 @@ func (p *outboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer,
 	return rep, err
 }
 
+// contentTokens turns the local parts the rewriter resolved into token
+// addresses.
+func (p *outboundPolicy) contentTokens(report *tokenize.Report) []string {
+	f := p.o.Map.Format()
+	out := make([]string, 0, len(report.Tokens))
+	for _, local := range report.Tokens {
+		out = append(out, f.Address(local))
+	}
+	return out
+}
+
 // senderField returns the rewrite of one sender field: From becomes
 // rewrite_from when set; in every sender field a CRM mailbox becomes its
 // public address. Display names are kept.

@@ -66,6 +66,10 @@ type routePolicy interface {
 	prepare(ctx context.Context, s *session, src io.Reader, res *dataResult) (io.Reader, func(), error)
 	// rewrite streams the message from src to dst.
 	rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*tokenize.Report, error)
+	// contentTokens returns, as addresses, the tokens a rewrite resolved
+	// in the content (for the audit record); nil on a route that
+	// resolves none.
+	contentTokens(report *tokenize.Report) []string
 	// sealer returns the header field to prepend to the rewritten message,
 	// computed over all of it (a DKIM signature); nil when there is none,
 	// and the rewritten message streams to the downstream.
