@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -35,7 +36,7 @@ type RouteOptions struct {
 	Hostname   string      // greeting, EHLO and Received name
 	TLS        *tls.Config // STARTTLS; required (see ServerTLSConfig)
 	Limits     policy.SMTP // every limit set and positive (policy validates)
-	Downstream *Downstream
+	Downstream *downstream.Pool
 	Limiter    *ConnLimiter // shared by both routes; nil: no connection limits
 	Metrics    *Metrics     // nil: none
 	Log        *slog.Logger

@@ -19,7 +19,7 @@ duration=${1:-10s}
 # this list is complete).
 targets=(
 	"./smtp FuzzStrictData"
-	"./smtp FuzzDownWire"
+	"./smtp/downstream FuzzDownWire"
 	"./mailauth FuzzStripAuthResults"
 	"./tokenize FuzzReplaceAddresses"
 	"./tokenize FuzzRewriteAddressField"
