@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/tokenproxy/tokenproxy/internal/safeio"
 )
 
 // Client calls a running proxy's compliance API (`proxy compliance`). It
@@ -118,26 +120,19 @@ func (c *Client) Backup(ctx context.Context, path string, check func(path string
 }
 
 // saveBackup writes the stream to a temporary file, checks that it is a
-// whole, consistent backup (a cut stream is not), and renames it.
+// whole, consistent backup (a cut stream is not), and renames it
+// (internal/safeio).
 func saveBackup(r io.Reader, path string, check func(string) error) (int64, error) {
-	tmp := path + ".partial"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	var n int64
+	err := safeio.WriteFileFunc(path, 0o600, func(f *os.File) error {
+		var err error
+		if n, err = io.Copy(f, r); err != nil {
+			return err
+		}
+		return check(f.Name())
+	})
 	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = check(tmp)
-	}
-	if err != nil {
-		os.Remove(tmp)
 		return 0, fmt.Errorf("backup incomplete, nothing kept: %w", err)
 	}
-	return n, os.Rename(tmp, path)
+	return n, nil
 }

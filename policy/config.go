@@ -1,7 +1,8 @@
 // Package policy holds tokenproxy's configuration: its schema, loading,
 // validation, and the decisions it implies. Of the project's packages it
-// imports only smtp/mailauth, a leaf library, for the DKIM alignment rule
-// (one implementation of RFC 7489 §3.1 for the check at load and at run time).
+// imports only the leaf helper internal/orgdomain, for the DKIM alignment
+// rule (one implementation of RFC 7489 §3.1 for the check at load and, in
+// mailauth, at run time).
 package policy
 
 import (

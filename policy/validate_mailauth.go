@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
+	"github.com/tokenproxy/tokenproxy/internal/orgdomain"
 )
 
 var (
@@ -121,8 +121,8 @@ func (c *Config) checkDKIMHeaders(headers []string) error {
 // the company's p=reject would refuse every reply.
 func (c *Config) checkAlignment(domain string) error {
 	for _, addr := range c.SenderAddresses() {
-		if err := mailauth.CheckAlignment(addr, domain); err != nil {
-			return c.fail("outbound.dkim.domain", "replies From %s: %s", addr, strings.TrimPrefix(err.Error(), "mailauth: "))
+		if err := orgdomain.CheckAlignment(addr, domain); err != nil {
+			return c.fail("outbound.dkim.domain", "replies From %s: %s", addr, err)
 		}
 	}
 	return nil

@@ -61,10 +61,9 @@ func (s *session) resolvedTokens(res *dataResult) []string {
 	for _, t := range s.rcptTokens {
 		add(t)
 	}
-	if p, ok := s.cfg.policy.(*outboundPolicy); ok && res.report != nil {
-		f := p.o.Map.Format()
-		for _, local := range res.report.Tokens {
-			add(f.Address(local))
+	if res.report != nil {
+		for _, t := range s.cfg.policy.contentTokens(res.report) {
+			add(t)
 		}
 	}
 	return out

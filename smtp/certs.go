@@ -18,6 +18,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/tokenproxy/tokenproxy/internal/safeio"
 )
 
 const (
@@ -222,41 +224,11 @@ func selfSignedTemplate(hosts []string, notAfter time.Time) *x509.Certificate {
 	return tmpl
 }
 
-// writeFileAtomic replaces path with data through a temporary file in the
-// same directory, so a reader (or a crash) never sees a half-written file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+// writeFileAtomic replaces path with data (internal/safeio), so a reader
+// (or a crash) never sees a half-written file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if err := safeio.WriteFile(path, data, mode); err != nil {
 		return fmt.Errorf("tls: write %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-			err = fmt.Errorf("tls: write %s: %w", path, err)
-		}
-	}()
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	err = errors.Join(err, f.Close())
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err == nil {
-		syncDir(filepath.Dir(path))
-	}
-	return err
-}
-
-// syncDir makes a rename durable. It is best effort: some file systems
-// cannot fsync a directory, and the rename itself has already succeeded.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
+	return nil
 }

@@ -131,6 +131,9 @@ func (p *inboundPolicy) rewrite(ctx context.Context, _ *session, dst io.Writer, 
 }
 
 // sealer: the inbound message streams to the CRM unsigned.
+// contentTokens: the inbound route creates tokens, it resolves none.
+func (p *inboundPolicy) contentTokens(*rewrite.Report) []string { return nil }
+
 func (p *inboundPolicy) sealer() sealFunc { return nil }
 
 func (p *inboundPolicy) authMechanisms(*session) []string { return nil }

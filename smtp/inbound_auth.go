@@ -10,9 +10,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/rewrite"
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
 )
 
 // AuthCheck configures the inbound route's check of SPF, DKIM and DMARC on

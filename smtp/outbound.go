@@ -10,9 +10,9 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/rewrite/header"
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -181,6 +181,17 @@ func (p *outboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer,
 	}
 	s.msgIDHash = sw.msgIDHash
 	return rep, err
+}
+
+// contentTokens turns the local parts the rewriter resolved into token
+// addresses.
+func (p *outboundPolicy) contentTokens(report *rewrite.Report) []string {
+	f := p.o.Map.Format()
+	out := make([]string, 0, len(report.Tokens))
+	for _, local := range report.Tokens {
+		out = append(out, f.Address(local))
+	}
+	return out
 }
 
 // senderField returns the rewrite of one sender field: From becomes

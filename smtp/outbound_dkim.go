@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
+	"github.com/tokenproxy/tokenproxy/mailauth"
 )
 
 // prepare: the outbound route rewrites the CRM's message as it arrives.

@@ -11,6 +11,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 )
 
 // Reloading a route (SIGHUP) without dropping a session.
@@ -35,7 +36,7 @@ import (
 type RouteConfig struct {
 	name       string // RouteInbound or RouteOutbound
 	limits     policy.SMTP
-	downstream *Downstream
+	downstream *downstream.Pool
 	policy     routePolicy
 }
 
@@ -48,7 +49,7 @@ func newRouteConfig(name string, ro RouteOptions, p routePolicy) (*RouteConfig, 
 
 // Reload makes c the configuration of the connections accepted from now
 // on; those already open keep theirs to their end. The downstream of the
-// configuration replaced is left as it is: drain it (Downstream.Drain)
+// configuration replaced is left as it is: drain it (downstream.Pool.Drain)
 // once no configuration names it any more.
 func (r *Route) Reload(c *RouteConfig) error {
 	if c == nil || c.name != r.opts.Name {
@@ -237,13 +238,6 @@ type handoffAddr struct{}
 
 func (handoffAddr) Network() string { return "handoff" }
 func (handoffAddr) String() string  { return "handoff" }
-
-// Drain is for a downstream a reload replaced: it quits the idle
-// connections, and a connection in use is quit when its transaction ends
-// instead of going back to the pool. Unlike Close it still begins
-// transactions, on fresh connections: a session accepted before the
-// reload keeps its configuration, downstream included, to its end.
-func (d *Downstream) Drain() { d.quitIdle(&d.draining) }
 
 // SetLimits changes the limits for the connections accepted from now on.
 // Connections already open are never closed for it; they count against

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/rewrite"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -28,7 +29,7 @@ func (h *harness) inboundConfig(mailboxes map[string]string, limits policy.SMTP,
 	h.t.Helper()
 	rw, log := h.reloadDeps()
 	c, err := NewInboundConfig(InboundOptions{Route: RouteOptions{Hostname: "mx.test", Limits: limits,
-		Downstream: newDS(h.t, dsAddr, log, func(c *DownstreamConfig) { c.PoolSize = limits.DownstreamPoolSize })},
+		Downstream: newDS(h.t, dsAddr, log, func(c *downstream.Config) { c.PoolSize = limits.DownstreamPoolSize })},
 		Map: h.m, Rewriter: rw, Mailboxes: mailboxes, LocalCase: tokenize.LocalFold,
 		Internal: func(d string) bool { return d == "company.example" || d == "crm.example" }})
 	if err != nil {
@@ -64,12 +65,6 @@ func (r *Route) liveGenCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.gens)
-}
-
-func (d *Downstream) idleCount() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.idle)
 }
 
 // TestReloadInboundKeepsSessionsUnderWay: sessions opened before a reload,
@@ -141,7 +136,7 @@ func TestReloadInboundKeepsSessionsUnderWay(t *testing.T) {
 	if n := h.ds.stats().sessions; n != dialed+1 {
 		t.Errorf("old downstream: %d connections after the drain, want %d (one fresh dial)", n, dialed+1)
 	}
-	if n := oldDown.idleCount(); n != 0 {
+	if n := oldDown.Idle(); n != 0 {
 		t.Errorf("drained downstream pools %d connections", n)
 	}
 
@@ -255,38 +250,6 @@ func TestReloadOtherRouteRefused(t *testing.T) {
 	}
 	if err := h.in.Reload(h.outboundConfig(map[string]string{"crm": hash})); err == nil {
 		t.Fatal("the inbound route took an outbound configuration")
-	}
-}
-
-// TestDownstreamDrain: a drained downstream still relays, on fresh
-// connections, and pools none.
-func TestDownstreamDrain(t *testing.T) {
-	b := &dsBackend{}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
-	send := func() {
-		t.Helper()
-		txn, err := d.Begin(context.Background(), "a@company.example", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := txn.Rcpt(context.Background(), "b@company.example"); err != nil {
-			t.Fatal(err)
-		}
-		if err := txn.Data(context.Background(), strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	send()
-	if n := d.idleCount(); n != 1 {
-		t.Fatalf("pooled %d before the drain", n)
-	}
-	d.Drain()
-	if n := d.idleCount(); n != 0 {
-		t.Fatalf("pooled %d after the drain", n)
-	}
-	send()
-	if n, s := d.idleCount(), b.stats().sessions; n != 0 || s != 2 {
-		t.Fatalf("after a drained transaction: %d pooled, %d connections; want 0, 2", n, s)
 	}
 }
 

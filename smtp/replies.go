@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/tokenproxy/tokenproxy/rewrite"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -72,7 +71,7 @@ func (s *session) reply(stage string, err error) error {
 // classify maps an error to a reply and the log level of its line.
 func (s *session) classify(err error) (int, gosmtp.EnhancedCode, string, slog.Level) {
 	var rf *refusal
-	var de *DownstreamError
+	var de *downstream.Error
 	var se *gosmtp.SMTPError
 	switch {
 	case errors.As(err, &rf):
@@ -118,8 +117,8 @@ func (s *session) refusalCode() (int, gosmtp.EnhancedCode) {
 // downstreamReply maps a downstream failure (DESIGN.md invariant 2): 4xx,
 // timeout or a lost connection → 451 4.4.x; 5xx → the same code with our
 // own text, so the sender's bounce is right without echoing the next hop.
-func downstreamReply(de *DownstreamError) (int, gosmtp.EnhancedCode, string, slog.Level) {
-	if errors.Is(de, ErrDownstreamPerm) && de.Code >= 500 && de.Code <= 599 {
+func downstreamReply(de *downstream.Error) (int, gosmtp.EnhancedCode, string, slog.Level) {
+	if errors.Is(de, downstream.ErrPerm) && de.Code >= 500 && de.Code <= 599 {
 		enh := de.Enhanced
 		if enh[0] != 5 {
 			enh = gosmtp.EnhancedCode{5, 0, 0}
@@ -129,21 +128,14 @@ func downstreamReply(de *DownstreamError) (int, gosmtp.EnhancedCode, string, slo
 	switch {
 	case de.Code != 0:
 		return 451, gosmtp.EnhancedCode{4, 4, 0}, "Next hop temporarily refused, try again later", slog.LevelInfo
-	case isTimeout(de):
+	case de.Timeout():
 		return 451, gosmtp.EnhancedCode{4, 4, 1}, "Next hop did not answer in time, try again later", slog.LevelWarn
 	default:
 		return 451, gosmtp.EnhancedCode{4, 4, 2}, "Connection to the next hop failed, try again later", slog.LevelWarn
 	}
 }
 
-// isTimeout: our guard's deadline, or a socket or client deadline.
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
-		(errors.As(err, &ne) && ne.Timeout())
-}
-
 // errText is an error's text for the log. Errors of this project never
-// carry addresses (tokenize.AddressError, DownstreamError keep them out),
+// carry addresses (tokenize.AddressError, downstream.Error keep them out),
 // so the text is logged as is.
 func errText(err error) string { return err.Error() }

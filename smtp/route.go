@@ -18,6 +18,7 @@ import (
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/rewrite"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 )
 
 // Route names.
@@ -35,7 +36,7 @@ type RouteOptions struct {
 	Hostname   string      // greeting, EHLO and Received name
 	TLS        *tls.Config // STARTTLS; required (see ServerTLSConfig)
 	Limits     policy.SMTP // every limit set and positive (policy validates)
-	Downstream *Downstream
+	Downstream *downstream.Pool
 	Limiter    *ConnLimiter // shared by both routes; nil: no connection limits
 	Metrics    *Metrics     // nil: none
 	Log        *slog.Logger
@@ -66,6 +67,10 @@ type routePolicy interface {
 	prepare(ctx context.Context, s *session, src io.Reader, res *dataResult) (io.Reader, func(), error)
 	// rewrite streams the message from src to dst.
 	rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*rewrite.Report, error)
+	// contentTokens returns, as addresses, the tokens a rewrite resolved
+	// in the content (for the audit record); nil on a route that
+	// resolves none.
+	contentTokens(report *rewrite.Report) []string
 	// sealer returns the header field to prepend to the rewritten message,
 	// computed over all of it (a DKIM signature); nil when there is none,
 	// and the rewritten message streams to the downstream.

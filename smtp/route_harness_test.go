@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/rewrite"
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 	"github.com/tokenproxy/tokenproxy/tokenize/storetest"
@@ -94,7 +95,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	}
 	route := func(name string) RouteOptions {
 		return RouteOptions{Hostname: name, TLS: ServerTLSConfig(cert), Limits: o.limits, SpoolDir: o.spoolDir,
-			Downstream: newDS(t, h.dsAddr, log, func(c *DownstreamConfig) { c.PoolSize = o.limits.DownstreamPoolSize }),
+			Downstream: newDS(t, h.dsAddr, log, func(c *downstream.Config) { c.PoolSize = o.limits.DownstreamPoolSize }),
 			Limiter:    NewConnLimiter(o.limits.MaxConnections, o.limits.MaxConnectionsPerIP), Log: log, Audit: o.audit}
 	}
 	h.in, err = NewInbound(InboundOptions{Route: route("mx.test"), Map: h.m, Rewriter: rw, Internal: internal,

@@ -6,8 +6,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 	"github.com/tokenproxy/tokenproxy/rewrite/header"
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
 )
 
 // senderFields are the top-level fields that say who the reply is from

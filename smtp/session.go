@@ -8,6 +8,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 )
 
 // session is one SMTP session of a route. go-smtp creates one per EHLO
@@ -31,7 +33,7 @@ type session struct {
 	from   string
 	down   string // the downstream sender: from's token on the inbound route
 	opts   *gosmtp.MailOptions
-	txn    *Txn            // begun at the first accepted recipient
+	txn    *downstream.Txn // begun at the first accepted recipient
 	broken bool            // the downstream transaction died after it began
 	rcpts  map[string]bool // downstream recipients accepted
 	// rcptTokens are the recipient tokens resolved (outbound), and
@@ -124,7 +126,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		}
 	}
 	if err := s.txn.Rcpt(ctx, down); err != nil {
-		de, ok := err.(*DownstreamError)
+		de, ok := err.(*downstream.Error)
 		switch {
 		case ok && de.Stage != "rcpt":
 			// MAIL went with this first recipient and failed: there is no

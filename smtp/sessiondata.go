@@ -12,8 +12,9 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/rewrite"
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -286,7 +287,7 @@ func (s *session) logMessage(res dataResult, err error) {
 
 // messageResult is the metrics label of a transaction's outcome.
 func messageResult(err error) string {
-	var de *DownstreamError
+	var de *downstream.Error
 	switch {
 	case err == nil:
 		return "relayed"
@@ -302,7 +303,7 @@ func messageResult(err error) string {
 		return "unknown_token"
 	case errors.Is(err, rewrite.ErrLimit), errors.Is(err, gosmtp.ErrDataTooLarge):
 		return "too_large"
-	case errors.As(err, &de) && errors.Is(de, ErrDownstreamPerm):
+	case errors.As(err, &de) && errors.Is(de, downstream.ErrPerm):
 		return "rejected"
 	default:
 		return "tempfail"

@@ -19,8 +19,8 @@ duration=${1:-10s}
 # this list is complete).
 targets=(
 	"./smtp FuzzStrictData"
-	"./smtp FuzzDownWire"
-	"./smtp/mailauth FuzzStripAuthResults"
+	"./smtp/downstream FuzzDownWire"
+	"./mailauth FuzzStripAuthResults"
 	"./rewrite/scan FuzzReplaceAddresses"
 	"./rewrite/header FuzzRewriteAddressField"
 	"./rewrite/header FuzzRewriteUnstructured"

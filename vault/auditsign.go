@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/hashicorp/vault/api"
 )
@@ -23,9 +22,8 @@ import (
 // TransitSigner signs with an Ed25519 key of Vault's transit engine: the
 // private key never leaves Vault. It is safe for concurrent use.
 type TransitSigner struct {
-	t     *Transit // its logged-in client, timeout and error wording
-	mount string
-	key   string
+	t   *Transit // its logged-in client, timeout and error wording
+	key transitKey
 }
 
 // AuditSigner returns a signer for the transit key named key, on the same
@@ -37,7 +35,7 @@ func (t *Transit) AuditSigner(ctx context.Context, key string) (*TransitSigner, 
 	if key == "" {
 		return nil, errors.New("vault: audit signing key: no key name")
 	}
-	s := &TransitSigner{t: t, mount: t.mount, key: key}
+	s := &TransitSigner{t: t, key: transitKey{client: t.client, mount: t.mount, name: key}}
 	if _, err := s.readKey(ctx); err != nil {
 		return nil, err
 	}
@@ -45,23 +43,20 @@ func (t *Transit) AuditSigner(ctx context.Context, key string) (*TransitSigner, 
 }
 
 // KeyID names the key, e.g. "vault:transit/tokenproxy-audit".
-func (s *TransitSigner) KeyID() string { return "vault:" + s.mount + "/" + s.key }
+func (s *TransitSigner) KeyID() string { return "vault:" + s.key.mount + "/" + s.key.name }
 
 // Sign signs msg with the key's latest version. Ed25519 signs the message
 // itself (no prehash), so msg is sent as the input as it is.
 func (s *TransitSigner) Sign(ctx context.Context, msg []byte) (string, error) {
-	path := s.mount + "/sign/" + s.key
+	path := s.key.signPath()
 	ctx, cancel := s.t.requestContext(ctx)
 	defer cancel()
-	sec, err := s.t.client.Logical().WriteWithContext(ctx, path, map[string]any{
-		"input": base64.StdEncoding.EncodeToString(msg),
-	})
+	sig, err := s.key.sign(ctx, msg, 0, nil)
 	if err != nil {
 		return "", s.explain(ctx, vaultCall{path: path, capability: "update"}, err)
 	}
-	sig, err := stringField(sec, path, "signature")
-	if err != nil {
-		return "", err
+	if sig == "" {
+		return "", fmt.Errorf("vault: %s: answer has no signature", path)
 	}
 	return auditSignature(path, sig)
 }
@@ -73,7 +68,7 @@ func (s *TransitSigner) PublicKeys(ctx context.Context) (map[int]ed25519.PublicK
 	if err != nil {
 		return nil, err
 	}
-	path := s.keyPath()
+	path := s.key.keyPath()
 	versions, _ := data["keys"].(map[string]any)
 	pubs := make(map[int]ed25519.PublicKey, len(versions))
 	for v, entry := range versions {
@@ -92,26 +87,24 @@ func (s *TransitSigner) PublicKeys(ctx context.Context) (map[int]ed25519.PublicK
 	return pubs, nil
 }
 
-func (s *TransitSigner) keyPath() string { return s.mount + "/keys/" + s.key }
-
 // readKey reads the key's description and checks it is an Ed25519 key:
 // another type either cannot sign or signs with another algorithm than
 // the verifier expects.
 func (s *TransitSigner) readKey(ctx context.Context) (map[string]any, error) {
-	path := s.keyPath()
+	path := s.key.keyPath()
 	ctx, cancel := s.t.requestContext(ctx)
 	defer cancel()
-	sec, err := s.t.client.Logical().ReadWithContext(ctx, path)
+	data, err := s.key.describe(ctx)
 	if err != nil {
 		return nil, s.explain(ctx, vaultCall{path: path, capability: "read"}, err)
 	}
-	if sec == nil || sec.Data == nil {
+	if data == nil {
 		return nil, s.missing(nil)
 	}
-	if typ, _ := sec.Data["type"].(string); typ != "ed25519" {
+	if typ, _ := data["type"].(string); typ != "ed25519" {
 		return nil, fmt.Errorf("vault: audit signing key %s is of type %s; want ed25519", path, typ)
 	}
-	return sec.Data, nil
+	return data, nil
 }
 
 // explain is Transit.explain, except that a missing key is named: the
@@ -125,20 +118,17 @@ func (s *TransitSigner) explain(ctx context.Context, c vaultCall, err error) err
 }
 
 func (s *TransitSigner) missing(cause error) error {
-	path := s.keyPath()
+	path := s.key.keyPath()
 	return newVaultError(nil, cause, "vault: audit signing key %s does not exist: create it with `vault write -f %s type=ed25519`", path, path)
 }
 
 // auditSignature turns transit's "vault:v<N>:<base64>" into "v<N>:<base64>".
-func auditSignature(path, sig string) (string, error) {
-	rest, ok := strings.CutPrefix(sig, "vault:v")
-	version, b64, ok2 := strings.Cut(rest, ":")
-	n, err := strconv.Atoi(version)
-	raw, derr := base64.StdEncoding.DecodeString(b64)
-	if !ok || !ok2 || err != nil || n < 1 || derr != nil || len(raw) != ed25519.SignatureSize {
+func auditSignature(path, s string) (string, error) {
+	sig, ok := parseTransitSignature(s)
+	if !ok || len(sig.raw) != ed25519.SignatureSize {
 		return "", fmt.Errorf("vault: %s: signature is not an Ed25519 signature in the form vault:v<N>:<base64>", path)
 	}
-	return "v" + strconv.Itoa(n) + ":" + b64, nil
+	return "v" + strconv.Itoa(sig.version) + ":" + sig.b64, nil
 }
 
 // auditSignInfo is the HKDF info (RFC 5869 §3.2) that sets the audit

@@ -5,6 +5,11 @@
 // encryption key (KEK) that wraps 256-bit data keys. Only wrapped data keys
 // are stored (in the map's meta bucket); each start unwraps them once and
 // keeps them in memory, so steady state makes no provider call per message.
+//
+// It also owns signing with Vault transit keys (transitkey.go): the audit
+// checkpoint signer (Transit.AuditSigner) and the DKIM signer
+// (NewDKIMSigner, a crypto.Signer), one implementation of the read and
+// sign calls behind both, so no other package imports the Vault API.
 package vault
 
 import (

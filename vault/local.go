@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/tokenproxy/tokenproxy/internal/safeio"
 )
 
 // localFormat names the key file format; a file of another format is refused.
@@ -119,35 +121,26 @@ func (l *Local) addKey() {
 	l.file.Keys[strconv.Itoa(l.file.Current)] = base64.StdEncoding.EncodeToString(k)
 }
 
-// write replaces the key file atomically: a crash leaves the old file or
-// the new one, never half of one.
+// write replaces the key file atomically (internal/safeio): a crash leaves
+// the old file or the new one, never half of one. With os.O_EXCL in flag,
+// a key file that appeared meanwhile is not replaced.
 func (l *Local) write(flag int) error {
 	data, err := json.MarshalIndent(l.file, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := l.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("%w: write key file: %w", ErrKeyFile, err)
-	}
-	_, err = f.Write(append(data, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && flag&os.O_EXCL != 0 {
-		if _, serr := os.Lstat(l.path); serr == nil {
-			err = fmt.Errorf("key file %s appeared while creating it", l.path)
+	err = safeio.WriteFileFunc(l.path, 0o600, func(f *os.File) error {
+		if _, err := f.Write(append(data, '\n')); err != nil {
+			return err
 		}
-	}
-	if err == nil {
-		err = os.Rename(tmp, l.path)
-	}
+		if flag&os.O_EXCL != 0 {
+			if _, serr := os.Lstat(l.path); serr == nil {
+				return fmt.Errorf("key file %s appeared while creating it", l.path)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("%w: write key file: %w", ErrKeyFile, err)
 	}
 	return nil

@@ -17,8 +17,8 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/policy"
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 )
 
 var cmdDemo = &command{

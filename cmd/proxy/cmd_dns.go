@@ -10,8 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/policy"
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 

@@ -15,7 +15,7 @@ import (
 // TestDKIMWithVaultTransitKey: with keys.provider vault and
 // outbound.dkim.vault_key, `proxy dns` publishes the transit key's public
 // half, and the outbound route signs through Vault on the key provider's
-// login (the wiring; the signer itself is tested in smtp/mailauth).
+// login (the wiring; the signer itself is tested in mailauth).
 func TestDKIMWithVaultTransitKey(t *testing.T) {
 	srv := vaulttest.Start(t)
 	conf := vaultapi.DefaultConfig()

@@ -9,9 +9,9 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/smtp"
-	"github.com/tokenproxy/tokenproxy/smtp/mailauth"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -69,7 +69,11 @@ func dkimKey(cfg *policy.Config, kek vault.KEK) (crypto.Signer, error) {
 	if !ok {
 		return nil, errors.New("vault_key needs keys.provider: vault")
 	}
-	return mailauth.NewTransitSigner(vc.Client(), cfg.Keys.Vault.Mount, d.VaultKey)
+	key, err := vault.NewDKIMSigner(vc.Client(), cfg.Keys.Vault.Mount, d.VaultKey)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return key, nil
 }
 
 // spoolDir is where messages too large for memory wait while they are

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/smtp"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 )
 
 // reloader runs SIGHUP: it re-reads the listeners' certificates and the
@@ -146,7 +147,7 @@ func (rs *routes) reload(cfg *policy.Config, e *engine, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	downs := []*smtp.Downstream{in.Route.Downstream, out.Route.Downstream}
+	downs := []*downstream.Pool{in.Route.Downstream, out.Route.Downstream}
 	closeFrom := func(i int) {
 		for _, d := range downs[i:] {
 			d.Close()

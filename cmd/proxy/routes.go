@@ -12,6 +12,7 @@ import (
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -22,7 +23,7 @@ type routes struct {
 	limiter *smtp.ConnLimiter // shared by both routes
 
 	mu    sync.Mutex
-	downs []*smtp.Downstream // the current configurations' downstreams: inbound, outbound
+	downs []*downstream.Pool // the current configurations' downstreams: inbound, outbound
 }
 
 // buildRoutes wires both routes from the configuration and the open engine.
@@ -45,7 +46,7 @@ func buildRoutes(cfg *policy.Config, e *engine, log *slog.Logger, m *smtp.Metric
 	if err != nil {
 		return nil, err
 	}
-	rs.downs = []*smtp.Downstream{in.Route.Downstream, out.Route.Downstream}
+	rs.downs = []*downstream.Pool{in.Route.Downstream, out.Route.Downstream}
 	// The fixed part of both routes: a reload changes none of it.
 	fixed := func(ro *smtp.RouteOptions, cert *smtp.CertStore) {
 		ro.TLS, ro.Limiter, ro.Metrics, ro.Log, ro.SpoolDir = smtp.ServerTLSConfig(cert), rs.limiter, m, log, spool
@@ -124,9 +125,9 @@ func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, 
 }
 
 // downstream builds a route's client towards its downstream.
-func (d routeDeps) downstream(ds policy.Downstream, host string) (*smtp.Downstream, error) {
+func (d routeDeps) downstream(ds policy.Downstream, host string) (*downstream.Pool, error) {
 	s := d.cfg.SMTP
-	return smtp.NewDownstream(smtp.DownstreamConfig{Address: ds.Address, TLS: ds.TLS, CAFile: ds.CAFile,
+	return downstream.New(downstream.Config{Address: ds.Address, TLS: ds.TLS, CAFile: ds.CAFile,
 		ServerName: ds.ServerName, HeloName: host, Timeout: s.DownstreamTimeout, PoolSize: s.DownstreamPoolSize}, d.log)
 }
 

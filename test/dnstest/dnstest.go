@@ -1,7 +1,7 @@
 // Package dnstest is an authoritative DNS server on loopback for tests:
 // the TXT and A records a test sets, SERVFAIL on demand, and a server that
 // never answers (for timeouts). The mail authentication tests of smtp and
-// smtp/mailauth share it.
+// mailauth share it.
 package dnstest
 
 import (

@@ -1,6 +1,6 @@
 # apt.sh: installing Debian packages for the project's tests, sourced by
 # test/tools/install.sh, deploy/test-tools.sh and
-# smtp/mailauth/testdata/install-tools.sh (which define say and die).
+# mailauth/testdata/install-tools.sh (which define say and die).
 #
 # - as root, or through sudo (never prompting when there is no terminal to
 #   prompt on, as under go test);

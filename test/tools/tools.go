@@ -109,7 +109,7 @@ func install() (string, error) {
 // runs, or two policy-rc.d swaps, must not overlap), and returns its
 // output. Later calls get the first result: the script is idempotent, so a
 // binary that waited for another one's install finds everything there.
-// test/deploy and smtp/mailauth run their own scripts through it.
+// test/deploy and mailauth run their own scripts through it.
 func RunScript(script string, args ...string) (string, error) {
 	key := strings.Join(append([]string{script}, args...), "\x00")
 	runsMu.Lock()

@@ -1,14 +1,21 @@
-package smtp
+package downstream
 
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -143,13 +150,13 @@ func startDS(t testing.TB, b *dsBackend, tlsCfg *tls.Config) string {
 }
 
 // newDS returns a client for addr; mutate adjusts the config.
-func newDS(t testing.TB, addr string, logger *slog.Logger, mutate func(*DownstreamConfig)) *Downstream {
+func newDS(t testing.TB, addr string, logger *slog.Logger, mutate func(*Config)) *Pool {
 	t.Helper()
-	cfg := DownstreamConfig{Address: addr, TLS: DownstreamTLSInsecure, HeloName: "proxy.test", Timeout: dsTimeout, PoolSize: 2}
+	cfg := Config{Address: addr, TLS: TLSInsecure, HeloName: "proxy.test", Timeout: dsTimeout, PoolSize: 2}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	d, err := NewDownstream(cfg, logger)
+	d, err := New(cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,12 +171,12 @@ func dsCtx(t *testing.T) context.Context {
 }
 
 // send runs one whole transaction.
-func send(ctx context.Context, d *Downstream, body string, rcpts ...string) error {
+func send(ctx context.Context, d *Pool, body string, rcpts ...string) error {
 	return sendWith(ctx, d, nil, body, rcpts...)
 }
 
 // sendWith is send with MAIL parameters.
-func sendWith(ctx context.Context, d *Downstream, opts *gosmtp.MailOptions, body string, rcpts ...string) error {
+func sendWith(ctx context.Context, d *Pool, opts *gosmtp.MailOptions, body string, rcpts ...string) error {
 	txn, err := d.Begin(ctx, "from@relay.test", opts)
 	if err != nil {
 		return err
@@ -183,11 +190,11 @@ func sendWith(ctx context.Context, d *Downstream, opts *gosmtp.MailOptions, body
 	return txn.Data(ctx, strings.NewReader(body))
 }
 
-func wantKind(t *testing.T, err, kind error, stage string, code int) *DownstreamError {
+func wantKind(t *testing.T, err, kind error, stage string, code int) *Error {
 	t.Helper()
-	var de *DownstreamError
+	var de *Error
 	if !errors.As(err, &de) {
-		t.Fatalf("error %v (%T): want *DownstreamError", err, err)
+		t.Fatalf("error %v (%T): want *Error", err, err)
 	}
 	if !errors.Is(err, kind) || de.Stage != stage || de.Code != code {
 		t.Fatalf("error %v: want kind %v, stage %q, code %d; got stage %q code %d", err, kind, stage, code, de.Stage, de.Code)
@@ -258,7 +265,7 @@ func TestDownstreamRcptRejected(t *testing.T) {
 	if err := txn.Rcpt(ctx, "good@crm.test"); err != nil {
 		t.Fatal(err)
 	}
-	de := wantKind(t, txn.Rcpt(ctx, "bad@crm.test"), ErrDownstreamPerm, "rcpt", 550)
+	de := wantKind(t, txn.Rcpt(ctx, "bad@crm.test"), ErrPerm, "rcpt", 550)
 	if de.Enhanced != (gosmtp.EnhancedCode{5, 1, 1}) || !strings.Contains(de.Reply, "secret") {
 		t.Fatalf("enhanced %v, reply %q", de.Enhanced, de.Reply)
 	}
@@ -285,22 +292,26 @@ func TestDownstreamMailTemp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err) // MAIL goes with the first RCPT
 	}
-	wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrDownstreamTemp, "mail", 451)
+	wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrTemp, "mail", 451)
 	if len(d.idle) != 0 {
 		t.Fatal("a failed MAIL must not pool its connection")
 	}
-	wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrDownstreamTemp, "rcpt", 0) // ended
+	wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrTemp, "rcpt", 0) // ended
 }
 
 func TestDownstreamDataPerm(t *testing.T) {
 	b := &dsBackend{dataErr: &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "no"}}
 	d := newDS(t, startDS(t, b, nil), nil, nil)
-	wantKind(t, send(dsCtx(t), d, dsBody, "a@crm.test"), ErrDownstreamPerm, "data", 554)
+	wantKind(t, send(dsCtx(t), d, dsBody, "a@crm.test"), ErrPerm, "data", 554)
 }
 
 type failingReader struct{ err error }
 
 func (r failingReader) Read([]byte) (int, error) { return 0, r.err }
+
+// errBareLine stands for smtp.ErrBareLineEnding, with which the strict
+// DATA reader ends a body it refuses.
+var errBareLine = &gosmtp.SMTPError{Code: 500, EnhancedCode: gosmtp.EnhancedCode{5, 5, 2}, Message: "Bare CR or LF in message data is not allowed"}
 
 func TestDownstreamBodyFailsMidStream(t *testing.T) {
 	b := &dsBackend{}
@@ -314,8 +325,8 @@ func TestDownstreamBodyFailsMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	head := strings.Repeat("0123456789012345678901234567890123456789\r\n", 500) // 21 KB: surely on the wire
-	body := io.MultiReader(strings.NewReader(head), failingReader{ErrBareLineEnding})
-	if err := txn.Data(ctx, body); err != ErrBareLineEnding {
+	body := io.MultiReader(strings.NewReader(head), failingReader{errBareLine})
+	if err := txn.Data(ctx, body); err != errBareLine {
 		t.Fatalf("Data = %v: want the reader's error, unwrapped", err)
 	}
 	txn.Abort() // idempotent
@@ -337,7 +348,7 @@ func TestDownstreamStall(t *testing.T) {
 	start := time.Now()
 	err := send(dsCtx(t), d, dsBody, "a@crm.test")
 	elapsed := time.Since(start)
-	wantKind(t, err, ErrDownstreamTemp, "data", 0)
+	wantKind(t, err, ErrTemp, "data", 0)
 	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("error %v: want a deadline", err)
 	}
@@ -348,12 +359,12 @@ func TestDownstreamStall(t *testing.T) {
 
 func TestDownstreamContextCanceled(t *testing.T) {
 	b := &dsBackend{dataSleep: 3 * time.Second}
-	d := newDS(t, startDS(t, b, nil), nil, func(c *DownstreamConfig) { c.Timeout = 5 * time.Second })
+	d := newDS(t, startDS(t, b, nil), nil, func(c *Config) { c.Timeout = 5 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	err := send(ctx, d, dsBody, "a@crm.test")
-	wantKind(t, err, ErrDownstreamTemp, "data", 0)
+	wantKind(t, err, ErrTemp, "data", 0)
 	if elapsed := time.Since(start); elapsed > time.Second {
 		t.Fatalf("took %v: the context deadline was 200ms", elapsed)
 	}
@@ -363,7 +374,7 @@ func TestDownstreamDropMidData(t *testing.T) {
 	b := &dsBackend{dropInData: true}
 	d := newDS(t, startDS(t, b, nil), nil, nil)
 	body := strings.Repeat("x", 100) + "\r\n"
-	wantKind(t, send(dsCtx(t), d, body, "a@crm.test"), ErrDownstreamTemp, "data", 0)
+	wantKind(t, send(dsCtx(t), d, body, "a@crm.test"), ErrTemp, "data", 0)
 }
 
 func TestDownstreamDeadPooledConn(t *testing.T) {
@@ -392,7 +403,7 @@ func TestDownstreamDialRefused(t *testing.T) {
 	l.Close()
 	d := newDS(t, addr, nil, nil)
 	_, err = d.Begin(dsCtx(t), "from@relay.test", nil)
-	wantKind(t, err, ErrDownstreamTemp, "connect", 0)
+	wantKind(t, err, ErrTemp, "connect", 0)
 }
 
 // syncBuffer is a log sink safe for the client's goroutines.
@@ -417,9 +428,9 @@ func TestDownstreamVerifyNoStartTLS(t *testing.T) {
 	b := &dsBackend{}
 	var logs syncBuffer
 	d := newDS(t, startDS(t, b, nil), slog.New(slog.NewTextHandler(&logs, nil)),
-		func(c *DownstreamConfig) { c.TLS = DownstreamTLSVerify })
+		func(c *Config) { c.TLS = TLSVerify })
 	_, err := d.Begin(dsCtx(t), "from@relay.test", nil)
-	wantKind(t, err, ErrDownstreamTemp, "connect", 0)
+	wantKind(t, err, ErrTemp, "connect", 0)
 	if !strings.Contains(logs.String(), "reason=no_starttls") {
 		t.Fatalf("log %q: want reason=no_starttls", logs.String())
 	}
@@ -432,10 +443,7 @@ func TestDownstreamVerifyNoStartTLS(t *testing.T) {
 // its certificate, to use as CAFile.
 func selfSigned(t *testing.T) (*tls.Config, string) {
 	t.Helper()
-	certPEM, keyPEM, err := SelfSignedPair(nil, time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM := selfSignedPair(t)
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -447,13 +455,44 @@ func selfSigned(t *testing.T) (*tls.Config, string) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}}, caFile
 }
 
+// selfSignedPair is smtp.SelfSignedPair(nil, an hour from now), which
+// this package cannot import: ECDSA P-256, for localhost and 127.0.0.1.
+func selfSignedPair(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "localhost"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+}
+
 func TestDownstreamVerifyTLS(t *testing.T) {
 	srvTLS, caFile := selfSigned(t)
 	b := &dsBackend{}
 	addr := startDS(t, b, srvTLS)
 	ctx := dsCtx(t)
 
-	d := newDS(t, addr, nil, func(c *DownstreamConfig) { c.TLS = ""; c.CAFile = caFile }) // "" means verify
+	d := newDS(t, addr, nil, func(c *Config) { c.TLS = ""; c.CAFile = caFile }) // "" means verify
 	for range 3 {
 		if err := send(ctx, d, dsBody, "a@crm.test"); err != nil {
 			t.Fatal(err)
@@ -463,18 +502,18 @@ func TestDownstreamVerifyTLS(t *testing.T) {
 		t.Fatalf("messages %d, sessions %d, MAIL over TLS %v", len(st.messages), st.sessions, st.tlsMail)
 	}
 
-	noCA := newDS(t, addr, nil, func(c *DownstreamConfig) { c.TLS = DownstreamTLSVerify })
+	noCA := newDS(t, addr, nil, func(c *Config) { c.TLS = TLSVerify })
 	_, err := noCA.Begin(ctx, "from@relay.test", nil)
-	wantKind(t, err, ErrDownstreamTemp, "connect", 0)
+	wantKind(t, err, ErrTemp, "connect", 0)
 	var cv *tls.CertificateVerificationError
 	if !errors.As(err, &cv) {
 		t.Fatalf("error %v: want a certificate verification error", err)
 	}
-	wrongName := newDS(t, addr, nil, func(c *DownstreamConfig) {
-		c.TLS, c.CAFile, c.ServerName = DownstreamTLSVerify, caFile, "crm.example"
+	wrongName := newDS(t, addr, nil, func(c *Config) {
+		c.TLS, c.CAFile, c.ServerName = TLSVerify, caFile, "crm.example"
 	})
 	_, err = wrongName.Begin(ctx, "from@relay.test", nil)
-	wantKind(t, err, ErrDownstreamTemp, "connect", 0)
+	wantKind(t, err, ErrTemp, "connect", 0)
 	if st := b.stats(); len(st.messages) != 3 {
 		t.Fatalf("messages %d: want 3", len(st.messages))
 	}
@@ -502,31 +541,63 @@ func TestDownstreamClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := d.Begin(dsCtx(t), "from@relay.test", nil)
-	wantKind(t, err, ErrDownstreamTemp, "connect", 0)
+	wantKind(t, err, ErrTemp, "connect", 0)
 }
 
 func TestNewDownstreamConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  DownstreamConfig
+		cfg  Config
 	}{
-		{"no port", DownstreamConfig{Address: "crm.example"}},
-		{"bad tls", DownstreamConfig{Address: "crm.example:25", TLS: "yes"}},
-		{"negative timeout", DownstreamConfig{Address: "crm.example:25", Timeout: -1}},
-		{"negative pool", DownstreamConfig{Address: "crm.example:25", PoolSize: -1}},
-		{"missing ca", DownstreamConfig{Address: "crm.example:25", CAFile: "/nonexistent/ca.pem"}},
-		{"ca with insecure", DownstreamConfig{Address: "crm.example:25", TLS: "insecure", CAFile: "x"}},
-		{"helo with space", DownstreamConfig{Address: "crm.example:25", HeloName: "a b"}},
+		{"no port", Config{Address: "crm.example"}},
+		{"bad tls", Config{Address: "crm.example:25", TLS: "yes"}},
+		{"negative timeout", Config{Address: "crm.example:25", Timeout: -1}},
+		{"negative pool", Config{Address: "crm.example:25", PoolSize: -1}},
+		{"missing ca", Config{Address: "crm.example:25", CAFile: "/nonexistent/ca.pem"}},
+		{"ca with insecure", Config{Address: "crm.example:25", TLS: "insecure", CAFile: "x"}},
+		{"helo with space", Config{Address: "crm.example:25", HeloName: "a b"}},
 	} {
-		if _, err := NewDownstream(tc.cfg, nil); err == nil {
+		if _, err := New(tc.cfg, nil); err == nil {
 			t.Errorf("%s: want an error", tc.name)
 		}
 	}
-	d, err := NewDownstream(DownstreamConfig{Address: "crm.example:25"}, nil)
+	d, err := New(Config{Address: "crm.example:25"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := fmt.Sprintf("%s %v %d %v %s", d.cfg.TLS, d.cfg.Timeout, d.cfg.PoolSize, d.tls.MinVersion == tls.VersionTLS12, d.tls.ServerName); got != "verify 30s 8 true crm.example" {
 		t.Fatalf("defaults: %s", got)
+	}
+}
+
+// TestDownstreamDrain: a drained downstream still relays, on fresh
+// connections, and pools none.
+func TestDownstreamDrain(t *testing.T) {
+	b := &dsBackend{}
+	d := newDS(t, startDS(t, b, nil), nil, nil)
+	send := func() {
+		t.Helper()
+		txn, err := d.Begin(context.Background(), "a@company.example", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Rcpt(context.Background(), "b@company.example"); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Data(context.Background(), strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	if n := d.Idle(); n != 1 {
+		t.Fatalf("pooled %d before the drain", n)
+	}
+	d.Drain()
+	if n := d.Idle(); n != 0 {
+		t.Fatalf("pooled %d after the drain", n)
+	}
+	send()
+	if n, s := d.Idle(), b.stats().sessions; n != 0 || s != 2 {
+		t.Fatalf("after a drained transaction: %d pooled, %d connections; want 0, 2", n, s)
 	}
 }

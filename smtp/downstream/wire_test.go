@@ -1,4 +1,4 @@
-package smtp
+package downstream
 
 import (
 	"bufio"
@@ -245,9 +245,9 @@ func finish(c *textproto.Conn, wantText string) error {
 	return c.PrintfLine("221 bye")
 }
 
-func newScriptDS(t *testing.T, addr string) *Downstream {
+func newScriptDS(t *testing.T, addr string) *Pool {
 	t.Helper()
-	d, err := NewDownstream(DownstreamConfig{Address: addr, TLS: DownstreamTLSInsecure, HeloName: "proxy.test", Timeout: time.Second}, nil)
+	d, err := New(Config{Address: addr, TLS: TLSInsecure, HeloName: "proxy.test", Timeout: time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +290,7 @@ func TestWirePipelining(t *testing.T) {
 	if err := txn.Rcpt(ctx, "a@crm.test"); err != nil {
 		t.Fatal(err)
 	}
-	wantKind(t, txn.Rcpt(ctx, "b@crm.test"), ErrDownstreamPerm, "rcpt", 550)
+	wantKind(t, txn.Rcpt(ctx, "b@crm.test"), ErrPerm, "rcpt", 550)
 	if err := txn.Data(ctx, strings.NewReader("Subject: x\r\n\r\n.dot\r\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -358,11 +358,11 @@ func TestWirePipelinedMailRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	de := wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrDownstreamPerm, "mail", 553)
+	de := wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrPerm, "mail", 553)
 	if de.Enhanced != (gosmtp.EnhancedCode{5, 7, 1}) {
 		t.Fatalf("enhanced %v", de.Enhanced)
 	}
-	if d.idleCount() != 0 {
+	if d.Idle() != 0 {
 		t.Fatal("a connection whose MAIL failed was pooled")
 	}
 }
@@ -415,7 +415,7 @@ func TestWireNoSMTPUTF8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantKind(t, txn.Rcpt(ctx, "ü@crm.test"), ErrDownstreamTemp, "mail", 0)
+	wantKind(t, txn.Rcpt(ctx, "ü@crm.test"), ErrTemp, "mail", 0)
 }
 
 // TestWireStartTLSInjection: a reply sent in plain text behind the 220 for
@@ -434,13 +434,13 @@ func TestWireStartTLSInjection(t *testing.T) {
 		_, _ = c.ReadLine()
 		return nil
 	})
-	d, err := NewDownstream(DownstreamConfig{Address: addr, HeloName: "proxy.test", Timeout: time.Second}, nil)
+	d, err := New(Config{Address: addr, HeloName: "proxy.test", Timeout: time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
 	_, err = d.Begin(dsCtx(t), "from@relay.test", nil)
-	if !errors.Is(err, errReplySyntax) || !errors.Is(err, ErrDownstreamTemp) {
+	if !errors.Is(err, errReplySyntax) || !errors.Is(err, ErrTemp) {
 		t.Fatalf("error %v: want a temporary errReplySyntax", err)
 	}
 }
@@ -464,5 +464,5 @@ func TestWireCommandInjection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrDownstreamTemp, "mail", 0)
+	wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrTemp, "mail", 0)
 }

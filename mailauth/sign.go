@@ -36,14 +36,15 @@ func DefaultHeaderKeys() []string {
 // SignerConfig is the outbound DKIM signing configuration.
 type SignerConfig struct {
 	// Domain is d=, the signing domain (SDID). It must align with the
-	// From domains of the mail it signs (CheckAlignment) to count for DMARC.
+	// From domains of the mail it signs to count for DMARC (policy checks
+	// it at load, through internal/orgdomain).
 	Domain string
 	// Selector is s=: receivers find the public key at
 	// <Selector>._domainkey.<Domain> (Records publishes it).
 	Selector string
 	// Key signs: an *rsa.PrivateKey of at least 2048 bits (rsa-sha256) or an
 	// ed25519.PrivateKey (ed25519-sha256, RFC 8463), as LoadKeyFile returns,
-	// or a Vault transit key from NewTransitSigner.
+	// or a Vault transit key (vault.NewDKIMSigner).
 	Key crypto.Signer
 	// HeaderKeys are the fields signed (h=); nil means DefaultHeaderKeys().
 	// From must be among them (RFC 6376 §5.4).
@@ -148,7 +149,9 @@ func checkPublicKey(pub crypto.PublicKey) error {
 }
 
 // contextSigner is a key that can bound a signing call by a context: a
-// remote key such as NewTransitSigner's.
+// remote key such as vault.DKIMSigner. It is the optional half of the
+// signing seam (the other is crypto.Signer), so this package needs no
+// Vault client.
 type contextSigner interface {
 	SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error)
 }

@@ -1,4 +1,4 @@
-package smtp
+package downstream
 
 import (
 	"context"
@@ -17,10 +17,10 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 )
 
-// Downstream TLS modes (DownstreamConfig.TLS).
+// Downstream TLS modes (Config.TLS).
 const (
-	DownstreamTLSVerify   = "verify"   // STARTTLS required, certificate verified, TLS >= 1.2
-	DownstreamTLSInsecure = "insecure" // plain text, STARTTLS never attempted
+	TLSVerify   = "verify"   // STARTTLS required, certificate verified, TLS >= 1.2
+	TLSInsecure = "insecure" // plain text, STARTTLS never attempted
 )
 
 const (
@@ -32,9 +32,9 @@ const (
 	streamBufSize = 32 * 1024
 )
 
-// DownstreamConfig configures the client towards the downstream server (the
+// Config configures the client towards the downstream server (the
 // CRM intake or the company smarthost).
-type DownstreamConfig struct {
+type Config struct {
 	Address    string        // host:port, required
 	TLS        string        // "verify" (default) or "insecure"
 	CAFile     string        // PEM roots added to the system pool in verify mode
@@ -44,78 +44,10 @@ type DownstreamConfig struct {
 	PoolSize   int           // idle connections kept; default 8
 }
 
-// ErrDownstreamTemp and ErrDownstreamPerm classify every error of the
-// downstream client, so the route can pick its reply with errors.Is:
-// Temp → 451 4.4.x, Perm → a 5xx with our own generic text. Anything that is
-// not a 5xx reply is temporary (STYLE.md: unknown failure is temporary).
-var (
-	ErrDownstreamTemp = errors.New("temporary downstream failure")
-	ErrDownstreamPerm = errors.New("permanent downstream failure")
-)
-
-// errDownstreamClosed and errTxnDone are the causes for calls after the end.
-var (
-	errDownstreamClosed = errors.New("downstream client closed")
-	errTxnDone          = errors.New("downstream transaction already ended")
-	errNoStartTLS       = errors.New("downstream does not offer STARTTLS")
-	errNoRcpt           = errors.New("DATA before any accepted recipient")
-)
-
-// DownstreamError is a failure of one downstream stage. It wraps Kind
-// (ErrDownstreamTemp or ErrDownstreamPerm) and, for failures without a reply,
-// the cause. Error() keeps the downstream's code but never its text: the text
-// is in Reply, for logs only (it may hold addresses; see DESIGN.md invariants 1
-// and 5). The *gosmtp.SMTPError is deliberately not unwrappable, so the text
-// cannot reach a client through errors.As.
-type DownstreamError struct {
-	Code     int                 // downstream reply code, 0 when there was no reply
-	Enhanced gosmtp.EnhancedCode // downstream enhanced code, zero when absent
-	Stage    string              // "connect", "mail", "rcpt" or "data"
-	Reply    string              // downstream reply text: logs only, never to a client
-	Kind     error               // ErrDownstreamTemp or ErrDownstreamPerm
-	Err      error               // cause when there was no reply (network, TLS, timeout)
-}
-
-func (e *DownstreamError) Error() string {
-	if e.Code != 0 {
-		enh := ""
-		if e.Enhanced != (gosmtp.EnhancedCode{}) && e.Enhanced != gosmtp.NoEnhancedCode {
-			enh = fmt.Sprintf(" %d.%d.%d", e.Enhanced[0], e.Enhanced[1], e.Enhanced[2])
-		}
-		return fmt.Sprintf("smtp: downstream %s: reply %d%s: %v", e.Stage, e.Code, enh, e.Kind)
-	}
-	return fmt.Sprintf("smtp: downstream %s: %v: %v", e.Stage, e.Kind, e.Err)
-}
-
-// Unwrap exposes Kind and the cause (never the reply).
-func (e *DownstreamError) Unwrap() []error {
-	if e.Err == nil {
-		return []error{e.Kind}
-	}
-	return []error{e.Kind, e.Err}
-}
-
-// downstreamErr turns an error of the go-smtp client into a *DownstreamError.
-func downstreamErr(stage string, err error) *DownstreamError {
-	var de *DownstreamError
-	if errors.As(err, &de) {
-		return de
-	}
-	var se *gosmtp.SMTPError
-	if errors.As(err, &se) {
-		kind := ErrDownstreamTemp
-		if se.Code >= 500 && se.Code <= 599 {
-			kind = ErrDownstreamPerm
-		}
-		return &DownstreamError{Code: se.Code, Enhanced: se.EnhancedCode, Stage: stage, Reply: se.Message, Kind: kind}
-	}
-	return &DownstreamError{Stage: stage, Kind: ErrDownstreamTemp, Err: err}
-}
-
-// Downstream is a client for one downstream server with a pool of idle
+// Pool is a client for one downstream server with a pool of idle
 // connections. It is safe for concurrent use; each Txn belongs to one caller.
-type Downstream struct {
-	cfg    DownstreamConfig
+type Pool struct {
+	cfg    Config
 	tls    *tls.Config // nil in insecure mode
 	log    *slog.Logger
 	dialer net.Dialer
@@ -126,9 +58,9 @@ type Downstream struct {
 	draining bool // replaced by a reload: nothing goes back to the pool (Drain)
 }
 
-// NewDownstream validates cfg, fills its defaults and loads the CA file.
+// New validates cfg, fills its defaults and loads the CA file.
 // It does not connect. log may be nil.
-func NewDownstream(cfg DownstreamConfig, log *slog.Logger) (*Downstream, error) {
+func New(cfg Config, log *slog.Logger) (*Pool, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -154,27 +86,27 @@ func NewDownstream(cfg DownstreamConfig, log *slog.Logger) (*Downstream, error) 
 	if strings.ContainsAny(cfg.HeloName, "\r\n ") {
 		return nil, fmt.Errorf("downstream helo name %q: must be one word", cfg.HeloName)
 	}
-	d := &Downstream{cfg: cfg, log: log, dialer: net.Dialer{Timeout: cfg.Timeout}}
+	d := &Pool{cfg: cfg, log: log, dialer: net.Dialer{Timeout: cfg.Timeout}}
 	switch cfg.TLS {
-	case "", DownstreamTLSVerify:
-		d.cfg.TLS = DownstreamTLSVerify
+	case "", TLSVerify:
+		d.cfg.TLS = TLSVerify
 		if d.tls, err = downstreamTLSConfig(cfg, host, log); err != nil {
 			return nil, err
 		}
-	case DownstreamTLSInsecure:
+	case TLSInsecure:
 		if cfg.CAFile != "" {
 			return nil, fmt.Errorf("downstream ca_file %q: only valid with tls verify", cfg.CAFile)
 		}
-		log.Warn("downstream TLS disabled", "downstream", cfg.Address, "tls", DownstreamTLSInsecure)
+		log.Warn("downstream TLS disabled", "downstream", cfg.Address, "tls", TLSInsecure)
 	default:
-		return nil, fmt.Errorf("downstream tls %q: want %q or %q", cfg.TLS, DownstreamTLSVerify, DownstreamTLSInsecure)
+		return nil, fmt.Errorf("downstream tls %q: want %q or %q", cfg.TLS, TLSVerify, TLSInsecure)
 	}
 	return d, nil
 }
 
 // downstreamTLSConfig builds the verify-mode TLS configuration: system roots
 // plus CAFile, TLS 1.2 minimum (DESIGN.md invariant 4).
-func downstreamTLSConfig(cfg DownstreamConfig, host string, log *slog.Logger) (*tls.Config, error) {
+func downstreamTLSConfig(cfg Config, host string, log *slog.Logger) (*tls.Config, error) {
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		log.Warn("system certificate pool unavailable", "err", err)
@@ -265,7 +197,7 @@ func firedErr(fired, err error) error {
 // idle connection (checked with RSET when it rested long) or dials. MAIL
 // goes out with the first recipient (Txn.Rcpt), in one write with it when
 // the server offers PIPELINING. On error nothing is left open.
-func (d *Downstream) Begin(ctx context.Context, from string, opts *gosmtp.MailOptions) (*Txn, error) {
+func (d *Pool) Begin(ctx context.Context, from string, opts *gosmtp.MailOptions) (*Txn, error) {
 	dc, err := d.conn(ctx)
 	if err != nil {
 		return nil, err
@@ -293,7 +225,7 @@ func ctx0(err error) bool {
 }
 
 // conn returns a checked idle connection or a new one.
-func (d *Downstream) conn(ctx context.Context) (*downConn, error) {
+func (d *Pool) conn(ctx context.Context) (*downConn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, downstreamErr("connect", err)
 	}
@@ -323,7 +255,7 @@ func (d *Downstream) conn(ctx context.Context) (*downConn, error) {
 }
 
 // take pops an idle connection, or returns nil.
-func (d *Downstream) take() *downConn {
+func (d *Pool) take() *downConn {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if n := len(d.idle); n > 0 {
@@ -336,7 +268,7 @@ func (d *Downstream) take() *downConn {
 
 // put returns a connection after a successful transaction, or quits it when
 // the pool is full or closed.
-func (d *Downstream) put(dc *downConn) {
+func (d *Pool) put(dc *downConn) {
 	d.mu.Lock()
 	if !d.closed && !d.draining && len(d.idle) < d.cfg.PoolSize {
 		dc.idleAt, dc.reused = time.Now(), false
@@ -349,14 +281,14 @@ func (d *Downstream) put(dc *downConn) {
 }
 
 // quit says goodbye within quitTimeout and closes the connection.
-func (d *Downstream) quit(dc *downConn) {
+func (d *Pool) quit(dc *downConn) {
 	_ = dc.w.quit(min(d.cfg.Timeout, quitTimeout))
 	dc.close()
 }
 
 // dial connects, greets and, in verify mode, runs STARTTLS and checks the
 // certificate. Every failure is temporary.
-func (d *Downstream) dial(ctx context.Context) (*downConn, error) {
+func (d *Pool) dial(ctx context.Context) (*downConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
 	raw, err := d.dialer.DialContext(dctx, "tcp", d.cfg.Address)
@@ -380,7 +312,7 @@ func (d *Downstream) dial(ctx context.Context) (*downConn, error) {
 // hello runs the greeting and EHLO, then in verify mode STARTTLS and EHLO
 // again. Without STARTTLS we do not send: RFC 3207 §4.1 leaves the choice
 // to the client, and DESIGN.md asks for verified TLS (no downgrade).
-func (d *Downstream) hello(ctx context.Context, dc *downConn) error {
+func (d *Pool) hello(ctx context.Context, dc *downConn) error {
 	if err := dc.w.greet(); err != nil {
 		return err
 	}
@@ -402,7 +334,7 @@ func (d *Downstream) hello(ctx context.Context, dc *downConn) error {
 
 // logConnectFailure logs why a connection could not be set up. No address
 // of a mail user appears here: only the downstream's host:port.
-func (d *Downstream) logConnectFailure(de *DownstreamError) {
+func (d *Pool) logConnectFailure(de *Error) {
 	reason := "protocol"
 	var cv *tls.CertificateVerificationError
 	var re tls.RecordHeaderError
@@ -427,22 +359,37 @@ func (d *Downstream) logConnectFailure(de *DownstreamError) {
 
 // logFailure logs a failed command with its codes; the reply text is not
 // logged (it may name an address: DESIGN.md invariant 1).
-func (d *Downstream) logFailure(de *DownstreamError) {
+func (d *Pool) logFailure(de *Error) {
 	d.log.Info("downstream command failed", "downstream", d.cfg.Address, "stage", de.Stage,
 		"code", de.Code, "enhanced", fmt.Sprintf("%d.%d.%d", de.Enhanced[0], de.Enhanced[1], de.Enhanced[2]),
-		"temporary", errors.Is(de, ErrDownstreamTemp), "err", de.Err)
+		"temporary", errors.Is(de, ErrTemp), "err", de.Err)
+}
+
+// Drain is for a downstream a reload replaced: it quits the idle
+// connections, and a connection in use is quit when its transaction ends
+// instead of going back to the pool. Unlike Close it still begins
+// transactions, on fresh connections: a session accepted before the
+// reload keeps its configuration, downstream included, to its end.
+func (d *Pool) Drain() { d.quitIdle(&d.draining) }
+
+// Idle reports how many connections wait in the pool: what a drain or a
+// close empties (for diagnostics and the routes' reload tests).
+func (d *Pool) Idle() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.idle)
 }
 
 // Close quits the idle connections. Transactions under way finish; their
 // connections are then closed instead of pooled.
-func (d *Downstream) Close() error {
+func (d *Pool) Close() error {
 	d.quitIdle(&d.closed)
 	return nil
 }
 
 // quitIdle sets flag (closed or draining: nothing goes back to the pool
 // any more) and quits the idle connections.
-func (d *Downstream) quitIdle(flag *bool) {
+func (d *Pool) quitIdle(flag *bool) {
 	d.mu.Lock()
 	idle := d.idle
 	d.idle, *flag = nil, true
@@ -456,7 +403,7 @@ func (d *Downstream) quitIdle(flag *bool) {
 // transaction. It is not safe for concurrent use. Every Txn ends with a Data
 // that returned nil (the connection goes back to the pool) or with Abort.
 type Txn struct {
-	d      *Downstream
+	d      *Pool
 	dc     *downConn
 	from   string
 	opts   *gosmtp.MailOptions
@@ -465,7 +412,7 @@ type Txn struct {
 }
 
 // Rcpt sends RCPT TO, with MAIL before the first. A reply error
-// (*DownstreamError with a Code) at stage "rcpt" concerns this recipient
+// (*Error with a Code) at stage "rcpt" concerns this recipient
 // only and the transaction goes on. Any other error ends the transaction
 // (the connection is closed): stage "mail" or "connect" when there was no
 // transaction downstream yet.
@@ -476,7 +423,7 @@ func (t *Txn) Rcpt(ctx context.Context, to string) error {
 	g := t.dc.guard(ctx)
 	var err error
 	if !t.mailed {
-		var ended *DownstreamError
+		var ended *Error
 		if ended, err = t.first(ctx, to); ended != nil {
 			g.end()
 			return ended
@@ -498,7 +445,7 @@ func (t *Txn) Rcpt(ctx context.Context, to string) error {
 // first sends MAIL and the first RCPT. A pooled connection that died
 // while idle is replaced by one fresh dial. ended is a MAIL or connect
 // failure (the transaction has ended); rcptErr is RCPT's.
-func (t *Txn) first(ctx context.Context, to string) (ended *DownstreamError, rcptErr error) {
+func (t *Txn) first(ctx context.Context, to string) (ended *Error, rcptErr error) {
 	mailErr, rcptErr := t.dc.w.mailRcpt(t.from, t.opts, to)
 	if retryable(t.dc, mailErr) {
 		t.dc.close()
@@ -531,7 +478,7 @@ func (t *Txn) first(ctx context.Context, to string) (ended *DownstreamError, rcp
 // reading body fails, the transaction is aborted without the final dot and
 // body's error is returned as is (not wrapped, so a *gosmtp.SMTPError such
 // as ErrBareLineEnding keeps its identity). Every other error is a
-// *DownstreamError. The transaction has ended when Data returns.
+// *Error. The transaction has ended when Data returns.
 func (t *Txn) Data(ctx context.Context, body io.Reader) error {
 	if t.done {
 		return downstreamErr("data", errTxnDone)
@@ -594,7 +541,7 @@ func (t *Txn) stream(dw *dotStuffer, body io.Reader) (readErr, writeErr error) {
 }
 
 // fail aborts the transaction, logs and returns de.
-func (t *Txn) fail(de *DownstreamError) error {
+func (t *Txn) fail(de *Error) error {
 	t.Abort()
 	t.d.logFailure(de)
 	return de

@@ -22,7 +22,7 @@ python_modules=(dkim nacl.signing dns.resolver)
 
 say() { printf 'install-tools.sh: %s\n' "$*"; }
 die() { printf 'install-tools.sh: error: %s\n' "$*" >&2; exit 1; }
-. "$(dirname "$0")/../../../test/tools/apt.sh"
+. "$(dirname "$0")/../../test/tools/apt.sh"
 
 have_modules() {
 	local m

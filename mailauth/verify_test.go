@@ -12,8 +12,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
-
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 

@@ -1,7 +1,3 @@
-// Package rawheader reads and splits a message's header section as raw
-// bytes (RFC 5322 §2.2), for the passes over it that must leave every
-// other byte as it was: DKIM verification, removing forged
-// Authentication-Results fields, mapping the outbound sender fields.
 package rawheader
 
 import (

@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/emersion/go-msgauth/dmarc"
+
+	"github.com/tokenproxy/tokenproxy/internal/orgdomain"
 )
 
 // evalDMARC evaluates DMARC for a message whose SPF and DKIM results are
@@ -54,7 +56,7 @@ func lookupPolicy(ctx context.Context, r *Resolver, from string) (*dmarc.Record,
 	if !errors.Is(err, dmarc.ErrNoPolicy) {
 		return rec, from, err
 	}
-	org := orgDomain(from)
+	org := orgdomain.Of(from)
 	if org == from {
 		return nil, "", err
 	}
@@ -85,7 +87,7 @@ func percent(rec *dmarc.Record) int {
 // RFC 7208 §2.4).
 func spfAligned(vs []SPFVerdict, from string, strict bool, want Result) bool {
 	for _, s := range vs {
-		if s.Result == want && aligned(s.Domain, from, strict) {
+		if s.Result == want && orgdomain.Aligned(s.Domain, from, strict) {
 			return true
 		}
 	}
@@ -96,7 +98,7 @@ func spfAligned(vs []SPFVerdict, from string, strict bool, want Result) bool {
 // aligned with the From domain (RFC 7489 §3.1.1).
 func dkimAligned(vs []DKIMVerdict, from string, strict bool, want Result) bool {
 	for _, d := range vs {
-		if d.Result == want && aligned(d.Domain, from, strict) {
+		if d.Result == want && orgdomain.Aligned(d.Domain, from, strict) {
 			return true
 		}
 	}

@@ -33,14 +33,15 @@
 // The outbound route signs the detokenized message last, with
 // relaxed/relaxed canonicalization and rsa-sha256 or ed25519-sha256:
 //
-//	key, err := mailauth.LoadKeyFile("/etc/tokenproxy/dkim.pem") // or NewTransitSigner
+//	key, err := mailauth.LoadKeyFile("/etc/tokenproxy/dkim.pem") // or vault.NewDKIMSigner
 //	cfg := mailauth.SignerConfig{Domain: "company.example", Selector: "tp1", Key: key}
-//	err = mailauth.CheckAlignment("support@company.example", cfg.Domain) // at config load
 //	err = mailauth.Sign(ctx, cfg, msg, out)
 //
-// NewTransitSigner keeps the private key in Vault's transit engine: each
-// signature is one Vault call, pinned to the key version whose public key
-// is published.
+// The key is any crypto.Signer; one that also has SignContext (see
+// contextSigner) is given each message's context. vault.NewDKIMSigner's
+// keeps the private key in Vault's transit engine: each signature is one
+// Vault call, pinned to the key version whose public key is published.
+// This package imports no Vault client.
 //
 // # DNS records
 //

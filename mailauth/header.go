@@ -9,7 +9,8 @@ import (
 	"net/mail"
 	"strings"
 
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
+	"github.com/tokenproxy/tokenproxy/internal/orgdomain"
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 )
 
 // maxHeaderBytes bounds the header section Verify holds in memory. The
@@ -77,7 +78,7 @@ func fromDomain(fields []field) (string, error) {
 	}
 	domain := ""
 	for _, a := range list {
-		d := normDomain(domainOf(a.Address))
+		d := orgdomain.Normalize(domainOf(a.Address))
 		if d == "" || (domain != "" && d != domain) {
 			return "", errors.New("the From field names no single domain")
 		}

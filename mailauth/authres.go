@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
-
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 )
 
 // AuthenticationResults returns the value of an Authentication-Results

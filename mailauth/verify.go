@@ -10,10 +10,11 @@ import (
 	"net"
 	"strings"
 
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
-
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/tokenproxy/tokenproxy/internal/orgdomain"
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 )
 
 // maxSignatures bounds the DKIM signatures verified per message: each costs
@@ -93,10 +94,10 @@ func startSPF(ctx context.Context, r *Resolver, in VerifyInput) <-chan []SPFVerd
 // postmaster@<HELO>). A HELO that is not a domain name (an address
 // literal) has no SPF record to check.
 func checkSPF(ctx context.Context, r *Resolver, in VerifyInput) []SPFVerdict {
-	v := SPFVerdict{Identity: "mailfrom", MailFrom: in.MailFrom, Domain: normDomain(domainOf(in.MailFrom))}
+	v := SPFVerdict{Identity: "mailfrom", MailFrom: in.MailFrom, Domain: orgdomain.Normalize(domainOf(in.MailFrom))}
 	sender := in.MailFrom
 	if in.MailFrom == "" {
-		v = SPFVerdict{Identity: "helo", Domain: normDomain(in.Helo)}
+		v = SPFVerdict{Identity: "helo", Domain: orgdomain.Normalize(in.Helo)}
 		sender = "postmaster@" + in.Helo
 		if in.Helo == "" || strings.HasPrefix(in.Helo, "[") || !strings.Contains(v.Domain, ".") {
 			v.Result = ResultNone
@@ -107,7 +108,7 @@ func checkSPF(ctx context.Context, r *Resolver, in VerifyInput) []SPFVerdict {
 		spf.WithContext(ctx), spf.WithResolver(r))
 	v.Result = Result(res)
 	if v.Domain == "" { // a MAIL FROM without domain: the library used HELO's
-		v.Domain = normDomain(in.Helo)
+		v.Domain = orgdomain.Normalize(in.Helo)
 	}
 	return []SPFVerdict{v}
 }
@@ -141,13 +142,13 @@ func verifyDKIM(ctx context.Context, r *Resolver, hdr []byte, fields []field, bo
 // permerror, a signature or body hash that does not verify is fail).
 func dkimVerdict(vf *dkim.Verification, tags map[string]string) DKIMVerdict {
 	d := DKIMVerdict{
-		Domain:     normDomain(vf.Domain),
+		Domain:     orgdomain.Normalize(vf.Domain),
 		Selector:   stripSpace(tags["s"]),
 		Algorithm:  stripSpace(tags["a"]),
 		Identifier: vf.Identifier,
 	}
 	if d.Domain == "" {
-		d.Domain = normDomain(stripSpace(tags["d"]))
+		d.Domain = orgdomain.Normalize(stripSpace(tags["d"]))
 	}
 	switch {
 	case vf.Err == nil:

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/tokenproxy/tokenproxy/smtp/rawheader"
+	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 )
 
 // FuzzStripAuthResults checks StripAuthResults' invariants on any input:
