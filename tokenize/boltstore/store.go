@@ -24,6 +24,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/tokenproxy/tokenproxy/internal/safeio"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
@@ -236,37 +237,12 @@ func Restore(src, dst string) error {
 	})
 }
 
+// writeAtomic writes path through internal/safeio (temporary file, fsync,
+// rename, directory fsync), so a failed write never leaves a truncated
+// file behind.
 func writeAtomic(path string, fill func(*os.File) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("%w: %w", tokenize.ErrStore, err)
-	}
-	err = f.Chmod(0o600)
-	if err == nil {
-		err = fill(f)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := safeio.WriteFileFunc(path, 0o600, fill); err != nil {
 		return fmt.Errorf("%w: write %s: %w", tokenize.ErrStore, path, err)
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
