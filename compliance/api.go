@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/address"
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
@@ -230,7 +231,7 @@ func (api *httpAPI) fail(w http.ResponseWriter, ctx context.Context, err error) 
 }
 
 func isAddressError(err error) bool {
-	var ae *tokenize.AddressError
+	var ae *address.AddressError
 	return errors.As(err, &ae)
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/address"
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
@@ -68,7 +69,7 @@ func (e *testEngine) mapOptions() tokenize.Options {
 	tk := e.cfg.Tokens
 	return tokenize.Options{
 		Format: tokenize.Format{Prefix: tk.Prefix, Domain: "relay.company.example", Length: tk.Length},
-		Tenant: tk.Tenant, LocalCase: tokenize.LocalCase(tk.LocalPartCase), Logger: e.log,
+		Tenant: tk.Tenant, LocalCase: address.LocalCase(tk.LocalPartCase), Logger: e.log,
 		SuppressErased: e.cfg.Compliance.AfterErasure == "refuse", Audit: MapAudit{Log: e.trail},
 	}
 }

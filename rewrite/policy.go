@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tokenproxy/tokenproxy/address"
 	"github.com/tokenproxy/tokenproxy/rewrite/header"
 	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 	"github.com/tokenproxy/tokenproxy/tokenize"
@@ -154,7 +155,7 @@ func (rw *Rewriter) inboundPolicy(ctx context.Context, rep *Report) *direction {
 // internal reports whether an address stays as it is: an internal domain
 // or the relay domain (already a token).
 func (rw *Rewriter) internal(addr string) (bool, error) {
-	d, err := tokenize.NormalizeDomain(domainPart(addr))
+	d, err := address.NormalizeDomain(domainPart(addr))
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrMalformedAddress, err)
 	}
@@ -167,7 +168,7 @@ func (p *inbound) token(addr, name string) (string, string, error) {
 		return "", "", err
 	}
 	iss, err := p.rw.tokens.Tokenize(p.ctx, addr, name)
-	if errors.Is(err, tokenize.ErrInvalidAddress) {
+	if errors.Is(err, address.ErrInvalidAddress) {
 		return "", "", fmt.Errorf("%w: %w", ErrMalformedAddress, err)
 	}
 	if err != nil {
@@ -229,7 +230,7 @@ func (rw *Rewriter) outboundPolicy(ctx context.Context, rep *Report) *direction 
 // resolve returns the entry of a token address; ok is false for any other
 // address and for an unknown token, which is recorded for the caller.
 func (p *outbound) resolve(addr string) (tokenize.Entry, bool, error) {
-	d, err := tokenize.NormalizeDomain(domainPart(addr))
+	d, err := address.NormalizeDomain(domainPart(addr))
 	if err != nil || d != p.rw.tokens.Format().Domain {
 		return tokenize.Entry{}, false, nil
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/tokenproxy/tokenproxy/address"
 	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
@@ -20,7 +21,7 @@ type InboundOptions struct {
 	Mailboxes map[string]string
 	Map       *tokenize.Map
 	Rewriter  *rewrite.Rewriter
-	LocalCase tokenize.LocalCase
+	LocalCase address.LocalCase
 	// Internal reports whether a lower-case ASCII domain is the company's
 	// or the CRM's: such senders keep their address.
 	Internal func(domain string) bool
@@ -80,7 +81,7 @@ func (p *inboundPolicy) checkSender(from string) error {
 	if from == "" {
 		return nil // the null sender of bounces (RFC 5321 §4.5.5)
 	}
-	if _, err := tokenize.Normalize(from, p.o.LocalCase); err != nil {
+	if _, err := address.Normalize(from, p.o.LocalCase); err != nil {
 		return fmt.Errorf("%w (%w)", errBadSender, err)
 	}
 	return nil
@@ -93,7 +94,7 @@ func (p *inboundPolicy) sender(ctx context.Context, s *session, from string) (st
 	if from == "" {
 		return "", nil
 	}
-	a, err := tokenize.Normalize(from, p.o.LocalCase)
+	a, err := address.Normalize(from, p.o.LocalCase)
 	if err != nil {
 		return "", fmt.Errorf("%w (%w)", errBadSender, err)
 	}
@@ -115,7 +116,7 @@ func (p *inboundPolicy) sender(ctx context.Context, s *session, from string) (st
 }
 
 func (p *inboundPolicy) recipient(_ context.Context, _ *session, to string) (string, error) {
-	a, err := tokenize.Normalize(to, p.o.LocalCase)
+	a, err := address.Normalize(to, p.o.LocalCase)
 	if err != nil {
 		return "", fmt.Errorf("%w (%w)", errBadRecipient, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/tokenproxy/tokenproxy/address"
 	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/rewrite/header"
@@ -34,7 +35,7 @@ type OutboundOptions struct {
 	PublicOf  map[string]string
 	Map       *tokenize.Map
 	Rewriter  *rewrite.Rewriter
-	LocalCase tokenize.LocalCase
+	LocalCase address.LocalCase
 	// MaxHeaderBytes bounds the header section held back to rewrite the
 	// sender fields.
 	MaxHeaderBytes int
@@ -119,7 +120,7 @@ func (p *outboundPolicy) checkSender(from string) error {
 	if from == "" {
 		return nil
 	}
-	if _, err := tokenize.Normalize(from, p.o.LocalCase); err != nil {
+	if _, err := address.Normalize(from, p.o.LocalCase); err != nil {
 		return fmt.Errorf("%w (%w)", errBadSender, err)
 	}
 	return nil
@@ -135,7 +136,7 @@ func (p *outboundPolicy) sender(_ context.Context, _ *session, from string) (str
 	if p.o.RewriteFrom != "" {
 		return p.o.RewriteFrom, nil
 	}
-	a, err := tokenize.Normalize(from, p.o.LocalCase)
+	a, err := address.Normalize(from, p.o.LocalCase)
 	if err != nil {
 		return "", fmt.Errorf("%w (%w)", errBadSender, err)
 	}
@@ -148,7 +149,7 @@ func (p *outboundPolicy) sender(_ context.Context, _ *session, from string) (str
 // recipient resolves a token, or lets a non-token address through in an
 // allowed domain only.
 func (p *outboundPolicy) recipient(ctx context.Context, s *session, to string) (string, error) {
-	a, err := tokenize.Normalize(to, p.o.LocalCase)
+	a, err := address.Normalize(to, p.o.LocalCase)
 	if err != nil {
 		return "", fmt.Errorf("%w (%w)", errBadRecipient, err)
 	}
@@ -203,7 +204,7 @@ func (p *outboundPolicy) senderField(field string) header.MailboxFunc {
 			return m, false, nil
 		}
 		out := m
-		if a, err := tokenize.Normalize(m.Addr, p.o.LocalCase); err == nil {
+		if a, err := address.Normalize(m.Addr, p.o.LocalCase); err == nil {
 			if pub, ok := p.o.PublicOf[a.String()]; ok {
 				out.Addr = pub
 			}

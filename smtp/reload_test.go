@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/address"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp/downstream"
-	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // reloadDeps are what the reload tests build new configurations from: the
@@ -30,7 +30,7 @@ func (h *harness) inboundConfig(mailboxes map[string]string, limits policy.SMTP,
 	rw, log := h.reloadDeps()
 	c, err := NewInboundConfig(InboundOptions{Route: RouteOptions{Hostname: "mx.test", Limits: limits,
 		Downstream: newDS(h.t, dsAddr, log, func(c *downstream.Config) { c.PoolSize = limits.DownstreamPoolSize })},
-		Map: h.m, Rewriter: rw, Mailboxes: mailboxes, LocalCase: tokenize.LocalFold,
+		Map: h.m, Rewriter: rw, Mailboxes: mailboxes, LocalCase: address.LocalFold,
 		Internal: func(d string) bool { return d == "company.example" || d == "crm.example" }})
 	if err != nil {
 		h.t.Fatal(err)
@@ -47,7 +47,7 @@ func (h *harness) outboundConfig(users map[string]string) *RouteConfig {
 		Networks:       []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 		AllowedDomains: map[string]bool{"company.example": true},
 		PublicOf:       map[string]string{"support@crm.example": "support@company.example"},
-		Map:            h.m, Rewriter: rw, LocalCase: tokenize.LocalFold, AuthFailureDelay: -1})
+		Map:            h.m, Rewriter: rw, LocalCase: address.LocalFold, AuthFailureDelay: -1})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -136,6 +136,6 @@ func downstreamReply(de *downstream.Error) (int, gosmtp.EnhancedCode, string, sl
 }
 
 // errText is an error's text for the log. Errors of this project never
-// carry addresses (tokenize.AddressError, downstream.Error keep them out),
+// carry addresses (address.AddressError, downstream.Error keep them out),
 // so the text is logged as is.
 func errText(err error) string { return err.Error() }

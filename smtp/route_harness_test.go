@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/address"
 	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/rewrite"
@@ -99,7 +100,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 			Limiter:    NewConnLimiter(o.limits.MaxConnections, o.limits.MaxConnectionsPerIP), Log: log, Audit: o.audit}
 	}
 	h.in, err = NewInbound(InboundOptions{Route: route("mx.test"), Map: h.m, Rewriter: rw, Internal: internal,
-		Mailboxes: map[string]string{"support@company.example": "support@crm.example"}, LocalCase: tokenize.LocalFold,
+		Mailboxes: map[string]string{"support@company.example": "support@crm.example"}, LocalCase: address.LocalFold,
 		AuthCheck: o.auth})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +108,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	h.out, err = NewOutbound(OutboundOptions{Route: route("relay.test"), Users: o.users, Networks: o.networks,
 		AllowedDomains: map[string]bool{"company.example": true}, RewriteFrom: o.fromRW,
 		PublicOf: map[string]string{"support@crm.example": "support@company.example"},
-		Map:      h.m, Rewriter: rw, LocalCase: tokenize.LocalFold, AuthFailureDelay: -1, DKIM: o.dkim})
+		Map:      h.m, Rewriter: rw, LocalCase: address.LocalFold, AuthFailureDelay: -1, DKIM: o.dkim})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ targets=(
 	"./rewrite/header FuzzRewriteAddressField"
 	"./rewrite/header FuzzRewriteUnstructured"
 	"./rewrite FuzzRewrite"
-	"./tokenize FuzzNormalize"
+	"./address FuzzNormalize"
 	"./tokenize FuzzParse"
 )
 

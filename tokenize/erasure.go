@@ -22,8 +22,8 @@ var ErrScrubBusy = errors.New("read transactions still open; freed pages not wip
 // the tokens. When the wipe cannot finish (ErrScrubBusy, or a write
 // error) the tokens are returned with the error: the erasure is done, the
 // wipe is not.
-func (m *Map) EraseSubject(ctx context.Context, address string) ([]string, error) {
-	tokens, err := m.Lookup(ctx, address)
+func (m *Map) EraseSubject(ctx context.Context, addr string) ([]string, error) {
+	tokens, err := m.Lookup(ctx, addr)
 	if err != nil || len(tokens) == 0 {
 		return nil, err
 	}

@@ -1,5 +1,7 @@
 package tokenize
 
+import "github.com/tokenproxy/tokenproxy/address"
+
 // Hooks for the external tests of this package (package tokenize_test),
 // which open the map on real stores and so cannot be internal: the
 // backends import this package.
@@ -39,8 +41,8 @@ func SealedOf(v []byte) ([]byte, error) {
 
 // RecordFor seals a record for address as creation would, at the
 // shortest token length, for bulk loads that bypass Tokenize.
-func (m *Map) RecordFor(address string) (local string, value []byte, err error) {
-	a, err := Normalize(address, m.opts.LocalCase)
+func (m *Map) RecordFor(addr string) (local string, value []byte, err error) {
+	a, err := address.Normalize(addr, m.opts.LocalCase)
 	if err != nil {
 		return "", nil, err
 	}

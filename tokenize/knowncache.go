@@ -1,6 +1,10 @@
 package tokenize
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/tokenproxy/tokenproxy/address"
+)
 
 // knownCache maps normalized addresses to their tokens, so Tokenize of a
 // known customer skips the HMAC and the read transaction. It is coherent
@@ -9,7 +13,7 @@ import "sync"
 // bounded; when full it starts over, which costs only look-ups.
 type knownCache struct {
 	mu  sync.RWMutex
-	m   map[Address]*knownEntry
+	m   map[address.Address]*knownEntry
 	max int
 }
 
@@ -21,10 +25,10 @@ type knownEntry struct {
 }
 
 func newKnownCache(max int) *knownCache {
-	return &knownCache{m: make(map[Address]*knownEntry), max: max}
+	return &knownCache{m: make(map[address.Address]*knownEntry), max: max}
 }
 
-func (c *knownCache) get(a Address) (knownEntry, bool) {
+func (c *knownCache) get(a address.Address) (knownEntry, bool) {
 	c.mu.RLock()
 	e, ok := c.m[a]
 	var out knownEntry
@@ -35,13 +39,13 @@ func (c *knownCache) get(a Address) (knownEntry, bool) {
 	return out, ok
 }
 
-func (c *knownCache) put(a Address, e knownEntry) {
+func (c *knownCache) put(a address.Address, e knownEntry) {
 	if c.max < 0 {
 		return
 	}
 	c.mu.Lock()
 	if len(c.m) >= c.max {
-		c.m = make(map[Address]*knownEntry)
+		c.m = make(map[address.Address]*knownEntry)
 	}
 	c.m[a] = &e
 	c.mu.Unlock()
@@ -49,7 +53,7 @@ func (c *knownCache) put(a Address, e knownEntry) {
 
 // touched records a queued last-seen time, so the next use within the
 // granularity does not queue it again.
-func (c *knownCache) touched(a Address, at int64) {
+func (c *knownCache) touched(a address.Address, at int64) {
 	c.mu.Lock()
 	if e, ok := c.m[a]; ok {
 		e.lastSeen = at
@@ -59,6 +63,6 @@ func (c *knownCache) touched(a Address, at int64) {
 
 func (c *knownCache) clear() {
 	c.mu.Lock()
-	c.m = make(map[Address]*knownEntry)
+	c.m = make(map[address.Address]*knownEntry)
 	c.mu.Unlock()
 }

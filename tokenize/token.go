@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/tokenproxy/tokenproxy/address"
 )
 
 // ErrUnknownToken is returned for a token that is malformed, belongs to
@@ -49,7 +51,7 @@ func (f Format) Validate(minLength int) error {
 	if f.Length < minLength || f.Length > maxTokenLength {
 		return fmt.Errorf("token length must be %d to %d base32 characters", minLength, maxTokenLength)
 	}
-	if d, err := NormalizeDomain(f.Domain); err != nil || d != f.Domain {
+	if d, err := address.NormalizeDomain(f.Domain); err != nil || d != f.Domain {
 		return fmt.Errorf("relay domain must be a lower-case ASCII host name")
 	}
 	return nil
@@ -62,7 +64,7 @@ type MAC [sha256.Size]byte
 
 // DeriveMAC computes HMAC-SHA256(key, tenant ‖ 0 ‖ address). The zero byte
 // keeps tenant and address apart ("ab"+"c" differs from "a"+"bc").
-func DeriveMAC(key []byte, tenant string, a Address) MAC {
+func DeriveMAC(key []byte, tenant string, a address.Address) MAC {
 	return newHMACPool(key).derive(tenant, a)
 }
 
@@ -95,9 +97,9 @@ func (hp *hmacPool) sum(out []byte, parts ...string) {
 	hp.p.Put(st)
 }
 
-func (hp *hmacPool) derive(tenant string, a Address) MAC {
+func (hp *hmacPool) derive(tenant string, a address.Address) MAC {
 	var m MAC
-	hp.sum(m[:], tenant, "\x00", quoteLocal(a.Local), "@", a.Domain)
+	hp.sum(m[:], tenant, "\x00", a.String())
 	return m
 }
 
@@ -141,7 +143,7 @@ func (f Format) Parse(s string) (Token, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
 	if at := strings.LastIndexByte(s, '@'); at >= 0 {
-		d, err := NormalizeDomain(s[at+1:])
+		d, err := address.NormalizeDomain(s[at+1:])
 		if err != nil || d != f.Domain {
 			return Token{}, fmt.Errorf("%w: not at the relay domain", ErrUnknownToken)
 		}

@@ -4,13 +4,15 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/tokenproxy/tokenproxy/address"
 )
 
 var testFormat = Format{Prefix: "t", Domain: "relay.company.example", Length: DefaultTokenLength}
 
 func TestDeriveIsDeterministicAndKeyed(t *testing.T) {
-	a, _ := Normalize("john@example.com", LocalFold)
-	b, _ := Normalize("JOHN@Example.com", LocalFold)
+	a, _ := address.Normalize("john@example.com", address.LocalFold)
+	b, _ := address.Normalize("JOHN@Example.com", address.LocalFold)
 	k1, k2 := make([]byte, 32), make([]byte, 32)
 	k2[0] = 1
 	if DeriveMAC(k1, "t", a) != DeriveMAC(k1, "t", b) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/address"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -23,8 +24,8 @@ var ErrAlreadyToken = errors.New("address is at the relay domain: already a toke
 // Options configures a Map.
 type Options struct {
 	Format    Format
-	Tenant    string    // mixed into every HMAC: one key, several tenants
-	LocalCase LocalCase // default LocalFold
+	Tenant    string            // mixed into every HMAC: one key, several tenants
+	LocalCase address.LocalCase // default address.LocalFold
 	// MinLength is the shortest Format.Length accepted; 0 means 16 (80
 	// bits). Only tests go lower, to force collisions.
 	MinLength int
@@ -57,7 +58,7 @@ func (o *Options) defaults() {
 		o.MinLength = DefaultTokenLength
 	}
 	if o.LocalCase == "" {
-		o.LocalCase = LocalFold
+		o.LocalCase = address.LocalFold
 	}
 	if o.LastSeenGranularity == 0 {
 		o.LastSeenGranularity = time.Hour
@@ -212,7 +213,7 @@ type versionedMAC struct {
 // macs returns the address's keyed hash under every token key version,
 // newest first: an address tokenized before a token-key rotation keeps its
 // token.
-func (m *Map) macs(a Address) []versionedMAC {
+func (m *Map) macs(a address.Address) []versionedMAC {
 	out := make([]versionedMAC, len(m.tokVer))
 	for i, v := range m.tokVer {
 		out[i] = versionedMAC{v, m.tokKey[v].derive(m.opts.Tenant, a)}
@@ -222,11 +223,11 @@ func (m *Map) macs(a Address) []versionedMAC {
 
 // Tokenize returns the token of an address, creating it on first sight. A
 // new token is committed (fsync) before Tokenize returns.
-func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued, error) {
+func (m *Map) Tokenize(ctx context.Context, addr, displayName string) (Issued, error) {
 	if err := ctx.Err(); err != nil {
 		return Issued{}, err
 	}
-	a, err := Normalize(address, m.opts.LocalCase)
+	a, err := address.Normalize(addr, m.opts.LocalCase)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -242,7 +243,7 @@ func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued
 		return Issued{}, err
 	}
 	if local == "" {
-		iss, err := m.create(ctx, trimAddress(address), displayName, macs[0])
+		iss, err := m.create(ctx, address.Trim(addr), displayName, macs[0])
 		if err == nil {
 			m.known.put(a, knownEntry{local: iss.Local, version: macs[0].version,
 				nameTag: m.nameTag(macs[0].version, displayName), lastSeen: m.opts.Now().Unix()})
@@ -257,7 +258,7 @@ func (m *Map) Tokenize(ctx context.Context, address, displayName string) (Issued
 
 // knownToken finishes Tokenize for a known address: a changed display name
 // is stored, the use is noted for last-seen.
-func (m *Map) knownToken(ctx context.Context, a Address, e knownEntry, displayName string) (Issued, error) {
+func (m *Map) knownToken(ctx context.Context, a address.Address, e knownEntry, displayName string) (Issued, error) {
 	if displayName != "" {
 		if tag := m.nameTag(e.version, displayName); tag != e.nameTag {
 			if err := m.rename(ctx, e.local, displayName); err != nil {
@@ -460,11 +461,11 @@ func (m *Map) entry(t Token, rec *record) (Entry, error) {
 
 // Lookup returns the tokens of an address (subject access): one per token
 // key version it was seen under.
-func (m *Map) Lookup(ctx context.Context, address string) ([]string, error) {
+func (m *Map) Lookup(ctx context.Context, addr string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	a, err := Normalize(address, m.opts.LocalCase)
+	a, err := address.Normalize(addr, m.opts.LocalCase)
 	if err != nil {
 		return nil, err
 	}

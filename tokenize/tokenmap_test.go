@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/address"
 	"github.com/tokenproxy/tokenproxy/vault"
 
 	"github.com/tokenproxy/tokenproxy/tokenize"
@@ -70,7 +71,7 @@ func TestResolveUnknown(t *testing.T) {
 
 func TestTokenizeRejectsBadAddress(t *testing.T) {
 	m := openTestMap(t, tokenize.Options{})
-	if _, err := m.Tokenize(context.Background(), "no-at-sign", ""); !errors.Is(err, tokenize.ErrInvalidAddress) {
+	if _, err := m.Tokenize(context.Background(), "no-at-sign", ""); !errors.Is(err, address.ErrInvalidAddress) {
 		t.Fatalf("err = %v", err)
 	}
 	iss, _ := m.Tokenize(context.Background(), "a@example.com", "")

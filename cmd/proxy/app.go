@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tokenproxy/tokenproxy/address"
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/compliance"
 	"github.com/tokenproxy/tokenproxy/deploy/examples"
@@ -197,7 +198,7 @@ func mapOptions(cfg *policy.Config, log *slog.Logger) tokenize.Options {
 	return tokenize.Options{
 		Format:    tokenize.Format{Prefix: cfg.Tokens.Prefix, Domain: cfg.RelayDomain, Length: cfg.Tokens.Length},
 		Tenant:    cfg.Tokens.Tenant,
-		LocalCase: tokenize.LocalCase(cfg.Tokens.LocalPartCase),
+		LocalCase: address.LocalCase(cfg.Tokens.LocalPartCase),
 		Logger:    log,
 		// Decided at erasure time: the tombstone keeps a suppression
 		// entry only under refuse.

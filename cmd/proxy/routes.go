@@ -9,11 +9,11 @@ import (
 	"os"
 	"sync"
 
+	"github.com/tokenproxy/tokenproxy/address"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp"
 	"github.com/tokenproxy/tokenproxy/smtp/downstream"
-	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // routes are the two SMTP listeners with what they own.
@@ -101,7 +101,7 @@ func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, 
 		inDown.Close()
 		return in, out, fmt.Errorf("outbound: %w", err)
 	}
-	lc := tokenize.LocalCase(cfg.Tokens.LocalPartCase)
+	lc := address.LocalCase(cfg.Tokens.LocalPartCase)
 	in = smtp.InboundOptions{Route: smtp.RouteOptions{Hostname: d.hosts[0], Limits: cfg.SMTP, Downstream: inDown},
 		Mailboxes: mailboxes, Map: d.e.m, Rewriter: d.rw, LocalCase: lc, Internal: cfg.IsInternal,
 		AuthservID: authservID(cfg), AuthCheck: authCheck(cfg), MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes}
@@ -134,14 +134,14 @@ func (d routeDeps) downstream(ds policy.Downstream, host string) (*downstream.Po
 // mailboxMaps normalizes the configured mailboxes: public → CRM for the
 // inbound route, CRM → public for the outbound route's sender fields.
 func mailboxMaps(cfg *policy.Config) (map[string]string, map[string]string, error) {
-	lc := tokenize.LocalCase(cfg.Tokens.LocalPartCase)
+	lc := address.LocalCase(cfg.Tokens.LocalPartCase)
 	pub2crm, crm2pub := map[string]string{}, map[string]string{}
 	for i, mb := range cfg.Mailboxes {
-		p, err := tokenize.Normalize(mb.Public, lc)
+		p, err := address.Normalize(mb.Public, lc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("mailboxes[%d].public: %w", i, err)
 		}
-		c, err := tokenize.Normalize(mb.CRM, lc)
+		c, err := address.Normalize(mb.CRM, lc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("mailboxes[%d].crm: %w", i, err)
 		}

@@ -17,7 +17,7 @@ import (
 var ErrUnparsableHeader = errors.New("unparsable header field")
 
 // HeaderError says why a header field value could not be rewritten. Like
-// tokenize.AddressError it never holds the value: error text reaches logs
+// address.AddressError it never holds the value: error text reaches logs
 // and SMTP replies.
 type HeaderError struct{ Reason string }
 

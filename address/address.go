@@ -1,6 +1,9 @@
-// Package tokenize turns customer e-mail addresses into reversible tokens:
-// address normalization, token derivation, and the encrypted token map.
-package tokenize
+// Package address normalizes e-mail addresses the one way every part of
+// tokenproxy compares them: domains as lower-case ASCII (IDNA, RFC 5890),
+// local parts case-folded or preserved by policy, the RFC 5321 length
+// limits enforced. Errors never hold the address: their text reaches logs
+// and SMTP replies.
+package address
 
 import (
 	"errors"
@@ -61,7 +64,7 @@ var idnaProfile = idna.New(idna.MapForLookup(), idna.Transitional(false), idna.B
 // its normal form. It accepts quoted local parts and SMTPUTF8 (RFC 6531)
 // local parts and domains.
 func Normalize(s string, lc LocalCase) (Address, error) {
-	s = trimAddress(s)
+	s = Trim(s)
 	if len(s) > maxAddressOctets {
 		return Address{}, addrErr("longer than 254 octets")
 	}
@@ -83,9 +86,9 @@ func Normalize(s string, lc LocalCase) (Address, error) {
 	return Address{Local: local, Domain: domain}, nil
 }
 
-// trimAddress strips white space and angle brackets: the form kept as the
-// customer's original address.
-func trimAddress(s string) string {
+// Trim strips white space and angle brackets: the form of an address
+// kept as the customer wrote it.
+func Trim(s string) string {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "<") && strings.HasSuffix(s, ">") {
 		s = s[1 : len(s)-1]
