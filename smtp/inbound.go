@@ -19,7 +19,7 @@ type InboundOptions struct {
 	// Mailboxes maps each public address, normalized, to its CRM intake
 	// address. Only these recipients are accepted: never an open relay.
 	Mailboxes map[string]string
-	Map       *tokenize.Map
+	Map       rewrite.Tokens // the token map (*tokenize.Map): the rewriter's seam
 	Rewriter  *rewrite.Rewriter
 	LocalCase address.LocalCase
 	// Internal reports whether a lower-case ASCII domain is the company's

@@ -33,7 +33,7 @@ type OutboundOptions struct {
 	// PublicOf maps each CRM intake address, normalized, to its public
 	// address: sender fields naming the CRM are mapped back to it.
 	PublicOf  map[string]string
-	Map       *tokenize.Map
+	Map       rewrite.Tokens // the token map (*tokenize.Map): the rewriter's seam
 	Rewriter  *rewrite.Rewriter
 	LocalCase address.LocalCase
 	// MaxHeaderBytes bounds the header section held back to rewrite the
