@@ -259,14 +259,17 @@ func isDotAtom(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if r != '.' && !isAtext(r) {
+		if r != '.' && !IsAtext(r) {
 			return false
 		}
 	}
 	return true
 }
 
-func isAtext(r rune) bool {
+// IsAtext reports whether r may appear in an atom (RFC 5322 section 3.2.3,
+// with RFC 6532's UTF-8): the characters Normalize accepts in a dot-atom
+// local part, and those the header parser renders unquoted.
+func IsAtext(r rune) bool {
 	switch {
 	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
 		return true

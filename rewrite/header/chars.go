@@ -1,25 +1,5 @@
 package header
 
-import (
-	"strings"
-	"unicode/utf8"
-)
-
-// isAtext reports whether r may appear in an atom (RFC 5322 section 3.2.3,
-// with RFC 6532's UTF-8): the display names the parser renders unquoted.
-// It is tokenize's atext test, the one Normalize accepts local parts by,
-// kept private here so the parser does not reach into the token map's
-// package for a character class.
-func isAtext(r rune) bool {
-	switch {
-	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		return true
-	case r >= 0x80:
-		return r != utf8.RuneError && r != 0x85 && !(r >= 0x80 && r < 0xa0)
-	}
-	return strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)
-}
-
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tokenproxy/tokenproxy/address"
 )
 
 // This file writes what changed back into the field: display names
@@ -125,7 +127,7 @@ func hdrIsAtoms(name string) bool {
 			return false
 		}
 		for _, r := range w {
-			if !isAtext(r) {
+			if !address.IsAtext(r) {
 				return false
 			}
 		}

@@ -1,24 +1,13 @@
 package boltstore
 
 import (
-	"crypto/rand"
 	"path/filepath"
 	"testing"
 
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/storetest"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
-
-func testKeyring() *vault.Keyring {
-	key := func() []byte {
-		k := make([]byte, 32)
-		rand.Read(k)
-		return k
-	}
-	return vault.NewKeyring(map[vault.Purpose]map[uint32][]byte{
-		vault.PurposeToken: {1: key()}, vault.PurposeRecord: {1: key()},
-	})
-}
 
 // testMap is a token map on a bbolt file, closed with the test.
 type testMap struct {
@@ -30,7 +19,7 @@ type testMap struct {
 
 func openTestMap(t testing.TB) *testMap {
 	t.Helper()
-	return reopenTestMap(t, filepath.Join(t.TempDir(), "map.db"), testKeyring())
+	return reopenTestMap(t, filepath.Join(t.TempDir(), "map.db"), storetest.Keyring())
 }
 
 func reopenTestMap(t testing.TB, path string, keys *vault.Keyring) *testMap {
