@@ -62,9 +62,9 @@ func (f Format) Validate(minLength int) error {
 // place of the address.
 type MAC [sha256.Size]byte
 
-// DeriveMAC computes HMAC-SHA256(key, tenant ‖ 0 ‖ address). The zero byte
+// deriveMAC computes HMAC-SHA256(key, tenant ‖ 0 ‖ address). The zero byte
 // keeps tenant and address apart ("ab"+"c" differs from "a"+"bc").
-func DeriveMAC(key []byte, tenant string, a address.Address) MAC {
+func deriveMAC(key []byte, tenant string, a address.Address) MAC {
 	return newHMACPool(key).derive(tenant, a)
 }
 

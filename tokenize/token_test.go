@@ -15,13 +15,13 @@ func TestDeriveIsDeterministicAndKeyed(t *testing.T) {
 	b, _ := address.Normalize("JOHN@Example.com", address.LocalFold)
 	k1, k2 := make([]byte, 32), make([]byte, 32)
 	k2[0] = 1
-	if DeriveMAC(k1, "t", a) != DeriveMAC(k1, "t", b) {
+	if deriveMAC(k1, "t", a) != deriveMAC(k1, "t", b) {
 		t.Error("same normalized address, different MAC")
 	}
-	if DeriveMAC(k1, "t", a) == DeriveMAC(k2, "t", a) {
+	if deriveMAC(k1, "t", a) == deriveMAC(k2, "t", a) {
 		t.Error("MAC does not depend on the key")
 	}
-	if DeriveMAC(k1, "t1", a) == DeriveMAC(k1, "t2", a) {
+	if deriveMAC(k1, "t1", a) == deriveMAC(k1, "t2", a) {
 		t.Error("MAC does not depend on the tenant")
 	}
 }

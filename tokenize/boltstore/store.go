@@ -29,8 +29,8 @@ import (
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
-// SchemaVersion is the map layout this binary reads and writes.
-const SchemaVersion = 1
+// schemaVersion is the map layout this binary reads and writes.
+const schemaVersion = 1
 
 var (
 	bucketMeta   = []byte("meta")
@@ -120,8 +120,8 @@ func (db *Store) init() error {
 		if err != nil {
 			return fmt.Errorf("%w: %s has no valid schema version", tokenize.ErrStore, db.path)
 		}
-		if v > SchemaVersion {
-			return fmt.Errorf("%w: %s has schema version %d, this binary supports up to %d: run a newer tokenproxy", tokenize.ErrSchemaTooNew, db.path, v, SchemaVersion)
+		if v > schemaVersion {
+			return fmt.Errorf("%w: %s has schema version %d, this binary supports up to %d: run a newer tokenproxy", tokenize.ErrSchemaTooNew, db.path, v, schemaVersion)
 		}
 		for _, name := range [][]byte{bucketTokens, bucketAudit} {
 			if tx.Bucket(name) == nil {
@@ -138,7 +138,7 @@ func createBuckets(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	return tx.Bucket(bucketMeta).Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+	return tx.Bucket(bucketMeta).Put(keySchema, []byte(strconv.Itoa(schemaVersion)))
 }
 
 // Path returns the database file's path.
