@@ -6,7 +6,10 @@
 #     RewriteTextHeavy; one core), from whichever package holds them at
 #     that revision (tokenize before the rewrite/ package existed);
 #   - test/bench-smtp.sh targets g and d at 20 sessions, 5 KB (d = the
-#     inbound route, g = the pooled go-smtp relay, the reference).
+#     inbound route, g = the pooled go-smtp relay, the reference);
+#   - the token map benchmarks of test/bench-tokens.sh (TokenizeKnown,
+#     Resolve on one core; TokenizeNew50: durable new tokens, 50 callers).
+# BENCH_AB_PARTS="rewrite smtp tokens" (the default) picks the parts.
 # It prints each round's figures and, per measure, the median of A and B and
 # the spread (min-max) of each, so the note can say "within noise".
 # ROUNDS defaults to 3. REV is checked out in a temporary worktree.
@@ -26,14 +29,27 @@ rewrite_pkg() {
 	echo "./$(dirname "${f#"$1"/}")"
 }
 
+parts=" ${BENCH_AB_PARTS:-rewrite smtp tokens} "
+
+# gobench SIDE: go test -bench output on stdin as "SIDE measure value".
+gobench() {
+	awk -v s="$1" '/^Benchmark/ { for (i = 3; i < NF; i++) if ($(i+1) == "ns/op" || $(i+1) == "MB/s" || $(i+1) == "tokens/s") print s, $1 "(" $(i+1) ")", $i }'
+}
+
 # one SIDE DIR: one round of SIDE (A or B) in DIR, lines "SIDE measure value".
 one() {
-	local side=$1 dir=$2 pkg
-	pkg=$(rewrite_pkg "$dir")
-	(cd "$dir" && go test -run '^$' -bench 'RewriteInbound5KB$|RewriteTextHeavy' -cpu 1 -benchtime 2s -count 1 "$pkg") |
-		awk -v s="$side" '/^Benchmark/ { for (i = 3; i < NF; i++) if ($(i+1) == "ns/op" || $(i+1) == "MB/s") print s, $1 "(" $(i+1) ")", $i }'
-	(cd "$dir" && BENCH_TARGETS="g d" BENCH_SESSIONS=20 BENCH_SIZES=5 BENCH_LATENCY=0 bash test/bench-smtp.sh 2>/dev/null) |
-		awk -v s="$side" '$1 ~ /^[gd]$/ && $2 == 20 { print s, "smtp-" $1 "(msg/s)", $6 } /d\/g/ { for (i = 1; i <= NF; i++) if ($i == "d/g") print s, "smtp-d/g", $(i+1) }'
+	local side=$1 dir=$2
+	if [[ "$parts" == *" rewrite "* ]]; then
+		(cd "$dir" && go test -run '^$' -bench 'RewriteInbound5KB$|RewriteTextHeavy' -cpu 1 -benchtime 2s -count 1 "$(rewrite_pkg "$dir")") | gobench "$side"
+	fi
+	if [[ "$parts" == *" tokens "* ]]; then
+		(cd "$dir" && go test -run '^$' -bench 'TokenizeKnown|Resolve$' -cpu 1 -benchtime 1s -count 1 ./tokenize) | gobench "$side"
+		(cd "$dir" && go test -run '^$' -bench 'TokenizeNew50' -benchtime 20000x -count 1 ./tokenize) | gobench "$side"
+	fi
+	if [[ "$parts" == *" smtp "* ]]; then
+		(cd "$dir" && BENCH_TARGETS="g d" BENCH_SESSIONS=20 BENCH_SIZES=5 BENCH_LATENCY=0 bash test/bench-smtp.sh 2>/dev/null) |
+			awk -v s="$side" '$1 ~ /^[gd]$/ && $2 == 20 { print s, "smtp-" $1 "(msg/s)", $6 } /d\/g/ { for (i = 1; i <= NF; i++) if ($i == "d/g") print s, "smtp-d/g", $(i+1) }'
+	fi
 }
 
 for r in $(seq "$rounds"); do
