@@ -89,7 +89,7 @@ func TestOutboundAuditFailure(t *testing.T) {
 	if r := c.data(crlf("From: support@crm.example\nTo: " + jane + "\nSubject: Re\n\nhello\n")); !strings.HasPrefix(r, "451 4.3.0") {
 		t.Fatalf("DATA with the audit trail failing: %s", r)
 	}
-	if n := len(h.ds.stats().messages); n != 0 {
+	if n := len(h.ds.Stats().Messages); n != 0 {
 		t.Fatalf("relayed %d messages although the audit failed", n)
 	}
 	a.mu.Lock()
@@ -140,7 +140,7 @@ func TestInboundErasedSenderSuppressed(t *testing.T) {
 				if r := c.data(crlf(customerMsg)); !strings.HasPrefix(r, "250") {
 					t.Fatalf("DATA: %s", r)
 				}
-				if got := h.ds.stats().messages[0]; strings.Contains(strings.ToLower(got), strings.ToLower(old)) {
+				if got := h.ds.Stats().Messages[0]; strings.Contains(strings.ToLower(got), strings.ToLower(old)) {
 					t.Fatal("the erased token was reissued")
 				}
 				return
@@ -149,7 +149,7 @@ func TestInboundErasedSenderSuppressed(t *testing.T) {
 			if !strings.HasPrefix(r, "550 5.7.1") || !strings.Contains(r, "erased") || strings.Contains(r, "jane") {
 				t.Fatalf("RCPT from a suppressed address: %s", r)
 			}
-			if n := len(h.ds.stats().messages); n != 0 {
+			if n := len(h.ds.Stats().Messages); n != 0 {
 				t.Fatalf("relayed %d", n)
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream/downstreamtest"
 )
 
 // bodyOf is a text body of about n bytes whose lines name no address.
@@ -25,7 +26,7 @@ func TestInboundRelaysHeldAndStreamed(t *testing.T) {
 		if r := sendInbound(h, "jane.doe@example.com", msg); !strings.HasPrefix(r, "250") {
 			t.Fatalf("%d bytes: DATA: %s", n, r)
 		}
-		msgs := h.ds.stats().messages
+		msgs := h.ds.Stats().Messages
 		got := msgs[len(msgs)-1]
 		for _, c := range testCustomers {
 			if strings.Contains(strings.ToLower(got), c) {
@@ -53,7 +54,7 @@ func TestInboundStreamedBareLineEndingAborts(t *testing.T) {
 		}
 		c.must("250", "NOOP")
 	}
-	if n := len(h.ds.stats().messages); n != 0 {
+	if n := len(h.ds.Stats().Messages); n != 0 {
 		t.Fatalf("relayed %d messages", n)
 	}
 }
@@ -61,7 +62,7 @@ func TestInboundStreamedBareLineEndingAborts(t *testing.T) {
 // TestInboundStreamedDownstreamRefusal: a downstream that refuses a
 // message already streaming is reported to the client.
 func TestInboundStreamedDownstreamRefusal(t *testing.T) {
-	ds := &dsBackend{dataErr: &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "no"}}
+	ds := &downstreamtest.Sink{DataErr: &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "no"}}
 	h := newHarness(t, func(o *harnessOpts) { o.limits.MaxMessageBytes = 4 << 20; o.ds = ds })
 	for _, n := range []int{100, 3 * relayHoldBytes} {
 		if r := sendInbound(h, "jane.doe@example.com", crlf(customerMsg+"\n"+bodyOf(n))); !strings.HasPrefix(r, "5") {

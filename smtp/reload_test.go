@@ -13,6 +13,7 @@ import (
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp/downstream"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream/downstreamtest"
 )
 
 // reloadDeps are what the reload tests build new configurations from: the
@@ -86,11 +87,11 @@ func TestReloadInboundKeepsSessionsUnderWay(t *testing.T) {
 	midData.write("From: bob.roe@example.org\r\nSubject: half\r\n\r\nfirst half\r\n")
 
 	oldDown := h.in.current().downstream
-	ds2 := &dsBackend{}
+	ds2 := &downstreamtest.Sink{}
 	limits := testLimits()
 	limits.MaxMessageBytes = 2 << 20
 	next := h.inboundConfig(map[string]string{"support@company.example": "support@crm.example",
-		"sales@company.example": "sales@crm.example"}, limits, startDS(t, ds2, nil))
+		"sales@company.example": "sales@crm.example"}, limits, downstreamtest.Start(t, ds2, nil))
 	if err := h.in.Reload(next); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestReloadInboundKeepsSessionsUnderWay(t *testing.T) {
 	if r := midData.reply(); !strings.HasPrefix(r, "250") {
 		t.Fatalf("session in DATA: %s", r)
 	}
-	if old, nw := len(h.ds.stats().messages), len(ds2.stats().messages); old != 2 || nw != 0 {
+	if old, nw := len(h.ds.Stats().Messages), len(ds2.Stats().Messages); old != 2 || nw != 0 {
 		t.Fatalf("old downstream got %d messages, new %d; want 2, 0", old, nw)
 	}
 
@@ -117,13 +118,13 @@ func TestReloadInboundKeepsSessionsUnderWay(t *testing.T) {
 	if r := c.data(crlf(customerMsg)); !strings.HasPrefix(r, "250") {
 		t.Fatalf("new session: %s", r)
 	}
-	if n := len(ds2.stats().messages); n != 1 {
+	if n := len(ds2.Stats().Messages); n != 1 {
 		t.Fatalf("new downstream got %d messages", n)
 	}
 
 	// The old connection keeps its configuration to its end, on a fresh
 	// downstream connection: the drained pool kept none.
-	dialed := h.ds.stats().sessions
+	dialed := h.ds.Stats().Sessions
 	if ehlo := afterRcpt.must("250", "EHLO mail.example.com"); !strings.Contains(ehlo, "SIZE 1048576") {
 		t.Errorf("old session's EHLO after the reload:\n%s", ehlo)
 	}
@@ -133,7 +134,7 @@ func TestReloadInboundKeepsSessionsUnderWay(t *testing.T) {
 	if r := afterRcpt.data(crlf(customerMsg)); !strings.HasPrefix(r, "250") {
 		t.Fatalf("old session, second transaction: %s", r)
 	}
-	if n := h.ds.stats().sessions; n != dialed+1 {
+	if n := h.ds.Stats().Sessions; n != dialed+1 {
 		t.Errorf("old downstream: %d connections after the drain, want %d (one fresh dial)", n, dialed+1)
 	}
 	if n := oldDown.Idle(); n != 0 {
@@ -203,7 +204,7 @@ func TestReloadOutboundPassword(t *testing.T) {
 	if r := c.data(crlf(msg)); !strings.HasPrefix(r, "250") {
 		t.Fatalf("new session: %s", r)
 	}
-	if n := len(h.ds.stats().messages); n != 2 {
+	if n := len(h.ds.Stats().Messages); n != 2 {
 		t.Fatalf("downstream got %d messages", n)
 	}
 }

@@ -106,7 +106,7 @@ func sendInbound(h *harness, from, msg string) string {
 // customer addresses.
 func relayedOne(t *testing.T, h *harness) string {
 	t.Helper()
-	msgs := h.ds.stats().messages
+	msgs := h.ds.Stats().Messages
 	if len(msgs) != 1 {
 		t.Fatalf("the CRM received %d messages, want 1", len(msgs))
 	}
@@ -232,7 +232,7 @@ func TestInboundDMARCReject(t *testing.T) {
 	if !strings.HasPrefix(r, "550 5.7.1") || !strings.Contains(r, "(session ") || strings.Contains(r, "example.org") {
 		t.Fatalf("DATA: %s", r)
 	}
-	if n := len(h.ds.stats().messages); n != 0 {
+	if n := len(h.ds.Stats().Messages); n != 0 {
 		t.Fatalf("relayed %d messages", n)
 	}
 	if logs := h.logs.String(); !strings.Contains(logs, `"result":"refused_dmarc"`) || !strings.Contains(logs, `"dmarc":"fail"`) {
@@ -296,7 +296,7 @@ func TestInboundAuthBareLF(t *testing.T) {
 		t.Fatalf("DATA: %s", r)
 	}
 	c.must("250", "NOOP")
-	if n := len(h.ds.stats().messages); n != 0 {
+	if n := len(h.ds.Stats().Messages); n != 0 {
 		t.Fatalf("relayed %d", n)
 	}
 }
@@ -390,7 +390,7 @@ func TestOutboundDKIMFailureIs451(t *testing.T) {
 		o.dkim = &mailauth.SignerConfig{Domain: "company.example", Selector: "tp1", Key: failingSigner{newEd25519(t)}}
 	})
 	sendReply(t, h, "451 4.3.0", "")
-	if n := len(h.ds.stats().messages); n != 0 {
+	if n := len(h.ds.Stats().Messages); n != 0 {
 		t.Fatalf("relayed %d", n)
 	}
 }
@@ -409,7 +409,7 @@ func sendReply(t *testing.T, h *harness, want, more string) string {
 		t.Fatalf("DATA: %s, want %s", r, want)
 	}
 	c.must("250", "RSET")
-	if msgs := h.ds.stats().messages; len(msgs) > 0 {
+	if msgs := h.ds.Stats().Messages; len(msgs) > 0 {
 		return msgs[0]
 	}
 	return ""

@@ -20,6 +20,7 @@ import (
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp/downstream"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream/downstreamtest"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 	"github.com/tokenproxy/tokenproxy/tokenize/storetest"
@@ -35,7 +36,7 @@ var testCustomers = []string{"jane.doe@example.com", "bob.roe@example.org", "car
 // file in a temporary directory when a test measures or needs the disk.
 type harness struct {
 	t       testing.TB
-	ds      *dsBackend
+	ds      *downstreamtest.Sink
 	dsAddr  string
 	db      tokenize.Store
 	m       *tokenize.Map
@@ -51,7 +52,7 @@ type harnessOpts struct {
 	networks []netip.Prefix
 	rewrite  rewrite.RewriteOptions
 	fromRW   string
-	ds       *dsBackend
+	ds       *downstreamtest.Sink
 	auth     *AuthCheck             // inbound SPF/DKIM/DMARC check; nil: none
 	dkim     *mailauth.SignerConfig // outbound signature; nil: none
 	spoolDir string                 // "" : a fresh temporary directory
@@ -73,13 +74,13 @@ func testLimits() policy.SMTP {
 
 func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	t.Helper()
-	o := harnessOpts{limits: testLimits(), ds: &dsBackend{},
+	o := harnessOpts{limits: testLimits(), ds: &downstreamtest.Sink{},
 		networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	if mutate != nil {
 		mutate(&o)
 	}
 	h := &harness{t: t, ds: o.ds, logs: &syncBuffer{}}
-	h.dsAddr = startDS(t, h.ds, nil)
+	h.dsAddr = downstreamtest.Start(t, h.ds, nil)
 	h.openMap(t, o)
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cert, err := LoadCert("", "", t.TempDir(), []string{"mx.test", "relay.test"}, log)

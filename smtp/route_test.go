@@ -11,6 +11,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/tokenproxy/tokenproxy/smtp/downstream/downstreamtest"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -38,7 +39,7 @@ func TestInboundRelaysTokenized(t *testing.T) {
 	if r := c.data(crlf(customerMsg)); !strings.HasPrefix(r, "250") {
 		t.Fatalf("DATA: %s", r)
 	}
-	msgs := h.ds.stats().messages
+	msgs := h.ds.Stats().Messages
 	if len(msgs) != 1 {
 		t.Fatalf("downstream got %d messages", len(msgs))
 	}
@@ -73,8 +74,8 @@ func TestInboundNeverOpenRelay(t *testing.T) {
 	}
 	n := 0
 	h.m.Each(context.Background(), func(tokenize.Entry) error { n++; return nil })
-	if n != 0 || h.ds.stats().sessions != 0 {
-		t.Fatalf("refused relay attempt: %d tokens, %d downstream sessions", n, h.ds.stats().sessions)
+	if n != 0 || h.ds.Stats().Sessions != 0 {
+		t.Fatalf("refused relay attempt: %d tokens, %d downstream sessions", n, h.ds.Stats().Sessions)
 	}
 }
 
@@ -167,7 +168,7 @@ func TestOutboundRecipients(t *testing.T) {
 	if r := c.data(reply); !strings.HasPrefix(r, "250") {
 		t.Fatalf("DATA: %s", r)
 	}
-	got := h.ds.stats().messages[0]
+	got := h.ds.Stats().Messages[0]
 	for _, want := range []string{"To: jane.doe@example.com\r\n", "> earlier, jane.doe@example.com wrote",
 		"From: Support <support@company.example>\r\n", "Reply-To: support@company.example\r\n",
 		"In-Reply-To: <abc.123@mail.example.com>\r\n"} {
@@ -189,7 +190,7 @@ func TestOutboundUnknownTokenInBody(t *testing.T) {
 	if !strings.HasPrefix(r, "550 5.1.1") || !strings.Contains(r, "(session ") {
 		t.Fatalf("DATA: %s", r)
 	}
-	if n := len(h.ds.stats().messages); n != 0 {
+	if n := len(h.ds.Stats().Messages); n != 0 {
 		t.Fatalf("relayed %d messages", n)
 	}
 }
@@ -205,7 +206,7 @@ func TestOutboundRewriteFrom(t *testing.T) {
 	if r := c.data(crlf("From: \"Acme Help\" <agent7@crm.example>\nTo: " + tok + "\n\nhi\n")); !strings.HasPrefix(r, "250") {
 		t.Fatal(r)
 	}
-	if got := h.ds.stats().messages[0]; !strings.Contains(got, "From: \"Acme Help\" <help@company.example>\r\n") {
+	if got := h.ds.Stats().Messages[0]; !strings.Contains(got, "From: \"Acme Help\" <help@company.example>\r\n") {
 		t.Fatalf("From not rewritten:\n%s", got)
 	}
 }
@@ -215,24 +216,24 @@ func TestOutboundRewriteFrom(t *testing.T) {
 func TestDownstreamFailuresReachClient(t *testing.T) {
 	tests := []struct {
 		name  string
-		ds    func(b *dsBackend)
+		ds    func(b *downstreamtest.Sink)
 		reply string
 	}{
-		{"4xx at DATA", func(b *dsBackend) {
-			b.dataErr = &gosmtp.SMTPError{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 3, 1}, Message: "full <x@y>"}
+		{"4xx at DATA", func(b *downstreamtest.Sink) {
+			b.DataErr = &gosmtp.SMTPError{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 3, 1}, Message: "full <x@y>"}
 		}, "451 4.4.0"},
-		{"5xx at DATA", func(b *dsBackend) {
-			b.dataErr = &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: "spam <x@y>"}
+		{"5xx at DATA", func(b *downstreamtest.Sink) {
+			b.DataErr = &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: "spam <x@y>"}
 		}, "554 5.7.1 Refused by the next hop"},
-		{"5xx at MAIL", func(b *dsBackend) {
-			b.mailErr = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: "no"}
+		{"5xx at MAIL", func(b *downstreamtest.Sink) {
+			b.MailErr = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: "no"}
 		}, "550 5.7.1 Refused by the next hop"},
-		{"stall after data", func(b *dsBackend) { b.dataSleep = 5 * time.Second }, "451 4.4.1"},
-		{"drop mid-DATA", func(b *dsBackend) { b.dropInData = true }, "451 4.4.2"},
+		{"stall after data", func(b *downstreamtest.Sink) { b.DataSleep = 5 * time.Second }, "451 4.4.1"},
+		{"drop mid-DATA", func(b *downstreamtest.Sink) { b.DropInData = true }, "451 4.4.2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ds := &dsBackend{}
+			ds := &downstreamtest.Sink{}
 			tt.ds(ds)
 			h := newHarness(t, func(o *harnessOpts) { o.ds = ds })
 			c := h.dial(h.in)
@@ -245,7 +246,7 @@ func TestDownstreamFailuresReachClient(t *testing.T) {
 			if !strings.HasPrefix(r, tt.reply) || strings.Contains(r, "x@y") || !strings.Contains(r, "(session ") {
 				t.Fatalf("reply %q, want %s… with a session and no downstream text", r, tt.reply)
 			}
-			if n := len(h.ds.stats().messages); n != 0 && tt.ds != nil && ds.dataSleep == 0 {
+			if n := len(h.ds.Stats().Messages); n != 0 && tt.ds != nil && ds.DataSleep == 0 {
 				t.Fatalf("downstream kept %d messages", n)
 			}
 			// The session goes on: a new transaction is possible.
@@ -266,16 +267,16 @@ func TestClientAbortLeavesNoPartial(t *testing.T) {
 	c.write(crlf(customerMsg))
 	c.conn.Close() // the client goes away before the final dot
 	time.Sleep(300 * time.Millisecond)
-	st := h.ds.stats()
-	if len(st.messages) != 0 {
-		t.Fatalf("downstream accepted a partial message:\n%s", st.messages[0])
+	st := h.ds.Stats()
+	if len(st.Messages) != 0 {
+		t.Fatalf("downstream accepted a partial message:\n%s", st.Messages[0])
 	}
 }
 
 // TestMultiRecipientOneRefused: the downstream refuses one recipient; the
 // client sees that RCPT refused, and the message goes to the others.
 func TestMultiRecipientOneRefused(t *testing.T) {
-	ds := &dsBackend{rcptErr: map[string]error{"boss@company.example": &gosmtp.SMTPError{Code: 550,
+	ds := &downstreamtest.Sink{RcptErr: map[string]error{"boss@company.example": &gosmtp.SMTPError{Code: 550,
 		EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no such user boss@company.example"}}}
 	h := newHarness(t, func(o *harnessOpts) { o.ds = ds })
 	a, b := h.token("jane.doe@example.com"), h.token("bob.roe@example.org")
@@ -289,7 +290,7 @@ func TestMultiRecipientOneRefused(t *testing.T) {
 	if r := c.data(crlf("To: " + a + ", " + b + "\n\nhi\n")); !strings.HasPrefix(r, "250") {
 		t.Fatal(r)
 	}
-	if n := len(h.ds.stats().messages); n != 1 {
+	if n := len(h.ds.Stats().Messages); n != 1 {
 		t.Fatalf("%d messages relayed", n)
 	}
 }
@@ -332,7 +333,7 @@ func TestSmugglingRefused(t *testing.T) {
 		}
 		c.must("250", "NOOP")
 	})
-	if n := len(h.ds.stats().messages); n != 0 {
+	if n := len(h.ds.Stats().Messages); n != 0 {
 		t.Fatalf("relayed %d smuggling messages", n)
 	}
 }
@@ -365,7 +366,7 @@ func TestLimits(t *testing.T) {
 	if r := c.data(crlf("To: " + a + "\n\n" + strings.Repeat("0123456789\n", 400))); !strings.HasPrefix(r, "552") {
 		t.Fatalf("oversize DATA: %s", r)
 	}
-	if n := len(h.ds.stats().messages); n != 0 {
+	if n := len(h.ds.Stats().Messages); n != 0 {
 		t.Fatalf("relayed %d", n)
 	}
 }
@@ -397,7 +398,7 @@ func TestStoreFailureIs451(t *testing.T) {
 	if r := c.cmd("RCPT TO:<support@company.example>"); !strings.HasPrefix(r, "451 4.3.0") || !strings.Contains(r, "(session ") {
 		t.Fatalf("RCPT with the store closed: %s", r)
 	}
-	if st := h.ds.stats(); len(st.messages) != 0 {
+	if st := h.ds.Stats(); len(st.Messages) != 0 {
 		t.Fatal("relayed")
 	}
 }
@@ -443,7 +444,7 @@ func TestShutdownDeadlineAborts(t *testing.T) {
 		t.Fatalf("Shutdown = %v", err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if n := len(h.ds.stats().messages); n != 0 {
+	if n := len(h.ds.Stats().Messages); n != 0 {
 		t.Fatalf("relayed %d", n)
 	}
 }
@@ -475,7 +476,7 @@ func finishDuringShutdown(t *testing.T, h *harness, busy *rawClient, done <-chan
 	case <-time.After(5 * time.Second):
 		t.Fatal("shutdown did not finish")
 	}
-	if n := len(h.ds.stats().messages); n != 1 {
+	if n := len(h.ds.Stats().Messages); n != 1 {
 		t.Fatalf("relayed %d", n)
 	}
 }

@@ -59,7 +59,7 @@ func TestSessionTimeLimit(t *testing.T) {
 			if line, err := c.r.ReadString('\n'); err == nil {
 				t.Errorf("connection still open after the 421: read %q", line)
 			}
-			if n := len(h.ds.stats().messages); n != msgs {
+			if n := len(h.ds.Stats().Messages); n != msgs {
 				t.Errorf("downstream got %d messages, want %d", n, msgs)
 			}
 		})

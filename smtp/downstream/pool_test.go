@@ -13,141 +13,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/tokenproxy/tokenproxy/smtp/downstream/downstreamtest"
 )
 
 // dsTimeout keeps every downstream test short.
 const dsTimeout = 300 * time.Millisecond
-
-// dsBackend is a go-smtp backend that records what the downstream client
-// makes it see, and can be told to refuse, stall or drop.
-type dsBackend struct {
-	mailErr    error
-	rcptErr    map[string]error
-	dataErr    error
-	dataSleep  time.Duration
-	dropInData bool
-	stop       chan struct{}
-
-	mu       sync.Mutex
-	sessions int // connections accepted
-	conns    []*gosmtp.Conn
-	messages []string
-	dataErrs []error // Data readers that ended without the final dot
-	tlsMail  []bool  // whether each MAIL came over TLS
-}
-
-func (b *dsBackend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !slices.Contains(b.conns, c) { // go-smtp opens a new session after STARTTLS
-		b.sessions++
-		b.conns = append(b.conns, c)
-	}
-	return &dsSession{b: b, c: c}, nil
-}
-
-type dsSession struct {
-	b *dsBackend
-	c *gosmtp.Conn
-}
-
-func (s *dsSession) Mail(string, *gosmtp.MailOptions) error {
-	_, isTLS := s.c.TLSConnectionState()
-	s.b.mu.Lock()
-	s.b.tlsMail = append(s.b.tlsMail, isTLS)
-	s.b.mu.Unlock()
-	return s.b.mailErr
-}
-
-func (s *dsSession) Rcpt(to string, _ *gosmtp.RcptOptions) error { return s.b.rcptErr[to] }
-func (s *dsSession) Reset()                                      {}
-func (s *dsSession) Logout() error                               { return nil }
-
-func (s *dsSession) Data(r io.Reader) error {
-	if s.b.dropInData {
-		_, _ = io.ReadFull(r, make([]byte, 10))
-		_ = s.c.Conn().Close()
-		return errors.New("dropped")
-	}
-	data, err := io.ReadAll(r)
-	if err != nil {
-		s.b.mu.Lock()
-		s.b.dataErrs = append(s.b.dataErrs, err)
-		s.b.mu.Unlock()
-		return err
-	}
-	if s.b.dataSleep > 0 {
-		select {
-		case <-time.After(s.b.dataSleep):
-		case <-s.b.stop:
-		}
-	}
-	if s.b.dataErr != nil {
-		return s.b.dataErr
-	}
-	s.b.mu.Lock()
-	defer s.b.mu.Unlock()
-	s.b.messages = append(s.b.messages, string(data))
-	return nil
-}
-
-type dsStats struct {
-	sessions int
-	messages []string
-	dataErrs int
-	tlsMail  []bool
-}
-
-func (b *dsBackend) stats() dsStats {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return dsStats{b.sessions, append([]string(nil), b.messages...), len(b.dataErrs), append([]bool(nil), b.tlsMail...)}
-}
-
-// closeConns closes the server side of every connection, as a restarted or
-// idle-timing-out server would.
-func (b *dsBackend) closeConns() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, c := range b.conns {
-		_ = c.Conn().Close()
-	}
-}
-
-// startDS runs a go-smtp server on 127.0.0.1:0; tlsCfg enables STARTTLS.
-func startDS(t testing.TB, b *dsBackend, tlsCfg *tls.Config) string {
-	t.Helper()
-	b.stop = make(chan struct{})
-	s := gosmtp.NewServer(b)
-	s.Domain = "localhost"
-	s.TLSConfig = tlsCfg
-	s.ReadTimeout = 5 * time.Second
-	s.WriteTimeout = 5 * time.Second
-	s.ErrorLog = log.New(io.Discard, "", 0)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve(l) }()
-	t.Cleanup(func() {
-		close(b.stop)
-		_ = s.Close()
-	})
-	return l.Addr().String()
-}
 
 // newDS returns a client for addr; mutate adjusts the config.
 func newDS(t testing.TB, addr string, logger *slog.Logger, mutate func(*Config)) *Pool {
@@ -205,26 +86,26 @@ func wantKind(t *testing.T, err, kind error, stage string, code int) *Error {
 const dsBody = "Subject: hi\r\n\r\nline 1\r\n.dot line\r\n..two dots\r\n"
 
 func TestDownstreamPoolReuse(t *testing.T) {
-	b := &dsBackend{}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
+	b := &downstreamtest.Sink{}
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, nil)
 	ctx := dsCtx(t)
 	for i := range 10 {
 		if err := send(ctx, d, dsBody, "a@crm.test"); err != nil {
 			t.Fatalf("transaction %d: %v", i, err)
 		}
 	}
-	st := b.stats()
-	if st.sessions != 1 || len(st.messages) != 10 {
-		t.Fatalf("sessions %d, messages %d: want 1, 10", st.sessions, len(st.messages))
+	st := b.Stats()
+	if st.Sessions != 1 || len(st.Messages) != 10 {
+		t.Fatalf("sessions %d, messages %d: want 1, 10", st.Sessions, len(st.Messages))
 	}
-	if st.messages[0] != dsBody { // dot-stuffed on the wire, unstuffed by the server
-		t.Fatalf("message %q: want %q", st.messages[0], dsBody)
+	if st.Messages[0] != dsBody { // dot-stuffed on the wire, unstuffed by the server
+		t.Fatalf("message %q: want %q", st.Messages[0], dsBody)
 	}
 }
 
 func TestDownstreamConcurrent(t *testing.T) {
-	b := &dsBackend{}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
+	b := &downstreamtest.Sink{}
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, nil)
 	ctx := dsCtx(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
@@ -242,8 +123,8 @@ func TestDownstreamConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := b.stats(); len(st.messages) != 40 {
-		t.Fatalf("messages %d: want 40", len(st.messages))
+	if st := b.Stats(); len(st.Messages) != 40 {
+		t.Fatalf("messages %d: want 40", len(st.Messages))
 	}
 	d.mu.Lock()
 	n := len(d.idle)
@@ -254,9 +135,9 @@ func TestDownstreamConcurrent(t *testing.T) {
 }
 
 func TestDownstreamRcptRejected(t *testing.T) {
-	b := &dsBackend{rcptErr: map[string]error{"bad@crm.test": &gosmtp.SMTPError{
+	b := &downstreamtest.Sink{RcptErr: map[string]error{"bad@crm.test": &gosmtp.SMTPError{
 		Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "secret upstream text bad@crm.test"}}}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, nil)
 	ctx := dsCtx(t)
 	txn, err := d.Begin(ctx, "from@relay.test", nil)
 	if err != nil {
@@ -279,14 +160,14 @@ func TestDownstreamRcptRejected(t *testing.T) {
 	if err := txn.Data(ctx, strings.NewReader(dsBody)); err != nil {
 		t.Fatal(err)
 	}
-	if st := b.stats(); len(st.messages) != 1 {
-		t.Fatalf("messages %d: want 1", len(st.messages))
+	if st := b.Stats(); len(st.Messages) != 1 {
+		t.Fatalf("messages %d: want 1", len(st.Messages))
 	}
 }
 
 func TestDownstreamMailTemp(t *testing.T) {
-	b := &dsBackend{mailErr: &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "busy"}}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
+	b := &downstreamtest.Sink{MailErr: &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "busy"}}
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, nil)
 	ctx := dsCtx(t)
 	txn, err := d.Begin(ctx, "from@relay.test", nil)
 	if err != nil {
@@ -300,8 +181,8 @@ func TestDownstreamMailTemp(t *testing.T) {
 }
 
 func TestDownstreamDataPerm(t *testing.T) {
-	b := &dsBackend{dataErr: &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "no"}}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
+	b := &downstreamtest.Sink{DataErr: &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "no"}}
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, nil)
 	wantKind(t, send(dsCtx(t), d, dsBody, "a@crm.test"), ErrPerm, "data", 554)
 }
 
@@ -314,8 +195,8 @@ func (r failingReader) Read([]byte) (int, error) { return 0, r.err }
 var errBareLine = &gosmtp.SMTPError{Code: 500, EnhancedCode: gosmtp.EnhancedCode{5, 5, 2}, Message: "Bare CR or LF in message data is not allowed"}
 
 func TestDownstreamBodyFailsMidStream(t *testing.T) {
-	b := &dsBackend{}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
+	b := &downstreamtest.Sink{}
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, nil)
 	ctx := dsCtx(t)
 	txn, err := d.Begin(ctx, "from@relay.test", nil)
 	if err != nil {
@@ -331,11 +212,11 @@ func TestDownstreamBodyFailsMidStream(t *testing.T) {
 	}
 	txn.Abort() // idempotent
 	deadline := time.Now().Add(2 * time.Second)
-	for b.stats().dataErrs == 0 && time.Now().Before(deadline) {
+	for b.Stats().DataErrs == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st := b.stats(); st.dataErrs != 1 || len(st.messages) != 0 {
-		t.Fatalf("server: %d unfinished DATA, %d messages: want 1, 0", st.dataErrs, len(st.messages))
+	if st := b.Stats(); st.DataErrs != 1 || len(st.Messages) != 0 {
+		t.Fatalf("server: %d unfinished DATA, %d messages: want 1, 0", st.DataErrs, len(st.Messages))
 	}
 	if len(d.idle) != 0 {
 		t.Fatal("an aborted connection must not be pooled")
@@ -343,8 +224,8 @@ func TestDownstreamBodyFailsMidStream(t *testing.T) {
 }
 
 func TestDownstreamStall(t *testing.T) {
-	b := &dsBackend{dataSleep: 3 * time.Second}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
+	b := &downstreamtest.Sink{DataSleep: 3 * time.Second}
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, nil)
 	start := time.Now()
 	err := send(dsCtx(t), d, dsBody, "a@crm.test")
 	elapsed := time.Since(start)
@@ -358,8 +239,8 @@ func TestDownstreamStall(t *testing.T) {
 }
 
 func TestDownstreamContextCanceled(t *testing.T) {
-	b := &dsBackend{dataSleep: 3 * time.Second}
-	d := newDS(t, startDS(t, b, nil), nil, func(c *Config) { c.Timeout = 5 * time.Second })
+	b := &downstreamtest.Sink{DataSleep: 3 * time.Second}
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, func(c *Config) { c.Timeout = 5 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -371,26 +252,26 @@ func TestDownstreamContextCanceled(t *testing.T) {
 }
 
 func TestDownstreamDropMidData(t *testing.T) {
-	b := &dsBackend{dropInData: true}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
+	b := &downstreamtest.Sink{DropInData: true}
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, nil)
 	body := strings.Repeat("x", 100) + "\r\n"
 	wantKind(t, send(dsCtx(t), d, body, "a@crm.test"), ErrTemp, "data", 0)
 }
 
 func TestDownstreamDeadPooledConn(t *testing.T) {
-	b := &dsBackend{}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
+	b := &downstreamtest.Sink{}
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, nil)
 	ctx := dsCtx(t)
 	if err := send(ctx, d, dsBody, "a@crm.test"); err != nil {
 		t.Fatal(err)
 	}
-	b.closeConns()
+	b.CloseConns()
 	time.Sleep(20 * time.Millisecond) // let the FIN arrive
 	if err := send(ctx, d, dsBody, "a@crm.test"); err != nil {
 		t.Fatalf("after the pooled connection died: %v", err)
 	}
-	if st := b.stats(); st.sessions != 2 || len(st.messages) != 2 {
-		t.Fatalf("sessions %d, messages %d: want 2, 2", st.sessions, len(st.messages))
+	if st := b.Stats(); st.Sessions != 2 || len(st.Messages) != 2 {
+		t.Fatalf("sessions %d, messages %d: want 2, 2", st.Sessions, len(st.Messages))
 	}
 }
 
@@ -425,16 +306,16 @@ func (s *syncBuffer) String() string {
 }
 
 func TestDownstreamVerifyNoStartTLS(t *testing.T) {
-	b := &dsBackend{}
+	b := &downstreamtest.Sink{}
 	var logs syncBuffer
-	d := newDS(t, startDS(t, b, nil), slog.New(slog.NewTextHandler(&logs, nil)),
+	d := newDS(t, downstreamtest.Start(t, b, nil), slog.New(slog.NewTextHandler(&logs, nil)),
 		func(c *Config) { c.TLS = TLSVerify })
 	_, err := d.Begin(dsCtx(t), "from@relay.test", nil)
 	wantKind(t, err, ErrTemp, "connect", 0)
 	if !strings.Contains(logs.String(), "reason=no_starttls") {
 		t.Fatalf("log %q: want reason=no_starttls", logs.String())
 	}
-	if st := b.stats(); len(st.tlsMail) != 0 {
+	if st := b.Stats(); len(st.TLSMail) != 0 {
 		t.Fatal("MAIL was sent without TLS")
 	}
 }
@@ -488,8 +369,8 @@ func selfSignedPair(t *testing.T) (certPEM, keyPEM []byte) {
 
 func TestDownstreamVerifyTLS(t *testing.T) {
 	srvTLS, caFile := selfSigned(t)
-	b := &dsBackend{}
-	addr := startDS(t, b, srvTLS)
+	b := &downstreamtest.Sink{}
+	addr := downstreamtest.Start(t, b, srvTLS)
 	ctx := dsCtx(t)
 
 	d := newDS(t, addr, nil, func(c *Config) { c.TLS = ""; c.CAFile = caFile }) // "" means verify
@@ -498,8 +379,8 @@ func TestDownstreamVerifyTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := b.stats(); len(st.messages) != 3 || st.sessions != 1 || !st.tlsMail[0] || !st.tlsMail[2] {
-		t.Fatalf("messages %d, sessions %d, MAIL over TLS %v", len(st.messages), st.sessions, st.tlsMail)
+	if st := b.Stats(); len(st.Messages) != 3 || st.Sessions != 1 || !st.TLSMail[0] || !st.TLSMail[2] {
+		t.Fatalf("messages %d, sessions %d, MAIL over TLS %v", len(st.Messages), st.Sessions, st.TLSMail)
 	}
 
 	noCA := newDS(t, addr, nil, func(c *Config) { c.TLS = TLSVerify })
@@ -514,26 +395,26 @@ func TestDownstreamVerifyTLS(t *testing.T) {
 	})
 	_, err = wrongName.Begin(ctx, "from@relay.test", nil)
 	wantKind(t, err, ErrTemp, "connect", 0)
-	if st := b.stats(); len(st.messages) != 3 {
-		t.Fatalf("messages %d: want 3", len(st.messages))
+	if st := b.Stats(); len(st.Messages) != 3 {
+		t.Fatalf("messages %d: want 3", len(st.Messages))
 	}
 }
 
 func TestDownstreamInsecureSkipsStartTLS(t *testing.T) {
 	srvTLS, _ := selfSigned(t)
-	b := &dsBackend{}
-	d := newDS(t, startDS(t, b, srvTLS), nil, nil) // the server offers STARTTLS
+	b := &downstreamtest.Sink{}
+	d := newDS(t, downstreamtest.Start(t, b, srvTLS), nil, nil) // the server offers STARTTLS
 	if err := send(dsCtx(t), d, dsBody, "a@crm.test"); err != nil {
 		t.Fatal(err)
 	}
-	if st := b.stats(); len(st.messages) != 1 || st.tlsMail[0] {
-		t.Fatalf("messages %d, MAIL over TLS %v: want 1 in plain text", len(st.messages), st.tlsMail)
+	if st := b.Stats(); len(st.Messages) != 1 || st.TLSMail[0] {
+		t.Fatalf("messages %d, MAIL over TLS %v: want 1 in plain text", len(st.Messages), st.TLSMail)
 	}
 }
 
 func TestDownstreamClosed(t *testing.T) {
-	b := &dsBackend{}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
+	b := &downstreamtest.Sink{}
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, nil)
 	if err := send(dsCtx(t), d, dsBody, "a@crm.test"); err != nil {
 		t.Fatal(err)
 	}
@@ -573,8 +454,8 @@ func TestNewDownstreamConfig(t *testing.T) {
 // TestDownstreamDrain: a drained downstream still relays, on fresh
 // connections, and pools none.
 func TestDownstreamDrain(t *testing.T) {
-	b := &dsBackend{}
-	d := newDS(t, startDS(t, b, nil), nil, nil)
+	b := &downstreamtest.Sink{}
+	d := newDS(t, downstreamtest.Start(t, b, nil), nil, nil)
 	send := func() {
 		t.Helper()
 		txn, err := d.Begin(context.Background(), "a@company.example", nil)
@@ -597,7 +478,7 @@ func TestDownstreamDrain(t *testing.T) {
 		t.Fatalf("pooled %d after the drain", n)
 	}
 	send()
-	if n, s := d.Idle(), b.stats().sessions; n != 0 || s != 2 {
+	if n, s := d.Idle(), b.Stats().Sessions; n != 0 || s != 2 {
 		t.Fatalf("after a drained transaction: %d pooled, %d connections; want 0, 2", n, s)
 	}
 }

@@ -44,7 +44,8 @@ var allowed = map[string][]string{
 	"compliance": {"tokenize", "audit", "policy", "address", "internal/..."},
 	"admin":      {"compliance", "audit", "policy", "internal/..."},
 
-	"smtp/downstream": {"policy", "internal/..."},
+	"smtp/downstream":                {"policy", "internal/..."},
+	"smtp/downstream/downstreamtest": {},
 	"smtp": {"smtp/downstream", "rewrite/...", "tokenize", "address", "audit", "mailauth", "policy",
 		"vault", "internal/..."},
 }
