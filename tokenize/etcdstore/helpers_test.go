@@ -10,7 +10,6 @@ import (
 	"github.com/tokenproxy/tokenproxy/test/etcdtest"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/tokenize/etcdstore"
-	"github.com/tokenproxy/tokenproxy/tokenize/storetest"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -48,4 +47,3 @@ func newMap(t testing.TB, s tokenize.Store, keys *vault.Keyring, a tokenize.Audi
 	return m
 }
 
-var _ = storetest.Keyring
