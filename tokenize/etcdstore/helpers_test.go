@@ -46,4 +46,3 @@ func newMap(t testing.TB, s tokenize.Store, keys *vault.Keyring, a tokenize.Audi
 	t.Cleanup(func() { m.Close() })
 	return m
 }
-
