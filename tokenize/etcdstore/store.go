@@ -122,6 +122,7 @@ type Store struct {
 	bg     context.Context
 	wg     sync.WaitGroup
 	own    ownRevisions
+	absent absentKeys
 }
 
 var _ tokenize.Store = (*Store)(nil)

@@ -53,9 +53,18 @@ func (s *Store) Update(ctx context.Context, fn func(tokenize.Tx) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		tx := &txn{s: s, ctx: ctx, write: newWrites()}
+		// The first run reads optimistically: serializably from any
+		// member, without a quorum round, and keys a recent View found
+		// absent from memory. A stale read costs no correctness: the
+		// commit compares what was read and fails, and the next run
+		// reads linearizably; so does a run whose fn failed, as the
+		// failure may come from a stale read.
+		tx := &txn{s: s, ctx: ctx, write: newWrites(), optimistic: attempt == 0}
 		err := fn(tx)
 		if err != nil && tx.err == nil {
+			if tx.optimistic {
+				continue
+			}
 			return err // fn's own error: nothing was written
 		}
 		committed := false
@@ -145,6 +154,9 @@ func (s *Store) commit(ctx context.Context, tx *txn) (bool, error) {
 	}
 	if resp.Succeeded {
 		s.own.add(resp.Header.Revision)
+		for key := range tx.write.puts {
+			s.absent.drop(key)
+		}
 	}
 	return resp.Succeeded, nil
 }
@@ -155,6 +167,8 @@ type txn struct {
 	s   *Store
 	ctx context.Context
 	rev int64 // the snapshot's revision, pinned by the first read
+	// optimistic marks Update's first run (see Update).
+	optimistic bool
 	err error // the first store failure, which fn may have wrapped
 
 	write *writes // nil in a View
@@ -167,6 +181,9 @@ type txn struct {
 func (t *txn) get(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
 	if t.rev != 0 {
 		opts = append(opts, clientv3.WithRev(t.rev))
+	}
+	if t.optimistic {
+		opts = append(opts, clientv3.WithSerializable())
 	}
 	ctx, cancel := t.s.call(t.ctx)
 	defer cancel()
@@ -191,6 +208,10 @@ func (t *txn) value(key string) ([]byte, error) {
 		if v, ok := t.write.puts[key]; ok {
 			return v, nil
 		}
+		if t.optimistic && t.s.absent.has(key) {
+			t.noteRead(key, 0)
+			return nil, nil
+		}
 	}
 	resp, err := t.get(key)
 	if err != nil {
@@ -200,14 +221,22 @@ func (t *txn) value(key string) ([]byte, error) {
 	var rev int64
 	if len(resp.Kvs) == 1 {
 		v, rev = resp.Kvs[0].Value, resp.Kvs[0].ModRevision
+	} else if t.write == nil {
+		t.s.absent.add(key)
 	}
+	t.noteRead(key, rev)
+	return v, nil
+}
+
+// noteRead records in a write transaction the revision of a key read
+// (0: absent), for the commit's compares.
+func (t *txn) noteRead(key string, rev int64) {
 	if t.write != nil {
 		if t.read == nil {
 			t.read = map[string]int64{}
 		}
 		t.read[key] = rev
 	}
-	return v, nil
 }
 
 // compares guards the commit (doc.go, "Transactions"): every key read by
