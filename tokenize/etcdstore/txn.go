@@ -169,7 +169,7 @@ type txn struct {
 	rev int64 // the snapshot's revision, pinned by the first read
 	// optimistic marks Update's first run (see Update).
 	optimistic bool
-	err error // the first store failure, which fn may have wrapped
+	err        error // the first store failure, which fn may have wrapped
 
 	write *writes // nil in a View
 	// read holds the ModRevision (0: absent) of each key read by Token or
