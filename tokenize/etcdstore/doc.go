@@ -26,6 +26,14 @@
 // twice). Each etcd call is bounded by RequestTimeout, so a lost quorum
 // is ErrStore within about twice that.
 //
+// Update's first run reads optimistically: serializably (any member, no
+// quorum round), and a key that a View found absent within the last
+// second is taken as absent without a read. The compares make that safe;
+// a run that fails its compares, or whose fn returns an error, runs again
+// on linearizable reads. Commits of concurrent Updates share one Txn when
+// they fit in max-txn-ops and write disjoint keys (groupcommit.go); a
+// shared Txn whose compares fail is retried commit by commit.
+//
 // The compare rule: every key read through Token or Meta is compared
 // (ModRevision unchanged, or CreateRevision 0 for a key that was absent),
 // and so is every token written after a Tokens scan visited it. Tokens a

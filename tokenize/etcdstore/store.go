@@ -117,12 +117,13 @@ type Store struct {
 	log  *slog.Logger
 	keys layout
 
-	closed atomic.Bool
-	stop   context.CancelFunc // ends the watches
-	bg     context.Context
-	wg     sync.WaitGroup
-	own    ownRevisions
-	absent absentKeys
+	closed  atomic.Bool
+	stop    context.CancelFunc // ends the watches
+	bg      context.Context
+	wg      sync.WaitGroup
+	own     ownRevisions
+	absent  absentKeys
+	commits *groupCommit
 }
 
 var _ tokenize.Store = (*Store)(nil)
@@ -145,6 +146,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	s := &Store{cli: cli, opts: opts, log: opts.Logger, keys: newLayout(opts), bg: bg, stop: stop}
+	s.startCommitters()
 	cctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	defer cancel()
 	if err := s.checkSchema(cctx); err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -146,19 +148,17 @@ func (s *Store) commit(ctx context.Context, tx *txn) (bool, error) {
 		return false, fmt.Errorf("%w: etcd txn of %d writes and %d compares exceeds max-txn-ops %d",
 			tokenize.ErrStore, len(ops), len(cmps), s.opts.MaxTxnOps)
 	}
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	resp, err := s.cli.Txn(cctx).If(cmps...).Then(ops...).Commit()
-	if err != nil {
-		return false, fail("txn", err)
+	r := s.commits.do(&commit{cmps: cmps, ops: ops, keys: slices.Collect(maps.Keys(tx.write.puts))})
+	if r.err != nil {
+		return false, r.err
 	}
-	if resp.Succeeded {
-		s.own.add(resp.Header.Revision)
+	if r.ok {
+		s.own.add(r.rev)
 		for key := range tx.write.puts {
 			s.absent.drop(key)
 		}
 	}
-	return resp.Succeeded, nil
+	return r.ok, nil
 }
 
 // txn is a transaction: a snapshot reader, and with write set a buffer
