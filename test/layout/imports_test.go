@@ -34,6 +34,7 @@ var allowed = map[string][]string{
 
 	"tokenize":           {"address", "vault", "internal/..."},
 	"tokenize/boltstore": {"tokenize", "vault", "internal/..."},
+	"tokenize/etcdstore": {"tokenize", "vault", "internal/..."},
 	"tokenize/storetest": {"tokenize", "vault", "internal/..."},
 
 	"rewrite":        {"rewrite/...", "tokenize", "address", "internal/..."},

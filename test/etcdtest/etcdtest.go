@@ -1,0 +1,442 @@
+// Package etcdtest starts real 3-member etcd clusters on loopback for
+// tests.
+//
+// Each member is the program in test/etcddev (one etcd v3.7 member through
+// the server's embed package), built once per version of its source into
+// the user cache directory, like test/vaulttest builds Vault. A cold build
+// takes about a minute on two cores (plus the module download on a fresh
+// machine); later runs start a cluster in one to three seconds. Members
+// listen on free 127.0.0.1 ports, keep their data in t.TempDir(), and are
+// stopped when the test ends; their logs are added to a failed test's log.
+package etcdtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+const (
+	mainModule   = "github.com/tokenproxy/tokenproxy"
+	startTimeout = 60 * time.Second
+	stopTimeout  = 10 * time.Second
+	// Size is the number of members of a cluster: the smallest that
+	// survives the loss of one.
+	Size = 3
+)
+
+// Cluster is a running etcd cluster of Size members.
+type Cluster struct {
+	Members []*Member
+	bin     string
+	initial string // the -initial-cluster flag every member was started with
+}
+
+// Member is one etcd member. Its process can be stopped, killed and
+// restarted on the same ports and data.
+type Member struct {
+	Name      string
+	ClientURL string // e.g. "http://127.0.0.1:41234"
+	PeerURL   string
+	DataDir   string
+
+	mu   sync.Mutex
+	proc *process // nil while stopped
+	logs lockedBuffer
+}
+
+// Start builds the member binary if needed and starts a cluster whose
+// members are stopped when the test and its subtests finish.
+func Start(tb testing.TB) *Cluster {
+	tb.Helper()
+	c := &Cluster{bin: Binary(tb)}
+	dir := tb.TempDir()
+	var peers []string
+	for i := range Size {
+		m := &Member{Name: fmt.Sprintf("m%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("m%d", i))}
+		m.ClientURL, m.PeerURL = "http://"+freeAddr(tb), "http://"+freeAddr(tb)
+		peers = append(peers, m.Name+"="+m.PeerURL)
+		c.Members = append(c.Members, m)
+	}
+	c.initial = strings.Join(peers, ",")
+	tb.Cleanup(func() {
+		for _, m := range c.Members {
+			m.Stop()
+			if tb.Failed() {
+				tb.Logf("etcd member %s log:\n%s", m.Name, m.Logs())
+			}
+		}
+	})
+	// A new member is ready only once a quorum has formed, so they start
+	// together.
+	errs := make(chan error, Size)
+	for _, m := range c.Members {
+		go func() { errs <- c.start(m) }()
+	}
+	for range Size {
+		if err := <-errs; err != nil {
+			tb.Fatalf("etcdtest: %v", err)
+		}
+	}
+	return c
+}
+
+// Endpoints returns the client URLs of all members.
+func (c *Cluster) Endpoints() []string {
+	out := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		out[i] = m.ClientURL
+	}
+	return out
+}
+
+// Client returns a client on all members, closed when the test ends.
+func (c *Cluster) Client(tb testing.TB) *clientv3.Client {
+	tb.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		tb.Fatalf("etcdtest: %v", err)
+	}
+	tb.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// Leader returns the index of the current leader among the running
+// members, waiting up to timeout for one to be elected.
+func (c *Cluster) Leader(tb testing.TB, timeout time.Duration) int {
+	tb.Helper()
+	cli := c.Client(tb)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for i, m := range c.Members {
+			if !m.Running() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := cli.Status(ctx, m.ClientURL)
+			cancel()
+			if err == nil && st.Leader != 0 && st.Leader == st.Header.MemberId {
+				return i
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("etcdtest: no leader after %v", timeout)
+	return -1
+}
+
+// Restart starts a stopped or killed member again on its ports and data.
+// It returns once the member serves, which needs a quorum.
+func (c *Cluster) Restart(tb testing.TB, i int) {
+	tb.Helper()
+	m := c.Members[i]
+	m.Stop() // in case it still runs
+	if err := c.start(m); err != nil {
+		tb.Fatalf("etcdtest: restart: %v", err)
+	}
+}
+
+func (c *Cluster) start(m *Member) error {
+	args := []string{
+		"-name", m.Name, "-data-dir", m.DataDir,
+		"-client-url", m.ClientURL, "-peer-url", m.PeerURL,
+		"-initial-cluster", c.initial, "-exit-with-stdin",
+	}
+	p, err := startProcess(c.bin, args, &m.logs)
+	if err != nil {
+		return fmt.Errorf("member %s: %w", m.Name, err)
+	}
+	m.mu.Lock()
+	m.proc = p
+	m.mu.Unlock()
+	return nil
+}
+
+// Stop stops the member with SIGTERM (SIGKILL if it takes longer than
+// stopTimeout) and waits for it to exit. A stopped member does nothing.
+func (m *Member) Stop() { m.end(syscall.SIGTERM) }
+
+// Kill kills the member with SIGKILL, as a crash would, and waits for it
+// to exit.
+func (m *Member) Kill() { m.end(syscall.SIGKILL) }
+
+// Running reports whether the member's process runs.
+func (m *Member) Running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proc != nil
+}
+
+// Logs returns what the member wrote to stderr, over all its restarts.
+func (m *Member) Logs() string { return m.logs.String() }
+
+func (m *Member) end(sig syscall.Signal) {
+	m.mu.Lock()
+	p := m.proc
+	m.proc = nil
+	m.mu.Unlock()
+	if p != nil {
+		p.end(sig)
+	}
+}
+
+// process is one run of a member binary.
+type process struct {
+	cmd    *exec.Cmd
+	stdin  io.Closer // kept open: the member exits when it is closed
+	exited chan struct{}
+}
+
+func startProcess(bin string, args []string, logs io.Writer) (*process, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = logs
+	ready := newReadyWriter()
+	cmd.Stdout = ready
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &process{cmd: cmd, stdin: stdin, exited: make(chan struct{})}
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	select {
+	case <-ready.ready:
+		return p, nil
+	case <-p.exited:
+		return nil, fmt.Errorf("exited before it was ready: %v", waitErr)
+	case <-time.After(startTimeout):
+		p.end(syscall.SIGKILL)
+		return nil, fmt.Errorf("not ready after %v", startTimeout)
+	}
+}
+
+func (p *process) end(sig syscall.Signal) {
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+	case <-time.After(stopTimeout):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+	p.stdin.Close()
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago. etcd needs its peers' ports before any member starts, so port 0
+// cannot be used; another process taking the port in between makes the
+// start fail loudly, not silently.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("etcdtest: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// readyWriter collects a member's stdout and signals once it printed
+// ETCD_READY=….
+type readyWriter struct {
+	buf   []byte
+	ready chan struct{}
+	done  bool
+}
+
+func newReadyWriter() *readyWriter { return &readyWriter{ready: make(chan struct{})} }
+
+// Write is only called from the one goroutine exec uses to copy stdout.
+func (w *readyWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p...)
+	if bytes.Contains(w.buf, []byte("ETCD_READY=")) && bytes.Contains(w.buf, []byte("\n")) {
+		w.done = true
+		close(w.ready)
+	}
+	return len(p), nil
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var (
+	buildMu  sync.Mutex
+	builtBin string
+	buildErr error
+)
+
+// Binary returns the path of the etcddev binary, building it if needed.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if builtBin == "" && buildErr == nil {
+		builtBin, buildErr = build(func(format string, args ...any) { tb.Logf("etcdtest: "+format, args...) })
+	}
+	if buildErr != nil {
+		tb.Fatalf("etcdtest: %v", buildErr)
+	}
+	return builtBin
+}
+
+// build returns the cached etcddev binary for the current source,
+// building it first if needed. Concurrent test processes (go test ./...)
+// coordinate through a file lock, so only one of them builds.
+func build(logf func(format string, args ...any)) (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	src := filepath.Join(root, "test", "etcddev")
+	sum, err := sourceHash(src)
+	if err != nil {
+		return "", err
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	cache = filepath.Join(cache, "tokenproxy")
+	bin := filepath.Join(cache, "etcddev-"+sum)
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", err
+	}
+	lock, err := os.OpenFile(filepath.Join(cache, "etcddev.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close() // releases the lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	if _, err := os.Stat(bin); err == nil { // another process built it meanwhile
+		return bin, nil
+	}
+	logf("building %s from %s (a cold build takes about a minute)", bin, src)
+	begin := time.Now()
+	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
+	defer os.Remove(tmp)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building etcddev: %v\n%s", err, out)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		return "", err
+	}
+	logf("built %s in %v", bin, time.Since(begin).Round(time.Second))
+	removeStale(cache, bin, logf)
+	return bin, nil
+}
+
+// removeStale deletes binaries built from older etcddev sources (~23 MB
+// each), under the build lock.
+func removeStale(cache, keep string, logf func(format string, args ...any)) {
+	old, _ := filepath.Glob(filepath.Join(cache, "etcddev-*"))
+	for _, f := range old {
+		if f != keep && !strings.HasSuffix(f, ".tmp") {
+			if err := os.Remove(f); err == nil {
+				logf("removed stale %s", f)
+			}
+		}
+	}
+}
+
+// repoRoot walks up from the working directory (the package directory
+// under go test) to the main module's root.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if isMainModule(filepath.Join(dir, "go.mod")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod of module %s above the working directory", mainModule)
+		}
+		dir = parent
+	}
+}
+
+func isMainModule(gomod string) bool {
+	f, err := os.Open(gomod)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if mod, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "module "); ok {
+			return strings.Trim(strings.TrimSpace(mod), `"`) == mainModule
+		}
+	}
+	return false
+}
+
+// sourceHash identifies a build: etcddev's go.mod, go.sum and Go files,
+// the target platform and the Go version that builds it.
+func sourceHash(dir string) (string, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return "", err
+	}
+	names = append(names, filepath.Join(dir, "go.mod"), filepath.Join(dir, "go.sum"))
+	slices.Sort(names)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s/%s %s\n", runtime.GOOS, runtime.GOARCH, runtime.Version())
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(name), len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}

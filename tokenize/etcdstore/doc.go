@@ -1,0 +1,78 @@
+// Package etcdstore is the etcd backend of the token map
+// (tokenize.Store), for several proxy nodes sharing one map. It owns the
+// map's key layout in etcd, the optimistic transactions on top of etcd's
+// Txn, this node's audit outbox, the watch that invalidates other nodes'
+// caches, and the wipe after erasure. It never sees an address: records
+// arrive sealed.
+//
+// # Layout
+//
+// Every key lives under <prefix><tenant>/ (store.go, layout): t/<token>
+// records and tombstones, outbox/<node>/<txn id>-<index> audit outbox
+// entries, meta/<name> map values, keys/<purpose>/<version> wrapped data
+// keys, and schema.
+//
+// # Transactions
+//
+// View reads at one revision: the first read is linearizable and pins it,
+// later reads use WithRev, so fn sees a snapshot. Update runs fn the same
+// way with its writes buffered (its reads see them), then commits them in
+// one Txn whose compares say that nothing fn depended on changed since
+// the snapshot; when one fails, fn runs again on a newer snapshot (the
+// contract allows it). A leader change, an unavailable member or a timed
+// out call is retried the same way while the Update is younger than
+// RequestTimeout: a commit whose reply was lost fails its compares on the
+// retry, and fn then finds its own writes (a new token is found, not made
+// twice). Each etcd call is bounded by RequestTimeout, so a lost quorum
+// is ErrStore within about twice that.
+//
+// Update's first run reads optimistically: serializably (any member, no
+// quorum round), and a key that a View found absent within the last
+// second is taken as absent without a read. The compares make that safe;
+// a run that fails its compares, or whose fn returns an error, runs again
+// on linearizable reads. Commits of concurrent Updates share one Txn when
+// they fit in max-txn-ops and write disjoint keys (groupcommit.go); a
+// shared Txn whose compares fail is retried commit by commit.
+//
+// The compare rule: every key read through Token or Meta is compared
+// (ModRevision unchanged, or CreateRevision 0 for a key that was absent),
+// and so is every token written after a Tokens scan visited it. Tokens a
+// scan visited but the transaction did not write are not compared. That
+// is sound for the map's scans (expiry, re-encryption): each decides
+// about a token from that token's own value, so a concurrent change to a
+// token the batch left alone cannot make the batch wrong, while a change
+// to one it rewrites (an erasure racing a re-encryption) fails the
+// commit. Comparing every visited token would not fit: a re-encryption
+// batch visits 500 tokens. Blind writes (outbox entries under fresh
+// random names, outbox deletes, wrapped keys) are not compared.
+//
+// MaxBatch is etcd's --max-txn-ops (128 by default, Options.MaxTxnOps):
+// etcd checks a transaction's compares and its writes against it
+// separately, and under the rule above no caller of the map compares more
+// keys than it writes or reads by Token: expiry erases MaxBatch/2 tokens
+// (a tombstone and an outbox entry each, every tombstone read by Token),
+// a last-seen flush reads and writes at most MaxBatch tokens, outbox
+// deletes are blind. A transaction over the bound fails with ErrStore
+// rather than being split, as its writes must land together.
+//
+// # Outbox
+//
+// An entry's ref is its create revision (zero-padded) followed by its key
+// name: refs sort in commit order without a counter that would serialize
+// the node's transactions, and the random transaction id in the name
+// keeps them unique across a snapshot restore. Outbox lists this node's
+// entries only (Options.NodeID); another node's are taken over by a later
+// step of cluster mode.
+//
+// # Erasure
+//
+// etcd keeps every revision of a key until compaction. Wipe compacts the
+// history to the current revision and defragments every member, so an
+// erased record's ciphertext leaves the members' databases when Wipe
+// returns. It stays in each member's write-ahead log and raft snapshot
+// files until etcd purges them (by default after --snapshot-count
+// entries, 10,000, and with --max-wals 5 files kept), which is the bound
+// the runbook states; record-key rotation makes such leftovers
+// unreadable. Compacting also makes views pinned to older revisions fail
+// (ErrStore) and other nodes' watches restart with a cache drop.
+package etcdstore

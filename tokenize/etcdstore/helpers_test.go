@@ -1,0 +1,48 @@
+package etcdstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/tokenproxy/tokenproxy/test/etcdtest"
+	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/etcdstore"
+	"github.com/tokenproxy/tokenproxy/vault"
+)
+
+// freshPrefix gives each test its own key space on a shared cluster.
+func freshPrefix() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return "test-" + hex.EncodeToString(b) + "/"
+}
+
+// openStore opens a store on the cluster that the test closes.
+func openStore(t testing.TB, c *etcdtest.Cluster, prefix, node string) *etcdstore.Store {
+	t.Helper()
+	s, err := etcdstore.Open(context.Background(), etcdstore.Options{
+		Endpoints: c.Endpoints(), Prefix: prefix, Tenant: "test", NodeID: node,
+		DialTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var format = tokenize.Format{Prefix: "t", Domain: "relay.company.example", Length: tokenize.DefaultTokenLength}
+
+// newMap is a token map on s with keys and an auditor.
+func newMap(t testing.TB, s tokenize.Store, keys *vault.Keyring, a tokenize.Auditor) *tokenize.Map {
+	t.Helper()
+	m, err := tokenize.NewMap(s, keys, tokenize.Options{Format: format, Tenant: "test", Audit: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}

@@ -1,0 +1,249 @@
+package etcdstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
+)
+
+// schemaVersion is the key layout this binary reads and writes.
+const schemaVersion = 1
+
+// Defaults of Options.
+const (
+	DefaultPrefix         = "tp/"
+	DefaultDialTimeout    = 5 * time.Second
+	DefaultRequestTimeout = time.Second
+	// DefaultMaxTxnOps is etcd's own default --max-txn-ops.
+	DefaultMaxTxnOps = 128
+)
+
+// Options configures Open.
+type Options struct {
+	Endpoints []string // client URLs of the cluster's members
+	// Prefix starts every key; the map's keys live under
+	// <Prefix><Tenant>/. Default "tp/".
+	Prefix string
+	Tenant string // required; no "/"
+	// NodeID names this node's audit outbox; default the host name. It
+	// must be unique per node: a node drains only its own outbox.
+	NodeID string
+	// TLS secures the client connections (mTLS with a client
+	// certificate). Without it every endpoint must be on loopback.
+	TLS                *tls.Config
+	Username, Password string // etcd RBAC user, if any
+	DialTimeout        time.Duration
+	// RequestTimeout bounds each etcd call, so that a lost quorum fails
+	// fast (ErrStore, 451 on the routes) instead of holding sessions. An
+	// Update retries a leader change within the same bound.
+	RequestTimeout time.Duration
+	// MaxTxnOps is the cluster's --max-txn-ops; default 128.
+	MaxTxnOps int
+	Logger    *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if len(o.Endpoints) == 0 {
+		return errors.New("no etcd endpoints")
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.Tenant == "" || strings.Contains(o.Tenant, "/") {
+		return fmt.Errorf("tenant %q: must be set and hold no /", o.Tenant)
+	}
+	if o.NodeID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node id: %w", err)
+		}
+		o.NodeID = host
+	}
+	if strings.Contains(o.NodeID, "/") {
+		return fmt.Errorf("node id %q: must hold no /", o.NodeID)
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.MaxTxnOps <= 0 {
+		o.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.TLS == nil {
+		return plainOnLoopback(o.Endpoints)
+	}
+	return nil
+}
+
+// plainOnLoopback refuses plain-text endpoints off this host: the RBAC
+// password and the wrapped keys would cross the network in clear.
+func plainOnLoopback(endpoints []string) error {
+	for _, ep := range endpoints {
+		u, err := url.Parse(ep)
+		if err != nil {
+			return fmt.Errorf("endpoint %s: %w", ep, err)
+		}
+		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("endpoint %s: without TLS only loopback endpoints are allowed", ep)
+		}
+	}
+	return nil
+}
+
+// Store is a tokenize.Store on an etcd cluster.
+type Store struct {
+	cli  *clientv3.Client
+	opts Options
+	log  *slog.Logger
+	keys layout
+
+	closed  atomic.Bool
+	stop    context.CancelFunc // ends the watches
+	bg      context.Context
+	wg      sync.WaitGroup
+	own     ownRevisions
+	absent  absentKeys
+	commits *groupCommit
+}
+
+var _ tokenize.Store = (*Store)(nil)
+
+// Open connects to the cluster and checks the map's schema there (writing
+// it on first use). A cluster that cannot be reached within DialTimeout
+// is ErrStore naming the endpoints and the cause: the node refuses to
+// start rather than serve without its map.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, fmt.Errorf("%w: etcd options: %w", tokenize.ErrStore, err)
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: opts.Endpoints, TLS: opts.TLS, Username: opts.Username, Password: opts.Password,
+		DialTimeout: opts.DialTimeout, Context: ctx,
+		Logger: zap.NewNop(), // the store logs through slog, with its own events
+	})
+	if err != nil {
+		return nil, unreachable(opts.Endpoints, err)
+	}
+	bg, stop := context.WithCancel(context.Background())
+	s := &Store{cli: cli, opts: opts, log: opts.Logger, keys: newLayout(opts), bg: bg, stop: stop}
+	s.startCommitters()
+	cctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	defer cancel()
+	if err := s.checkSchema(cctx); err != nil {
+		s.Close()
+		if errors.Is(err, tokenize.ErrSchemaTooNew) {
+			return nil, err
+		}
+		return nil, unreachable(opts.Endpoints, err)
+	}
+	return s, nil
+}
+
+func unreachable(endpoints []string, err error) error {
+	return fmt.Errorf("%w: etcd at %s: %w", tokenize.ErrStore, strings.Join(endpoints, ","), err)
+}
+
+// checkSchema writes the schema version into an empty map and refuses a
+// map written by a newer layout.
+func (s *Store) checkSchema(ctx context.Context) error {
+	key := s.keys.schema()
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, strconv.Itoa(schemaVersion))).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return err
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 {
+		return fmt.Errorf("schema key %s vanished", key)
+	}
+	v, err := strconv.Atoi(string(kvs[0].Value))
+	if err != nil {
+		return fmt.Errorf("schema key %s: %q is not a version", key, kvs[0].Value)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("%w: %s has schema version %d, this binary supports up to %d: run a newer tokenproxy",
+			tokenize.ErrSchemaTooNew, key, v, schemaVersion)
+	}
+	return nil
+}
+
+// MaxBatch implements tokenize.Store: etcd checks the compares and the
+// writes of a transaction against --max-txn-ops separately, so a batch
+// may carry that many writes. The compares stay under the same bound by
+// the rule in doc.go (at most one per key read by Token or Meta, or
+// written after a Tokens scan visited it).
+func (s *Store) MaxBatch() int { return s.opts.MaxTxnOps }
+
+// Close implements tokenize.Store.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.stop()
+	err := s.cli.Close()
+	s.wg.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: close etcd client: %w", tokenize.ErrStore, err)
+	}
+	return nil
+}
+
+var errClosed = fmt.Errorf("%w: store closed", tokenize.ErrStore)
+
+// call bounds one etcd call by the request timeout.
+func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opts.RequestTimeout)
+}
+
+// fail wraps an etcd error as ErrStore, naming the operation.
+func fail(op string, err error) error {
+	return fmt.Errorf("%w: etcd %s: %w", tokenize.ErrStore, op, err)
+}
+
+// layout names the keys of one tenant's map (DESIGN.md, Store):
+//
+//	<prefix><tenant>/schema
+//	<prefix><tenant>/t/<token>             record or tombstone
+//	<prefix><tenant>/outbox/<node>/<id>    audit outbox entry
+//	<prefix><tenant>/meta/<name>           map values
+//	<prefix><tenant>/keys/<purpose>/<ver>  wrapped data keys
+type layout struct {
+	base, tokens, outbox, meta, wrapped string
+}
+
+func newLayout(o Options) layout {
+	base := o.Prefix + o.Tenant + "/"
+	return layout{base: base, tokens: base + "t/", outbox: base + "outbox/" + o.NodeID + "/",
+		meta: base + "meta/", wrapped: base + "keys/"}
+}
+
+func (l layout) schema() string            { return l.base + "schema" }
+func (l layout) token(local string) string { return l.tokens + local }
+func (l layout) metaKey(name string) string {
+	return l.meta + name
+}
