@@ -200,6 +200,10 @@ func (api *httpAPI) verify(w http.ResponseWriter, r *http.Request) {
 }
 
 func (api *httpAPI) backup(w http.ResponseWriter, r *http.Request) {
+	if api.svc.db == nil {
+		apiError(w, http.StatusNotImplemented, "the token map's store (etcd) has no online backup here: take an etcd snapshot (runbook)")
+		return
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="tokenproxy.db"`)
 	if _, err := api.svc.backup(r.Context(), w); err != nil {

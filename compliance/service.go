@@ -43,7 +43,7 @@ type Service struct {
 // Options are what a Service works on.
 type Options struct {
 	Map   TokenMap
-	DB    Backuper // the map's database, for the operator's online backup
+	DB    Backuper // the map's store, for the operator's online backup; nil: none (etcd)
 	Trail *audit.Log
 	// Keys returns the keys that verify the trail's checkpoints.
 	Keys func(ctx context.Context) (audit.Keys, error)

@@ -50,6 +50,7 @@ type Config struct {
 	Audit           Audit      `yaml:"audit"`
 	Compliance      Compliance `yaml:"compliance"`
 	Retention       Retention  `yaml:"retention"`
+	Store           Store      `yaml:"store"`
 
 	source string
 }
@@ -149,6 +150,7 @@ func Defaults() Config {
 	defaultRoutes(&c)
 	defaultMailAuth(&c)
 	defaultCompliance(&c)
+	defaultStore(&c)
 	return c
 }
 

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenproxy/tokenproxy/deploy/examples"
 	"github.com/tokenproxy/tokenproxy/policy"
@@ -18,6 +19,9 @@ func TestQuickstartIsValid(t *testing.T) {
 	}
 	// The example must show the defaults it claims to show.
 	d := policy.Defaults()
+	if !reflect.DeepEqual(c.Store, withEmptyEndpoints(d.Store)) {
+		t.Fatalf("quickstart store differs from Defaults():\n%+v\n%+v", c.Store, d.Store)
+	}
 	if c.Tokens != d.Tokens || c.Rewrite != d.Rewrite || c.Keys.Provider != d.Keys.Provider || c.Keys.Vault.Timeout != d.Keys.Vault.Timeout || c.Log != d.Log || c.DataDir != d.DataDir {
 		t.Fatalf("quickstart differs from Defaults():\n%+v\n%+v", c, d)
 	}
@@ -87,6 +91,16 @@ func TestValidationNamesFieldAndReason(t *testing.T) {
 		{"rewrite: {limits: {max_mime_depth: 0}}", "rewrite.limits.max_mime_depth", "at least 1"},
 		{"rewrite: {limits: {max_text_part_bytes: 100000000}}", "rewrite.limits.max_text_part_bytes", "must not exceed"},
 		{"tokenz: {}", "(file)", "field tokenz not found"},
+		{"store: {backend: postgres}", "store.backend", "bbolt or etcd"},
+		{"store: {backend: etcd}", "store.etcd.endpoints", "client URLs"},
+		{"store: {backend: etcd, etcd: {endpoints: ['10.0.0.1:2379']}}", "store.etcd.endpoints[0]", "URL like"},
+		{"store: {backend: etcd, etcd: {endpoints: ['http://10.0.0.1:2379']}}", "store.etcd.endpoints[0]", "only to loopback"},
+		{"store: {backend: etcd, etcd: {endpoints: ['https://10.0.0.1:2379']}}", "store.etcd.endpoints[0]", "ca_file"},
+		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], prefix: tp}}", "store.etcd.prefix", "end with /"},
+		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], node_id: a/b}}", "store.etcd.node_id", "must not contain /"},
+		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], username: u}}", "store.etcd.username", "together"},
+		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], tls: {cert_file: c.pem}}}", "store.etcd.tls", "both cert_file and key_file"},
+		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], request_timeout: 0s}}", "store.etcd.request_timeout", "positive"},
 		{"data_dir: ''", "data_dir", "empty"},
 		{"inbound: {listen: '127.0.0.1'}", "inbound.listen", "host:port"},
 		{"inbound: {listen: '127.0.0.1:smtp'}", "inbound.listen", "port must be a number"},
@@ -250,5 +264,28 @@ mailboxes:
 	c.Outbound.RewriteFrom = "help@company.example"
 	if got := c.SenderAddresses(); !reflect.DeepEqual(got, []string{"help@company.example"}) {
 		t.Fatalf("with rewrite_from: SenderAddresses = %v", got)
+	}
+}
+
+// withEmptyEndpoints: the quickstart writes an empty list to show the field.
+func withEmptyEndpoints(s policy.Store) policy.Store {
+	s.Etcd.Endpoints = []string{}
+	return s
+}
+
+func TestStoreEtcdAccepted(t *testing.T) {
+	c, err := policy.Parse([]byte(base+`
+store:
+  backend: etcd
+  etcd:
+    endpoints: [https://10.0.0.11:2379, https://10.0.0.12:2379]
+    tls: {ca_file: /etc/tokenproxy/etcd-ca.pem, cert_file: /etc/tokenproxy/etcd.pem, key_file: /etc/tokenproxy/etcd.key}
+    node_id: node-a
+`), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store.Backend != "etcd" || c.Store.Etcd.RequestTimeout != time.Second || c.Store.Etcd.Prefix != "tp/" {
+		t.Fatalf("store = %+v", c.Store)
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/tokenproxy/tokenproxy/deploy/examples"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
-	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -88,7 +87,7 @@ func dbPath(cfg *policy.Config) string { return filepath.Join(cfg.DataDir, "toke
 
 // engine is the opened token engine: database, key provider, keys, map.
 type engine struct {
-	db     *boltstore.Store
+	db     tokenize.Store
 	kek    vault.KEK
 	keys   *vault.Keyring
 	m      *tokenize.Map
@@ -164,8 +163,8 @@ func nArgs(args []string, n int, what string) error {
 }
 
 // openKeys opens the database and the configured key provider.
-func (a *app) openKeys(ctx context.Context, cfg *policy.Config) (*boltstore.Store, vault.KEK, error) {
-	db, err := boltstore.Open(dbPath(cfg))
+func (a *app) openKeys(ctx context.Context, cfg *policy.Config) (tokenize.Store, vault.KEK, error) {
+	db, err := a.openStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,11 +205,11 @@ func mapOptions(cfg *policy.Config, log *slog.Logger) tokenize.Options {
 	}
 }
 
-func (a *app) newKEK(ctx context.Context, cfg *policy.Config, db *boltstore.Store) (vault.KEK, error) {
+func (a *app) newKEK(ctx context.Context, cfg *policy.Config, db tokenize.Store) (vault.KEK, error) {
 	if cfg.Keys.Provider == "vault" {
 		return vault.NewTransit(ctx, transitConfig(cfg.Keys.Vault), vault.WithLogger(a.log))
 	}
-	has, err := db.HasWrappedKeys(ctx)
+	has, err := hasWrappedKeys(ctx, db)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,9 @@ func runBackup(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Store.Backend == "etcd" {
+		return errNotBbolt
+	}
 	db, err := boltstore.Open(dbPath(cfg))
 	if err != nil {
 		return err
@@ -53,6 +56,9 @@ func runRestore(ctx context.Context, a *app, args []string) error {
 	cfg, err := a.config()
 	if err != nil {
 		return err
+	}
+	if cfg.Store.Backend == "etcd" {
+		return errNotBbolt
 	}
 	if err := a.auditOnce(ctx, cfg, nil, audit.Record{Event: audit.Restore, Outcome: "ok"}); err != nil {
 		return err

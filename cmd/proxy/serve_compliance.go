@@ -55,7 +55,7 @@ var (
 
 // compliance returns the compliance service over the engine.
 func (e *engine) compliance(cfg *policy.Config, log *slog.Logger) *compliance.Service {
-	return compliance.New(compliance.Options{Map: e.m, DB: e.db, Trail: e.trail, Keys: e.auditKeys,
+	return compliance.New(compliance.Options{Map: e.m, DB: backuper(e.db), Trail: e.trail, Keys: e.auditKeys,
 		Config: cfg.Compliance, Log: log})
 }
 
