@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
+	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/tokenize/etcdstore"
 )
 
@@ -85,6 +89,7 @@ func printClusterStatus(w io.Writer, st etcdstore.Status) {
 		fmt.Fprintf(w, "revision:   %d (linearizable read by this node)\n", st.Revision)
 	}
 	printNodes(w, st.Nodes)
+	printHeads(w, st.Heads)
 	fmt.Fprintf(w, "result:     %s\n", map[bool]string{true: "healthy", false: "NOT HEALTHY"}[st.Healthy()])
 }
 
@@ -113,4 +118,21 @@ func printable(v []byte) string {
 		return fmt.Sprintf("(%d bytes)", len(v))
 	}
 	return s
+}
+
+// printHeads lists the nodes' published audit heads.
+func printHeads(w io.Writer, heads map[string][]byte) {
+	if len(heads) == 0 {
+		fmt.Fprintln(w, "audit heads: none published")
+		return
+	}
+	fmt.Fprintf(w, "audit heads: %d published\n", len(heads))
+	for _, id := range slices.Sorted(maps.Keys(heads)) {
+		var h audit.SignedHead
+		if err := json.Unmarshal(heads[id], &h); err != nil {
+			fmt.Fprintf(w, "  %-28s unreadable: %v\n", id, err)
+			continue
+		}
+		fmt.Fprintf(w, "  %-28s seq %d at %s\n", id, h.Seq, h.Time.UTC().Format(time.RFC3339))
+	}
 }

@@ -21,6 +21,9 @@ type Status struct {
 	// Nodes holds the map's node registrations (nodes/<id>), by node id,
 	// as stored: their format belongs to the code that writes them.
 	Nodes map[string][]byte
+	// Heads holds the nodes' published audit heads (audit/heads/<id>),
+	// by node id, as stored.
+	Heads map[string][]byte
 	Err   error // why the linearizable read failed, if it did
 }
 
@@ -77,6 +80,9 @@ func (s *Store) status(ctx context.Context) (Status, error) {
 		st.Members = append(st.Members, ms)
 	}
 	st.Revision, st.Nodes, st.Err = s.readNodes(ctx)
+	if st.Err == nil {
+		st.Heads, st.Err = s.AuditHeads(ctx)
+	}
 	return st, nil
 }
 
