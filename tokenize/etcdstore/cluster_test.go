@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -11,10 +12,13 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tokenproxy/tokenproxy/compliance"
+	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/test/etcdtest"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/tokenize/etcdstore"
 	"github.com/tokenproxy/tokenproxy/tokenize/storetest"
+	"github.com/tokenproxy/tokenproxy/vault"
 )
 
 // testLeaseTTL is etcd's smallest lease TTL with its default election
@@ -52,6 +56,7 @@ func TestCluster(t *testing.T) {
 	t.Run("outbox-takeover", func(t *testing.T) { testOutboxTakeover(t, c) })
 	t.Run("killed-mid-stream", func(t *testing.T) { testKilledMidStream(t, c) })
 	t.Run("election-failover", func(t *testing.T) { testElectionFailover(t, c) })
+	t.Run("retention-one-node", func(t *testing.T) { testRetentionOneNode(t, c) })
 }
 
 // testNodeIDTaken: a second live node with the same node id is refused,
@@ -303,4 +308,124 @@ func testElectionFailover(t *testing.T, c *etcdtest.Cluster) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the dead leader's context did not end")
 	}
+}
+
+// testRetentionOneNode: two nodes run the retention sweeper; only the
+// leader sweeps (each idle token expired once, all records from one
+// node); when it closes, the other sweeps.
+func testRetentionOneNode(t *testing.T, c *etcdtest.Cluster) {
+	ctx := context.Background()
+	prefix := freshPrefix()
+	keys := storetest.Keyring()
+	idle := makeIdle(t, c, prefix, keys, "a", 20)
+	auditors := []*storetest.Auditor{{}, {}}
+	var stores []*etcdstore.Store
+	var maps []*tokenize.Map
+	var stops []func()
+	for i, a := range auditors {
+		s := mustOpenNode(t, c, prefix, fmt.Sprintf("n%d", i+1))
+		m := newMap(t, s, keys, a)
+		svc := compliance.New(compliance.Options{Map: m, Log: slog.Default()})
+		stop := svc.StartRetention(policy.Retention{TokenMaxIdle: 24 * time.Hour, SweepInterval: 200 * time.Millisecond})
+		t.Cleanup(stop)
+		stores, maps, stops = append(stores, s), append(maps, m), append(stops, stop)
+	}
+	waitExpired(t, maps[0], idle, 20*time.Second)
+	time.Sleep(time.Second) // several sweeps more: a second sweeper would show
+	leader := expiredOnce(t, ctx, maps, auditors, idle)
+	t.Logf("n%d swept %d idle tokens; the other node swept none", leader+1, len(idle))
+
+	stops[leader]()
+	maps[leader].Close()
+	stores[leader].Close()
+	closed := time.Now()
+	other := 1 - leader
+	more := makeIdle(t, c, prefix, keys, "b", 10)
+	waitExpired(t, maps[other], more, 20*time.Second)
+	t.Logf("n%d swept after n%d closed: idle tokens made then expired %v after the close (sweep interval 200ms)",
+		other+1, leader+1, time.Since(closed).Round(time.Millisecond))
+	got := map[string]int{}
+	maps[other].SyncAudit(ctx)
+	for _, tok := range auditors[other].Tokens(tokenize.EventExpired) {
+		got[tok]++
+	}
+	for _, tok := range more {
+		if got[tok] != 1 {
+			t.Errorf("%s expired %d times by n%d, want once", tok, got[tok], other+1)
+		}
+	}
+}
+
+// makeIdle makes n tokens last used three days ago, through a node of
+// their own that then closes.
+func makeIdle(t *testing.T, c *etcdtest.Cluster, prefix string, keys *vault.Keyring, tag string, n int) []string {
+	t.Helper()
+	s := mustOpenNode(t, c, prefix, "maker-"+tag)
+	defer s.Close()
+	m, err := tokenize.NewMap(s, keys, tokenize.Options{Format: format, Tenant: "test",
+		Now: func() time.Time { return time.Now().Add(-72 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var out []string
+	for i := range n {
+		iss, err := m.Tokenize(context.Background(), fmt.Sprintf("idle-%s%d@example.com", tag, i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, iss.Address)
+	}
+	return out
+}
+
+// waitExpired waits until none of tokens resolves on m.
+func waitExpired(t *testing.T, m *tokenize.Map, tokens []string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, tok := range tokens {
+		for {
+			_, err := m.Inspect(context.Background(), tok)
+			if errors.Is(err, tokenize.ErrUnknownToken) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still resolves after %v (%v)", tok, timeout, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// expiredOnce checks that each idle token has one expiry record, all from
+// one node, and returns that node's index.
+func expiredOnce(t *testing.T, ctx context.Context, maps []*tokenize.Map, auditors []*storetest.Auditor, idle []string) int {
+	t.Helper()
+	leader := -1
+	got := map[string]int{}
+	for i, a := range auditors {
+		if err := maps[i].SyncAudit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		toks := a.Tokens(tokenize.EventExpired)
+		if len(toks) == 0 {
+			continue
+		}
+		if leader >= 0 {
+			t.Fatalf("both nodes swept: %d and %d expiry records", len(auditors[leader].Tokens(tokenize.EventExpired)), len(toks))
+		}
+		leader = i
+		for _, tok := range toks {
+			got[tok]++
+		}
+	}
+	for _, tok := range idle {
+		if got[tok] != 1 {
+			t.Errorf("%s has %d expiry records, want 1", tok, got[tok])
+		}
+	}
+	if leader < 0 {
+		t.Fatal("no expiry record on either node")
+	}
+	return leader
 }
