@@ -16,6 +16,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
 	"github.com/tokenproxy/tokenproxy/tokenize"
@@ -54,7 +55,12 @@ type Options struct {
 	RequestTimeout time.Duration
 	// MaxTxnOps is the cluster's --max-txn-ops; default 128.
 	MaxTxnOps int
-	Logger    *slog.Logger
+	// LeaseTTL is how long this node's registration (nodes/<id>) outlives
+	// its last keep-alive: after it, another node takes its outbox over
+	// and its elections are lost. Default 5 s; etcd rounds up to whole
+	// seconds and refuses less than about 2 s.
+	LeaseTTL time.Duration
+	Logger   *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -85,6 +91,9 @@ func (o *Options) defaults() error {
 	}
 	if o.MaxTxnOps <= 0 {
 		o.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -124,6 +133,9 @@ type Store struct {
 	own     ownRevisions
 	absent  absentKeys
 	commits *groupCommit
+
+	session   atomic.Pointer[concurrency.Session] // this node's lease (liveness.go)
+	takeovers takeovers                           // dead nodes' outboxes (takeover.go)
 }
 
 var _ tokenize.Store = (*Store)(nil)
@@ -156,6 +168,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		return nil, unreachable(opts.Endpoints, err)
 	}
+	if err := s.openSession(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	// Outboxes of nodes that died while this one was down are taken over
+	// now, so that the map's start-up check covers them (takeover.go).
+	if err := s.takeOver(cctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.startTakeovers()
 	return s, nil
 }
 
@@ -205,6 +228,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.stop()
+	s.revoke()
 	err := s.cli.Close()
 	s.wg.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -232,15 +256,24 @@ func fail(op string, err error) error {
 //	<prefix><tenant>/outbox/<node>/<id>    audit outbox entry
 //	<prefix><tenant>/meta/<name>           map values
 //	<prefix><tenant>/keys/<purpose>/<ver>  wrapped data keys
+//	<prefix><tenant>/nodes/<node>          live node, under its lease
+//	<prefix><tenant>/takeover/<node>       dead node's outbox claimed, under the claimer's lease
+//	<prefix><tenant>/elect/<task>/<lease>  election of the node that runs task
 type layout struct {
-	base, tokens, outbox, meta, wrapped string
+	base, tokens, outbox, outboxes, meta, wrapped, nodes, takeovers, elections string
 }
 
 func newLayout(o Options) layout {
 	base := o.Prefix + o.Tenant + "/"
 	return layout{base: base, tokens: base + "t/", outbox: base + "outbox/" + o.NodeID + "/",
-		meta: base + "meta/", wrapped: base + "keys/"}
+		outboxes: base + "outbox/", meta: base + "meta/", wrapped: base + "keys/",
+		nodes: base + "nodes/", takeovers: base + "takeover/", elections: base + "elect/"}
 }
+
+func (l layout) node(id string) string       { return l.nodes + id }
+func (l layout) takeover(id string) string   { return l.takeovers + id }
+func (l layout) nodeOutbox(id string) string { return l.outboxes + id + "/" }
+func (l layout) election(task string) string { return l.elections + task + "/" }
 
 func (l layout) schema() string            { return l.base + "schema" }
 func (l layout) token(local string) string { return l.tokens + local }
