@@ -93,6 +93,9 @@ func publishedHeads(ctx context.Context, a *app, cfg *policy.Config) (map[string
 		return nil, err
 	}
 	opts.Logger = a.log
+	// A reader of its own: the configured node_id belongs to this host's
+	// proxy serve, which may be running (a second holder is refused).
+	opts.NodeID = readerNodeID(opts.NodeID, "verify")
 	s, err := etcdstore.Open(ctx, opts)
 	if err != nil {
 		return nil, err
