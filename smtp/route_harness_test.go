@@ -61,6 +61,8 @@ type harnessOpts struct {
 	createAudit tokenize.Auditor
 	// boltStore puts the map in a bbolt file instead of memory.
 	boltStore bool
+	// store, when set, is the map's store (a benchmark's etcd).
+	store tokenize.Store
 	// suppressErased: tokenize.Options.SuppressErased.
 	suppressErased bool
 }
@@ -129,7 +131,10 @@ func (h *harness) openMap(t testing.TB, o harnessOpts) {
 	keys := vault.NewKeyring(map[vault.Purpose]map[uint32][]byte{
 		vault.PurposeToken: {1: key()}, vault.PurposeRecord: {1: key()}})
 	var db tokenize.Store = storetest.NewMem()
-	if o.boltStore {
+	switch {
+	case o.store != nil:
+		db = o.store
+	case o.boltStore:
 		var err error
 		if db, err = boltstore.Open(filepath.Join(t.TempDir(), "map.db")); err != nil {
 			t.Fatal(err)
