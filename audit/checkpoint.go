@@ -151,6 +151,9 @@ func (l *Log) writeCheckpointRecord(c *checkpointReq) error {
 		return err
 	}
 	l.nextCheckpoint = r.recs[0].Seq + l.every
+	if l.onCheckpoint != nil {
+		l.onCheckpoint(signedHeadOf(r.recs[0]))
+	}
 	return nil
 }
 

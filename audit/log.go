@@ -38,6 +38,12 @@ type Options struct {
 	Metrics *Metrics         // nil: none
 	Now     func() time.Time // nil: time.Now; record times are UTC
 
+	// OnCheckpoint is called with the trail's new signed head after each
+	// checkpoint is written (also Close's), from the writer goroutine:
+	// it must not block, as Appends wait meanwhile. Cluster nodes publish
+	// the head with it. Nil: nothing is called.
+	OnCheckpoint func(SignedHead)
+
 	// wrapFile is the test seam for write failures: it wraps the opened
 	// file before the log uses it.
 	wrapFile func(logFile) logFile
@@ -84,6 +90,8 @@ type Log struct {
 	unsigned uint64 // records since the last checkpoint
 
 	writeErr atomic.Pointer[error] // the last batch's write error; nil after a success
+
+	onCheckpoint func(SignedHead) // Options.OnCheckpoint
 
 	// Owned by the writer goroutine.
 	size           int64  // bytes of complete batches in the file
@@ -141,6 +149,7 @@ func newLog(opts Options) *Log {
 		now:      opts.Now,
 		forward:  opts.Forward,
 	}
+	l.onCheckpoint = opts.OnCheckpoint
 	if opts.CheckpointEvery > 0 {
 		l.every = uint64(opts.CheckpointEvery)
 	}

@@ -52,6 +52,7 @@ const (
 	ConfigReloaded    = "config.reloaded"
 	Backup            = "backup"
 	Restore           = "restore"
+	StoreMigrated     = "store.migrated" // proxy store migrate: the map moved between backends
 	Checkpoint        = "checkpoint"
 	Recovered         = "audit.recovered"
 	Started           = "audit.started"
@@ -61,7 +62,7 @@ const (
 var knownEvents = []string{
 	TokenCreated, TokenResolved, TokenExpired, TokenErased,
 	ComplianceResolve, ComplianceLookup, ComplianceExport, ComplianceErase, ComplianceRefused,
-	AuditRead, AuditVerify, KeysRotated, ConfigReloaded, Backup, Restore,
+	AuditRead, AuditVerify, KeysRotated, ConfigReloaded, Backup, Restore, StoreMigrated,
 	Checkpoint, Recovered, Started, Stopped,
 }
 

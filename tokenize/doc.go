@@ -15,8 +15,11 @@
 //     the audit outbox (outbox.go): the record of each creation and expiry
 //     is committed with the change and delivered to the trail after.
 //   - Storage is a Store (store.go, the contract on one page): bbolt in
-//     tokenize/boltstore, an in-memory one and the conformance suite in
-//     tokenize/storetest.
+//     tokenize/boltstore, etcd in tokenize/etcdstore, an in-memory one and
+//     the conformance suite in tokenize/storetest. A store shared by
+//     several nodes also implements Elector (re-encryption and retention
+//     run on one node at a time) and OutboxTakeover (a dead node's audit
+//     outbox is delivered by a survivor).
 //
 // No address reaches a log, an error text or the store in plaintext.
 package tokenize

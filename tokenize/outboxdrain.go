@@ -68,6 +68,14 @@ func (o *outbox) run(ctx context.Context) {
 	}
 }
 
+// adopt counts and delivers at once the entries of dead nodes' outboxes
+// that the store took over (OutboxTakeover), until ch closes.
+func (o *outbox) adopt(ch <-chan int) {
+	for n := range ch {
+		o.added(n)
+	}
+}
+
 // pause waits d, or less when a caller of Sync arrives. It returns false
 // when ctx ended.
 func (o *outbox) pause(ctx context.Context, d time.Duration, waiting *[]chan error) bool {

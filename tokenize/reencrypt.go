@@ -15,6 +15,28 @@ const metaRecordsAtLeast = "records_min_key_version"
 // so sessions creating tokens wait for at most one batch.
 const reencryptBatch = 500
 
+// reencryptLed runs reencryptAll on one node of a cluster at a time
+// (Elector): two nodes would rewrite every record twice, and their
+// batches would conflict. A node whose leadership is lost midway
+// campaigns again; the new leader resumes from the start of the map,
+// skipping the records already re-sealed.
+func (m *Map) reencryptLed(ctx context.Context) {
+	for m.recordsAtLeast() < m.recVer && ctx.Err() == nil {
+		lctx, cancel := context.WithCancel(ctx)
+		led, err := m.Lead(lctx, "reencrypt")
+		if err != nil {
+			cancel()
+			return // ctx ended
+		}
+		m.reencryptAll(led)
+		lost := led.Err() != nil && ctx.Err() == nil
+		cancel() // gives the leadership up
+		if !lost {
+			return // finished, or failed (resumes at next start)
+		}
+	}
+}
+
 // reencryptAll re-seals records under the current record key version after
 // a rotation. It runs in the background, resumes after a restart (the meta
 // bucket records when it finished), and stops when ctx ends.

@@ -93,6 +93,40 @@ type Backuper interface {
 	Backup(w io.Writer) (int64, error)
 }
 
+// The interfaces below are optional: a store that several nodes share
+// implements them (etcdstore); a store of one node (boltstore, storetest)
+// does not, and the map then behaves as the only node.
+
+// Elector runs work that must happen on one node of a cluster at a time:
+// retention sweeps and record re-encryption (DESIGN.md, Store). Two
+// nodes sweeping at once would each expire the same idle tokens in
+// racing batches (conflicts and retries for nothing); two re-encrypting
+// would rewrite every record twice.
+type Elector interface {
+	// Lead blocks until this node leads task (a name such as
+	// "retention") or ctx ends, then returns ctx's error. The returned
+	// context ends when leadership is lost (the node's lease ended:
+	// another node may lead already) or when ctx ends; ending ctx gives
+	// leadership up, so that another node takes over at once.
+	Lead(ctx context.Context, task string) (context.Context, error)
+}
+
+// OutboxTakeover is implemented by a store whose outbox is per node: when
+// a node dies with records in its outbox, one surviving node takes that
+// outbox over, so that the records reach a trail without waiting for the
+// dead node to come back. From then on the survivor's Outbox lists those
+// entries too (with the refs their node gave them, in commit order among
+// its own), OutboxLen counts them, and DeleteOutbox deletes them; the
+// store hands the outbox back once it is empty. Entries present when the
+// store opened are listed at once, so the map's start-up check against
+// the trail (Auditor.Delivered) covers them.
+type OutboxTakeover interface {
+	// TakenOver reports each later takeover with the number of entries
+	// it added, so that the map delivers them at once rather than at its
+	// next commit. The channel closes when ctx ends or the store closes.
+	TakenOver(ctx context.Context) <-chan int
+}
+
 // Freshness is what a backend shared with other nodes offers so that the
 // map's caches stay coherent with their writes (DESIGN.md, Store): the
 // store is fresh while it has recently confirmed, against the cluster,

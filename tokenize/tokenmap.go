@@ -160,9 +160,13 @@ func NewMap(store Store, keys *vault.Keyring, opts Options) (*Map, error) {
 			defer close(m.outbox.stopped)
 			m.outbox.run(ctx)
 		})
+		if t, ok := store.(OutboxTakeover); ok {
+			takenOver := t.TakenOver(ctx)
+			m.goBackground(func() { m.outbox.adopt(takenOver) })
+		}
 	}
 	m.goBackground(func() { m.touch.run(ctx) })
-	m.goBackground(func() { m.reencryptAll(ctx) })
+	m.goBackground(func() { m.reencryptLed(ctx) })
 	if changed := store.Watch(ctx); changed != nil {
 		m.goBackground(func() { m.forgetChanged(ctx, changed) })
 	}
@@ -199,6 +203,18 @@ func (m *Map) Close() error {
 		err = errors.Join(m.touch.flush(), m.outbox.flush(ctx))
 	})
 	return err
+}
+
+var _ Elector = (*Map)(nil)
+
+// Lead implements Elector for work on the map that must run on one node
+// of a cluster at a time (the retention sweeper's): through the store
+// when it holds elections, else at once, as the only node.
+func (m *Map) Lead(ctx context.Context, task string) (context.Context, error) {
+	if e, ok := m.store.(Elector); ok {
+		return e.Lead(ctx, task)
+	}
+	return ctx, ctx.Err()
 }
 
 // SyncAudit returns once the creation records of every token committed

@@ -93,6 +93,7 @@ type engine struct {
 	m      *tokenize.Map
 	signer auditSigner
 	trail  *audit.Log
+	heads  *headPublisher // a cluster node's, nil on bbolt
 }
 
 // openEngine opens the map and unwraps its keys. It fails, naming the
@@ -132,7 +133,10 @@ func (a *app) openTrail(ctx context.Context, cfg *policy.Config, e *engine) erro
 	if a.metricsReg != nil {
 		reg = a.metricsReg
 	}
-	e.trail, err = a.openAudit(ctx, cfg, e.signer, reg)
+	if hs, ok := e.db.(headStore); ok {
+		e.heads = newHeadPublisher(ctx, hs, a.log)
+	}
+	e.trail, err = a.openAudit(ctx, cfg, e.signer, reg, e.heads.hook())
 	return err
 }
 
@@ -186,6 +190,7 @@ func (e *engine) Close() {
 		e.trail.Close(ctx)
 		cancel()
 	}
+	e.heads.close() // after the trail's last checkpoint, before the store closes
 	e.kek.Close()
 	e.db.Close()
 }

@@ -56,10 +56,12 @@ func auditKeys(ctx context.Context, s auditSigner) (audit.Keys, error) {
 }
 
 // openAudit opens the audit trail with its signer and, when configured,
-// syslog forwarding. reg may be nil (commands other than serve).
-func (a *app) openAudit(ctx context.Context, cfg *policy.Config, signer auditSigner, reg prometheus.Registerer) (*audit.Log, error) {
+// syslog forwarding. reg may be nil (commands other than serve), and so
+// may onCheckpoint (a cluster node publishes its signed head with it).
+func (a *app) openAudit(ctx context.Context, cfg *policy.Config, signer auditSigner, reg prometheus.Registerer,
+	onCheckpoint func(audit.SignedHead)) (*audit.Log, error) {
 	opts := audit.Options{
-		Path: auditPath(cfg), Sync: cfg.Audit.Sync, Signer: signer,
+		Path: auditPath(cfg), Sync: cfg.Audit.Sync, Signer: signer, OnCheckpoint: onCheckpoint,
 		CheckpointEvery: cfg.Audit.CheckpointEvery, CheckpointInterval: cfg.Audit.CheckpointInterval,
 		Logger: a.log,
 	}
@@ -92,7 +94,7 @@ func (a *app) auditOnce(ctx context.Context, cfg *policy.Config, kek vault.KEK, 
 			return fmt.Errorf("audit signing key: %w", err)
 		}
 	}
-	l, err := a.openAudit(ctx, cfg, signer, nil)
+	l, err := a.openAudit(ctx, cfg, signer, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -55,17 +55,26 @@ func (a *app) openVerifier(ctx context.Context, cfg *policy.Config) (auditSigner
 }
 
 func cmdAuditVerify() *command {
-	var file, keysFile string
+	var file, keysFile, trails string
+	var cluster bool
 	return &command{
 		name:    "audit verify",
 		summary: "verify the audit trail: hash chain, head file, signed checkpoints (works while serving)",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&file, "file", "", "trail `file` (default: audit.path); an export is checked without a head")
 			fs.StringVar(&keysFile, "keys", "", "public keys `file` from 'proxy audit keys' (default: ask the key provider)")
+			fs.BoolVar(&cluster, "cluster", false, "verify every node's trail (from --trails) against the head it published in etcd")
+			fs.StringVar(&trails, "trails", "", "with --cluster: `directory` of the nodes' trails, named <node id>.jsonl")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := nArgs(args, 0, ""); err != nil {
 				return err
+			}
+			if cluster != (trails != "") || (cluster && file != "") {
+				return usagef("--cluster needs --trails DIR (and no --file); --trails needs --cluster")
+			}
+			if cluster {
+				return runClusterVerify(ctx, a, trails, keysFile)
 			}
 			return runAuditVerify(ctx, a, file, keysFile)
 		},

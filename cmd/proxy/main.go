@@ -47,7 +47,7 @@ func commands() []*command {
 	cmds := []*command{
 		cmdServe, cmdDemo, cmdCheckConfig, cmdHashPassword, cmdKeysStatus, cmdKeysRotate(),
 		cmdTokenNew(), cmdTokenResolve(), cmdRewrite(), cmdBackup, cmdRestore, cmdDNS(),
-		cmdAuditVerify(), cmdAuditKeys(), cmdAuditExport(),
+		cmdAuditVerify(), cmdAuditKeys(), cmdAuditExport(), cmdStoreMigrate(), cmdClusterStatus,
 	}
 	return append(cmds, complianceCommands()...)
 }

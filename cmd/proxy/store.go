@@ -96,3 +96,14 @@ func backuper(s tokenize.Store) tokenize.Backuper {
 	}
 	return nil
 }
+
+// readerNodeID names a short-lived process that opens the map's etcd
+// store only to read (an audit verify) while this host's node may be
+// serving under the configured node_id: <node>-<what>-<pid>.
+func readerNodeID(configured, what string) string {
+	node := configured
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	return fmt.Sprintf("%s-%s-%d", node, what, os.Getpid())
+}

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -67,15 +68,6 @@ type Member struct {
 func Start(tb testing.TB) *Cluster {
 	tb.Helper()
 	c := &Cluster{bin: Binary(tb)}
-	dir := tb.TempDir()
-	var peers []string
-	for i := range Size {
-		m := &Member{Name: fmt.Sprintf("m%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("m%d", i))}
-		m.ClientURL, m.PeerURL = "http://"+freeAddr(tb), "http://"+freeAddr(tb)
-		peers = append(peers, m.Name+"="+m.PeerURL)
-		c.Members = append(c.Members, m)
-	}
-	c.initial = strings.Join(peers, ",")
 	tb.Cleanup(func() {
 		for _, m := range c.Members {
 			m.Stop()
@@ -84,18 +76,57 @@ func Start(tb testing.TB) *Cluster {
 			}
 		}
 	})
-	// A new member is ready only once a quorum has formed, so they start
-	// together.
+	// A port found free can be taken by another process before etcd binds
+	// it (parallel test packages start clusters too): a start that fails
+	// is retried on new ports.
+	var err error
+	for attempt := range startAttempts {
+		if err = c.startAll(tb.TempDir()); err == nil {
+			return c
+		}
+		tb.Logf("etcdtest: start attempt %d: %v", attempt+1, err)
+		for _, m := range c.Members {
+			m.Stop()
+		}
+	}
+	tb.Fatalf("etcdtest: %v", err)
+	return nil
+}
+
+// startAttempts bounds the retries of a cluster start.
+const startAttempts = 3
+
+// startAll starts Size members on new ports in dir. A new member is ready
+// only once a quorum has formed, so they start together.
+func (c *Cluster) startAll(dir string) error {
+	c.Members = nil
+	var peers []string
+	for i := range Size {
+		m := &Member{Name: fmt.Sprintf("m%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("m%d", i))}
+		client, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		peer, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		m.ClientURL, m.PeerURL = "http://"+client, "http://"+peer
+		peers = append(peers, m.Name+"="+m.PeerURL)
+		c.Members = append(c.Members, m)
+	}
+	c.initial = strings.Join(peers, ",")
 	errs := make(chan error, Size)
 	for _, m := range c.Members {
 		go func() { errs <- c.start(m) }()
 	}
+	var first error
 	for range Size {
-		if err := <-errs; err != nil {
-			tb.Fatalf("etcdtest: %v", err)
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
-	return c
+	return first
 }
 
 // Endpoints returns the client URLs of all members.
@@ -246,16 +277,22 @@ func (p *process) end(sig syscall.Signal) {
 
 // freeAddr returns a loopback address with a port that was free a moment
 // ago. etcd needs its peers' ports before any member starts, so port 0
-// cannot be used; another process taking the port in between makes the
-// start fail loudly, not silently.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("etcdtest: %v", err)
+// cannot be used. The port is drawn below Linux's ephemeral range
+// (32768-60999), where outgoing connections would compete for it; another
+// process taking it in between makes the start fail, and Start retries.
+func freeAddr() (string, error) {
+	var last error
+	for range 50 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			last = err
+			continue
+		}
+		ln.Close()
+		return addr, nil
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return "", fmt.Errorf("no free loopback port: %w", last)
 }
 
 // readyWriter collects a member's stdout and signals once it printed

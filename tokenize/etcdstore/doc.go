@@ -61,8 +61,27 @@
 // name: refs sort in commit order without a counter that would serialize
 // the node's transactions, and the random transaction id in the name
 // keeps them unique across a snapshot restore. Outbox lists this node's
-// entries only (Options.NodeID); another node's are taken over by a later
-// step of cluster mode.
+// entries (Options.NodeID) and those of dead nodes it took over.
+//
+// # Nodes, takeover, elections
+//
+// Each node holds an etcd lease (Options.LeaseTTL, kept alive) and
+// registers nodes/<id> under it (liveness.go); Open refuses a node id that
+// a live node holds (a copied configuration), after waiting out the lease
+// of a crashed earlier run of the same node. When a node's lease ends with
+// entries in its outbox, one survivor claims the outbox by writing
+// takeover/<id> under its own lease in a transaction that requires both
+// keys absent, delivers the entries to its own trail (they keep their
+// refs) and drops the claim once the outbox is empty (takeover.go); the
+// dead node, restarted, registers only after that. Outbox checks the
+// registration and the claims at its snapshot, so a node that lost its
+// lease stops reading an outbox that another node may be delivering. A
+// claimer that dies between delivering and deleting leaves records that
+// the next claimer delivers again, to its own trail, under the same refs:
+// the cluster's audit merge sees the duplicate by its ref. Lead
+// (elect.go) is an etcd election under elect/<task>/ on the same lease:
+// a dead leader's tasks move to another node after the lease TTL, a
+// closed one's at once (Close revokes the lease).
 //
 // # Freshness
 //

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
 	"github.com/tokenproxy/tokenproxy/tokenize"
@@ -64,7 +65,12 @@ type Options struct {
 	// Registerer, when set, gets the store's metrics (latency,
 	// freshness, watch restarts); Close removes them.
 	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	// LeaseTTL is how long this node's registration (nodes/<id>) outlives
+	// its last keep-alive: after it, another node takes its outbox over
+	// and its elections are lost. Default 5 s; etcd rounds up to whole
+	// seconds and refuses less than about 2 s.
+	LeaseTTL time.Duration
+	Logger   *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -98,6 +104,9 @@ func (o *Options) defaults() error {
 	}
 	if o.MaxTxnOps <= 0 {
 		o.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -139,6 +148,9 @@ type Store struct {
 	commits *groupCommit
 	fresh   *freshness
 	metrics *metrics
+
+	session   atomic.Pointer[concurrency.Session] // this node's lease (liveness.go)
+	takeovers takeovers                           // dead nodes' outboxes (takeover.go)
 }
 
 var _ tokenize.Freshness = (*Store)(nil)
@@ -174,6 +186,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		return nil, unreachable(opts.Endpoints, err)
 	}
+	if err := s.openSession(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	// Outboxes of nodes that died while this one was down are taken over
+	// now, so that the map's start-up check covers them (takeover.go).
+	if err := s.takeOver(cctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.startTakeovers()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -228,6 +251,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.stop()
+	s.revoke()
 	err := s.cli.Close()
 	s.wg.Wait()
 	s.metrics.unregister()
@@ -256,15 +280,24 @@ func fail(op string, err error) error {
 //	<prefix><tenant>/outbox/<node>/<id>    audit outbox entry
 //	<prefix><tenant>/meta/<name>           map values
 //	<prefix><tenant>/keys/<purpose>/<ver>  wrapped data keys
+//	<prefix><tenant>/nodes/<node>          live node, under its lease
+//	<prefix><tenant>/takeover/<node>       dead node's outbox claimed, under the claimer's lease
+//	<prefix><tenant>/elect/<task>/<lease>  election of the node that runs task
 type layout struct {
-	base, tokens, outbox, meta, wrapped string
+	base, tokens, outbox, outboxes, meta, wrapped, nodes, takeovers, elections string
 }
 
 func newLayout(o Options) layout {
 	base := o.Prefix + o.Tenant + "/"
 	return layout{base: base, tokens: base + "t/", outbox: base + "outbox/" + o.NodeID + "/",
-		meta: base + "meta/", wrapped: base + "keys/"}
+		outboxes: base + "outbox/", meta: base + "meta/", wrapped: base + "keys/",
+		nodes: base + "nodes/", takeovers: base + "takeover/", elections: base + "elect/"}
 }
+
+func (l layout) node(id string) string       { return l.nodes + id }
+func (l layout) takeover(id string) string   { return l.takeovers + id }
+func (l layout) nodeOutbox(id string) string { return l.outboxes + id + "/" }
+func (l layout) election(task string) string { return l.elections + task + "/" }
 
 func (l layout) schema() string            { return l.base + "schema" }
 func (l layout) token(local string) string { return l.tokens + local }

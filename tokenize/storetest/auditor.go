@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -68,4 +69,11 @@ func (a *Auditor) Tokens(e tokenize.Event) []string {
 		}
 	}
 	return out
+}
+
+// Records returns a copy of the delivered records, in delivery order.
+func (a *Auditor) Records() []tokenize.Change {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.recs)
 }
