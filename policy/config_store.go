@@ -26,6 +26,9 @@ type EtcdStore struct {
 	DialTimeout    time.Duration `yaml:"dial_timeout"`
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	Freshness      time.Duration `yaml:"freshness"`
+	// KnownSenderGrace is how long after the node lost freshness known
+	// senders are still tokenized from its cache; 0: not at all.
+	KnownSenderGrace time.Duration `yaml:"known_sender_grace"`
 }
 
 // EtcdTLS names the PEM files of the mTLS client connection.
@@ -37,7 +40,7 @@ type EtcdTLS struct {
 
 func defaultStore(c *Config) {
 	c.Store = Store{Backend: "bbolt", Etcd: EtcdStore{Prefix: "tp/", DialTimeout: 5 * time.Second,
-		RequestTimeout: time.Second, Freshness: time.Second}}
+		RequestTimeout: time.Second, Freshness: time.Second, KnownSenderGrace: 30 * time.Second}}
 }
 
 func (c *Config) validateStore() error {
@@ -79,6 +82,9 @@ func (c *Config) validateEtcd() error {
 		if d.v <= 0 {
 			return c.fail("store.etcd."+d.field, "must be positive, got %s", d.v)
 		}
+	}
+	if e.KnownSenderGrace < 0 {
+		return c.fail("store.etcd.known_sender_grace", "must be 0 (no grace) or positive, got %s", e.KnownSenderGrace)
 	}
 	return nil
 }

@@ -101,6 +101,7 @@ func TestValidationNamesFieldAndReason(t *testing.T) {
 		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], username: u}}", "store.etcd.username", "together"},
 		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], tls: {cert_file: c.pem}}}", "store.etcd.tls", "both cert_file and key_file"},
 		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], request_timeout: 0s}}", "store.etcd.request_timeout", "positive"},
+		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], known_sender_grace: -1s}}", "store.etcd.known_sender_grace", "0 (no grace) or positive"},
 		{"data_dir: ''", "data_dir", "empty"},
 		{"inbound: {listen: '127.0.0.1'}", "inbound.listen", "host:port"},
 		{"inbound: {listen: '127.0.0.1:smtp'}", "inbound.listen", "port must be a number"},

@@ -2,19 +2,25 @@ package tokenize
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/tokenproxy/tokenproxy/address"
 )
 
 // knownCache maps normalized addresses to their tokens, so Tokenize of a
 // known customer skips the HMAC and the read transaction. It is coherent
-// because this process alone opens the map (bbolt's flock): creations add
-// entries, erasures clear the cache, renames update the entry. It is
-// bounded; when full it starts over, which costs only look-ups.
+// because this process alone writes the map (bbolt's flock), or, on a
+// shared store, because other nodes' changes arrive through the store's
+// watch and the map answers from it only while the store is fresh
+// (Freshness): creations add entries, erasures clear the cache, renames
+// update the entry. It is bounded; when full it starts over, which costs
+// only look-ups.
 type knownCache struct {
 	mu  sync.RWMutex
 	m   map[address.Address]*knownEntry
 	max int
+
+	hits, misses atomic.Uint64 // Tokenize answered from the cache or not
 }
 
 type knownEntry struct {
@@ -66,3 +72,6 @@ func (c *knownCache) clear() {
 	c.m = make(map[address.Address]*knownEntry)
 	c.mu.Unlock()
 }
+
+func (c *knownCache) hit()  { c.hits.Add(1) }
+func (c *knownCache) miss() { c.misses.Add(1) }

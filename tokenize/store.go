@@ -3,7 +3,9 @@ package tokenize
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"time"
 
 	"github.com/tokenproxy/tokenproxy/vault"
 )
@@ -124,3 +126,37 @@ type OutboxTakeover interface {
 	// next commit. The channel closes when ctx ends or the store closes.
 	TakenOver(ctx context.Context) <-chan int
 }
+
+// Freshness is what a backend shared with other nodes offers so that the
+// map's caches stay coherent with their writes (DESIGN.md, Store): the
+// store is fresh while it has recently confirmed, against the cluster,
+// that every change committed elsewhere has reached the map's Watch. A
+// store only this process writes is always fresh and need not implement
+// it.
+//
+// While the store is not fresh, the map serves nothing from its caches
+// that an erasure on another node could have invalidated: Tokenize of a
+// known address continues only for Options.StaleGrace, Resolve fails
+// (ErrStore, which the routes answer with 451 4.3.0), and the node is not
+// ready.
+type Freshness interface {
+	// Fresh returns nil while the store is fresh. Otherwise it returns a
+	// *StaleError (wrapping ErrStore) saying since when and why. It is
+	// called on every cached answer, so it must be quick and must not
+	// wait on the network.
+	Fresh() error
+}
+
+// StaleError is the error of Freshness.Fresh: the store has not been
+// fresh since Since, because of Cause. It matches ErrStore.
+type StaleError struct {
+	Since time.Time
+	Cause error
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("%v: not fresh since %s: %v", ErrStore, e.Since.UTC().Format(time.RFC3339Nano), e.Cause)
+}
+
+// Unwrap makes errors.Is find ErrStore and the cause.
+func (e *StaleError) Unwrap() []error { return []error{ErrStore, e.Cause} }

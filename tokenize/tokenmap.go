@@ -49,8 +49,13 @@ type Options struct {
 	// (ErrErasedSubject) instead of giving it a new token: a suppression
 	// list that holds no address.
 	SuppressErased bool
-	Now            func() time.Time
-	Logger         *slog.Logger
+	// StaleGrace is how long after the store stopped being fresh
+	// (Freshness) Tokenize still answers known addresses from its cache,
+	// so that known senders ride out a short loss of the cluster; after
+	// it, they are looked up in the store like new ones. 0: not at all.
+	StaleGrace time.Duration
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -88,6 +93,7 @@ type Map struct {
 	aeads  map[uint32]cipher.AEAD
 	recVer uint32 // record key version new records are sealed with
 
+	fresh  Freshness // nil: a store only this process writes
 	touch  *toucher
 	known  *knownCache
 	outbox *outbox
@@ -143,6 +149,7 @@ func NewMap(store Store, keys *vault.Keyring, opts Options) (*Map, error) {
 	m.stop = cancel
 	m.touch = newToucher(m)
 	m.known = newKnownCache(opts.KnownCacheSize)
+	m.fresh, _ = store.(Freshness)
 	var err error
 	if m.outbox, err = newOutbox(m, opts.Audit); err != nil {
 		cancel()
@@ -163,6 +170,7 @@ func NewMap(store Store, keys *vault.Keyring, opts Options) (*Map, error) {
 	if changed := store.Watch(ctx); changed != nil {
 		m.goBackground(func() { m.forgetChanged(ctx, changed) })
 	}
+	m.awaitFresh(ctx)
 	return m, nil
 }
 
@@ -250,9 +258,11 @@ func (m *Map) Tokenize(ctx context.Context, addr, displayName string) (Issued, e
 	if a.Domain == m.opts.Format.Domain {
 		return Issued{}, ErrAlreadyToken
 	}
-	if e, ok := m.known.get(a); ok {
+	if e, ok := m.known.get(a); ok && m.cacheUsable() {
+		m.known.hit()
 		return m.knownToken(ctx, a, e, displayName)
 	}
+	m.known.miss()
 	macs := m.macs(a)
 	local, rec, err := m.find(ctx, macs)
 	if err != nil {
@@ -428,6 +438,12 @@ func (m *Map) open(rec *record, local string) (string, string, error) {
 // (last seen). Tokens are matched case-insensitively; a malformed, unknown
 // or erased token is ErrUnknownToken, a tampered record ErrRecordAuth.
 func (m *Map) Resolve(ctx context.Context, token string) (Entry, error) {
+	// A resolution is the one answer that could hand out an erased
+	// address, so a node that lost freshness refuses it at once (fail
+	// closed, DESIGN.md, Store) instead of trying the cluster.
+	if err := m.Fresh(); err != nil {
+		return Entry{}, fmt.Errorf("resolve: %w", err)
+	}
 	e, lastSeen, err := m.read(ctx, token)
 	if err == nil {
 		m.touch.seen(e.Local, lastSeen)

@@ -207,6 +207,8 @@ func mapOptions(cfg *policy.Config, log *slog.Logger) tokenize.Options {
 		// Decided at erasure time: the tombstone keeps a suppression
 		// entry only under refuse.
 		SuppressErased: cfg.Compliance.AfterErasure == "refuse",
+		// Only a shared store can be stale; on bbolt it has no effect.
+		StaleGrace: cfg.Store.Etcd.KnownSenderGrace,
 	}
 }
 

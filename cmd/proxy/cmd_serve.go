@@ -46,12 +46,15 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 		rs.closeDownstreams()
 		return err
 	}
+	registerMapMetrics(reg, e.m)
 	var ready atomic.Bool
 	adminSrv := admin.New(cfg.Admin.Listen, reg, func() error {
 		if !ready.Load() {
 			return errNotReady
 		}
-		return nil
+		// A node whose caches may be stale is taken out of rotation: it
+		// refuses resolutions, and new senders wait on the cluster.
+		return e.m.Fresh()
 	}, a.log)
 	adminTC, adminCert, err := adminTLS(cfg, a)
 	if err != nil {

@@ -207,6 +207,9 @@ func TestBadConfig(t *testing.T) {
 	if !strings.Contains(out, "max_session_duration: 10m0s") {
 		t.Errorf("check-config does not show smtp.max_session_duration:\n%s", out)
 	}
+	if !strings.Contains(out, "known_sender_grace: 30s") {
+		t.Errorf("check-config does not show store.etcd.known_sender_grace:\n%s", out)
+	}
 }
 
 func TestVaultUnreachableRefusesToStart(t *testing.T) {

@@ -30,6 +30,9 @@ func (a *app) openStore(ctx context.Context, cfg *policy.Config) (tokenize.Store
 		return nil, err
 	}
 	opts.Logger = a.log
+	if a.metricsReg != nil { // a nil *Registry in the interface would not be nil
+		opts.Registerer = a.metricsReg
+	}
 	return etcdstore.Open(ctx, opts)
 }
 
@@ -38,7 +41,7 @@ func (a *app) openStore(ctx context.Context, cfg *policy.Config) (tokenize.Store
 func etcdOptions(cfg *policy.Config) (etcdstore.Options, error) {
 	e := cfg.Store.Etcd
 	o := etcdstore.Options{Endpoints: e.Endpoints, Prefix: e.Prefix, Tenant: cfg.Tokens.Tenant, NodeID: e.NodeID,
-		Username: e.Username, DialTimeout: e.DialTimeout, RequestTimeout: e.RequestTimeout}
+		Username: e.Username, DialTimeout: e.DialTimeout, RequestTimeout: e.RequestTimeout, Freshness: e.Freshness}
 	if e.PasswordFile != "" {
 		pw, err := os.ReadFile(e.PasswordFile)
 		if err != nil {

@@ -269,7 +269,8 @@ func TestServeRoundTripWithSwaksAndSmtpSink(t *testing.T) {
 
 	_, metrics := httpGet("http://" + adminAddr + "/metrics")
 	for _, want := range []string{`tokenproxy_messages_total{result="relayed",route="inbound"} 1`,
-		`tokenproxy_messages_total{result="relayed",route="outbound"} 1`, `tokenproxy_tls_handshakes_total{route="inbound",version="1.3"}`} {
+		`tokenproxy_messages_total{result="relayed",route="outbound"} 1`, `tokenproxy_tls_handshakes_total{route="inbound",version="1.3"}`,
+		"tokenproxy_known_cache_hits_total ", "tokenproxy_known_cache_misses_total "} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

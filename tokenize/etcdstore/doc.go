@@ -83,6 +83,33 @@
 // a dead leader's tasks move to another node after the lease TTL, a
 // closed one's at once (Close revokes the lease).
 //
+// # Freshness
+//
+// Each node caches known addresses, and a watch on the token keys drops
+// entries other nodes changed. The store is fresh (tokenize.Freshness,
+// fresh.go) while a linearizable read of the cluster's revision, sent
+// within Options.Freshness (1 s by default), has been matched by the
+// watch: etcd reported progress (RequestProgress, answered once the
+// stream's watchers caught up) up to that revision. A check runs every
+// 250 ms, and at once when a watch opens. So an erasure committed on
+// another node has reached this node's caches within Freshness plus one
+// check, or the node is stale: the map then answers known addresses from
+// its cache for a grace only, refuses resolutions (451 4.3.0 on the
+// routes), and the node is not ready. Fresh only reads the checker's
+// state: a lost quorum makes the node stale once Freshness has passed
+// since the last confirmed read, however long the read under way takes
+// to fail. A watch starts at a revision read before it opens, and counts
+// as delivered up to the revision before the one it resumes at, as etcd
+// answers no progress request for a watch that starts after its current
+// revision.
+//
+// # Metrics
+//
+// With Options.Registerer: tokenproxy_etcd_request_duration_seconds by op
+// (view, update, commit, revision), tokenproxy_store_fresh (0 or 1),
+// tokenproxy_store_freshness_age_seconds and
+// tokenproxy_etcd_watch_restarts_total. No label holds a key.
+//
 // # Erasure
 //
 // etcd keeps every revision of a key until compaction. Wipe compacts the

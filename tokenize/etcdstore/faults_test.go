@@ -96,11 +96,14 @@ func TestLeaderKill(t *testing.T) {
 
 // TestQuorumLoss: with two of three members gone, a new address fails
 // with ErrStore within a bounded time while a known one is still served
-// from the cache; with the members back, new addresses work again.
+// from the cache during the stale grace, and with ErrStore after it;
+// Resolve is refused at once once the store is stale; with the members
+// back, everything works again.
 func TestQuorumLoss(t *testing.T) {
 	c := etcdtest.Start(t)
 	ctx := context.Background()
-	m := newMap(t, openStore(t, c, freshPrefix(), "n1"), storetest.Keyring(), nil)
+	const grace = 3 * time.Second
+	m := newMapOpts(t, openStore(t, c, freshPrefix(), "n1"), storetest.Keyring(), tokenize.Options{StaleGrace: grace})
 	known, err := m.Tokenize(ctx, "known@example.com", "")
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +126,25 @@ func TestQuorumLoss(t *testing.T) {
 		t.Fatalf("known address without quorum = %+v, %v; want %s from the cache", again, err, known.Address)
 	}
 
+	for m.Fresh() == nil {
+		if time.Since(begin) > 5*time.Second {
+			t.Fatal("still fresh 5 s after the quorum loss")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	begin = time.Now()
+	if _, err := m.Resolve(ctx, known.Address); !errors.Is(err, tokenize.ErrStore) || time.Since(begin) > 100*time.Millisecond {
+		t.Fatalf("Resolve on a stale node = %v after %v; want ErrStore at once", err, time.Since(begin))
+	}
+	var se *tokenize.StaleError
+	if !errors.As(m.Fresh(), &se) {
+		t.Fatalf("Fresh() = %v; want a StaleError", m.Fresh())
+	}
+	time.Sleep(time.Until(se.Since.Add(grace)))
+	if _, err := m.Tokenize(ctx, "known@example.com", ""); !errors.Is(err, tokenize.ErrStore) {
+		t.Fatalf("known address after the grace without quorum = %v; want ErrStore", err)
+	}
+
 	restart := make(chan struct{})
 	go func() { defer close(restart); c.Restart(t, 2) }()
 	c.Restart(t, 1)
@@ -136,5 +158,14 @@ func TestQuorumLoss(t *testing.T) {
 			t.Fatalf("quorum back, Tokenize still fails: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	for m.Fresh() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("quorum back, still stale: %v", m.Fresh())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if e, err := m.Resolve(ctx, known.Address); err != nil || e.Original != "known@example.com" {
+		t.Fatalf("Resolve with the quorum back = %+v, %v", e, err)
 	}
 }

@@ -3,6 +3,7 @@ package etcdstore
 import (
 	"context"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -142,6 +143,7 @@ func (g *groupCommit) send(batch []*commit) {
 func (g *groupCommit) txn(cmps []clientv3.Cmp, ops []clientv3.Op) commitResult {
 	ctx, cancel := g.s.call(context.Background())
 	defer cancel()
+	defer g.s.metrics.observe(opCommit, time.Now())
 	resp, err := g.s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return commitResult{err: fail("txn", err)}

@@ -39,7 +39,14 @@ var format = tokenize.Format{Prefix: "t", Domain: "relay.company.example", Lengt
 // newMap is a token map on s with keys and an auditor.
 func newMap(t testing.TB, s tokenize.Store, keys *vault.Keyring, a tokenize.Auditor) *tokenize.Map {
 	t.Helper()
-	m, err := tokenize.NewMap(s, keys, tokenize.Options{Format: format, Tenant: "test", Audit: a})
+	return newMapOpts(t, s, keys, tokenize.Options{Audit: a})
+}
+
+// newMapOpts is newMap with more options; format and tenant are set.
+func newMapOpts(t testing.TB, s tokenize.Store, keys *vault.Keyring, opts tokenize.Options) *tokenize.Map {
+	t.Helper()
+	opts.Format, opts.Tenant = format, "test"
+	m, err := tokenize.NewMap(s, keys, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
@@ -30,6 +31,7 @@ const (
 	DefaultPrefix         = "tp/"
 	DefaultDialTimeout    = 5 * time.Second
 	DefaultRequestTimeout = time.Second
+	DefaultFreshness      = time.Second
 	// DefaultMaxTxnOps is etcd's own default --max-txn-ops.
 	DefaultMaxTxnOps = 128
 )
@@ -53,8 +55,16 @@ type Options struct {
 	// fast (ErrStore, 451 on the routes) instead of holding sessions. An
 	// Update retries a leader change within the same bound.
 	RequestTimeout time.Duration
+	// Freshness bounds how stale the map's caches may be (Fresh): the
+	// node is fresh while a linearizable read of the cluster's revision,
+	// sent within Freshness, has been matched by the watch's progress.
+	// Default 1 s.
+	Freshness time.Duration
 	// MaxTxnOps is the cluster's --max-txn-ops; default 128.
 	MaxTxnOps int
+	// Registerer, when set, gets the store's metrics (latency,
+	// freshness, watch restarts); Close removes them.
+	Registerer prometheus.Registerer
 	// LeaseTTL is how long this node's registration (nodes/<id>) outlives
 	// its last keep-alive: after it, another node takes its outbox over
 	// and its elections are lost. Default 5 s; etcd rounds up to whole
@@ -88,6 +98,9 @@ func (o *Options) defaults() error {
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.Freshness <= 0 {
+		o.Freshness = DefaultFreshness
 	}
 	if o.MaxTxnOps <= 0 {
 		o.MaxTxnOps = DefaultMaxTxnOps
@@ -133,10 +146,14 @@ type Store struct {
 	own     ownRevisions
 	absent  absentKeys
 	commits *groupCommit
+	fresh   *freshness
+	metrics *metrics
 
 	session   atomic.Pointer[concurrency.Session] // this node's lease (liveness.go)
 	takeovers takeovers                           // dead nodes' outboxes (takeover.go)
 }
+
+var _ tokenize.Freshness = (*Store)(nil)
 
 var _ tokenize.Store = (*Store)(nil)
 
@@ -157,7 +174,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, unreachable(opts.Endpoints, err)
 	}
 	bg, stop := context.WithCancel(context.Background())
-	s := &Store{cli: cli, opts: opts, log: opts.Logger, keys: newLayout(opts), bg: bg, stop: stop}
+	s := &Store{cli: cli, opts: opts, log: opts.Logger, keys: newLayout(opts), bg: bg, stop: stop, fresh: newFreshness()}
+	s.metrics = newMetrics(s, opts.Registerer)
 	s.startCommitters()
 	cctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	defer cancel()
@@ -179,6 +197,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.startTakeovers()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.checkFreshness()
+	}()
 	return s, nil
 }
 
@@ -231,6 +254,7 @@ func (s *Store) Close() error {
 	s.revoke()
 	err := s.cli.Close()
 	s.wg.Wait()
+	s.metrics.unregister()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%w: close etcd client: %w", tokenize.ErrStore, err)
 	}

@@ -31,6 +31,7 @@ func (s *Store) View(ctx context.Context, fn func(tokenize.ReadTx) error) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	defer s.metrics.observe(opView, time.Now())
 	tx := &txn{s: s, ctx: ctx}
 	if err := fn(tx); err != nil {
 		if tx.err != nil {
@@ -48,6 +49,7 @@ func (s *Store) View(ctx context.Context, fn func(tokenize.ReadTx) error) error 
 // while the first attempt is younger than the request timeout.
 func (s *Store) Update(ctx context.Context, fn func(tokenize.Tx) error) error {
 	begin := time.Now()
+	defer s.metrics.observe(opUpdate, begin)
 	for attempt := 0; ; attempt++ {
 		if s.closed.Load() {
 			return errClosed

@@ -20,12 +20,17 @@ const watchRetry = 250 * time.Millisecond
 // compacted events away before they were read, "" is sent: every cache
 // entry may be stale (the map's forget clears its address cache on any
 // value). The channel closes when ctx ends or the store closes.
+//
+// The watch's progress is what makes the store fresh (fresh.go): until
+// one is open, Fresh reports the store stale.
 func (s *Store) Watch(ctx context.Context) <-chan string {
 	out := make(chan string, 64)
+	id := s.fresh.addWatch()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer close(out)
+		defer s.fresh.removeWatch(id)
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go func() { // the store's Close ends the watch too
@@ -35,17 +40,28 @@ func (s *Store) Watch(ctx context.Context) <-chan string {
 			case <-ctx.Done():
 			}
 		}()
-		s.watch(ctx, out)
+		s.watch(ctx, id, out)
 	}()
+	s.fresh.askCheck()
 	return out
 }
 
-// watch follows the token keys from the current revision on.
-func (s *Store) watch(ctx context.Context, out chan<- string) {
-	next := int64(0) // 0: from now
+// watch follows the token keys from the current revision on. It starts
+// from a revision it read rather than from "now", so that a watch that
+// breaks before its first response resumes without a gap.
+func (s *Store) watch(ctx context.Context, id int, out chan<- string) {
+	next := int64(0) // 0: from now, if the revision cannot be read
+	if rev, err := s.clusterRevision(time.Now().Add(s.opts.RequestTimeout)); err == nil {
+		next = rev + 1
+	}
 	for ctx.Err() == nil {
 		var err error
-		if next, err = s.watchOnce(ctx, next, out); err != nil && ctx.Err() == nil {
+		next, err = s.watchOnce(ctx, id, next, out)
+		if ctx.Err() != nil {
+			return
+		}
+		s.metrics.restarts.Inc()
+		if err != nil {
 			s.log.Warn("etcd watch broke; reopening", "event", "etcd_watch_restart", "err", err)
 			sleep(ctx, watchRetry)
 		}
@@ -55,12 +71,23 @@ func (s *Store) watch(ctx context.Context, out chan<- string) {
 // watchOnce runs one etcd watch from revision next and returns the
 // revision to resume from. WithRequireLeader ends it when its member loses
 // the leader, so a partitioned member cannot keep the map's caches quiet.
-func (s *Store) watchOnce(ctx context.Context, next int64, out chan<- string) (int64, error) {
+//
+// Progress (fresh.go) is noted from the revision the watch resumes at and
+// from progress notifications, which etcd sends once the stream's
+// watchers have caught up, with the revision they reached: an event batch of a watch still catching up after a
+// restart may carry the current revision in its header while older events
+// are still on their way.
+func (s *Store) watchOnce(ctx context.Context, id int, next int64, out chan<- string) (int64, error) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	opts := []clientv3.OpOption{clientv3.WithPrefix()}
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithProgressNotify()}
 	if next > 0 {
 		opts = append(opts, clientv3.WithRev(next))
+		// Everything before next is delivered (or, at the first start,
+		// predates the caches). etcd answers no progress request for a
+		// watch that starts after its current revision, so without this
+		// an idle cluster would leave the node stale.
+		s.fresh.advance(id, next-1)
 	}
 	for resp := range s.cli.Watch(wctx, s.keys.tokens, opts...) {
 		if resp.CompactRevision != 0 {
@@ -79,6 +106,9 @@ func (s *Store) watchOnce(ctx context.Context, next int64, out chan<- string) (i
 			}
 		}
 		next = resp.Header.Revision + 1
+		if resp.IsProgressNotify() {
+			s.fresh.advance(id, resp.Header.Revision)
+		}
 	}
 	return next, ctx.Err()
 }

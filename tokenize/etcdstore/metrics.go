@@ -1,0 +1,83 @@
+package etcdstore
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Operations of the latency histogram: the only values of its label.
+const (
+	opView     = "view"     // a View, all its reads
+	opUpdate   = "update"   // an Update, retries included
+	opCommit   = "commit"   // one Txn of the group commit
+	opRevision = "revision" // the freshness check's linearizable read
+)
+
+// requestBuckets cover a loopback quorum round (about 1 ms) to a request
+// that ran into RequestTimeout twice.
+var requestBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+
+// metrics are the store's Prometheus collectors. Labels take only the op
+// names above: never a key, which holds a token.
+type metrics struct {
+	latency    *prometheus.HistogramVec
+	restarts   prometheus.Counter
+	collectors []prometheus.Collector
+	reg        prometheus.Registerer
+}
+
+// newMetrics creates the collectors and registers them on reg (nil: they
+// count for nobody). Like prometheus.MustRegister it panics on a duplicate
+// registration, a wiring bug found at start-up.
+func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokenproxy_etcd_request_duration_seconds",
+			Help:    "Duration of the token map's etcd operations: view, update (retries included), commit (one Txn), revision (the freshness check's read).",
+			Buckets: requestBuckets,
+		}, []string{"op"}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tokenproxy_etcd_watch_restarts_total",
+			Help: "Times the watch that invalidates the caches broke and was reopened.",
+		}),
+		reg: reg,
+	}
+	for _, op := range []string{opView, opUpdate, opCommit, opRevision} {
+		m.latency.WithLabelValues(op)
+	}
+	fresh := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tokenproxy_store_fresh",
+		Help: "1 while this node's caches are confirmed coherent with the cluster within store.etcd.freshness, else 0.",
+	}, func() float64 {
+		if s.Fresh() == nil {
+			return 1
+		}
+		return 0
+	})
+	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tokenproxy_store_freshness_age_seconds",
+		Help: "Seconds since the last confirmed freshness check was sent (since the store opened, if none was).",
+	}, func() float64 { return s.freshnessAge().Seconds() })
+	m.collectors = []prometheus.Collector{m.latency, m.restarts, fresh, age}
+	if reg != nil {
+		reg.MustRegister(m.collectors...)
+	}
+	return m
+}
+
+// observe records the duration of one op begun at begin.
+func (m *metrics) observe(op string, begin time.Time) {
+	m.latency.WithLabelValues(op).Observe(time.Since(begin).Seconds())
+}
+
+// unregister removes the collectors, so that the store can be opened
+// again on the same registry.
+func (m *metrics) unregister() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range m.collectors {
+		m.reg.Unregister(c)
+	}
+}
