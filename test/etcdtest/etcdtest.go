@@ -136,6 +136,9 @@ func StartWith(tb testing.TB, opts Options) *Cluster {
 	return nil
 }
 
+// staleAfter is how old a binary of another source must be to be removed.
+const staleAfter = 24 * time.Hour
+
 // startAttempts bounds the retries of a cluster start.
 const startAttempts = 3
 
@@ -486,11 +489,16 @@ func build(logf func(format string, args ...any), name, pkg string) (string, err
 	return bin, nil
 }
 
-// removeStale deletes binaries built from older etcddev sources (~23 MB
-// each), under the build lock.
+// removeStale deletes binaries built from other etcddev sources (~23 MB
+// each) more than staleAfter ago, under the build lock. A recent one may
+// belong to another checkout (a git worktree) whose tests are running.
 func removeStale(cache, name, keep string, logf func(format string, args ...any)) {
 	old, _ := filepath.Glob(filepath.Join(cache, name+"-*"))
 	for _, f := range old {
+		fi, err := os.Stat(f)
+		if err != nil || time.Since(fi.ModTime()) < staleAfter {
+			continue
+		}
 		if f != keep && !strings.HasSuffix(f, ".tmp") {
 			if err := os.Remove(f); err == nil {
 				logf("removed stale %s", f)
