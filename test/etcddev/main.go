@@ -93,7 +93,6 @@ func main() {
 			fmt.Fprintln(os.Stderr, "etcddev:", err)
 			os.Exit(1)
 		}
-		fmt.Println("CONFIG_OK")
 		return
 	}
 
@@ -226,7 +225,9 @@ func schemeMatches(flagName, rawURL string, tls bool) error {
 }
 
 // checkConfigFile loads an etcd configuration file as etcd --config-file
-// does and validates it, without binding anything.
+// does and validates it, without binding anything, then prints the
+// settings the deployment depends on as etcd understood them: etcd's
+// loader ignores unknown keys, so a misspelt one shows as a default here.
 func checkConfigFile(path string) error {
 	cfg, err := embed.ConfigFromFile(path)
 	if err != nil {
@@ -235,6 +236,11 @@ func checkConfigFile(path string) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	fmt.Printf("CONFIG_OK name=%s client-cert-auth=%v client-tls=%v peer-client-cert-auth=%v peer-tls=%v "+
+		"auto-compaction=%s/%s quota-backend-bytes=%d max-txn-ops=%d snapshot-count=%d max-wals=%d\n",
+		cfg.Name, cfg.ClientTLSInfo.ClientCertAuth, !cfg.ClientTLSInfo.Empty(), cfg.PeerTLSInfo.ClientCertAuth,
+		!cfg.PeerTLSInfo.Empty(), cfg.AutoCompactionMode, cfg.AutoCompactionRetention, cfg.QuotaBackendBytes,
+		cfg.MaxTxnOps, cfg.SnapshotCount, cfg.MaxWalFiles)
 	return nil
 }
 
