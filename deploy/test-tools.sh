@@ -5,6 +5,7 @@
 #   make             (Debian package make)
 #   dpkg-deb         (Debian package dpkg)
 #   strace           (Debian package strace)
+#   openssl          (Debian package openssl: deploy/etcd/make-certs.sh)
 #
 # Usage: deploy/test-tools.sh [TOOL...]   (no argument: all of them)
 #
@@ -30,7 +31,8 @@ package_of() {
 	make) echo make ;;
 	dpkg-deb) echo dpkg ;;
 	strace) echo strace ;;
-	*) die "unknown tool $1 (known: systemd-analyze nft make dpkg-deb strace)" ;;
+	openssl) echo openssl ;;
+	*) die "unknown tool $1 (known: systemd-analyze nft make dpkg-deb strace openssl)" ;;
 	esac
 }
 
@@ -40,7 +42,7 @@ have() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(systemd-analyze nft make dpkg-deb strace)
+[ ${#tools[@]} -gt 0 ] || tools=(systemd-analyze nft make dpkg-deb strace openssl)
 missing=()
 for t in "${tools[@]}"; do
 	p=$(package_of "$t")

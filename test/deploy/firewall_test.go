@@ -71,12 +71,19 @@ func TestNftRuleset(t *testing.T) {
 		"ip daddr @vault_v4 tcp dport 8200 accept",
 		"ip daddr @downstream_v4 tcp dport { 25, 587 } accept",
 		"ip daddr @resolvers_v4 meta l4proto { tcp, udp } th dport 53 accept",
+		"ip saddr @etcd_peers_v4 tcp dport { 2379, 2380 } accept",
+		"ip6 saddr @etcd_peers_v6 tcp dport { 2379, 2380 } accept",
+		"ip daddr @etcd_peers_v4 tcp dport { 2379, 2380 } accept",
+		"ip6 daddr @etcd_peers_v6 tcp dport { 2379, 2380 } accept",
 	} {
 		if !strings.Contains(listing, want) {
 			t.Errorf("ruleset lacks %q; listing:\n%s", want, listing)
 		}
 	}
-	// The admin port must not be open to everyone.
+	// The admin port and etcd's must not be open to everyone.
+	if regexp.MustCompile(`(?m)^\s*tcp dport [^\n]*(2379|2380)[^\n]* accept$`).MatchString(listing) {
+		t.Errorf("an etcd port accepted without a source restriction:\n%s", listing)
+	}
 	if regexp.MustCompile(`(?m)^\s*tcp dport [^\n]*8025[^\n]* accept$`).MatchString(listing) {
 		t.Errorf("port 8025 accepted without a source restriction:\n%s", listing)
 	}

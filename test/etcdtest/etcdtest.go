@@ -8,6 +8,11 @@
 // machine); later runs start a cluster in one to three seconds. Members
 // listen on free 127.0.0.1 ports, keep their data in t.TempDir(), and are
 // stopped when the test ends; their logs are added to a failed test's log.
+//
+// StartWith starts a TLS cluster (Options.TLS): clients and peers talk
+// TLS with certificates from a test CA, and clients must present one
+// (etcd's client-cert-auth), as deploy/etcd configures production members.
+// Etcdctl builds etcdctl of the same etcd release.
 package etcdtest
 
 import (
@@ -25,6 +30,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,7 +54,26 @@ type Cluster struct {
 	Members []*Member
 	bin     string
 	initial string // the -initial-cluster flag every member was started with
+	opts    Options
+	tlsArgs []string // the members' TLS flags
 }
+
+// Options configures StartWith.
+type Options struct {
+	// TLS, when set, makes the members serve clients and peers over TLS
+	// with a certificate from this CA (CN "etcd-member", 127.0.0.1) and
+	// require client certificates from it (client-cert-auth). Endpoints
+	// are then https URLs and Client connects as CN "root".
+	TLS *CA
+	// SnapshotCount and MaxWals set the members' --snapshot-count and
+	// --max-wals (0: etcd's defaults, 10,000 and 5).
+	SnapshotCount uint64
+	MaxWals       uint
+}
+
+// RootCN is the CN of the certificate Client presents on a TLS cluster:
+// etcd maps it to the root user once auth is enabled.
+const RootCN = "root"
 
 // Member is one etcd member. Its process can be stopped, killed and
 // restarted on the same ports and data.
@@ -67,7 +92,25 @@ type Member struct {
 // members are stopped when the test and its subtests finish.
 func Start(tb testing.TB) *Cluster {
 	tb.Helper()
-	c := &Cluster{bin: Binary(tb)}
+	return StartWith(tb, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(tb testing.TB, opts Options) *Cluster {
+	tb.Helper()
+	c := &Cluster{bin: Binary(tb), opts: opts}
+	if opts.TLS != nil {
+		cert, key := opts.TLS.Issue(tb, "etcd-member")
+		ca := opts.TLS.CertFile
+		c.tlsArgs = []string{"-cert-file", cert, "-key-file", key, "-trusted-ca-file", ca, "-client-cert-auth",
+			"-peer-cert-file", cert, "-peer-key-file", key, "-peer-trusted-ca-file", ca}
+	}
+	if opts.SnapshotCount > 0 {
+		c.tlsArgs = append(c.tlsArgs, "-snapshot-count", strconv.FormatUint(opts.SnapshotCount, 10))
+	}
+	if opts.MaxWals > 0 {
+		c.tlsArgs = append(c.tlsArgs, "-max-wals", strconv.FormatUint(uint64(opts.MaxWals), 10))
+	}
 	tb.Cleanup(func() {
 		for _, m := range c.Members {
 			m.Stop()
@@ -93,6 +136,9 @@ func Start(tb testing.TB) *Cluster {
 	return nil
 }
 
+// staleAfter is how old a binary of another source must be to be removed.
+const staleAfter = 24 * time.Hour
+
 // startAttempts bounds the retries of a cluster start.
 const startAttempts = 3
 
@@ -111,7 +157,11 @@ func (c *Cluster) startAll(dir string) error {
 		if err != nil {
 			return err
 		}
-		m.ClientURL, m.PeerURL = "http://"+client, "http://"+peer
+		scheme := "http://"
+		if c.opts.TLS != nil {
+			scheme = "https://"
+		}
+		m.ClientURL, m.PeerURL = scheme+client, scheme+peer
 		peers = append(peers, m.Name+"="+m.PeerURL)
 		c.Members = append(c.Members, m)
 	}
@@ -138,10 +188,15 @@ func (c *Cluster) Endpoints() []string {
 	return out
 }
 
-// Client returns a client on all members, closed when the test ends.
+// Client returns a client on all members, closed when the test ends. On
+// a TLS cluster it presents a certificate with CN RootCN.
 func (c *Cluster) Client(tb testing.TB) *clientv3.Client {
 	tb.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	cfg := clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second}
+	if c.opts.TLS != nil {
+		cfg.TLS = c.opts.TLS.ClientTLS(tb, RootCN)
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		tb.Fatalf("etcdtest: %v", err)
 	}
@@ -190,6 +245,7 @@ func (c *Cluster) start(m *Member) error {
 		"-client-url", m.ClientURL, "-peer-url", m.PeerURL,
 		"-initial-cluster", c.initial, "-exit-with-stdin",
 	}
+	args = append(args, c.tlsArgs...)
 	p, err := startProcess(c.bin, args, &m.logs)
 	if err != nil {
 		return fmt.Errorf("member %s: %w", m.Name, err)
@@ -347,7 +403,7 @@ func Binary(tb testing.TB) string {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if builtBin == "" && buildErr == nil {
-		builtBin, buildErr = build(func(format string, args ...any) { tb.Logf("etcdtest: "+format, args...) })
+		builtBin, buildErr = build(func(format string, args ...any) { tb.Logf("etcdtest: "+format, args...) }, "etcddev", ".")
 	}
 	if buildErr != nil {
 		tb.Fatalf("etcdtest: %v", buildErr)
@@ -355,10 +411,34 @@ func Binary(tb testing.TB) string {
 	return builtBin
 }
 
-// build returns the cached etcddev binary for the current source,
+var (
+	ctlMu    sync.Mutex
+	builtCtl string
+	ctlErr   error
+)
+
+// Etcdctl returns the path of an etcdctl of the members' etcd release,
+// built (a few seconds once the modules are cached) from the version that
+// test/etcddev's go.mod pins as a tool.
+func Etcdctl(tb testing.TB) string {
+	tb.Helper()
+	ctlMu.Lock()
+	defer ctlMu.Unlock()
+	if builtCtl == "" && ctlErr == nil {
+		builtCtl, ctlErr = build(func(format string, args ...any) { tb.Logf("etcdtest: "+format, args...) },
+			"etcdctl", "go.etcd.io/etcd/etcdctl/v3")
+	}
+	if ctlErr != nil {
+		tb.Fatalf("etcdtest: %v", ctlErr)
+	}
+	return builtCtl
+}
+
+// build returns the cached binary name-<hash> of pkg (a package of the
+// etcddev module or one it requires) for the current source of etcddev,
 // building it first if needed. Concurrent test processes (go test ./...)
 // coordinate through a file lock, so only one of them builds.
-func build(logf func(format string, args ...any)) (string, error) {
+func build(logf func(format string, args ...any), name, pkg string) (string, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return "", err
@@ -373,7 +453,7 @@ func build(logf func(format string, args ...any)) (string, error) {
 		cache = os.TempDir()
 	}
 	cache = filepath.Join(cache, "tokenproxy")
-	bin := filepath.Join(cache, "etcddev-"+sum)
+	bin := filepath.Join(cache, name+"-"+sum)
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
@@ -391,29 +471,34 @@ func build(logf func(format string, args ...any)) (string, error) {
 	if _, err := os.Stat(bin); err == nil { // another process built it meanwhile
 		return bin, nil
 	}
-	logf("building %s from %s (a cold build takes about a minute)", bin, src)
+	logf("building %s from %s %s (a cold build of etcddev takes about a minute)", bin, src, pkg)
 	begin := time.Now()
 	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
 	defer os.Remove(tmp)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, ".")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, pkg)
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building etcddev: %v\n%s", err, out)
+		return "", fmt.Errorf("building %s: %v\n%s", name, err, out)
 	}
 	if err := os.Rename(tmp, bin); err != nil {
 		return "", err
 	}
 	logf("built %s in %v", bin, time.Since(begin).Round(time.Second))
-	removeStale(cache, bin, logf)
+	removeStale(cache, name, bin, logf)
 	return bin, nil
 }
 
-// removeStale deletes binaries built from older etcddev sources (~23 MB
-// each), under the build lock.
-func removeStale(cache, keep string, logf func(format string, args ...any)) {
-	old, _ := filepath.Glob(filepath.Join(cache, "etcddev-*"))
+// removeStale deletes binaries built from other etcddev sources (~23 MB
+// each) more than staleAfter ago, under the build lock. A recent one may
+// belong to another checkout (a git worktree) whose tests are running.
+func removeStale(cache, name, keep string, logf func(format string, args ...any)) {
+	old, _ := filepath.Glob(filepath.Join(cache, name+"-*"))
 	for _, f := range old {
+		fi, err := os.Stat(f)
+		if err != nil || time.Since(fi.ModTime()) < staleAfter {
+			continue
+		}
 		if f != keep && !strings.HasSuffix(f, ".tmp") {
 			if err := os.Remove(f); err == nil {
 				logf("removed stale %s", f)

@@ -2,8 +2,12 @@ package etcdtest_test
 
 import (
 	"context"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tokenproxy/tokenproxy/test/etcdtest"
 )
@@ -38,4 +42,39 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 		t.Fatalf("Get(k) = %v, %v", resp, err)
 	}
 	t.Logf("restarted member %d at revision %d", leader, st.Header.Revision)
+}
+
+// TestTLSCluster: a TLS cluster serves a client with a certificate from
+// its CA, refuses one without, and the etcdctl built from the same release
+// talks to it with the root certificate.
+func TestTLSCluster(t *testing.T) {
+	ca := etcdtest.NewCA(t, "test-ca")
+	c := etcdtest.StartWith(t, etcdtest.Options{TLS: ca})
+	for _, ep := range c.Endpoints() {
+		if !strings.HasPrefix(ep, "https://127.0.0.1:") {
+			t.Fatalf("endpoint %s: want https on loopback", ep)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Client(t).Put(ctx, "k", "v"); err != nil {
+		t.Fatalf("put with the root certificate: %v", err)
+	}
+	anon, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second,
+		TLS: ca.ClientTLS(t, "")})
+	if err == nil {
+		defer anon.Close()
+		actx, acancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err = anon.Get(actx, "k")
+		acancel()
+	}
+	if err == nil {
+		t.Fatal("a client without a certificate read from a client-cert-auth cluster")
+	}
+	cert, key := ca.Issue(t, etcdtest.RootCN)
+	out, err := exec.Command(etcdtest.Etcdctl(t), "--endpoints", strings.Join(c.Endpoints(), ","),
+		"--cacert", ca.CertFile, "--cert", cert, "--key", key, "get", "k", "--print-value-only").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "v" {
+		t.Fatalf("etcdctl get k: %v\n%s", err, out)
+	}
 }

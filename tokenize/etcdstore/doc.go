@@ -121,4 +121,10 @@
 // the runbook states; record-key rotation makes such leftovers
 // unreadable. Compacting also makes views pinned to older revisions fail
 // (ErrStore) and other nodes' watches restart with a cache drop.
+//
+// With RBAC (one etcd user per node, limited to the prefix) a node may
+// neither compact nor defragment: only root may. Wipe then writes
+// <prefix>wipe, and a maintenance job on each member's appliance
+// (deploy/etcd/etcd-maintain.sh, with root's certificate) compacts and
+// defragments within about a minute; test/integration measures it.
 package etcdstore

@@ -184,7 +184,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		if errors.Is(err, tokenize.ErrSchemaTooNew) {
 			return nil, err
 		}
-		return nil, unreachable(opts.Endpoints, err)
+		return nil, unreachable(opts.Endpoints, diagnose(ctx, opts, err))
 	}
 	if err := s.openSession(ctx); err != nil {
 		s.Close()
@@ -283,15 +283,19 @@ func fail(op string, err error) error {
 //	<prefix><tenant>/nodes/<node>          live node, under its lease
 //	<prefix><tenant>/takeover/<node>       dead node's outbox claimed, under the claimer's lease
 //	<prefix><tenant>/elect/<task>/<lease>  election of the node that runs task
+//	<prefix>wipe                           compaction asked of the members' maintenance job
 type layout struct {
 	base, tokens, outbox, outboxes, meta, wrapped, nodes, takeovers, elections string
+
+	wipe string // <prefix>wipe: a wipe scheduled for the members (wipe.go)
 }
 
 func newLayout(o Options) layout {
 	base := o.Prefix + o.Tenant + "/"
 	return layout{base: base, tokens: base + "t/", outbox: base + "outbox/" + o.NodeID + "/",
 		outboxes: base + "outbox/", meta: base + "meta/", wrapped: base + "keys/",
-		nodes: base + "nodes/", takeovers: base + "takeover/", elections: base + "elect/"}
+		nodes: base + "nodes/", takeovers: base + "takeover/", elections: base + "elect/",
+		wipe: o.Prefix + "wipe"}
 }
 
 func (l layout) node(id string) string       { return l.nodes + id }
@@ -300,6 +304,7 @@ func (l layout) nodeOutbox(id string) string { return l.outboxes + id + "/" }
 func (l layout) election(task string) string { return l.elections + task + "/" }
 
 func (l layout) schema() string            { return l.base + "schema" }
+func (l layout) wipeRequest() string       { return l.wipe }
 func (l layout) token(local string) string { return l.tokens + local }
 func (l layout) metaKey(name string) string {
 	return l.meta + name
