@@ -12,13 +12,14 @@ import (
 // because this process alone writes the map (bbolt's flock), or, on a
 // shared store, because other nodes' changes arrive through the store's
 // watch and the map answers from it only while the store is fresh
-// (Freshness): creations add entries, erasures clear the cache, renames
-// update the entry. It is bounded; when full it starts over, which costs
-// only look-ups.
+// (Freshness): creations add entries, an erased or changed token drops
+// its entry, renames update the entry. It is bounded; when full it starts
+// over, which costs only look-ups.
 type knownCache struct {
-	mu  sync.RWMutex
-	m   map[address.Address]*knownEntry
-	max int
+	mu      sync.RWMutex
+	m       map[address.Address]*knownEntry
+	byLocal map[string]address.Address // token → its address's entry, to drop one entry
+	max     int
 
 	hits, misses atomic.Uint64 // Tokenize answered from the cache or not
 }
@@ -31,7 +32,7 @@ type knownEntry struct {
 }
 
 func newKnownCache(max int) *knownCache {
-	return &knownCache{m: make(map[address.Address]*knownEntry), max: max}
+	return &knownCache{m: make(map[address.Address]*knownEntry), byLocal: make(map[string]address.Address), max: max}
 }
 
 func (c *knownCache) get(a address.Address) (knownEntry, bool) {
@@ -51,9 +52,13 @@ func (c *knownCache) put(a address.Address, e knownEntry) {
 	}
 	c.mu.Lock()
 	if len(c.m) >= c.max {
-		c.m = make(map[address.Address]*knownEntry)
+		c.reset()
+	}
+	if old, ok := c.m[a]; ok && old.local != e.local {
+		delete(c.byLocal, old.local)
 	}
 	c.m[a] = &e
+	c.byLocal[e.local] = a
 	c.mu.Unlock()
 }
 
@@ -67,10 +72,27 @@ func (c *knownCache) touched(a address.Address, at int64) {
 	c.mu.Unlock()
 }
 
+// drop removes the entry of token local, if any: on a shared store every
+// other node's change to one token (an erasure, a rename, a last-seen
+// flush) would otherwise empty the whole cache.
+func (c *knownCache) drop(local string) {
+	c.mu.Lock()
+	if a, ok := c.byLocal[local]; ok {
+		delete(c.m, a)
+		delete(c.byLocal, local)
+	}
+	c.mu.Unlock()
+}
+
 func (c *knownCache) clear() {
 	c.mu.Lock()
-	c.m = make(map[address.Address]*knownEntry)
+	c.reset()
 	c.mu.Unlock()
+}
+
+func (c *knownCache) reset() {
+	c.m = make(map[address.Address]*knownEntry)
+	c.byLocal = make(map[string]address.Address)
 }
 
 func (c *knownCache) hit()  { c.hits.Add(1) }

@@ -553,11 +553,15 @@ func (m *Map) erase(tx Tx, local string) error {
 
 // forget drops an erased or changed token from the caches, after its
 // commit: a pending last-seen time would rewrite it, and the known-address
-// cache would keep serving it. Erasures are rare; finding the cache's
-// entry would need the address, so the cache starts over.
+// cache would keep serving it. "" (a store's watch that lost events) means
+// any token may have changed: the cache starts over.
 func (m *Map) forget(local string) {
+	if local == "" {
+		m.known.clear()
+		return
+	}
 	m.touch.forget(local)
-	m.known.clear()
+	m.known.drop(local)
 }
 
 // forgetChanged drops tokens another node changed, as the store's watch

@@ -82,7 +82,8 @@ func testNodeIDTaken(t *testing.T, c *etcdtest.Cluster) {
 }
 
 // testOutboxTakeover: node n1 dies with N creation records in its outbox
-// (its trail refused them); of the two survivors, exactly one delivers
+// (its trail hangs: a trail that refused them would stop n1's token
+// creation after its first failed delivery); of the two survivors, exactly one delivers
 // all N, each once, with the refs n1 gave them; the claim is then given
 // up and n1 may come back.
 func testOutboxTakeover(t *testing.T, c *etcdtest.Cluster) {
@@ -90,7 +91,8 @@ func testOutboxTakeover(t *testing.T, c *etcdtest.Cluster) {
 	ctx := context.Background()
 	prefix := freshPrefix()
 	keys := storetest.Keyring()
-	stuck := &storetest.Auditor{DeliverErr: errors.New("trail full")}
+	stuck := &storetest.Auditor{Hold: make(chan struct{})}
+	defer close(stuck.Hold) // before the cleanups close n1's map
 	s1 := mustOpenNode(t, c, prefix, "n1")
 	m1 := newMap(t, s1, keys, stuck)
 	survivors := []*storetest.Auditor{{}, {}}
