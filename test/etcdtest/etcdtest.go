@@ -16,20 +16,14 @@
 package etcdtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,11 +31,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/test/devbin"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 const (
-	mainModule   = "github.com/tokenproxy/tokenproxy"
 	startTimeout = 60 * time.Second
 	stopTimeout  = 10 * time.Second
 	// Size is the number of members of a cluster: the smallest that
@@ -135,9 +129,6 @@ func StartWith(tb testing.TB, opts Options) *Cluster {
 	tb.Fatalf("etcdtest: %v", err)
 	return nil
 }
-
-// staleAfter is how old a binary of another source must be to be removed.
-const staleAfter = 24 * time.Hour
 
 // startAttempts bounds the retries of a cluster start.
 const startAttempts = 3
@@ -435,130 +426,7 @@ func Etcdctl(tb testing.TB) string {
 }
 
 // build returns the cached binary name-<hash> of pkg (a package of the
-// etcddev module or one it requires) for the current source of etcddev,
-// building it first if needed. Concurrent test processes (go test ./...)
-// coordinate through a file lock, so only one of them builds.
+// etcddev module or one it requires) for the current source of etcddev.
 func build(logf func(format string, args ...any), name, pkg string) (string, error) {
-	root, err := repoRoot()
-	if err != nil {
-		return "", err
-	}
-	src := filepath.Join(root, "test", "etcddev")
-	sum, err := sourceHash(src)
-	if err != nil {
-		return "", err
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	cache = filepath.Join(cache, "tokenproxy")
-	bin := filepath.Join(cache, name+"-"+sum)
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return "", err
-	}
-	lock, err := os.OpenFile(filepath.Join(cache, "etcddev.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer lock.Close() // releases the lock
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
-	if _, err := os.Stat(bin); err == nil { // another process built it meanwhile
-		return bin, nil
-	}
-	logf("building %s from %s %s (a cold build of etcddev takes about a minute)", bin, src, pkg)
-	begin := time.Now()
-	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
-	defer os.Remove(tmp)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, pkg)
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building %s: %v\n%s", name, err, out)
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		return "", err
-	}
-	logf("built %s in %v", bin, time.Since(begin).Round(time.Second))
-	removeStale(cache, name, bin, logf)
-	return bin, nil
-}
-
-// removeStale deletes binaries built from other etcddev sources (~23 MB
-// each) more than staleAfter ago, under the build lock. A recent one may
-// belong to another checkout (a git worktree) whose tests are running.
-func removeStale(cache, name, keep string, logf func(format string, args ...any)) {
-	old, _ := filepath.Glob(filepath.Join(cache, name+"-*"))
-	for _, f := range old {
-		fi, err := os.Stat(f)
-		if err != nil || time.Since(fi.ModTime()) < staleAfter {
-			continue
-		}
-		if f != keep && !strings.HasSuffix(f, ".tmp") {
-			if err := os.Remove(f); err == nil {
-				logf("removed stale %s", f)
-			}
-		}
-	}
-}
-
-// repoRoot walks up from the working directory (the package directory
-// under go test) to the main module's root.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if isMainModule(filepath.Join(dir, "go.mod")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod of module %s above the working directory", mainModule)
-		}
-		dir = parent
-	}
-}
-
-func isMainModule(gomod string) bool {
-	f, err := os.Open(gomod)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if mod, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "module "); ok {
-			return strings.Trim(strings.TrimSpace(mod), `"`) == mainModule
-		}
-	}
-	return false
-}
-
-// sourceHash identifies a build: etcddev's go.mod, go.sum and Go files,
-// the target platform and the Go version that builds it.
-func sourceHash(dir string) (string, error) {
-	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
-	if err != nil {
-		return "", err
-	}
-	names = append(names, filepath.Join(dir, "go.mod"), filepath.Join(dir, "go.sum"))
-	slices.Sort(names)
-	h := sha256.New()
-	fmt.Fprintf(h, "%s/%s %s\n", runtime.GOOS, runtime.GOARCH, runtime.Version())
-	for _, name := range names {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s %d\n", filepath.Base(name), len(data))
-		h.Write(data)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	return devbin.Build(logf, "etcddev", name, pkg, "about a minute for etcddev")
 }

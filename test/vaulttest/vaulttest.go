@@ -13,12 +13,9 @@
 package vaulttest
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -26,17 +23,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenproxy/tokenproxy/test/devbin"
 )
 
 const (
-	mainModule   = "github.com/tokenproxy/tokenproxy"
 	startTimeout = 30 * time.Second
 	stopTimeout  = 10 * time.Second
 )
@@ -331,126 +327,5 @@ func build(logf func(format string, args ...any)) (string, error) {
 }
 
 func buildLocked(logf func(format string, args ...any)) (string, error) {
-	root, err := repoRoot()
-	if err != nil {
-		return "", err
-	}
-	src := filepath.Join(root, "test", "vaultdev")
-	sum, err := sourceHash(src)
-	if err != nil {
-		return "", err
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	cache = filepath.Join(cache, "tokenproxy")
-	bin := filepath.Join(cache, "vaultdev-"+sum)
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return "", err
-	}
-	lock, err := os.OpenFile(filepath.Join(cache, "vaultdev.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer lock.Close() // releases the lock
-	waited := time.Now()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
-	if _, err := os.Stat(bin); err == nil { // another process built it meanwhile
-		logf("waited %v for another process to build %s", time.Since(waited).Round(time.Second), bin)
-		return bin, nil
-	}
-
-	logf("building %s from %s (a cold build takes minutes)", bin, src)
-	begin := time.Now()
-	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
-	defer os.Remove(tmp)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building vaultdev: %v\n%s", err, out)
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		return "", err
-	}
-	logf("built %s in %v", bin, time.Since(begin).Round(time.Second))
-	removeStale(cache, bin, logf)
-	return bin, nil
-}
-
-// removeStale deletes binaries built from older vaultdev sources (~100 MB
-// each). It runs under the build lock; a test still running an old binary
-// keeps its open file, as Unix unlink allows.
-func removeStale(cache, keep string, logf func(format string, args ...any)) {
-	old, _ := filepath.Glob(filepath.Join(cache, "vaultdev-*"))
-	for _, f := range old {
-		if f != keep && !strings.HasSuffix(f, ".tmp") {
-			if err := os.Remove(f); err == nil {
-				logf("removed stale %s", f)
-			}
-		}
-	}
-}
-
-// repoRoot walks up from the working directory (the package directory under
-// go test) to the main module's root.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if isMainModule(filepath.Join(dir, "go.mod")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod of module %s above the working directory", mainModule)
-		}
-		dir = parent
-	}
-}
-
-func isMainModule(gomod string) bool {
-	f, err := os.Open(gomod)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if mod, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "module "); ok {
-			return strings.Trim(strings.TrimSpace(mod), `"`) == mainModule
-		}
-	}
-	return false
-}
-
-// sourceHash identifies a build: vaultdev's go.mod, go.sum and Go files, and
-// the target platform.
-func sourceHash(dir string) (string, error) {
-	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
-	if err != nil {
-		return "", err
-	}
-	names = append(names, filepath.Join(dir, "go.mod"), filepath.Join(dir, "go.sum"))
-	slices.Sort(names)
-	h := sha256.New()
-	fmt.Fprintf(h, "%s/%s\n", runtime.GOOS, runtime.GOARCH)
-	for _, name := range names {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s %d\n", filepath.Base(name), len(data))
-		h.Write(data)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	return devbin.Build(logf, "vaultdev", "vaultdev", ".", "minutes")
 }
