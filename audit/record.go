@@ -52,7 +52,8 @@ const (
 	ConfigReloaded    = "config.reloaded"
 	Backup            = "backup"
 	Restore           = "restore"
-	StoreMigrated     = "store.migrated" // proxy store migrate: the map moved between backends
+	StoreMigrated     = "store.migrated"          // proxy store migrate: the map moved between backends
+	ErasuresReplayed  = "store.erasures_replayed" // tombstones replayed from the trails after a restore
 	Checkpoint        = "checkpoint"
 	Recovered         = "audit.recovered"
 	Started           = "audit.started"
@@ -62,7 +63,7 @@ const (
 var knownEvents = []string{
 	TokenCreated, TokenResolved, TokenExpired, TokenErased,
 	ComplianceResolve, ComplianceLookup, ComplianceExport, ComplianceErase, ComplianceRefused,
-	AuditRead, AuditVerify, KeysRotated, ConfigReloaded, Backup, Restore, StoreMigrated,
+	AuditRead, AuditVerify, KeysRotated, ConfigReloaded, Backup, Restore, StoreMigrated, ErasuresReplayed,
 	Checkpoint, Recovered, Started, Stopped,
 }
 

@@ -108,6 +108,10 @@ type Query struct {
 	Limit        int       // at most this many records
 }
 
+// Match reports whether rec is selected by q, Limit aside: for callers
+// that select from several trails at once.
+func (q Query) Match(rec *Record) bool { return q.match(rec) }
+
 func (q Query) match(rec *Record) bool {
 	switch {
 	case rec.Seq < q.FromSeq,

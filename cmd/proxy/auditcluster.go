@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/tokenize/etcdstore"
 )
 
@@ -31,7 +32,9 @@ func (c trailCheck) ok() bool { return len(c.problems) == 0 && (c.rep == nil || 
 // published a head but whose trail is missing, or shorter than that
 // head, fails, named. A trail with no published head is listed, not
 // failed: a node that never checkpointed on etcd (or a bbolt one) has
-// none.
+// none. Across the trails it then lists the refs delivered twice (not a
+// failure) and fails on each token of the map whose creation record no
+// trail holds.
 func runClusterVerify(ctx context.Context, a *app, dir, keysFile string) error {
 	cfg, err := a.config()
 	if err != nil {
@@ -44,11 +47,16 @@ func runClusterVerify(ctx context.Context, a *app, dir, keysFile string) error {
 	if err != nil {
 		return err
 	}
-	heads, err := publishedHeads(ctx, a, cfg)
+	files, err := trailFiles(dir)
 	if err != nil {
 		return err
 	}
-	files, err := trailFiles(dir)
+	db, err := openClusterReader(ctx, a, cfg, "verify")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	heads, err := publishedHeads(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -64,12 +72,32 @@ func runClusterVerify(ctx context.Context, a *app, dir, keysFile string) error {
 			failed++
 		}
 	}
-	if failed > 0 || len(nodes) == 0 {
-		fmt.Fprintf(a.stdout, "result: FAILED, %d of %d node(s)\n", failed, len(nodes))
+	missing, err := checkAcrossTrails(ctx, a, cfg, db, files)
+	if err != nil {
+		return err
+	}
+	if failed > 0 || missing > 0 || len(nodes) == 0 {
+		fmt.Fprintf(a.stdout, "result: FAILED, %d of %d node(s), %d token(s) without a creation record\n", failed, len(nodes), missing)
 		return errAuditFails
 	}
 	fmt.Fprintf(a.stdout, "result: OK, %d node(s)\n", len(nodes))
 	return nil
+}
+
+// checkAcrossTrails prints the findings that need every trail at once
+// and returns how many of the map's tokens have no creation record.
+func checkAcrossTrails(ctx context.Context, a *app, cfg *policy.Config, db tokenize.Store, files map[string]string) (int, error) {
+	s, err := scanCluster(ctx, files)
+	if err != nil {
+		return 0, err
+	}
+	printDuplicates(a.stdout, s)
+	n, missing, err := uncreatedTokens(ctx, db, s.created)
+	if err != nil {
+		return 0, err
+	}
+	printUncreated(a.stdout, tokenize.Format{Domain: cfg.RelayDomain}, n, missing)
+	return len(missing), nil
 }
 
 // verifyKeys are the checkpoint keys: from --keys, or the key provider.
@@ -85,9 +113,9 @@ func (a *app) verifyKeys(ctx context.Context, cfg *policy.Config, keysFile strin
 	return auditKeys(ctx, s)
 }
 
-// publishedHeads reads every node's head from etcd. The store is opened
-// without the proxy's keys: verifying needs none.
-func publishedHeads(ctx context.Context, a *app, cfg *policy.Config) (map[string]audit.SignedHead, error) {
+// openClusterReader opens the map's etcd store without the proxy's keys:
+// reading heads and token keys needs none.
+func openClusterReader(ctx context.Context, a *app, cfg *policy.Config, what string) (*etcdstore.Store, error) {
 	opts, err := etcdOptions(cfg)
 	if err != nil {
 		return nil, err
@@ -95,12 +123,12 @@ func publishedHeads(ctx context.Context, a *app, cfg *policy.Config) (map[string
 	opts.Logger = a.log
 	// A reader of its own: the configured node_id belongs to this host's
 	// proxy serve, which may be running (a second holder is refused).
-	opts.NodeID = readerNodeID(opts.NodeID, "verify")
-	s, err := etcdstore.Open(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
+	opts.NodeID = readerNodeID(opts.NodeID, what)
+	return etcdstore.Open(ctx, opts)
+}
+
+// publishedHeads reads every node's head from etcd.
+func publishedHeads(ctx context.Context, s *etcdstore.Store) (map[string]audit.SignedHead, error) {
 	raw, err := s.AuditHeads(ctx)
 	if err != nil {
 		return nil, err

@@ -205,9 +205,10 @@ func readKeysFile(path string) (audit.Keys, error) {
 }
 
 func cmdAuditExport() *command {
-	var out, since, until, token, events string
+	var out, since, until, token, events, trails string
 	var fromSeq uint64
 	var limit int
+	var cluster bool
 	return &command{
 		name:    "audit export",
 		summary: "write audit records as JSON lines, as stored (an unfiltered export verifies with audit verify --file)",
@@ -219,10 +220,15 @@ func cmdAuditExport() *command {
 			fs.StringVar(&events, "event", "", "comma-separated `events` (e.g. compliance.resolve,token.resolved)")
 			fs.StringVar(&token, "token", "", "records naming this `token`")
 			fs.IntVar(&limit, "limit", 0, "at most this many `records` (0: all)")
+			fs.BoolVar(&cluster, "cluster", false, "merge every node's trail (from --trails) in time order, records delivered twice (same ref) once")
+			fs.StringVar(&trails, "trails", "", "with --cluster: `directory` of the nodes' trails, named <node id>.jsonl")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := nArgs(args, 0, ""); err != nil {
 				return err
+			}
+			if cluster != (trails != "") || (cluster && fromSeq != 0) {
+				return usagef("--cluster needs --trails DIR (and no --from-seq: each node numbers its own records); --trails needs --cluster")
 			}
 			q := audit.Query{FromSeq: fromSeq, Token: token, Limit: limit}
 			if events != "" {
@@ -240,6 +246,9 @@ func cmdAuditExport() *command {
 					return usagef("--since/--until must be RFC 3339 times")
 				}
 			}
+			if cluster {
+				return runClusterExport(ctx, a, q, out, trails)
+			}
 			return runAuditExport(ctx, a, q, out)
 		},
 	}
@@ -255,26 +264,74 @@ func runAuditExport(ctx context.Context, a *app, q audit.Query, out string) erro
 		return err
 	}
 	defer f.Close()
-	w := a.stdout
-	if out != "-" {
-		of, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return err
-		}
-		defer of.Close()
-		w = of
+	w, closeOut, err := a.exportOutput(out)
+	if err != nil {
+		return err
 	}
+	defer closeOut()
 	n := 0
 	err = audit.SelectLines(f, q, func(_ audit.Record, line []byte) error {
 		n++
-		if _, err := w.Write(line); err != nil {
-			return err
-		}
-		_, err := io.WriteString(w, "\n")
-		return err
+		return writeLine(w, line)
 	})
 	if err == nil && out != "-" {
 		fmt.Fprintf(a.stderr, "%d records written to %s\n", n, out)
 	}
 	return err
+}
+
+// exportOutput is stdout for "-", else a new file (never overwritten).
+func (a *app) exportOutput(out string) (io.Writer, func(), error) {
+	if out == "-" {
+		return a.stdout, func() {}, nil
+	}
+	of, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	return of, func() { of.Close() }, nil
+}
+
+func writeLine(w io.Writer, line []byte) error {
+	if _, err := w.Write(line); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+// runClusterExport writes the records of every node's trail merged in
+// time order, each line as its node wrote it (a verifier can still check
+// each record's hash; the merged file is no chain), and each change
+// delivered twice once.
+func runClusterExport(ctx context.Context, a *app, q audit.Query, out, dir string) error {
+	if _, err := a.config(); err != nil {
+		return err
+	}
+	files, err := trailFiles(dir)
+	if err != nil {
+		return err
+	}
+	w, closeOut, err := a.exportOutput(out)
+	if err != nil {
+		return err
+	}
+	defer closeOut()
+	n, dups := 0, 0
+	for l, err := range mergeTrails(ctx, files, &dups) {
+		if err != nil {
+			return err
+		}
+		if !q.Match(&l.rec) {
+			continue
+		}
+		if err := writeLine(w, l.line); err != nil {
+			return err
+		}
+		if n++; q.Limit > 0 && n >= q.Limit {
+			break
+		}
+	}
+	fmt.Fprintf(a.stderr, "%d records of %d trail(s) written, %d delivered twice left out\n", n, len(files), dups)
+	return nil
 }

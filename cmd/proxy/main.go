@@ -46,8 +46,8 @@ type command struct {
 func commands() []*command {
 	cmds := []*command{
 		cmdServe, cmdDemo, cmdCheckConfig, cmdHashPassword, cmdKeysStatus, cmdKeysRotate(),
-		cmdTokenNew(), cmdTokenResolve(), cmdRewrite(), cmdBackup, cmdRestore, cmdDNS(),
-		cmdAuditVerify(), cmdAuditKeys(), cmdAuditExport(), cmdStoreMigrate(), cmdClusterStatus,
+		cmdTokenNew(), cmdTokenResolve(), cmdRewrite(), cmdBackup, cmdRestore(), cmdDNS(),
+		cmdAuditVerify(), cmdAuditKeys(), cmdAuditExport(), cmdStoreMigrate(), cmdStoreReplayErasures(), cmdClusterStatus,
 	}
 	return append(cmds, complianceCommands()...)
 }
