@@ -99,7 +99,7 @@ func (t MapAudit) Delivered(ctx context.Context, since time.Time, refs []string)
 		if r.Time.Before(since) {
 			return false, nil
 		}
-		for _, ref := range refsOf(r) {
+		for _, ref := range RefsOf(r) {
 			if want[ref] {
 				found[ref] = true
 			}
@@ -109,11 +109,17 @@ func (t MapAudit) Delivered(ctx context.Context, since time.Time, refs []string)
 	return found, err
 }
 
-// refsOf returns the outbox refs a trail record names.
-func refsOf(r audit.Record) []string {
+// RefsOf returns the outbox refs a trail record names: a token.created
+// record its "ref", a token.expired batch its "refs". A ref names one
+// change of the map; a record that carries refs already in the trail was
+// delivered twice (a crash between delivery and the outbox delete, or a
+// dead node's outbox delivered by another node).
+func RefsOf(r audit.Record) []string {
 	switch r.Event {
 	case audit.TokenCreated:
-		return []string{r.Detail["ref"]}
+		if ref := r.Detail["ref"]; ref != "" {
+			return []string{ref}
+		}
 	case audit.TokenExpired:
 		if refs := r.Detail["refs"]; refs != "" {
 			return strings.Split(refs, ",")

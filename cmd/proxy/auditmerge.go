@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/compliance"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -28,7 +29,7 @@ func scanCluster(ctx context.Context, files map[string]string) (clusterScan, err
 	s := clusterScan{refs: map[string][]string{}, created: map[string]bool{}}
 	for _, node := range slices.Sorted(maps.Keys(files)) {
 		err := scanTrail(ctx, files[node], func(r audit.Record) error {
-			for _, ref := range refsOf(r) {
+			for _, ref := range compliance.RefsOf(r) {
 				s.refs[ref] = append(s.refs[ref], node)
 			}
 			if r.Event == audit.TokenCreated {
@@ -215,7 +216,7 @@ func earliest[C any](cs []C, cur func(C) trailLine) int {
 // delivered reports whether every ref a record names was seen before,
 // and notes its refs. A record without refs is never a duplicate.
 func delivered(seen map[string]bool, r audit.Record) bool {
-	refs := refsOf(r)
+	refs := compliance.RefsOf(r)
 	dup := len(refs) > 0
 	for _, ref := range refs {
 		if !seen[ref] {

@@ -69,24 +69,6 @@ func erasedTokens(ctx context.Context, paths []string, since time.Time) ([]strin
 	return slices.Sorted(maps.Keys(seen)), nil
 }
 
-// refsOf returns the outbox refs a record names: each token.created
-// carries its entry's ref, a token.expired batch the refs of its entries
-// (compliance.MapAudit). A ref is unique in the map, so a ref found twice
-// is one change delivered twice.
-func refsOf(r audit.Record) []string {
-	switch r.Event {
-	case audit.TokenCreated:
-		if ref := r.Detail["ref"]; ref != "" {
-			return []string{ref}
-		}
-	case audit.TokenExpired:
-		if refs := r.Detail["refs"]; refs != "" {
-			return strings.Split(refs, ",")
-		}
-	}
-	return nil
-}
-
 // tokenLocal is a token's local part in lower case: records name token
 // addresses, the store keys local parts.
 func tokenLocal(tok string) string {
