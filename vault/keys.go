@@ -82,6 +82,14 @@ type Store interface {
 // ErrNoKey is returned for a purpose or version the keyring does not hold.
 var ErrNoKey = errors.New("vault: no such data key")
 
+// ErrForeignKEK reports wrapped data keys that this node's KEK did not
+// wrap: another Vault transit key, another keyring file, or the other
+// provider. In a cluster every node unwraps the same stored keys, so a
+// node configured with its own KEK must refuse to start rather than
+// create a map of its own; its text names the fix.
+var ErrForeignKEK = errors.New("the map's data keys were wrapped by another key encryption key: " +
+	"every node needs the same Vault transit key (or, for evaluation, the same keyring file)")
+
 // Keyring holds unwrapped data keys in memory. It is read-only after Load
 // and safe for concurrent use.
 type Keyring struct {

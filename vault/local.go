@@ -205,10 +205,11 @@ func (l *Local) wrap(plain []byte) ([]byte, error) {
 func (l *Local) Unwrap(ctx context.Context, wrapped []byte) ([]byte, error) {
 	parts := strings.SplitN(string(wrapped), ":", 4)
 	if len(parts) != 4 || parts[0] != "local" || !strings.HasPrefix(parts[2], "v") {
-		return nil, fmt.Errorf("%w: wrapped key is not from a local keyring (was the map created with Vault?)", ErrKeyFile)
+		return nil, fmt.Errorf("%w: %w: wrapped key is not from a local keyring (was the map created with Vault?)", ErrKeyFile, ErrForeignKEK)
 	}
 	if parts[1] != l.file.ID {
-		return nil, fmt.Errorf("%w: wrapped key belongs to keyring %s but key file %s holds keyring %s: restore the original key file", ErrKeyFile, parts[1], l.path, l.file.ID)
+		return nil, fmt.Errorf("%w: %w: wrapped key belongs to keyring %s but key file %s holds keyring %s: restore the original key file",
+			ErrKeyFile, ErrForeignKEK, parts[1], l.path, l.file.ID)
 	}
 	v, err := strconv.Atoi(parts[2][1:])
 	if err != nil {

@@ -145,3 +145,16 @@ func TestLocalTamperedWrappedKey(t *testing.T) {
 		t.Fatalf("Load = %v", err)
 	}
 }
+
+// TestLocalForeignKEK: a node whose keyring file is not the one that
+// wrapped the map's keys refuses them with ErrForeignKEK, whose text names
+// the cluster's rule (the same keyring file on every node).
+func TestLocalForeignKEK(t *testing.T) {
+	dir := t.TempDir()
+	store := newMemStore()
+	mustLoad(t, openLocal(t, filepath.Join(dir, "a.json"), true), store)
+	_, err := vault.Load(context.Background(), openLocal(t, filepath.Join(dir, "b.json"), true), store)
+	if !errors.Is(err, vault.ErrForeignKEK) || !strings.Contains(err.Error(), "every node needs the same Vault transit key") {
+		t.Fatalf("Load = %v", err)
+	}
+}
