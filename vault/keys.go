@@ -233,3 +233,46 @@ func AddVersion(ctx context.Context, kek KEK, store Store, p Purpose) (uint32, e
 	}
 	return k.Version, nil
 }
+
+// Refresh returns have plus every stored data key version have lacks,
+// unwrapped through kek: how a running node picks up a version that
+// another node (or `proxy keys rotate`) added. Versions have holds are not
+// unwrapped again, so a KEK rotation, which rewraps them without changing
+// them, costs no KEK call. It returns have itself when nothing is new.
+func Refresh(ctx context.Context, kek KEK, store Store, have *Keyring) (*Keyring, error) {
+	stored, err := store.WrappedKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read wrapped keys: %w", err)
+	}
+	var fresh []WrappedKey
+	for _, k := range stored {
+		if _, ok := have.sets[k.Purpose][k.Version]; !ok {
+			fresh = append(fresh, k)
+		}
+	}
+	if len(fresh) == 0 {
+		return have, nil
+	}
+	added, err := unwrapAll(ctx, kek, fresh)
+	if err != nil {
+		return nil, err
+	}
+	return have.merged(added), nil
+}
+
+// merged returns a new keyring holding r's keys and more's: a Keyring is
+// read-only once handed out, so it is never extended in place.
+func (r *Keyring) merged(more *Keyring) *Keyring {
+	out := &Keyring{sets: map[Purpose]map[uint32][]byte{}}
+	for _, src := range []*Keyring{r, more} {
+		for p, vs := range src.sets {
+			if out.sets[p] == nil {
+				out.sets[p] = map[uint32][]byte{}
+			}
+			for v, k := range vs {
+				out.sets[p][v] = k
+			}
+		}
+	}
+	return out
+}
