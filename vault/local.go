@@ -219,9 +219,7 @@ func (l *Local) Unwrap(ctx context.Context, wrapped []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: malformed wrapped key", ErrKeyFile)
 	}
-	l.mu.Lock()
-	a, err := l.aead(v)
-	l.mu.Unlock()
+	a, err := l.aeadReloading(v)
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +231,26 @@ func (l *Local) Unwrap(ctx context.Context, wrapped []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: wrapped key fails authentication: %w", ErrKeyFile, err)
 	}
 	return plain, nil
+}
+
+// aeadReloading returns KEK version v, reading the key file again when v
+// is newer than the file this process read: in a cluster evaluated with
+// the local keyring, `proxy keys rotate` added it to the shared file (or
+// the operator copied the rotated file here) while this node served, and
+// the data key versions added with it are wrapped under it.
+func (l *Local) aeadReloading(v int) (cipher.AEAD, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v > l.file.Current {
+		fresh := &Local{path: l.path}
+		if err := fresh.load(); err != nil {
+			return nil, err
+		}
+		if fresh.file.ID == l.file.ID { // another file is never taken on
+			l.file = fresh.file
+		}
+	}
+	return l.aead(v)
 }
 
 // Rotate implements KEK: it adds a key version to the file.
