@@ -49,7 +49,7 @@ func (m *Map) RecordFor(addr string) (local string, value []byte, err error) {
 	vm := m.macs(a)[0]
 	local = m.opts.Format.Local(vm.version, vm.mac, m.opts.Format.Length)
 	rec := &record{created: 1, lastSeen: 1, mac: vm.mac}
-	rec.seal(m.aeads[m.recVer], m.recVer, local, a.String(), "")
+	m.seal(rec, local, a.String(), "")
 	return local, rec.encode(), nil
 }
 

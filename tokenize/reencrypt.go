@@ -15,13 +15,28 @@ const metaRecordsAtLeast = "records_min_key_version"
 // so sessions creating tokens wait for at most one batch.
 const reencryptBatch = 500
 
-// reencryptLed runs reencryptAll on one node of a cluster at a time
+// reencryptLed re-encrypts after the start and again whenever UpdateKeys
+// brings a newer record key, until ctx ends.
+func (m *Map) reencryptLed(ctx context.Context) {
+	for {
+		m.reencryptOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.rekeyed:
+		}
+	}
+}
+
+// reencryptOnce runs reencryptAll on one node of a cluster at a time
 // (Elector): two nodes would rewrite every record twice, and their
 // batches would conflict. A node whose leadership is lost midway
 // campaigns again; the new leader resumes from the start of the map,
-// skipping the records already re-sealed.
-func (m *Map) reencryptLed(ctx context.Context) {
-	for m.recordsAtLeast() < m.recVer && ctx.Err() == nil {
+// skipping the records already re-sealed. Every node campaigns while it
+// knows of records under an older key than its newest, so a leader that
+// had not yet loaded the newest key is followed by one that has.
+func (m *Map) reencryptOnce(ctx context.Context) {
+	for m.ReencryptPending() && ctx.Err() == nil {
 		lctx, cancel := context.WithCancel(ctx)
 		led, err := m.Lead(lctx, "reencrypt")
 		if err != nil {
@@ -32,7 +47,7 @@ func (m *Map) reencryptLed(ctx context.Context) {
 		lost := led.Err() != nil && ctx.Err() == nil
 		cancel() // gives the leadership up
 		if !lost {
-			return // finished, or failed (resumes at next start)
+			return // finished, or failed (resumes at the next start or key)
 		}
 	}
 }
@@ -40,17 +55,21 @@ func (m *Map) reencryptLed(ctx context.Context) {
 // reencryptAll re-seals records under the current record key version after
 // a rotation. It runs in the background, resumes after a restart (the meta
 // bucket records when it finished), and stops when ctx ends.
+//
+// It works with the keys of its start: a record key added meanwhile wakes
+// reencryptLed for another pass.
 func (m *Map) reencryptAll(ctx context.Context) {
-	if m.recordsAtLeast() >= m.recVer {
+	ks := m.keys()
+	if m.recordsAtLeast() >= ks.recVer {
 		return
 	}
-	m.log.Info("re-encrypting records under the new record key", "event", "reencrypt_start", "record_key_version", m.recVer)
+	m.log.Info("re-encrypting records under the new record key", "event", "reencrypt_start", "record_key_version", ks.recVer)
 	after := ""
 	total := 0
 	for ctx.Err() == nil {
-		next, n, err := m.reencryptBatch(ctx, after)
+		next, n, err := m.reencryptBatch(ctx, ks, after)
 		if err != nil {
-			m.log.Error("re-encryption stopped; it resumes at next start", "event", "reencrypt_error", "err", err)
+			m.log.Error("re-encryption stopped; it resumes at the next start or record key", "event", "reencrypt_error", "err", err)
 			return
 		}
 		total += n
@@ -63,18 +82,19 @@ func (m *Map) reencryptAll(ctx context.Context) {
 		return
 	}
 	err := m.store.Update(ctx, func(tx Tx) error {
-		return tx.PutMeta(metaRecordsAtLeast, []byte(strconv.FormatUint(uint64(m.recVer), 10)))
+		return tx.PutMeta(metaRecordsAtLeast, []byte(strconv.FormatUint(uint64(ks.recVer), 10)))
 	})
 	if err != nil {
 		m.log.Error("re-encryption finished but could not be recorded", "event", "reencrypt_error", "err", err)
 		return
 	}
-	m.log.Info("re-encryption finished", "event", "reencrypt_done", "records", total, "record_key_version", m.recVer)
+	m.log.Info("re-encryption finished", "event", "reencrypt_done", "records", total, "record_key_version", ks.recVer)
 }
 
 // reencryptBatch re-seals up to one batch of records after the key
-// after and returns the last key visited ("" at the end).
-func (m *Map) reencryptBatch(ctx context.Context, after string) (string, int, error) {
+// after under ks's newest record key and returns the last key visited
+// ("" at the end).
+func (m *Map) reencryptBatch(ctx context.Context, ks *keyset, after string) (string, int, error) {
 	type update struct {
 		local string
 		value []byte
@@ -89,7 +109,9 @@ func (m *Map) reencryptBatch(ctx context.Context, after string) (string, int, er
 			visited++
 			last = k
 			rec, err := decodeLive(v)
-			if errors.Is(err, ErrUnknownToken) || (err == nil && rec.keyVersion == m.recVer) {
+			// A record under a newer key than ks's (another node loaded
+			// it first) is left alone: re-sealing it would downgrade it.
+			if errors.Is(err, ErrUnknownToken) || (err == nil && rec.keyVersion >= ks.recVer) {
 				return visited < reencryptBatch, nil
 			}
 			if err != nil {
@@ -99,7 +121,7 @@ func (m *Map) reencryptBatch(ctx context.Context, after string) (string, int, er
 			if err != nil {
 				return false, fmt.Errorf("token %s: %w", k, err)
 			}
-			rec.seal(m.aeads[m.recVer], m.recVer, k, addr, name)
+			rec.seal(ks.aeads[ks.recVer], ks.recVer, k, addr, name)
 			updates = append(updates, update{k, rec.encode()})
 			return visited < reencryptBatch && len(updates) < limit, nil
 		})
@@ -136,4 +158,4 @@ func (m *Map) recordsAtLeast() uint32 {
 
 // ReencryptPending reports whether records sealed under an older record
 // key may remain.
-func (m *Map) ReencryptPending() bool { return m.recordsAtLeast() < m.recVer }
+func (m *Map) ReencryptPending() bool { return m.recordsAtLeast() < m.keys().recVer }

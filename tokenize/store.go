@@ -160,3 +160,14 @@ func (e *StaleError) Error() string {
 
 // Unwrap makes errors.Is find ErrStore and the cause.
 func (e *StaleError) Unwrap() []error { return []error{ErrStore, e.Cause} }
+
+// KeysWatcher is implemented by a store whose wrapped data keys other
+// nodes may change (etcdstore): a key version added on one node reaches
+// the others' maps through it (Options.ReloadKeys).
+type KeysWatcher interface {
+	// WatchKeys sends a value when the watch opens and after the
+	// wrapped keys changed (a version added, or all rewrapped); values
+	// coalesce, so a receiver re-reads the keys rather than counting.
+	// The channel closes when ctx ends or the store closes.
+	WatchKeys(ctx context.Context) <-chan struct{}
+}

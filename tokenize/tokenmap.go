@@ -2,11 +2,11 @@ package tokenize
 
 import (
 	"context"
-	"crypto/cipher"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/address"
@@ -54,6 +54,10 @@ type Options struct {
 	// so that known senders ride out a short loss of the cluster; after
 	// it, they are looked up in the store like new ones. 0: not at all.
 	StaleGrace time.Duration
+	// ReloadKeys, when set and the store is a KeysWatcher, keeps the
+	// map's keys in step with the store's: a version another node added
+	// is used without a restart (UpdateKeys).
+	ReloadKeys ReloadKeys
 	Now        func() time.Time
 	Logger     *slog.Logger
 }
@@ -85,13 +89,12 @@ func (o *Options) defaults() {
 // Map is the token map: AEAD-encrypted records in a Store, keyed by a
 // Keyring held in memory. Its methods make no key-provider call.
 type Map struct {
-	store  Store
-	opts   Options
-	log    *slog.Logger
-	tokKey map[uint32]*hmacPool // token HMAC keys by version
-	tokVer []uint32             // token key versions, newest first
-	aeads  map[uint32]cipher.AEAD
-	recVer uint32 // record key version new records are sealed with
+	store   Store
+	opts    Options
+	log     *slog.Logger
+	ks      atomic.Pointer[keyset] // the data keys; UpdateKeys swaps them
+	ksMu    sync.Mutex             // orders UpdateKeys calls
+	rekeyed chan struct{}          // a newer record key: re-encrypt
 
 	fresh  Freshness // nil: a store only this process writes
 	touch  *toucher
@@ -126,31 +129,17 @@ func NewMap(store Store, keys *vault.Keyring, opts Options) (*Map, error) {
 	if err := opts.Format.Validate(opts.MinLength); err != nil {
 		return nil, err
 	}
-	m := &Map{store: store, opts: opts, log: opts.Logger, tokKey: map[uint32]*hmacPool{}, aeads: map[uint32]cipher.AEAD{}}
-	vs := keys.Versions(vault.PurposeToken)
-	for i := len(vs) - 1; i >= 0; i-- {
-		k, _ := keys.Key(vault.PurposeToken, vs[i])
-		m.tokKey[vs[i]] = newHMACPool(k)
-		m.tokVer = append(m.tokVer, vs[i])
+	ks, err := newKeyset(keys)
+	if err != nil {
+		return nil, err
 	}
-	for _, v := range keys.Versions(vault.PurposeRecord) {
-		k, _ := keys.Key(vault.PurposeRecord, v)
-		a, err := newAEAD(k)
-		if err != nil {
-			return nil, err
-		}
-		m.aeads[v] = a
-		m.recVer = v
-	}
-	if len(m.tokVer) == 0 || m.recVer == 0 {
-		return nil, fmt.Errorf("%w: keyring lacks a token or record key", vault.ErrNoKey)
-	}
+	m := &Map{store: store, opts: opts, log: opts.Logger, rekeyed: make(chan struct{}, 1)}
+	m.ks.Store(ks)
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
 	m.touch = newToucher(m)
 	m.known = newKnownCache(opts.KnownCacheSize)
 	m.fresh, _ = store.(Freshness)
-	var err error
 	if m.outbox, err = newOutbox(m, opts.Audit); err != nil {
 		cancel()
 		return nil, err
@@ -169,6 +158,10 @@ func NewMap(store Store, keys *vault.Keyring, opts Options) (*Map, error) {
 	m.goBackground(func() { m.reencryptLed(ctx) })
 	if changed := store.Watch(ctx); changed != nil {
 		m.goBackground(func() { m.forgetChanged(ctx, changed) })
+	}
+	if kw, ok := store.(KeysWatcher); ok && opts.ReloadKeys != nil {
+		changed := kw.WatchKeys(ctx)
+		m.goBackground(func() { m.followKeys(ctx, changed, opts.ReloadKeys) })
 	}
 	m.awaitFresh(ctx)
 	return m, nil
@@ -238,9 +231,10 @@ type versionedMAC struct {
 // newest first: an address tokenized before a token-key rotation keeps its
 // token.
 func (m *Map) macs(a address.Address) []versionedMAC {
-	out := make([]versionedMAC, len(m.tokVer))
-	for i, v := range m.tokVer {
-		out[i] = versionedMAC{v, m.tokKey[v].derive(m.opts.Tenant, a)}
+	ks := m.keys()
+	out := make([]versionedMAC, len(ks.tokVer))
+	for i, v := range ks.tokVer {
+		out[i] = versionedMAC{v, ks.tokKey[v].derive(m.opts.Tenant, a)}
 	}
 	return out
 }
@@ -381,7 +375,7 @@ func (m *Map) create(ctx context.Context, original, name string, cur versionedMA
 			return nil // a concurrent session created it first
 		}
 		rec = &record{created: now, lastSeen: now, mac: cur.mac, nameTag: m.nameTag(cur.version, name)}
-		rec.seal(m.aeads[m.recVer], m.recVer, local, original, name)
+		m.seal(rec, local, original, name)
 		if err := tx.PutToken(local, rec.encode()); err != nil {
 			return err
 		}
@@ -413,7 +407,7 @@ func (m *Map) rename(ctx context.Context, local, name string) error {
 		}
 		t, _ := m.opts.Format.Parse(local)
 		rec.nameTag = m.nameTag(t.Version, name)
-		rec.seal(m.aeads[m.recVer], m.recVer, local, addr, name)
+		m.seal(rec, local, addr, name)
 		return tx.PutToken(local, rec.encode())
 	})
 	if err != nil && !errors.Is(err, ErrRecordAuth) {
@@ -422,12 +416,20 @@ func (m *Map) rename(ctx context.Context, local, name string) error {
 	return err
 }
 
+// nameTag keys a display name's tag with the token's key version. Every
+// version a token can carry is in the keyset: versions are never removed.
 func (m *Map) nameTag(version uint32, name string) [8]byte {
-	return m.tokKey[version].nameTag(name)
+	return m.keys().tokKey[version].nameTag(name)
+}
+
+// seal encrypts a record under the newest record key.
+func (m *Map) seal(rec *record, local, addr, name string) {
+	ks := m.keys()
+	rec.seal(ks.aeads[ks.recVer], ks.recVer, local, addr, name)
 }
 
 func (m *Map) open(rec *record, local string) (string, string, error) {
-	a, ok := m.aeads[rec.keyVersion]
+	a, ok := m.keys().aeads[rec.keyVersion]
 	if !ok {
 		return "", "", fmt.Errorf("%w: record key version %d", vault.ErrNoKey, rec.keyVersion)
 	}

@@ -82,6 +82,14 @@ type Store interface {
 // ErrNoKey is returned for a purpose or version the keyring does not hold.
 var ErrNoKey = errors.New("vault: no such data key")
 
+// ErrForeignKEK reports wrapped data keys that this node's KEK did not
+// wrap: another Vault transit key, another keyring file, or the other
+// provider. In a cluster every node unwraps the same stored keys, so a
+// node configured with its own KEK must refuse to start rather than
+// create a map of its own; its text names the fix.
+var ErrForeignKEK = errors.New("the map's data keys were wrapped by another key encryption key: " +
+	"every node needs the same Vault transit key (or, for evaluation, the same keyring file)")
+
 // Keyring holds unwrapped data keys in memory. It is read-only after Load
 // and safe for concurrent use.
 type Keyring struct {
@@ -224,4 +232,47 @@ func AddVersion(ctx context.Context, kek KEK, store Store, p Purpose) (uint32, e
 		return 0, fmt.Errorf("store wrapped key: %w", err)
 	}
 	return k.Version, nil
+}
+
+// Refresh returns have plus every stored data key version have lacks,
+// unwrapped through kek: how a running node picks up a version that
+// another node (or `proxy keys rotate`) added. Versions have holds are not
+// unwrapped again, so a KEK rotation, which rewraps them without changing
+// them, costs no KEK call. It returns have itself when nothing is new.
+func Refresh(ctx context.Context, kek KEK, store Store, have *Keyring) (*Keyring, error) {
+	stored, err := store.WrappedKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read wrapped keys: %w", err)
+	}
+	var fresh []WrappedKey
+	for _, k := range stored {
+		if _, ok := have.sets[k.Purpose][k.Version]; !ok {
+			fresh = append(fresh, k)
+		}
+	}
+	if len(fresh) == 0 {
+		return have, nil
+	}
+	added, err := unwrapAll(ctx, kek, fresh)
+	if err != nil {
+		return nil, err
+	}
+	return have.merged(added), nil
+}
+
+// merged returns a new keyring holding r's keys and more's: a Keyring is
+// read-only once handed out, so it is never extended in place.
+func (r *Keyring) merged(more *Keyring) *Keyring {
+	out := &Keyring{sets: map[Purpose]map[uint32][]byte{}}
+	for _, src := range []*Keyring{r, more} {
+		for p, vs := range src.sets {
+			if out.sets[p] == nil {
+				out.sets[p] = map[uint32][]byte{}
+			}
+			for v, k := range vs {
+				out.sets[p][v] = k
+			}
+		}
+	}
+	return out
 }

@@ -205,10 +205,11 @@ func (l *Local) wrap(plain []byte) ([]byte, error) {
 func (l *Local) Unwrap(ctx context.Context, wrapped []byte) ([]byte, error) {
 	parts := strings.SplitN(string(wrapped), ":", 4)
 	if len(parts) != 4 || parts[0] != "local" || !strings.HasPrefix(parts[2], "v") {
-		return nil, fmt.Errorf("%w: wrapped key is not from a local keyring (was the map created with Vault?)", ErrKeyFile)
+		return nil, fmt.Errorf("%w: %w: wrapped key is not from a local keyring (was the map created with Vault?)", ErrKeyFile, ErrForeignKEK)
 	}
 	if parts[1] != l.file.ID {
-		return nil, fmt.Errorf("%w: wrapped key belongs to keyring %s but key file %s holds keyring %s: restore the original key file", ErrKeyFile, parts[1], l.path, l.file.ID)
+		return nil, fmt.Errorf("%w: %w: wrapped key belongs to keyring %s but key file %s holds keyring %s: restore the original key file",
+			ErrKeyFile, ErrForeignKEK, parts[1], l.path, l.file.ID)
 	}
 	v, err := strconv.Atoi(parts[2][1:])
 	if err != nil {
@@ -218,9 +219,7 @@ func (l *Local) Unwrap(ctx context.Context, wrapped []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: malformed wrapped key", ErrKeyFile)
 	}
-	l.mu.Lock()
-	a, err := l.aead(v)
-	l.mu.Unlock()
+	a, err := l.aeadReloading(v)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +231,26 @@ func (l *Local) Unwrap(ctx context.Context, wrapped []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: wrapped key fails authentication: %w", ErrKeyFile, err)
 	}
 	return plain, nil
+}
+
+// aeadReloading returns KEK version v, reading the key file again when v
+// is newer than the file this process read: in a cluster evaluated with
+// the local keyring, `proxy keys rotate` added it to the shared file (or
+// the operator copied the rotated file here) while this node served, and
+// the data key versions added with it are wrapped under it.
+func (l *Local) aeadReloading(v int) (cipher.AEAD, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v > l.file.Current {
+		fresh := &Local{path: l.path}
+		if err := fresh.load(); err != nil {
+			return nil, err
+		}
+		if fresh.file.ID == l.file.ID { // another file is never taken on
+			l.file = fresh.file
+		}
+	}
+	return l.aead(v)
 }
 
 // Rotate implements KEK: it adds a key version to the file.

@@ -145,3 +145,43 @@ func TestLocalTamperedWrappedKey(t *testing.T) {
 		t.Fatalf("Load = %v", err)
 	}
 }
+
+// TestLocalForeignKEK: a node whose keyring file is not the one that
+// wrapped the map's keys refuses them with ErrForeignKEK, whose text names
+// the cluster's rule (the same keyring file on every node).
+func TestLocalForeignKEK(t *testing.T) {
+	dir := t.TempDir()
+	store := newMemStore()
+	mustLoad(t, openLocal(t, filepath.Join(dir, "a.json"), true), store)
+	_, err := vault.Load(context.Background(), openLocal(t, filepath.Join(dir, "b.json"), true), store)
+	if !errors.Is(err, vault.ErrForeignKEK) || !strings.Contains(err.Error(), "every node needs the same Vault transit key") {
+		t.Fatalf("Load = %v", err)
+	}
+}
+
+// TestLocalSharedFileRotation: two nodes read one keyring file (the
+// evaluation cluster); after `keys rotate` on one (a KEK version and a
+// data key version wrapped under it), the other unwraps the new data key
+// by reading the file again.
+func TestLocalSharedFileRotation(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "k.json")
+	a := openLocal(t, path, true)
+	store := newMemStore()
+	mustLoad(t, a, store)
+	b := openLocal(t, path, false)
+	have := mustLoad(t, b, store)
+	if _, err := vault.RotateKEK(ctx, a, store); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vault.AddVersion(ctx, a, store, vault.PurposeRecord); err != nil {
+		t.Fatal(err)
+	}
+	got, err := vault.Refresh(ctx, b, store, have)
+	if err != nil {
+		t.Fatalf("Refresh on the other node: %v", err)
+	}
+	if v, _ := got.Current(vault.PurposeRecord); v != 2 {
+		t.Fatalf("record key v%d after Refresh, want v2", v)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -137,7 +136,7 @@ func (t *Transit) Unwrap(ctx context.Context, wrapped []byte) ([]byte, error) {
 // sending it to Vault, with a hint at the usual cause.
 func checkTransitCiphertext(wrapped []byte) error {
 	if !strings.HasPrefix(string(wrapped), "vault:v") {
-		return errors.New("vault: wrapped key is not a Vault transit ciphertext (was the map created with the local keyring?)")
+		return fmt.Errorf("vault: %w: wrapped key is not a Vault transit ciphertext (was the map created with the local keyring?)", ErrForeignKEK)
 	}
 	return nil
 }

@@ -71,6 +71,9 @@ func (t *Transit) explain(ctx context.Context, c vaultCall, err error) error {
 		return newVaultError(ErrVaultDenied, err, "vault: permission denied on %s: the token's policy must grant %q on this path", c.path, c.capability)
 	case isKeyMissing(re):
 		return newVaultError(nil, err, "vault: transit key %q not found on mount %q: create it with `vault write -f %s/keys/%s`", t.key, t.mount, t.mount, t.key)
+	case isForeignCiphertext(re):
+		return newVaultError(ErrForeignKEK, err, "vault: %v: transit key %q cannot decrypt them (%s answered %d: %s)",
+			ErrForeignKEK, t.key, c.path, re.StatusCode, vaultErrors(re))
 	case re.StatusCode == http.StatusNotFound:
 		return newVaultError(nil, err, "vault: nothing answers at %s: is the transit engine mounted at %s/ (`vault secrets enable -path=%s transit`)?", c.path, t.mount, t.mount)
 	}
@@ -136,6 +139,21 @@ func isKeyMissing(re *api.ResponseError) bool {
 	}
 	for _, e := range re.Errors {
 		if strings.Contains(e, "key not found") {
+			return true
+		}
+	}
+	return false
+}
+
+// isForeignCiphertext recognizes transit's answer for a ciphertext that
+// another key made: 400 "cipher: message authentication failed", or
+// "invalid key version" when it names a version this key never had.
+func isForeignCiphertext(re *api.ResponseError) bool {
+	if re.StatusCode != http.StatusBadRequest {
+		return false
+	}
+	for _, e := range re.Errors {
+		if strings.Contains(e, "message authentication failed") || strings.Contains(e, "invalid key version") {
 			return true
 		}
 	}

@@ -672,3 +672,21 @@ func TestTransitConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestTransitForeignKEK: keys wrapped by one transit key, unwrapped
+// through another (a node configured with its own key), are refused with
+// ErrForeignKEK, naming the fix; so are keys of the local keyring.
+func TestTransitForeignKEK(t *testing.T) {
+	a, b := createKey(t, shared, "foreign-a"), createKey(t, shared, "foreign-b")
+	store := newMemStore()
+	mustLoad(t, newTransit(t, rootConfig(shared, a)), store)
+	_, err := vault.Load(context.Background(), newTransit(t, rootConfig(shared, b)), store)
+	if !errors.Is(err, vault.ErrForeignKEK) || !strings.Contains(err.Error(), "every node needs the same Vault transit key") {
+		t.Fatalf("Load through another transit key = %v", err)
+	}
+	local := newMemStore()
+	mustLoad(t, openLocal(t, filepath.Join(t.TempDir(), "k.json"), true), local)
+	if _, err := vault.Load(context.Background(), newTransit(t, rootConfig(shared, a)), local); !errors.Is(err, vault.ErrForeignKEK) {
+		t.Fatalf("Load of local-keyring keys through transit = %v", err)
+	}
+}

@@ -114,6 +114,12 @@ func (a *app) openEngine(ctx context.Context, cfg *policy.Config) (*engine, erro
 	}
 	opts := mapOptions(cfg, a.log)
 	opts.Audit = compliance.MapAudit{Log: e.trail}
+	// A key version another node (or `proxy keys rotate`) adds to a
+	// shared store is unwrapped here, through this node's KEK, and used
+	// without a restart; on bbolt nothing else writes the keys.
+	opts.ReloadKeys = func(ctx context.Context, have *vault.Keyring) (*vault.Keyring, error) {
+		return vault.Refresh(ctx, kek, db, have)
+	}
 	if e.m, err = tokenize.NewMap(db, e.keys, opts); err != nil {
 		e.Close()
 		return nil, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
@@ -63,6 +64,7 @@ func runKeysRotate(ctx context.Context, a *app, args []string, o rotateFlags) er
 	if err != nil {
 		return err
 	}
+	cfg = asCLINode(cfg)
 	db, kek, err := a.openKeys(ctx, cfg)
 	if err != nil {
 		return err
@@ -96,8 +98,42 @@ func runKeysRotate(ctx context.Context, a *app, args []string, o rotateFlags) er
 		}
 		fmt.Fprintf(a.stdout, "%s key v%d added\n", p, v)
 	}
+	if cfg.Store.Backend == "etcd" {
+		return a.awaitClusterReencryption(ctx, cfg, kek, db)
+	}
 	db.Close()
 	return a.finishReencryption(ctx, cfg)
+}
+
+// asCLINode gives a command that joins the cluster briefly a node id of
+// its own, <node_id>-cli-<pid>: this host's proxy serve may hold the
+// configured one, and a second holder is refused for a lease TTL.
+func asCLINode(cfg *policy.Config) *policy.Config {
+	if cfg.Store.Backend != "etcd" {
+		return cfg
+	}
+	c := *cfg
+	c.Store.Etcd.NodeID = readerNodeID(cfg.Store.Etcd.NodeID, "cli")
+	return &c
+}
+
+// awaitClusterReencryption waits until every record of a cluster's map is
+// sealed under the newest record key. The serving nodes pick the new
+// versions up through their watch and the one that leads "reencrypt" does
+// the work; this command's map campaigns too, so that a cluster with no
+// node serving is finished here. It opens no audit trail: re-encryption
+// writes no audit record, and this host's proxy may hold the trail.
+func (a *app) awaitClusterReencryption(ctx context.Context, cfg *policy.Config, kek vault.KEK, db tokenize.Store) error {
+	keys, err := vault.Load(ctx, kek, db)
+	if err != nil {
+		return fmt.Errorf("verify rotated keys: %w", err)
+	}
+	m, err := tokenize.NewMap(db, keys, mapOptions(cfg, a.log))
+	if err != nil {
+		return fmt.Errorf("verify rotated keys: %w", err)
+	}
+	defer m.Close()
+	return a.awaitReencryption(ctx, m)
 }
 
 // finishReencryption reopens the engine, which re-encrypts records under
@@ -109,7 +145,13 @@ func (a *app) finishReencryption(ctx context.Context, cfg *policy.Config) error 
 		return fmt.Errorf("verify rotated keys: %w", err)
 	}
 	defer e.Close()
-	for e.m.ReencryptPending() {
+	return a.awaitReencryption(ctx, e.m)
+}
+
+// awaitReencryption returns once no record is sealed under an older
+// record key than m's newest.
+func (a *app) awaitReencryption(ctx context.Context, m *tokenize.Map) error {
+	for m.ReencryptPending() {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("interrupted; re-encryption resumes at next start: %w", ctx.Err())

@@ -103,6 +103,16 @@
 // answers no progress request for a watch that starts after its current
 // revision.
 //
+// # Data keys
+//
+// The wrapped data keys live under keys/, so every node unwraps the same
+// keys through its KEK. WatchKeys (keyswatch.go) signals each change there
+// and each (re)opening of its watch; the map then unwraps the versions it
+// lacks (tokenize.Options.ReloadKeys, vault.Refresh), so a key version
+// added on one node, or by `proxy keys rotate`, is used by the others
+// within the watch lag, without a restart. A KEK rotation rewraps the
+// keys without changing them and costs the other nodes no KEK call.
+//
 // # Metrics
 //
 // With Options.Registerer: tokenproxy_etcd_request_duration_seconds by op
