@@ -10,6 +10,11 @@ type Inbound struct {
 	TLS        ServerTLS  `yaml:"tls"`
 	Downstream Downstream `yaml:"downstream"` // the CRM intake
 	AuthCheck  AuthCheck  `yaml:"auth_check"`
+	// MaxConnections and MaxConnectionsPerIP limit this route's own open
+	// client connections; zero inherits smtp.max_connections and
+	// smtp.max_connections_per_ip (InboundConnLimits).
+	MaxConnections      int `yaml:"max_connections"`
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 }
 
 // Outbound configures the route that accepts the CRM's replies and relays
@@ -28,6 +33,40 @@ type Outbound struct {
 	// includes, for the SPF records `proxy dns` prints.
 	SPFNetworks []string `yaml:"spf_networks"`
 	SPFIncludes []string `yaml:"spf_includes"`
+	// MaxConnections and MaxConnectionsPerIP: as inbound's, counted apart
+	// from inbound's so a flood of customer connections never refuses the
+	// CRM (DESIGN.md invariant 5).
+	MaxConnections      int `yaml:"max_connections"`
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+}
+
+// ConnLimits are one route's limits on open client connections: in total
+// and from one client IP. Each route counts its own, so one route's
+// clients can never starve the other's. Zero: the smtp section's value.
+type ConnLimits struct {
+	MaxConnections      int
+	MaxConnectionsPerIP int
+}
+
+// orDefault fills l's zero fields from the smtp section's defaults.
+func (l ConnLimits) orDefault(s SMTP) ConnLimits {
+	if l.MaxConnections == 0 {
+		l.MaxConnections = s.MaxConnections
+	}
+	if l.MaxConnectionsPerIP == 0 {
+		l.MaxConnectionsPerIP = s.MaxConnectionsPerIP
+	}
+	return l
+}
+
+// InboundConnLimits are the inbound route's effective connection limits.
+func (c *Config) InboundConnLimits() ConnLimits {
+	return ConnLimits{c.Inbound.MaxConnections, c.Inbound.MaxConnectionsPerIP}.orDefault(c.SMTP)
+}
+
+// OutboundConnLimits are the outbound route's effective connection limits.
+func (c *Config) OutboundConnLimits() ConnLimits {
+	return ConnLimits{c.Outbound.MaxConnections, c.Outbound.MaxConnectionsPerIP}.orDefault(c.SMTP)
 }
 
 // ServerTLS names a listener's certificate. Both empty: a self-signed
@@ -62,7 +101,9 @@ type Admin struct {
 	TLS    AdminTLS `yaml:"tls"`
 }
 
-// SMTP holds the limits and timeouts both routes share. go-smtp's zero
+// SMTP holds the limits and timeouts both routes share. MaxConnections and
+// MaxConnectionsPerIP are the defaults of each route's own limits
+// (ConnLimits): each route counts its connections apart. go-smtp's zero
 // values mean unlimited, so every one of them is set and positive.
 type SMTP struct {
 	MaxMessageBytes     int64         `yaml:"max_message_bytes"`

@@ -163,6 +163,9 @@ func TestValidationNamesFieldAndReason(t *testing.T) {
 		{"dns: {tls_reports: ['mailto:t@company.example']}", "dns.tls_reports[0]", "plain address"},
 		{"dns: {mta_sts_max_age: 0s}", "dns.mta_sts_max_age", "positive"},
 		{"dns: {mta_sts_max_age: 9000h}", "dns.mta_sts_max_age", "at most"},
+		{"inbound: {max_connections: -1}", "inbound.max_connections", "0 (smtp.max_connections) or positive"},
+		{"outbound: {max_connections_per_ip: -2}", "outbound.max_connections_per_ip", "or positive"},
+		{"outbound: {max_connections: 5}", "outbound.max_connections_per_ip", "must not exceed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -288,5 +291,21 @@ store:
 	}
 	if c.Store.Backend != "etcd" || c.Store.Etcd.RequestTimeout != time.Second || c.Store.Etcd.Prefix != "tp/" {
 		t.Fatalf("store = %+v", c.Store)
+	}
+}
+
+// TestRouteConnLimits (issue 18 item 2): each route has its own connection
+// limits; a route that sets none inherits the smtp section's, so a
+// configuration written before routes had their own still loads.
+func TestRouteConnLimits(t *testing.T) {
+	c, err := policy.Parse([]byte(base+"inbound: {max_connections: 300, max_connections_per_ip: 30}\nsmtp: {max_connections: 50, max_connections_per_ip: 5}"), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.InboundConnLimits(), (policy.ConnLimits{MaxConnections: 300, MaxConnectionsPerIP: 30}); got != want {
+		t.Errorf("inbound limits = %+v, want %+v", got, want)
+	}
+	if got, want := c.OutboundConnLimits(), (policy.ConnLimits{MaxConnections: 50, MaxConnectionsPerIP: 5}); got != want {
+		t.Errorf("outbound limits (inherited) = %+v, want %+v", got, want)
 	}
 }

@@ -196,6 +196,9 @@ func (c *Config) validateSMTP() error {
 	if s.MaxConnectionsPerIP > s.MaxConnections {
 		return c.fail("smtp.max_connections_per_ip", "must not exceed max_connections")
 	}
+	if err := c.validateRouteConnLimits(); err != nil {
+		return err
+	}
 	if s.RefusalCode != 451 && s.RefusalCode != 554 {
 		return c.fail("smtp.refusal_code", "must be 554 or 451, got %d", s.RefusalCode)
 	}
@@ -214,6 +217,30 @@ func (c *Config) checkTimeouts() error {
 	} {
 		if t.val <= 0 {
 			return c.fail("smtp."+t.field, "must be a positive duration like 60s, got %s", t.val)
+		}
+	}
+	return nil
+}
+
+// validateRouteConnLimits checks each route's own connection limits: zero
+// inherits the smtp section's, a negative value is a mistake, and a route's
+// per-IP limit (inherited or not) must not exceed its total.
+func (c *Config) validateRouteConnLimits() error {
+	for _, r := range []struct {
+		name     string
+		own, eff ConnLimits
+	}{
+		{"inbound", ConnLimits{c.Inbound.MaxConnections, c.Inbound.MaxConnectionsPerIP}, c.InboundConnLimits()},
+		{"outbound", ConnLimits{c.Outbound.MaxConnections, c.Outbound.MaxConnectionsPerIP}, c.OutboundConnLimits()},
+	} {
+		if r.own.MaxConnections < 0 {
+			return c.fail(r.name+".max_connections", "must be 0 (smtp.max_connections) or positive, got %d", r.own.MaxConnections)
+		}
+		if r.own.MaxConnectionsPerIP < 0 {
+			return c.fail(r.name+".max_connections_per_ip", "must be 0 (smtp.max_connections_per_ip) or positive, got %d", r.own.MaxConnectionsPerIP)
+		}
+		if r.eff.MaxConnectionsPerIP > r.eff.MaxConnections {
+			return c.fail(r.name+".max_connections_per_ip", "must not exceed the route's max_connections")
 		}
 	}
 	return nil

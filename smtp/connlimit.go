@@ -26,9 +26,9 @@ const (
 	maxRefusing = 256
 )
 
-// ConnLimiter counts open SMTP connections overall and per client IP. One
-// limiter is shared by the inbound and outbound listeners so the limits hold
-// for the process as a whole.
+// ConnLimiter counts open SMTP connections overall and per client IP. Each
+// route has its own limiter, so customers filling the inbound route never
+// make the CRM's outbound connections get 421 (DESIGN.md invariant 5).
 type ConnLimiter struct {
 	max, perIP int
 	refusing   atomic.Int32

@@ -37,7 +37,7 @@ type RouteOptions struct {
 	TLS        *tls.Config // STARTTLS; required (see ServerTLSConfig)
 	Limits     policy.SMTP // every limit set and positive (policy validates)
 	Downstream *downstream.Pool
-	Limiter    *ConnLimiter // shared by both routes; nil: no connection limits
+	Limiter    *ConnLimiter // this route's own, never the other's; nil: no connection limits
 	Metrics    *Metrics     // nil: none
 	Log        *slog.Logger
 	// SpoolDir holds the temporary files of messages too large to hold in

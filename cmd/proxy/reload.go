@@ -177,6 +177,8 @@ func (rs *routes) reload(cfg *policy.Config, e *engine, log *slog.Logger) error 
 		rs.downs[i] = downs[i]
 		old.Drain()
 	}
-	rs.limiter.SetLimits(cfg.SMTP.MaxConnections, cfg.SMTP.MaxConnectionsPerIP)
+	for i, l := range []policy.ConnLimits{cfg.InboundConnLimits(), cfg.OutboundConnLimits()} {
+		rs.limiters[i].SetLimits(l.MaxConnections, l.MaxConnectionsPerIP)
+	}
 	return nil
 }

@@ -20,7 +20,9 @@ import (
 type routes struct {
 	in, out *smtp.Route
 	certs   []*smtp.CertStore
-	limiter *smtp.ConnLimiter // shared by both routes
+	// limiters count each route's connections apart: inbound, outbound
+	// (DESIGN.md invariant 5: one route's clients never starve the other's).
+	limiters [2]*smtp.ConnLimiter
 
 	mu    sync.Mutex
 	downs []*downstream.Pool // the current configurations' downstreams: inbound, outbound
@@ -34,7 +36,10 @@ func buildRoutes(cfg *policy.Config, e *engine, log *slog.Logger, m *smtp.Metric
 		return nil, err
 	}
 	d := newRouteDeps(cfg, e, log)
-	rs := &routes{limiter: smtp.NewConnLimiter(cfg.SMTP.MaxConnections, cfg.SMTP.MaxConnectionsPerIP)}
+	inLim, outLim := cfg.InboundConnLimits(), cfg.OutboundConnLimits()
+	rs := &routes{limiters: [2]*smtp.ConnLimiter{
+		smtp.NewConnLimiter(inLim.MaxConnections, inLim.MaxConnectionsPerIP),
+		smtp.NewConnLimiter(outLim.MaxConnections, outLim.MaxConnectionsPerIP)}}
 	for i, t := range []policy.ServerTLS{cfg.Inbound.TLS, cfg.Outbound.TLS} {
 		cert, err := smtp.LoadCert(t.CertFile, t.KeyFile, cfg.DataDir, d.hosts, log)
 		if err != nil {
@@ -48,12 +53,12 @@ func buildRoutes(cfg *policy.Config, e *engine, log *slog.Logger, m *smtp.Metric
 	}
 	rs.downs = []*downstream.Pool{in.Route.Downstream, out.Route.Downstream}
 	// The fixed part of both routes: a reload changes none of it.
-	fixed := func(ro *smtp.RouteOptions, cert *smtp.CertStore) {
-		ro.TLS, ro.Limiter, ro.Metrics, ro.Log, ro.SpoolDir = smtp.ServerTLSConfig(cert), rs.limiter, m, log, spool
+	fixed := func(ro *smtp.RouteOptions, i int) {
+		ro.TLS, ro.Limiter, ro.Metrics, ro.Log, ro.SpoolDir = smtp.ServerTLSConfig(rs.certs[i]), rs.limiters[i], m, log, spool
 		ro.Audit = e.trail
 	}
-	fixed(&in.Route, rs.certs[0])
-	fixed(&out.Route, rs.certs[1])
+	fixed(&in.Route, 0)
+	fixed(&out.Route, 1)
 	if rs.in, err = smtp.NewInbound(in); err == nil {
 		rs.out, err = smtp.NewOutbound(out)
 	}

@@ -565,6 +565,7 @@ func (a *attacker) connectionFlood() {
 	}
 	a.row("connection flood", fmt.Sprintf("%d connections from 127.0.0.1 (limit %d per IP)", secPerIP+3, secPerIP),
 		fmt.Sprintf("%d× 220, then %s (closed)", secPerIP, strings.Join(replies, ", ")), "421 4.7.0 and closed", ok)
+	a.outboundDuringFlood()
 	for _, c := range open {
 		c.Close()
 	}
@@ -585,4 +586,25 @@ func (a *attacker) connectionFlood() {
 		}
 	}
 	a.row("connection flood", "a new connection after the flood closed", r, "220 (served again)", strings.HasPrefix(r, "220 "))
+}
+
+// outboundDuringFlood runs while the inbound route is full from 127.0.0.1
+// (connectionFlood): the CRM, from the same address, still gets
+// secPerIP outbound connections, since each route counts its own
+// (DESIGN.md invariant 5; issue 18 item 2).
+func (a *attacker) outboundDuringFlood() {
+	greeted := 0
+	for range secPerIP {
+		c, err := net.DialTimeout("tcp", a.out, 5*time.Second)
+		if err != nil {
+			continue
+		}
+		defer c.Close()
+		rc := &rawConn{c: c, r: bufio.NewReader(c)}
+		if strings.HasPrefix(rc.reply(), "220 ") {
+			greeted++
+		}
+	}
+	a.row("inbound flood starving outbound", fmt.Sprintf("inbound full (%d from 127.0.0.1), then %d outbound connections", secPerIP, secPerIP),
+		fmt.Sprintf("%d of %d outbound greeted 220", greeted, secPerIP), "every outbound connection 220", greeted == secPerIP)
 }
