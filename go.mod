@@ -59,3 +59,5 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.12.0 // indirect
 )
+
+replace github.com/emersion/go-smtp => ./third_party/go-smtp

@@ -24,6 +24,19 @@ var ErrBareLineEnding = &gosmtp.SMTPError{
 	Message:      "Bare CR or LF in message data is not allowed",
 }
 
+// ErrLineTooLong is the reply for message data with a line longer than
+// smtp.max_line_length (CRLF included). RFC 5321 4.5.3.1.6 bounds a text
+// line at 1000 octets and 4.5.3.1.10 names "500 Line too long" as the
+// reply; like a bare line ending it breaks the line rules of the data, so
+// it gets the same permanent 500 5.5.2 on DATA and BDAT alike, once, after
+// draining (RFC 3030 2: BDAT data is still subject to the server's
+// limits). A message that can never pass must not get a 4xx.
+var ErrLineTooLong = &gosmtp.SMTPError{
+	Code:         500,
+	EnhancedCode: gosmtp.EnhancedCode{5, 5, 2},
+	Message:      "Line too long in message data",
+}
+
 // strictBufSize is the size of one read from the wrapped reader. go-smtp
 // hands DATA through a bufio.Reader of 4 KiB; matching it keeps reads cheap.
 const strictBufSize = 4096
@@ -66,17 +79,28 @@ const strictBufSize = 4096
 // as they come. The caller must still abort the downstream transaction (no
 // final dot) on any error from Read, because earlier bytes were already sent.
 type StrictData struct {
-	r    io.Reader
-	buf  []byte // buf[0] holds back a CR; the wrapped reader fills buf[1:]
-	out  []byte // checked bytes not yet returned
-	held bool   // the last byte read was a CR whose LF is still unknown
-	err  error  // sticky: the error to return once out is empty
+	r       io.Reader
+	maxLine int    // longest line allowed, CRLF included; 0: no limit
+	lineLen int    // bytes of the current line passed so far
+	buf     []byte // buf[0] holds back a CR; the wrapped reader fills buf[1:]
+	out     []byte // checked bytes not yet returned
+	held    bool   // the last byte read was a CR whose LF is still unknown
+	err     error  // sticky: the error to return once out is empty
 }
 
 // NewStrictData returns a StrictData reading from r, the reader go-smtp passes
 // to Session.Data.
 func NewStrictData(r io.Reader) *StrictData {
 	return &StrictData{r: r}
+}
+
+// NewStrictDataMaxLine is NewStrictData that also refuses, with
+// ErrLineTooLong after draining, a line longer than maxLine bytes (CRLF
+// included). go-smtp's own line limit is lifted during DATA (see
+// third_party/go-smtp/PATCHES.md) and was never applied to BDAT, so this is
+// the one line limit on message data.
+func NewStrictDataMaxLine(r io.Reader, maxLine int) *StrictData {
+	return &StrictData{r: r, maxLine: maxLine}
 }
 
 // Read implements io.Reader. It returns io.EOF only after clean data, and
@@ -116,7 +140,12 @@ func (s *StrictData) fill() {
 	ok, held, bad := checkLineEndings(chunk)
 	if bad {
 		s.out, s.held = nil, false
-		s.err = s.drainAfterBad(err)
+		s.err = s.drainAfterBad(err, ErrBareLineEnding)
+		return
+	}
+	if s.lineOverLimit(s.buf[1 : 1+n]) { // the new bytes only: a held CR was counted when read
+		s.out, s.held = nil, false
+		s.err = s.drainAfterBad(err, ErrLineTooLong)
 		return
 	}
 	s.out, s.held = chunk[:ok], held
@@ -144,15 +173,35 @@ func (s *StrictData) release() {
 	}
 }
 
+// lineOverLimit adds the bytes just read, whose line endings are already
+// checked, to the current line's length and reports whether a line is
+// longer than maxLine.
+func (s *StrictData) lineOverLimit(chunk []byte) bool {
+	if s.maxLine <= 0 {
+		return false
+	}
+	for {
+		i := bytes.IndexByte(chunk, '\n')
+		if i < 0 {
+			s.lineLen += len(chunk)
+			return s.lineLen > s.maxLine
+		}
+		if s.lineLen+i+1 > s.maxLine {
+			return true
+		}
+		s.lineLen, chunk = 0, chunk[i+1:]
+	}
+}
+
 // drainAfterBad consumes the rest of the data so that the reply comes after
-// it, and returns the error Read must report. err is the error of the read
-// that brought the bad byte.
-func (s *StrictData) drainAfterBad(err error) error {
+// it, and returns the error Read must report: refusal once the data ended.
+// err is the error of the read that brought the bad byte.
+func (s *StrictData) drainAfterBad(err error, refusal error) error {
 	for err == nil {
 		_, err = s.r.Read(s.buf) // the checked bytes in buf are no longer needed
 	}
 	if errors.Is(err, io.EOF) {
-		return ErrBareLineEnding
+		return refusal
 	}
 	// Too large, reset (RSET during BDAT) or a broken connection: that error
 	// decides the transaction's fate, and go-smtp's own handling of it keeps

@@ -67,7 +67,7 @@ func (s *session) Data(r io.Reader) error {
 // prepare it (the inbound route verifies it into a spool), then rewrites
 // and relays it: streamed, or spooled and sealed when the route signs.
 func (s *session) relay(ctx context.Context, r io.Reader) (dataResult, error) {
-	strict := NewStrictData(r)
+	strict := NewStrictDataMaxLine(r, s.cfg.limits.MaxLineLength)
 	defer strict.release() // the rewriter has returned: nothing reads it any more
 	counted := &countingReader{r: strict}
 	var res dataResult
@@ -293,6 +293,8 @@ func messageResult(err error) string {
 		return "relayed"
 	case errors.Is(err, ErrBareLineEnding):
 		return "bare_line_ending"
+	case errors.Is(err, ErrLineTooLong):
+		return "line_too_long"
 	case errors.Is(err, errDMARCReject):
 		return "refused_dmarc"
 	case errors.Is(err, rewrite.ErrLeak):

@@ -63,6 +63,7 @@ func TestSMTPSecurity(t *testing.T) {
 	a.authGuessing()
 	a.openRelay()
 	a.oversize()
+	a.longLine()
 	a.tooManyRecipients()
 	a.slowClients()
 
@@ -439,6 +440,22 @@ func (a *attacker) oversize() {
 	c.write(body.String() + ".\r\n")
 	r = c.reply()
 	a.row("oversize (data)", fmt.Sprintf("DATA of %d bytes (limit %d)", body.Len(), secMaxBytes), r, "552 5.3.4", strings.HasPrefix(r, "552 5.3.4"))
+	c.cmd("QUIT")
+}
+
+// longLine: a DATA line over smtp.max_line_length (2000, the default) is
+// answered once, 500 5.5.2 after the final dot, as BDAT would be, and the
+// session stays in step (issue 18 item 6; RFC 5321 4.5.3.1.6).
+func (a *attacker) longLine() {
+	c := a.session(a.in)
+	c.cmd("MAIL FROM:<jane.doe@example.com>")
+	c.cmd("RCPT TO:<support@company.example>")
+	c.cmd("DATA")
+	c.write("Subject: evil long line\r\n\r\n" + strings.Repeat("x", 5000) + "\r\nNOOP\r\n.\r\n")
+	r := c.reply()
+	next := c.cmd("NOOP")
+	a.row("over-long DATA line", "DATA with a 5000-byte line, then NOOP", r+" / NOOP: "+firstWords(next, 2),
+		"500 5.5.2 once, then NOOP 250", strings.HasPrefix(r, "500 5.5.2") && strings.HasPrefix(next, "250 "))
 	c.cmd("QUIT")
 }
 
