@@ -18,12 +18,13 @@ var (
 	metricRoutes  = []string{"inbound", "outbound"}
 	metricResults = []string{
 		"relayed", "rejected", "tempfail", "refused_leak", "refused_unscannable",
-		"unknown_token", "bare_line_ending", "too_large", "refused_dmarc",
+		"unknown_token", "bare_line_ending", "line_too_long", "too_large", "refused_dmarc",
 	}
 	metricTLSVersions    = []string{"1.2", "1.3"}
 	metricRefuseReasons  = []string{"total", "per_ip"}
 	metricReplyClasses   = []string{"2xx", "4xx", "5xx"}
-	metricAuthResults    = []string{"success", "failure"}
+	metricAuthResults    = []string{"success", "failure", "locked_out", "busy"}
+	metricLockoutScopes  = []string{"ip", "user"}
 	metricDownstreamStgs = []string{"connect", "mail", "rcpt", "data"}
 )
 
@@ -51,6 +52,7 @@ type Metrics struct {
 	connsRefused     *prometheus.CounterVec
 	replies          *prometheus.CounterVec
 	authAttempts     *prometheus.CounterVec
+	authLockouts     *prometheus.CounterVec
 	downstreamErrors *prometheus.CounterVec
 }
 
@@ -106,6 +108,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tokenproxy_auth_attempts_total",
 			Help: "SMTP AUTH attempts by result.",
 		}, []string{"result"}),
+		authLockouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenproxy_auth_lockouts_total",
+			Help: "SMTP AUTH lockouts started, by scope (client ip or account).",
+		}, []string{"scope"}),
 		downstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokenproxy_downstream_errors_total",
 			Help: "Errors talking to the downstream server by route and stage.",
@@ -116,7 +122,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(
 			m.messages, m.relayLatency, m.messageSize, m.tokensCreated, m.unknownTokens,
 			m.tlsHandshakes, m.connsOpen, m.connsTotal, m.connsRefused, m.replies,
-			m.authAttempts, m.downstreamErrors,
+			m.authAttempts, m.authLockouts, m.downstreamErrors,
 		)
 	}
 	return m
@@ -150,6 +156,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, result := range metricAuthResults {
 		m.authAttempts.WithLabelValues(result)
+	}
+	for _, scope := range metricLockoutScopes {
+		m.authLockouts.WithLabelValues(scope)
 	}
 }
 
@@ -252,6 +261,14 @@ func (m *Metrics) AuthAttempt(result string) {
 		return
 	}
 	m.authAttempts.WithLabelValues(metricLabel(result, metricAuthResults)).Inc()
+}
+
+// AuthLockout counts a lockout started; scope is "ip" or "user".
+func (m *Metrics) AuthLockout(scope string) {
+	if m == nil {
+		return
+	}
+	m.authLockouts.WithLabelValues(metricLabel(scope, metricLockoutScopes)).Inc()
 }
 
 // DownstreamError counts a failure talking to the downstream server; stage

@@ -59,8 +59,8 @@ func TestMetricsAllNamesPrefixedAndDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(families) != 12 {
-		t.Errorf("gathered %d metric families, want 12", len(families))
+	if len(families) != 13 {
+		t.Errorf("gathered %d metric families, want 13", len(families))
 	}
 	for _, f := range families {
 		if !strings.HasPrefix(f.GetName(), "tokenproxy_") {
@@ -104,7 +104,7 @@ func TestMetricsKnownSeriesPreCreated(t *testing.T) {
 		c    prometheus.Collector
 		want int
 	}{
-		{"messages", m.messages, 2 * 9},
+		{"messages", m.messages, 2 * 10},
 		{"relay latency", m.relayLatency, 2},
 		{"message size", m.messageSize, 2},
 		{"tokens created", m.tokensCreated, 1},
@@ -114,7 +114,8 @@ func TestMetricsKnownSeriesPreCreated(t *testing.T) {
 		{"connections total", m.connsTotal, 2},
 		{"connections refused", m.connsRefused, 2},
 		{"replies", m.replies, 2 * 3},
-		{"auth attempts", m.authAttempts, 2},
+		{"auth attempts", m.authAttempts, 4},
+		{"auth lockouts", m.authLockouts, 2},
 		{"downstream errors", m.downstreamErrors, 2 * 4},
 	}
 	for _, tt := range tests {
@@ -181,6 +182,7 @@ func assertLabelValuesWithin(t *testing.T, reg *prometheus.Registry) {
 		"result":  slices.Concat(metricResults, metricAuthResults),
 		"version": metricTLSVersions,
 		"reason":  metricRefuseReasons,
+		"scope":   metricLockoutScopes,
 		"class":   metricReplyClasses,
 		"stage":   metricDownstreamStgs,
 	}

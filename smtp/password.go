@@ -211,3 +211,16 @@ func validateBcrypt(hash string) error {
 	}
 	return nil
 }
+
+// maxArgon2MemoryKiB is the largest argon2id m of hashes, and at least that
+// of HashPassword's: the memory one password check may take, which sizes
+// the check slots of AuthGuard.MemoryBudget. bcrypt needs a few KiB.
+func maxArgon2MemoryKiB(hashes map[string]string) uint32 {
+	m := uint32(argon2Memory)
+	for _, h := range hashes {
+		if p, err := parseArgon2id(h); err == nil {
+			m = max(m, p.memory)
+		}
+	}
+	return m
+}

@@ -93,10 +93,11 @@ type sealFunc func(ctx context.Context, msg io.Reader) (string, error)
 type Route struct {
 	opts RouteOptions // the fixed part: Limits and Downstream are in gen
 	ln   net.Listener
-	// authChecks bounds the password hashes computed at once, over every
-	// generation: each argon2id check may take tens of MiB, and AUTH
-	// floods must not exhaust memory.
-	authChecks chan struct{}
+	// auth limits password guessing and bounds the password hashes
+	// computed at once, over every generation: each argon2id check may
+	// take tens of MiB, and AUTH floods must not exhaust memory. Set by
+	// NewOutbound; nil on the inbound route (no AUTH there).
+	auth *authLimiter
 
 	// ctx is cancelled when a shutdown's deadline passes: transactions
 	// still under way are aborted (the downstream never sees their dot).
@@ -122,8 +123,7 @@ func newRoute(opts RouteOptions, c *RouteConfig) (*Route, error) {
 	// Read only through the generation from now on, so a reload cannot be
 	// half seen.
 	opts.Limits, opts.Downstream = policy.SMTP{}, nil
-	r := &Route{opts: opts, conns: map[*routeConn]struct{}{}, gens: map[*generation]struct{}{},
-		authChecks: make(chan struct{}, maxConcurrentChecks)}
+	r := &Route{opts: opts, conns: map[*routeConn]struct{}{}, gens: map[*generation]struct{}{}}
 	r.ctx, r.cancel = context.WithCancel(audit.WithActor(context.Background(), "route:"+opts.Name))
 	r.gen = r.newGeneration(c)
 	r.gens[r.gen] = struct{}{}

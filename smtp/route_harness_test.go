@@ -41,22 +41,25 @@ type harness struct {
 	db      tokenize.Store
 	m       *tokenize.Map
 	in, out *Route
+	met     *Metrics // both routes' metrics
 	logs    *syncBuffer
 	roots   *x509.CertPool
 }
 
 // harnessOpts are the knobs tests turn.
 type harnessOpts struct {
-	limits   policy.SMTP
-	users    map[string]string
-	networks []netip.Prefix
-	rewrite  rewrite.RewriteOptions
-	fromRW   string
-	ds       *downstreamtest.Sink
-	auth     *AuthCheck             // inbound SPF/DKIM/DMARC check; nil: none
-	dkim     *mailauth.SignerConfig // outbound signature; nil: none
-	spoolDir string                 // "" : a fresh temporary directory
-	audit    Auditor                // per-message records; nil: none
+	limits policy.SMTP
+	users  map[string]string
+	// authGuard: OutboundOptions.AuthGuard; nil: DefaultAuthGuard.
+	authGuard *AuthGuard
+	networks  []netip.Prefix
+	rewrite   rewrite.RewriteOptions
+	fromRW    string
+	ds        *downstreamtest.Sink
+	auth      *AuthCheck             // inbound SPF/DKIM/DMARC check; nil: none
+	dkim      *mailauth.SignerConfig // outbound signature; nil: none
+	spoolDir  string                 // "" : a fresh temporary directory
+	audit     Auditor                // per-message records; nil: none
 	// createAudit audits token creation (tokenize.Options.Audit); nil: none.
 	createAudit tokenize.Auditor
 	// boltStore puts the map in a bbolt file instead of memory.
@@ -81,7 +84,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	if mutate != nil {
 		mutate(&o)
 	}
-	h := &harness{t: t, ds: o.ds, logs: &syncBuffer{}}
+	h := &harness{t: t, ds: o.ds, logs: &syncBuffer{}, met: NewMetrics(nil)}
 	h.dsAddr = downstreamtest.Start(t, h.ds, nil)
 	h.openMap(t, o)
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -100,7 +103,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	route := func(name string) RouteOptions {
 		return RouteOptions{Hostname: name, TLS: ServerTLSConfig(cert), Limits: o.limits, SpoolDir: o.spoolDir,
 			Downstream: newDS(t, h.dsAddr, log, func(c *downstream.Config) { c.PoolSize = o.limits.DownstreamPoolSize }),
-			Limiter:    NewConnLimiter(o.limits.MaxConnections, o.limits.MaxConnectionsPerIP), Log: log, Audit: o.audit}
+			Limiter:    NewConnLimiter(o.limits.MaxConnections, o.limits.MaxConnectionsPerIP), Log: log, Audit: o.audit, Metrics: h.met}
 	}
 	h.in, err = NewInbound(InboundOptions{Route: route("mx.test"), Map: h.m, Rewriter: rw, Internal: internal,
 		Mailboxes: map[string]string{"support@company.example": "support@crm.example"}, LocalCase: address.LocalFold,
@@ -111,7 +114,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	h.out, err = NewOutbound(OutboundOptions{Route: route("relay.test"), Users: o.users, Networks: o.networks,
 		AllowedDomains: map[string]bool{"company.example": true}, RewriteFrom: o.fromRW,
 		PublicOf: map[string]string{"support@crm.example": "support@company.example"},
-		Map:      h.m, Rewriter: rw, LocalCase: address.LocalFold, AuthFailureDelay: -1, DKIM: o.dkim})
+		Map:      h.m, Rewriter: rw, LocalCase: address.LocalFold, AuthFailureDelay: -1, DKIM: o.dkim, AuthGuard: o.authGuard})
 	if err != nil {
 		t.Fatal(err)
 	}
