@@ -110,14 +110,33 @@ func (c *CertStore) Leaf() *x509.Certificate {
 }
 
 // ServerTLSConfig returns the listeners' TLS configuration. TLS 1.0 and 1.1
-// are refused (RFC 8996). Cipher suites and curves stay Go's defaults, which
-// are modern; restricting them further would push old sending MTAs back to
-// plain text, since STARTTLS between MTAs is opportunistic (RFC 7435).
+// are refused (RFC 8996). TLS 1.2 offers only ECDHE key exchange with AEAD
+// ciphers (serverCipherSuites); TLS 1.3 suites are Go's, all AEAD. Session
+// ticket keys are rotated daily (rotateTicketKeys). A sending MTA that only
+// speaks CBC suites in TLS 1.2 cannot start TLS here; STARTTLS between MTAs
+// is opportunistic (RFC 7435), so it may send in clear instead: the cost of
+// refusing suites with padding-oracle history (Lucky13, RFC 7457 §2.5)
+// the security review asked for (issue 18 item 10).
 func ServerTLSConfig(c *CertStore) *tls.Config {
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   serverCipherSuites,
 		GetCertificate: c.GetCertificate,
 	}
+	rotateTicketKeys(cfg, ticketKeyRotation)
+	return cfg
+}
+
+// serverCipherSuites are the TLS 1.2 suites offered: forward secrecy
+// (ECDHE) and AEAD only (RFC 7525 §4.2, RFC 9325 §4.2). Go orders them by
+// the client's hardware; crypto/tls ignores this list for TLS 1.3.
+var serverCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // loadKeyPair reads and parses a PEM certificate and key. Errors name the
