@@ -7,6 +7,10 @@
 # Needs what the integration tests need: swaks and Postfix's smtp-sink
 # (installed by test/tools/install.sh on first use) and the Vault dev
 # server the package's TestMain starts (built once into ~/.cache/tokenproxy).
+# testssl.sh (Debian package, test/tools/install-testssl.sh) checks both
+# routes' STARTTLS: its rows are part of the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+test/tools/install-testssl.sh
+export TOKENPROXY_TESTSSL=1
 exec go test -count=1 -timeout 10m -run '^TestSMTPSecurity$' -v ./test/integration/ "$@"

@@ -48,7 +48,7 @@ func TestSMTPSecurity(t *testing.T) {
   read_timeout: %s
   write_timeout: 5s
   data_timeout: %s
-  max_connections: 20
+  max_connections: 30
   max_connections_per_ip: %d
   shutdown_timeout: 5s
 `, secMaxBytes, secMaxRcpts, secReadTimeout, secDataTimeout, secPerIP))
@@ -61,11 +61,13 @@ func TestSMTPSecurity(t *testing.T) {
 	a.startTLSInjection(a.in, "inbound")
 	a.startTLSInjection(a.out, "outbound")
 	a.authGuessing()
+	a.authFlood(p.cmd.Process.Pid)
 	a.openRelay()
 	a.oversize()
 	a.longLine()
 	a.tooManyRecipients()
 	a.slowClients()
+	a.testssl()
 
 	// The control: an ordinary message still passes.
 	code, out := swaks(t, "--server", a.in, "--from", "jane.doe@example.com", "--to", "support@company.example",
