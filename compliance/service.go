@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
@@ -73,17 +72,6 @@ func (s *Service) Reload(ctx context.Context, c policy.Compliance, changed []str
 	if err != nil {
 		s.log.Error("configuration reload not audited", "event", "audit_failed", "err", err)
 	}
-}
-
-// CheckReason refuses an empty, overlong or address-bearing reason: a
-// reason like "customer jane@example.com asked" would put the address in
-// the audit trail. Commands check it before they open anything.
-func CheckReason(reason string) error {
-	reason = strings.TrimSpace(reason)
-	if reason == "" || utf8.RuneCountInString(reason) > maxReasonLen || strings.Contains(reason, "@") {
-		return errBadReason
-	}
-	return nil
 }
 
 func (c *Service) record(ctx context.Context, r audit.Record) error {
