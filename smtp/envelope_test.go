@@ -9,10 +9,10 @@ import (
 )
 
 // TestOutboundRoutedRecipientsRefused: a recipient in an allowed domain
-// whose local part routes onward ('%', '!') is refused 553 5.7.1, after normalization (a quoted local part too); a
-// source route is dropped by go-smtp and its final mailbox judged alone;
-// tokens and plain recipients still pass, and nothing is relayed for the
-// refused ones.
+// whose local part routes onward ('%', '!') is refused 553 5.7.1, after
+// normalization (a quoted local part too); a source route is dropped by
+// go-smtp and its final mailbox judged alone; tokens and plain recipients
+// still pass, and nothing is relayed for the refused ones.
 func TestOutboundRoutedRecipientsRefused(t *testing.T) {
 	h := newHarness(t, nil)
 	tok := h.token("jane.doe@example.com")
