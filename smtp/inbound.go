@@ -81,8 +81,16 @@ func (p *inboundPolicy) checkSender(from string) error {
 	if from == "" {
 		return nil // the null sender of bounces (RFC 5321 §4.5.5)
 	}
-	if _, err := address.Normalize(from, p.o.LocalCase); err != nil {
+	a, err := address.Normalize(from, p.o.LocalCase)
+	if err != nil {
 		return fmt.Errorf("%w (%w)", errBadSender, err)
+	}
+	// Only the proxy writes addresses in the relay domain: a customer
+	// sending as a token would reach the CRM as that token's owner. A
+	// trusted relay (a company gateway, DESIGN.md) could be allowed here,
+	// but no such setting exists yet, so the refusal is unconditional.
+	if a.Domain == p.o.Map.Format().Domain {
+		return errRelayDomainSender
 	}
 	return nil
 }
