@@ -119,7 +119,7 @@ func (r *refusals) flush(key string, w *refusalWindowState) {
 	}
 }
 
-// flushAll ends every open window (tests; a shutdown could use it).
+// flushAll ends every open window: Service.Close at shutdown, and tests.
 func (r *refusals) flushAll() {
 	r.mu.Lock()
 	open := make(map[string]*refusalWindowState, len(r.clients))

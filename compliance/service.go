@@ -62,6 +62,10 @@ func New(o Options) *Service {
 	return s
 }
 
+// Close writes the refused API calls counted but not yet audited: a stop
+// within a window must not lose them. The HTTP API must be stopped first.
+func (s *Service) Close() { s.refusals.flushAll() }
+
 // writeRefusals writes an aggregate of refused API calls; the refusals
 // stand even if that fails.
 func (c *Service) writeRefusals(ctx context.Context, r audit.Record) {
