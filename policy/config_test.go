@@ -90,6 +90,8 @@ func TestValidationNamesFieldAndReason(t *testing.T) {
 		{"rewrite: {unscannable: pass}", "rewrite.unscannable", "reject or headers-only"},
 		{"rewrite: {limits: {max_mime_depth: 0}}", "rewrite.limits.max_mime_depth", "at least 1"},
 		{"rewrite: {limits: {max_text_part_bytes: 100000000}}", "rewrite.limits.max_text_part_bytes", "must not exceed"},
+		{"rewrite: {limits: {max_new_tokens: 0}}", "rewrite.limits.max_new_tokens", "at least 1"},
+		{"rewrite: {limits: {max_new_tokens: 1001}}", "rewrite.limits.max_new_tokens", "must not exceed 1000"},
 		{"tokenz: {}", "(file)", "field tokenz not found"},
 		{"store: {backend: postgres}", "store.backend", "bbolt or etcd"},
 		{"store: {backend: etcd}", "store.etcd.endpoints", "client URLs"},
