@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,11 +40,13 @@ type Stage struct {
 // stagedToken is a new token waiting for its commit: the record is
 // sealed already, with the token as its associated data.
 type stagedToken struct {
-	addr  address.Address
-	local string
-	cur   versionedMAC
-	rec   *record
-	name  string
+	addr     address.Address
+	original string // as the customer wrote it (see create)
+	local    string
+	cur      versionedMAC
+	rec      *record
+	name     string
+	index    int // in Stage.list
 }
 
 // Begin starts staging the new tokens of one message.
@@ -76,6 +79,7 @@ func (s *Stage) Tokenize(ctx context.Context, addr, displayName string) (Issued,
 		return Issued{}, err
 	}
 	if st := s.get(a); st != nil {
+		s.rename(st, displayName)
 		return s.issued(st, false), nil
 	}
 	iss, nt, err := s.m.existing(ctx, a, displayName)
@@ -126,6 +130,23 @@ func (m *Map) freeSkipping(ctx context.Context, cur versionedMAC, taken func(str
 	return free, err
 }
 
+// rename gives a staged token the display name seen last, as Tokenize of
+// the Map does for a known token: the envelope sender is staged without
+// one, and the From field that follows names it. Staged tokens are
+// replaced, never changed, so a record being read stays whole.
+func (s *Stage) rename(st *stagedToken, name string) {
+	if name == "" || name == st.name {
+		return
+	}
+	nt := &newToken{cur: st.cur, free: st.local}
+	renamed := s.m.stageToken(st.addr, st.original, name, nt)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	renamed.index = st.index
+	s.byKey[st.addr.String()] = renamed
+	s.list[st.index] = renamed
+}
+
 func (s *Stage) get(a address.Address) *stagedToken {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -146,6 +167,7 @@ func (s *Stage) add(st *stagedToken) (*stagedToken, bool, error) {
 	}
 	s.byKey[st.addr.String()] = st
 	s.byLocal[st.local] = true
+	st.index = len(s.list)
 	s.list = append(s.list, st)
 	return st, true, nil
 }
@@ -160,7 +182,7 @@ func (m *Map) stageToken(a address.Address, original, name string, nt *newToken)
 	now := m.opts.Now().Unix()
 	rec := &record{created: now, lastSeen: now, mac: nt.cur.mac, nameTag: m.nameTag(nt.cur.version, name)}
 	m.seal(rec, nt.free, original, name)
-	return &stagedToken{addr: a, local: nt.free, cur: nt.cur, rec: rec, name: name}
+	return &stagedToken{addr: a, original: original, local: nt.free, cur: nt.cur, rec: rec, name: name}
 }
 
 // Commit writes the staged tokens and their creation records and returns
@@ -177,7 +199,7 @@ func (m *Map) stageToken(a address.Address, original, name string, nt *newToken)
 // that is no longer the address's (see ErrStagedTokenTaken) fails it.
 func (s *Stage) Commit(ctx context.Context) (int, error) {
 	s.mu.Lock()
-	list := s.list
+	list := slices.Clone(s.list)
 	s.mu.Unlock()
 	if len(list) == 0 {
 		return 0, nil

@@ -66,3 +66,24 @@ func TestStageTokenTakenBeforeCommit(t *testing.T) {
 		t.Fatalf("the erased token resolves again: %v", err)
 	}
 }
+
+// TestStageKeepsLastDisplayName: the envelope sender is staged without a
+// name, the From field names it; the committed record has the name.
+func TestStageKeepsLastDisplayName(t *testing.T) {
+	ctx := context.Background()
+	m := openTestMap(t, tokenize.Options{})
+	st := m.Begin()
+	first, err := st.Tokenize(ctx, "jane@example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := st.Tokenize(ctx, "Jane@example.com", "Jane Doe"); err != nil || again.Local != first.Local {
+		t.Fatalf("Tokenize = %+v, %v", again, err)
+	}
+	if _, err := st.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := m.Resolve(ctx, first.Address); err != nil || e.DisplayName != "Jane Doe" || e.Original != "jane@example.com" {
+		t.Fatalf("Resolve = %+v, %v", e, err)
+	}
+}
