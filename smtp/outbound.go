@@ -181,6 +181,9 @@ func (p *outboundPolicy) recipient(ctx context.Context, s *session, to string) (
 
 // rewrite detokenizes the message, then maps its sender fields to the
 // company.
+// commit: the outbound route creates no token.
+func (p *outboundPolicy) commit(context.Context, *session, *dataResult) error { return nil }
+
 func (p *outboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*rewrite.Report, error) {
 	sw := newSenderRewriter(dst, p.o.MaxHeaderBytes, p.senderField)
 	rep, err := p.o.Rewriter.Outbound(ctx, sw, src)
