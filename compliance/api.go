@@ -41,32 +41,43 @@ func (api *httpAPI) register(mux Mux) {
 
 // with authenticates (HTTPS only, client certificate or bearer token),
 // checks the role, and runs h with the principal as the audit actor.
-// Refusals are audited too.
+// Refusals are counted per client and audited as aggregates (refusals.go);
+// a client past the limit gets 429 before its credentials are looked at.
 func (api *httpAPI) with(role, op string, h func(http.ResponseWriter, *http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
+		ctx, client := r.Context(), clientOf(r)
+		if api.svc.refusals.limited(client) {
+			api.refuse(ctx, client, "unknown", op, "rate_limited")
+			w.Header().Set("Retry-After", strconv.Itoa(int(refusalWindow/time.Second)))
+			apiError(w, http.StatusTooManyRequests, "too many refused calls; try again later")
+			return
+		}
 		if r.TLS == nil {
-			ctx = audit.WithActor(ctx, "unknown")
-			api.svc.refused(ctx, op, "not_https")
+			api.refuse(ctx, client, "unknown", op, "not_https")
 			apiError(w, http.StatusForbidden, "the compliance API is served over HTTPS only")
 			return
 		}
 		p, ok := api.svc.who.identify(r)
 		if !ok {
-			api.svc.refused(audit.WithActor(ctx, "unknown"), op, "unauthenticated")
+			api.refuse(ctx, client, "unknown", op, "unauthenticated")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenproxy"`)
 			apiError(w, http.StatusUnauthorized, "authentication required")
 			return
 		}
-		ctx = audit.WithActor(ctx, "principal:"+p.Name)
+		actor := "principal:" + p.Name
 		if !hasRole(p, role) {
-			api.svc.refused(ctx, op, "role")
+			api.refuse(ctx, client, actor, op, "role")
 			apiError(w, http.StatusForbidden, "the "+role+" role is required")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, complianceBodyLimit)
-		h(w, r.WithContext(ctx))
+		h(w, r.WithContext(audit.WithActor(ctx, actor)))
 	})
+}
+
+// refuse counts a refused call for the client's aggregate record.
+func (api *httpAPI) refuse(ctx context.Context, client, actor, op, why string) {
+	api.svc.refusals.note(audit.WithActor(ctx, actor), client, actor, op, why)
 }
 
 type subjectRequest struct {

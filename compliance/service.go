@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/policy"
@@ -37,7 +36,9 @@ type Service struct {
 	keys  func(ctx context.Context) (audit.Keys, error)
 	who   *principals
 	guard *resolveGuard
-	log   *slog.Logger
+	// refusals aggregates the API's refused calls per client.
+	refusals *refusals
+	log      *slog.Logger
 }
 
 // Options are what a Service works on.
@@ -55,8 +56,22 @@ type Options struct {
 
 // New returns the compliance service. Mount its HTTP API with Register.
 func New(o Options) *Service {
-	return &Service{m: o.Map, db: o.DB, trail: o.Trail, keys: o.Keys, who: newPrincipals(o.Config.Principals),
+	s := &Service{m: o.Map, db: o.DB, trail: o.Trail, keys: o.Keys, who: newPrincipals(o.Config.Principals),
 		guard: newResolveGuard(o.Config.MaxResolutionsPerHour), log: o.Log}
+	s.refusals = newRefusals(s.writeRefusals)
+	return s
+}
+
+// Close writes the refused API calls counted but not yet audited: a stop
+// within a window must not lose them. The HTTP API must be stopped first.
+func (s *Service) Close() { s.refusals.flushAll() }
+
+// writeRefusals writes an aggregate of refused API calls; the refusals
+// stand even if that fails.
+func (c *Service) writeRefusals(ctx context.Context, r audit.Record) {
+	if err := c.record(ctx, r); err != nil {
+		c.log.Error("refused compliance calls not audited", "event", "audit_failed", "count", r.Count, "err", err)
+	}
 }
 
 // Reload applies a reloaded configuration's principals and resolution
@@ -73,17 +88,6 @@ func (s *Service) Reload(ctx context.Context, c policy.Compliance, changed []str
 	if err != nil {
 		s.log.Error("configuration reload not audited", "event", "audit_failed", "err", err)
 	}
-}
-
-// CheckReason refuses an empty, overlong or address-bearing reason: a
-// reason like "customer jane@example.com asked" would put the address in
-// the audit trail. Commands check it before they open anything.
-func CheckReason(reason string) error {
-	reason = strings.TrimSpace(reason)
-	if reason == "" || utf8.RuneCountInString(reason) > maxReasonLen || strings.Contains(reason, "@") {
-		return errBadReason
-	}
-	return nil
 }
 
 func (c *Service) record(ctx context.Context, r audit.Record) error {

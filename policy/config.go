@@ -83,6 +83,10 @@ type Limits struct {
 	MaxMIMEDepth     int   `yaml:"max_mime_depth"`
 	MaxParts         int   `yaml:"max_parts"`
 	MaxTextPartBytes int   `yaml:"max_text_part_bytes"`
+	// MaxNewTokens bounds the tokens one inbound message may create
+	// (new customer addresses, the envelope sender's included); known
+	// addresses never count. Over it: 552 5.7.0.
+	MaxNewTokens int `yaml:"max_new_tokens"`
 }
 
 // Keys selects and configures the key provider.
@@ -139,7 +143,7 @@ func Defaults() Config {
 		Tokens:  Tokens{Tenant: "default", Prefix: "t", Length: 16, LocalPartCase: "fold"},
 		Rewrite: Rewrite{DisplayNames: "pseudonymize", Unscannable: "reject", Limits: Limits{
 			MaxMessageBytes: 50 << 20, MaxHeaderBytes: 256 << 10, MaxMIMEDepth: 20, MaxParts: 1000,
-			MaxTextPartBytes: 16 << 20}},
+			MaxTextPartBytes: 16 << 20, MaxNewTokens: 50}},
 		Keys: Keys{
 			Provider: "local",
 			Vault: VaultKeys{Mount: "transit", Key: "tokenproxy", Timeout: 10 * time.Second,

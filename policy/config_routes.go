@@ -15,6 +15,17 @@ type Inbound struct {
 	// smtp.max_connections_per_ip (InboundConnLimits).
 	MaxConnections      int `yaml:"max_connections"`
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// NewTokenRate bounds the tokens customers' mail creates per minute.
+	NewTokenRate NewTokenRate `yaml:"new_token_rate"`
+}
+
+// NewTokenRate is how many new tokens the inbound route creates per
+// minute, per client (an IPv4 address or an IPv6 /64) and over all
+// clients; a message that would exceed either gets 451 4.7.0 and creates
+// nothing. Known addresses never count.
+type NewTokenRate struct {
+	PerIP int `yaml:"per_ip"`
+	Total int `yaml:"total"`
 }
 
 // Outbound configures the route that accepts the CRM's replies and relays
@@ -133,7 +144,8 @@ type SMTP struct {
 // verify: the quickstart relaxes it to insecure on loopback only.
 func defaultRoutes(c *Config) {
 	c.Inbound = Inbound{Listen: "127.0.0.1:2525",
-		Downstream: Downstream{Address: "127.0.0.1:2526", TLS: "verify"}}
+		Downstream:   Downstream{Address: "127.0.0.1:2526", TLS: "verify"},
+		NewTokenRate: NewTokenRate{PerIP: 120, Total: 2000}}
 	c.Outbound = Outbound{Listen: "127.0.0.1:2587", ClientNetworks: []string{"127.0.0.0/8"},
 		Downstream: Downstream{Address: "127.0.0.1:2527", TLS: "verify"}}
 	c.Admin = Admin{Listen: "127.0.0.1:8025"}

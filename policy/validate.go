@@ -123,6 +123,7 @@ func (c *Config) validateRewrite() error {
 		{"max_mime_depth", int64(l.MaxMIMEDepth), 1},
 		{"max_parts", int64(l.MaxParts), 1},
 		{"max_text_part_bytes", int64(l.MaxTextPartBytes), 64 << 10},
+		{"max_new_tokens", int64(l.MaxNewTokens), 1},
 	} {
 		if lim.val < lim.min {
 			return c.fail("rewrite.limits."+lim.field, "must be at least %d, got %d", lim.min, lim.val)
@@ -130,6 +131,9 @@ func (c *Config) validateRewrite() error {
 	}
 	if int64(l.MaxTextPartBytes) > l.MaxMessageBytes {
 		return c.fail("rewrite.limits.max_text_part_bytes", "must not exceed max_message_bytes")
+	}
+	if l.MaxNewTokens > maxNewTokens {
+		return c.fail("rewrite.limits.max_new_tokens", "must not exceed %d, got %d", maxNewTokens, l.MaxNewTokens)
 	}
 	return nil
 }
@@ -194,3 +198,9 @@ func (c *Config) IsInternal(domain string) bool {
 	}
 	return false
 }
+
+// maxNewTokens caps rewrite.limits.max_new_tokens: a message's new tokens
+// are committed together, and up to 64 of them fit one etcd transaction
+// (128 operations, two per token); 1,000 is already twenty times what
+// real support mail needs and keeps the commit a few updates long.
+const maxNewTokens = 1000

@@ -33,6 +33,9 @@ func (c *Config) validateInbound() error {
 	if err := c.checkServerTLS("inbound.tls", in.TLS); err != nil {
 		return err
 	}
+	if err := c.checkNewTokenRate(in.NewTokenRate); err != nil {
+		return err
+	}
 	return c.checkDownstream("inbound.downstream", in.Downstream)
 }
 
@@ -242,6 +245,21 @@ func (c *Config) validateRouteConnLimits() error {
 		if r.eff.MaxConnectionsPerIP > r.eff.MaxConnections {
 			return c.fail(r.name+".max_connections_per_ip", "must not exceed the route's max_connections")
 		}
+	}
+	return nil
+}
+
+// checkNewTokenRate: both rates positive, the per-client one within the
+// total (a larger one could never be reached).
+func (c *Config) checkNewTokenRate(r NewTokenRate) error {
+	if r.PerIP < 1 {
+		return c.fail("inbound.new_token_rate.per_ip", "must be at least 1 (new tokens per minute), got %d", r.PerIP)
+	}
+	if r.Total < 1 {
+		return c.fail("inbound.new_token_rate.total", "must be at least 1 (new tokens per minute), got %d", r.Total)
+	}
+	if r.PerIP > r.Total {
+		return c.fail("inbound.new_token_rate.per_ip", "must not exceed total (%d), got %d", r.Total, r.PerIP)
 	}
 	return nil
 }

@@ -48,8 +48,33 @@ type Tokens interface {
 	Format() tokenize.Format
 }
 
-// The token map is the rewriter's map in production.
-var _ Tokens = (*tokenize.Map)(nil)
+// StagedTokens is the token map as one inbound message sees it
+// (tokenize.Stage implements it): new tokens are staged, not created,
+// until Commit, which the caller runs once the message has passed every
+// check (DESIGN.md invariants 3 and 4).
+type StagedTokens interface {
+	Tokens
+	// Staged counts the new tokens staged so far.
+	Staged() int
+	// Commit makes the staged tokens durable, with their creation
+	// records, and returns how many it created.
+	Commit(ctx context.Context) (int, error)
+}
+
+// Stager is a token map that stages a message's new tokens: Begin starts
+// one message.
+type Stager interface {
+	Tokens
+	Begin() *tokenize.Stage
+}
+
+// The token map is the rewriter's map in production, and its stage the
+// map of one inbound message.
+var (
+	_ Tokens       = (*tokenize.Map)(nil)
+	_ Stager       = (*tokenize.Map)(nil)
+	_ StagedTokens = (*tokenize.Stage)(nil)
+)
 
 // Errors of the rewriter. Their text never holds an address: it reaches
 // logs and SMTP replies.
@@ -66,6 +91,11 @@ var (
 	// ErrMalformedAddress: an address-like string that cannot be
 	// normalized, so it can be neither tokenized nor let through.
 	ErrMalformedAddress = errors.New("message holds a malformed address")
+	// ErrTooManyNewTokens: an inbound message names more new customer
+	// addresses than Limits.MaxNewTokens. Without the bound, anyone could
+	// grow the map and the audit trail at will with one message (issue
+	// 18, item 1). Not an ErrLimit: the routes give it its own reply.
+	ErrTooManyNewTokens = errors.New("message names too many new addresses")
 )
 
 // UnknownTokensError lists the tokens of an outbound message that are

@@ -45,7 +45,7 @@ func FuzzRewrite(f *testing.F) {
 }
 
 func typedRefusal(err error) bool {
-	for _, e := range []error{ErrLimit, ErrUnscannable, ErrMalformedAddress, ErrLeak, tokenize.ErrUnknownToken, header.ErrUnparsableHeader} {
+	for _, e := range []error{ErrLimit, ErrTooManyNewTokens, ErrUnscannable, ErrMalformedAddress, ErrLeak, tokenize.ErrUnknownToken, header.ErrUnparsableHeader} {
 		if errors.Is(err, e) {
 			return true
 		}

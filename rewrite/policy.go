@@ -145,10 +145,14 @@ type inbound struct {
 	rw  *Rewriter
 	ctx context.Context
 	rep *Report
+	// base counts the new tokens of the message created before its
+	// rewrite (the envelope sender's, staged): Limits.MaxNewTokens
+	// bounds the sum.
+	base int
 }
 
-func (rw *Rewriter) inboundPolicy(ctx context.Context, rep *Report) *direction {
-	p := &inbound{rw: rw, ctx: ctx, rep: rep}
+func (rw *Rewriter) inboundPolicy(ctx context.Context, rep *Report, base int) *direction {
+	p := &inbound{rw: rw, ctx: ctx, rep: rep, base: base}
 	return &direction{addr: p.addr, mailbox: p.mailbox, rejectUnscannable: rw.opts.Unscannable == UnscannableReject}
 }
 
@@ -176,6 +180,9 @@ func (p *inbound) token(addr, name string) (string, string, error) {
 	}
 	if iss.New {
 		p.rep.Created++
+		if n := p.base + p.rep.Created; n > p.rw.opts.Limits.MaxNewTokens {
+			return "", "", fmt.Errorf("%w: more than %d", ErrTooManyNewTokens, p.rw.opts.Limits.MaxNewTokens)
+		}
 	}
 	p.rep.addToken(iss.Local)
 	return iss.Address, iss.Local, nil

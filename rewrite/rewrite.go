@@ -22,6 +22,11 @@ type Limits struct {
 	MaxDepth         int   // MIME nesting; default 20
 	MaxParts         int   // MIME parts in all; default 1000
 	MaxTextPartBytes int   // one text part, buffered to rewrite; default 16 MiB
+	// MaxNewTokens bounds the tokens one inbound message may create
+	// (ErrTooManyNewTokens), the envelope sender's included when the
+	// message is rewritten through a Stage; default 50. Known addresses
+	// are never counted: a long thread with many known customers passes.
+	MaxNewTokens int
 }
 
 // DefaultLimits are documented in deploy/examples/quickstart.yaml.
@@ -31,6 +36,7 @@ var DefaultLimits = Limits{
 	MaxDepth:         20,
 	MaxParts:         1000,
 	MaxTextPartBytes: 16 << 20,
+	MaxNewTokens:     50,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -49,6 +55,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxTextPartBytes > 0 {
 		d.MaxTextPartBytes = l.MaxTextPartBytes
+	}
+	if l.MaxNewTokens > 0 {
+		d.MaxNewTokens = l.MaxNewTokens
 	}
 	return d
 }
@@ -111,9 +120,24 @@ func (r *Report) addToken(local string) {
 // leak guard as it goes. On error, dst may hold a partial message: the
 // caller must not deliver it (the SMTP route aborts the downstream DATA).
 func (rw *Rewriter) Inbound(ctx context.Context, dst io.Writer, src io.Reader) (*Report, error) {
+	return rw.inbound(ctx, dst, src, 0)
+}
+
+// InboundStaged is Inbound with the message's new tokens staged in st
+// rather than created: the caller commits them (st.Commit) only once the
+// message has passed every check, so a refused message creates no token
+// (DESIGN.md invariant 4). The new tokens st staged before (the envelope
+// sender's) count towards Limits.MaxNewTokens.
+func (rw *Rewriter) InboundStaged(ctx context.Context, st StagedTokens, dst io.Writer, src io.Reader) (*Report, error) {
+	staged := *rw
+	staged.tokens = st
+	return staged.inbound(ctx, dst, src, st.Staged())
+}
+
+func (rw *Rewriter) inbound(ctx context.Context, dst io.Writer, src io.Reader, base int) (*Report, error) {
 	rep := &Report{}
 	err := rw.withGuard(ctx, dst, func(out io.Writer) error {
-		return rw.walk(ctx, src, out, rw.inboundPolicy(ctx, rep), rep)
+		return rw.walk(ctx, src, out, rw.inboundPolicy(ctx, rep, base), rep)
 	})
 	return rep, err
 }

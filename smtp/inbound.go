@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/emersion/go-sasl"
 
@@ -19,7 +20,11 @@ type InboundOptions struct {
 	// Mailboxes maps each public address, normalized, to its CRM intake
 	// address. Only these recipients are accepted: never an open relay.
 	Mailboxes map[string]string
-	Map       rewrite.Tokens // the token map (*tokenize.Map): the rewriter's seam
+	// Map is the token map (*tokenize.Map). Each message's new tokens are
+	// staged (Begin) and committed only when the message passed every
+	// check, before the downstream's final dot (DESIGN.md invariants 3
+	// and 4).
+	Map       rewrite.Stager
 	Rewriter  *rewrite.Rewriter
 	LocalCase address.LocalCase
 	// Internal reports whether a lower-case ASCII domain is the company's
@@ -35,11 +40,20 @@ type InboundOptions struct {
 	// MaxHeaderBytes bounds the header section read to remove forged
 	// Authentication-Results fields.
 	MaxHeaderBytes int
+	// NewTokenRate bounds the new tokens committed per minute (zero
+	// fields: unlimited). The counts start over when a reload builds a
+	// new configuration.
+	NewTokenRate NewTokenRate
+	// Now is the clock of NewTokenRate; nil: time.Now.
+	Now func() time.Time
 }
 
 // inboundPolicy tokenizes the envelope sender and the message and accepts
 // only the configured mailboxes.
-type inboundPolicy struct{ o InboundOptions }
+type inboundPolicy struct {
+	o    InboundOptions
+	rate *tokenRate
+}
 
 // NewInbound returns the inbound route.
 func NewInbound(o InboundOptions) (*Route, error) {
@@ -70,7 +84,7 @@ func NewInboundConfig(o InboundOptions) (*RouteConfig, error) {
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = rewrite.DefaultLimits.MaxHeaderBytes
 	}
-	return newRouteConfig(RouteInbound, o.Route, &inboundPolicy{o})
+	return newRouteConfig(RouteInbound, o.Route, &inboundPolicy{o: o, rate: newTokenRate(o.NewTokenRate, o.Now)})
 }
 
 // mayMail: customer MTAs use STARTTLS when they can (RFC 3207); it is not
@@ -81,16 +95,27 @@ func (p *inboundPolicy) checkSender(from string) error {
 	if from == "" {
 		return nil // the null sender of bounces (RFC 5321 §4.5.5)
 	}
-	if _, err := address.Normalize(from, p.o.LocalCase); err != nil {
+	a, err := address.Normalize(from, p.o.LocalCase)
+	if err != nil {
 		return fmt.Errorf("%w (%w)", errBadSender, err)
+	}
+	// Only the proxy writes addresses in the relay domain: a customer
+	// sending as a token would reach the CRM as that token's owner. A
+	// trusted relay (a company gateway, DESIGN.md) could be allowed here,
+	// but no such setting exists yet, so the refusal is unconditional.
+	if a.Domain == p.o.Map.Format().Domain {
+		return errRelayDomainSender
 	}
 	return nil
 }
 
 // sender is the customer's token; internal senders and the null sender are
-// kept. The token is durable before it is returned, so before the message
-// that carries it is relayed (DESIGN.md invariant 3).
+// kept. It begins the transaction's stage: a new sender's token is staged
+// and committed with the message's other new tokens (commit), so a
+// transaction that is refused, reset or never gets its data leaves no
+// token (DESIGN.md invariant 4).
 func (p *inboundPolicy) sender(ctx context.Context, s *session, from string) (string, error) {
+	s.stage = p.o.Map.Begin()
 	if from == "" {
 		return "", nil
 	}
@@ -101,15 +126,12 @@ func (p *inboundPolicy) sender(ctx context.Context, s *session, from string) (st
 	if p.o.Internal(a.Domain) {
 		return a.String(), nil
 	}
-	iss, err := p.o.Map.Tokenize(ctx, from, "")
+	iss, err := s.stage.Tokenize(ctx, from, "")
 	if errors.Is(err, tokenize.ErrAlreadyToken) {
 		return a.String(), nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("smtp: tokenize envelope sender: %w", err)
-	}
-	if iss.New {
-		s.r.opts.Metrics.TokensCreated(1)
 	}
 	s.log.Debug("envelope sender tokenized", "token", iss.Local, "new", iss.New)
 	return iss.Address, nil
@@ -127,8 +149,35 @@ func (p *inboundPolicy) recipient(_ context.Context, _ *session, to string) (str
 	return crm, nil
 }
 
-func (p *inboundPolicy) rewrite(ctx context.Context, _ *session, dst io.Writer, src io.Reader) (*rewrite.Report, error) {
-	return p.o.Rewriter.Inbound(ctx, dst, src)
+func (p *inboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*rewrite.Report, error) {
+	rep, err := p.o.Rewriter.InboundStaged(ctx, s.stage, dst, src)
+	if errors.Is(err, rewrite.ErrTooManyNewTokens) {
+		s.newTokenLimit(limitPerMessage, s.stage.Staged())
+	}
+	return rep, err
+}
+
+// commit makes the message's new tokens durable, with their creation
+// records, once it passed every check (the rewrite, the leak guard, the
+// limits) and before the downstream gets the final dot (DESIGN.md
+// invariant 3). The rate is checked first: a message over it commits
+// nothing.
+func (p *inboundPolicy) commit(ctx context.Context, s *session, res *dataResult) error {
+	n := s.stage.Staged()
+	if n == 0 {
+		return nil
+	}
+	if limit := p.rate.take(s.ip, n); limit != "" {
+		s.newTokenLimit(limit, n)
+		return errNewTokenRate
+	}
+	created, err := s.stage.Commit(ctx)
+	res.created += created
+	s.r.opts.Metrics.TokensCreated(created)
+	if err != nil {
+		return fmt.Errorf("smtp: commit new tokens: %w", err)
+	}
+	return nil
 }
 
 // sealer: the inbound message streams to the CRM unsigned.

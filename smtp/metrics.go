@@ -19,6 +19,7 @@ var (
 	metricResults = []string{
 		"relayed", "rejected", "tempfail", "refused_leak", "refused_unscannable",
 		"unknown_token", "bare_line_ending", "line_too_long", "too_large", "refused_dmarc",
+		"refused_new_tokens", "rate_new_tokens",
 	}
 	metricTLSVersions    = []string{"1.2", "1.3"}
 	metricRefuseReasons  = []string{"total", "per_ip"}
@@ -26,6 +27,7 @@ var (
 	metricAuthResults    = []string{"success", "failure", "locked_out", "busy"}
 	metricLockoutScopes  = []string{"ip", "user"}
 	metricDownstreamStgs = []string{"connect", "mail", "rcpt", "data"}
+	metricTokenLimits    = []string{limitPerMessage, limitPerIP, limitTotal}
 )
 
 // relayLatencyBuckets cover 0.5 ms (a local sink) to 30 s (the downstream
@@ -54,6 +56,7 @@ type Metrics struct {
 	authAttempts     *prometheus.CounterVec
 	authLockouts     *prometheus.CounterVec
 	downstreamErrors *prometheus.CounterVec
+	tokenLimits      *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg. A nil reg leaves
@@ -116,13 +119,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tokenproxy_downstream_errors_total",
 			Help: "Errors talking to the downstream server by route and stage.",
 		}, []string{"route", "stage"}),
+		tokenLimits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenproxy_new_token_limits_total",
+			Help: "Inbound messages refused for the new tokens they would create, by limit (per_message, per_ip, total).",
+		}, []string{"limit"}),
 	}
 	m.initSeries()
 	if reg != nil {
 		reg.MustRegister(
 			m.messages, m.relayLatency, m.messageSize, m.tokensCreated, m.unknownTokens,
 			m.tlsHandshakes, m.connsOpen, m.connsTotal, m.connsRefused, m.replies,
-			m.authAttempts, m.authLockouts, m.downstreamErrors,
+			m.authAttempts, m.authLockouts, m.downstreamErrors, m.tokenLimits,
 		)
 	}
 	return m
@@ -160,12 +167,15 @@ func (m *Metrics) initSeries() {
 	for _, scope := range metricLockoutScopes {
 		m.authLockouts.WithLabelValues(scope)
 	}
+	for _, limit := range metricTokenLimits {
+		m.tokenLimits.WithLabelValues(limit)
+	}
 }
 
 // Message counts a finished transaction. route is "inbound" or "outbound";
 // result is one of "relayed", "rejected", "tempfail", "refused_leak",
-// "refused_unscannable", "unknown_token", "bare_line_ending", "too_large",
-// "refused_dmarc".
+// "refused_unscannable", "unknown_token", "bare_line_ending", "line_too_long", "too_large",
+// "refused_dmarc", "refused_new_tokens", "rate_new_tokens".
 // Any other value is counted as "other".
 func (m *Metrics) Message(route, result string) {
 	if m == nil {
@@ -308,4 +318,14 @@ func replyClassLabel(code int) string {
 		return "5xx"
 	}
 	return metricLabelOther
+}
+
+// NewTokenLimit counts an inbound message refused by a limit on new
+// tokens: limitPerMessage (rewrite.limits.max_new_tokens), limitPerIP or
+// limitTotal (inbound.new_token_rate).
+func (m *Metrics) NewTokenLimit(limit string) {
+	if m == nil {
+		return
+	}
+	m.tokenLimits.WithLabelValues(metricLabel(limit, metricTokenLimits)).Inc()
 }

@@ -59,8 +59,8 @@ func TestMetricsAllNamesPrefixedAndDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(families) != 13 {
-		t.Errorf("gathered %d metric families, want 13", len(families))
+	if len(families) != 14 {
+		t.Errorf("gathered %d metric families, want 14", len(families))
 	}
 	for _, f := range families {
 		if !strings.HasPrefix(f.GetName(), "tokenproxy_") {
@@ -104,7 +104,7 @@ func TestMetricsKnownSeriesPreCreated(t *testing.T) {
 		c    prometheus.Collector
 		want int
 	}{
-		{"messages", m.messages, 2 * 10},
+		{"messages", m.messages, 2 * 12},
 		{"relay latency", m.relayLatency, 2},
 		{"message size", m.messageSize, 2},
 		{"tokens created", m.tokensCreated, 1},
@@ -117,6 +117,7 @@ func TestMetricsKnownSeriesPreCreated(t *testing.T) {
 		{"auth attempts", m.authAttempts, 4},
 		{"auth lockouts", m.authLockouts, 2},
 		{"downstream errors", m.downstreamErrors, 2 * 4},
+		{"new token limits", m.tokenLimits, 3},
 	}
 	for _, tt := range tests {
 		if got := testutil.CollectAndCount(tt.c); got != tt.want {
@@ -146,14 +147,15 @@ func TestMetricsUnknownLabelsBecomeOther(t *testing.T) {
 		m.Reply(junk, i*37)
 		m.AuthAttempt(junk)
 		m.DownstreamError(junk, junk)
+		m.NewTokenLimit(junk)
 	}
 
 	// New series, at most: messages {other,other} and {inbound,other};
 	// relay latency, size, unknown tokens, connections open, connections
 	// total: {other} each; tls {other,other}; refused {other}; replies
 	// {other,other}, {other,2xx}, {other,4xx}, {other,5xx}; auth {other};
-	// downstream {other,other}.
-	const maxNew = 2 + 5 + 1 + 1 + 4 + 1 + 1 + 1
+	// downstream {other,other}; new token limits {other}.
+	const maxNew = 2 + 5 + 1 + 1 + 4 + 1 + 1 + 1 + 1
 	if after := seriesCount(t, reg); after-before > maxNew {
 		t.Errorf("series grew from %d to %d, more than %d new", before, after, maxNew)
 	}
@@ -185,6 +187,7 @@ func assertLabelValuesWithin(t *testing.T, reg *prometheus.Registry) {
 		"scope":   metricLockoutScopes,
 		"class":   metricReplyClasses,
 		"stage":   metricDownstreamStgs,
+		"limit":   metricTokenLimits,
 	}
 	families, err := reg.Gather()
 	if err != nil {

@@ -157,11 +157,18 @@ func (p *outboundPolicy) sender(_ context.Context, _ *session, from string) (str
 }
 
 // recipient resolves a token, or lets a non-token address through in an
-// allowed domain only.
+// allowed domain only, and never with a '%' or '!' in its local part
+// (envelope.go), which the smarthost might follow off the allowed domain.
+// A source route ("@a,@b:user@c", RFC 5321 §4.1.2) never reaches here:
+// go-smtp's parsePath drops it and passes the final mailbox, as §3.6.1
+// allows, and that mailbox is checked like any other.
 func (p *outboundPolicy) recipient(ctx context.Context, s *session, to string) (string, error) {
 	a, err := address.Normalize(to, p.o.LocalCase)
 	if err != nil {
 		return "", fmt.Errorf("%w (%w)", errBadRecipient, err)
+	}
+	if a.Domain != p.o.Map.Format().Domain && routesOnward(a) {
+		return "", errRoutedRecipient
 	}
 	if a.Domain == p.o.Map.Format().Domain {
 		e, err := p.o.Map.Resolve(ctx, to)
@@ -184,6 +191,9 @@ func (p *outboundPolicy) recipient(ctx context.Context, s *session, to string) (
 
 // rewrite detokenizes the message, then maps its sender fields to the
 // company.
+// commit: the outbound route creates no token.
+func (p *outboundPolicy) commit(context.Context, *session, *dataResult) error { return nil }
+
 func (p *outboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*rewrite.Report, error) {
 	sw := newSenderRewriter(dst, p.o.MaxHeaderBytes, p.senderField)
 	rep, err := p.o.Rewriter.Outbound(ctx, sw, src)

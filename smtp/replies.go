@@ -53,6 +53,23 @@ var (
 	// fails DMARC (RFC 7489 §6.6.2 step 6, §6.7); 5.7.1 is "delivery not
 	// authorized" (RFC 3463 §3.8). The text names no domain.
 	errDMARCReject = &refusal{550, gosmtp.EnhancedCode{5, 7, 1}, "Message refused by the sender domain's DMARC policy"}
+	// errTooManyNewTokens: a message naming more new correspondents than
+	// rewrite.limits.max_new_tokens. Permanent, since the same message
+	// always exceeds it. 552, as for a message over a size limit (RFC
+	// 5321 §4.2.2: "exceeded storage allocation", and the reply RFC 5321
+	// §4.5.3.1.10 allowed for too many recipients); 5.7.0, other security
+	// or policy status (RFC 3463 §3.8), rather than 5.3.4: the sender's
+	// bounce must not suggest that a smaller message would pass.
+	errTooManyNewTokens = &refusal{552, gosmtp.EnhancedCode{5, 7, 0}, "Message names too many new correspondents"}
+	// errNewTokenRate: the client, or all clients, created more new
+	// tokens this minute than inbound.new_token_rate allows. 451 4.7.0
+	// (RFC 3463 §3.8, a temporary policy refusal): the sender retries
+	// later and nothing is lost.
+	errNewTokenRate = &refusal{451, gosmtp.EnhancedCode{4, 7, 0}, "Too many new correspondents for now, try again later"}
+	// errStagedTokenTaken: another message committed the token of an
+	// address this one staged first (tokenize.ErrStagedTokenTaken); the
+	// retry finds it committed.
+	errStagedTokenTaken = &refusal{451, gosmtp.EnhancedCode{4, 3, 0}, "Temporary local problem, try again later"}
 )
 
 // reply is the error boundary. stage names the command for the log
@@ -82,6 +99,10 @@ func (s *session) classify(err error) (int, gosmtp.EnhancedCode, string, slog.Le
 		return ErrLineTooLong.Code, ErrLineTooLong.EnhancedCode, ErrLineTooLong.Message, slog.LevelInfo
 	case errors.Is(err, gosmtp.ErrDataTooLarge), errors.Is(err, rewrite.ErrLimit):
 		return errTooLarge.code, errTooLarge.enh, errTooLarge.text, slog.LevelInfo
+	case errors.Is(err, rewrite.ErrTooManyNewTokens):
+		return errTooManyNewTokens.code, errTooManyNewTokens.enh, errTooManyNewTokens.text, slog.LevelWarn
+	case errors.Is(err, tokenize.ErrStagedTokenTaken):
+		return errStagedTokenTaken.code, errStagedTokenTaken.enh, errStagedTokenTaken.text, slog.LevelWarn
 	case errors.Is(err, rewrite.ErrLeak):
 		code, enh := s.refusalCode()
 		return code, enh, "Message refused: it would disclose an address", slog.LevelError

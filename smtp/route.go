@@ -67,6 +67,10 @@ type routePolicy interface {
 	prepare(ctx context.Context, s *session, src io.Reader, res *dataResult) (io.Reader, func(), error)
 	// rewrite streams the message from src to dst.
 	rewrite(ctx context.Context, s *session, dst io.Writer, src io.Reader) (*rewrite.Report, error)
+	// commit runs once the message passed every check, before the
+	// downstream's final dot: the inbound route makes its new tokens
+	// durable there (DESIGN.md invariants 3 and 4).
+	commit(ctx context.Context, s *session, res *dataResult) error
 	// contentTokens returns, as addresses, the tokens a rewrite resolved
 	// in the content (for the audit record); nil on a route that
 	// resolves none.

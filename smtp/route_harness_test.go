@@ -68,6 +68,9 @@ type harnessOpts struct {
 	store tokenize.Store
 	// suppressErased: tokenize.Options.SuppressErased.
 	suppressErased bool
+	// tokenRate and now: the inbound route's NewTokenRate and its clock.
+	tokenRate NewTokenRate
+	now       func() time.Time
 }
 
 func testLimits() policy.SMTP {
@@ -107,7 +110,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	}
 	h.in, err = NewInbound(InboundOptions{Route: route("mx.test"), Map: h.m, Rewriter: rw, Internal: internal,
 		Mailboxes: map[string]string{"support@company.example": "support@crm.example"}, LocalCase: address.LocalFold,
-		AuthCheck: o.auth})
+		AuthCheck: o.auth, NewTokenRate: o.tokenRate, Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/tokenproxy/tokenproxy/smtp/downstream"
+	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // session is one SMTP session of a route. go-smtp creates one per EHLO
@@ -40,6 +41,9 @@ type session struct {
 	// msgIDHash the message's hashed Message-ID: the audit record.
 	rcptTokens []string
 	msgIDHash  string
+	// stage holds the inbound transaction's new tokens until its message
+	// passed (begun with the downstream transaction); nil outbound.
+	stage *tokenize.Stage
 }
 
 func (r *Route) newSession(c *gosmtp.Conn, cfg *RouteConfig) *session {
@@ -185,6 +189,7 @@ func (s *session) endTxn() {
 	}
 	s.txn, s.broken, s.from, s.down, s.opts, s.rcpts = nil, false, "", "", nil, nil
 	s.rcptTokens, s.msgIDHash = nil, ""
+	s.stage = nil // uncommitted: the transaction leaves no token
 }
 
 // closeSoon closes the connection shortly after the reply being written:

@@ -25,6 +25,7 @@ var errDataEnded = errors.New("smtp: downstream data ended")
 // dataResult is what one DATA produced, for the log and the metrics.
 type dataResult struct {
 	report  *rewrite.Report
+	created int // tokens the message created (committed)
 	bytesIn int64
 	relay   time.Duration // end of the client's data to the downstream's reply
 	// auth holds the inbound route's verdicts (nil without auth_check), and
@@ -249,6 +250,9 @@ func (s *session) rewrite(ctx context.Context, dst io.Writer, src io.Reader, res
 	if err := drain(src); err != nil {
 		return err
 	}
+	if err := s.cfg.policy.commit(ctx, s, res); err != nil {
+		return err
+	}
 	return s.auditMessage(ctx, res)
 }
 
@@ -270,8 +274,7 @@ func (s *session) logMessage(res dataResult, err error) {
 	attrs := []any{"event", "message", "ref", s.ref(), "result", result,
 		"recipients", len(s.rcpts), "bytes", res.bytesIn, "relay_ms", res.relay.Milliseconds()}
 	if rep := res.report; rep != nil {
-		attrs = append(attrs, "tokens", len(rep.Tokens), "tokens_created", rep.Created, "parts_changed", rep.Changed)
-		s.r.opts.Metrics.TokensCreated(rep.Created)
+		attrs = append(attrs, "tokens", len(rep.Tokens), "tokens_created", res.created, "parts_changed", rep.Changed)
 	}
 	attrs = append(attrs, authAttrs(res)...)
 	if err == nil {
@@ -305,6 +308,10 @@ func messageResult(err error) string {
 		return "unknown_token"
 	case errors.Is(err, rewrite.ErrLimit), errors.Is(err, gosmtp.ErrDataTooLarge):
 		return "too_large"
+	case errors.Is(err, rewrite.ErrTooManyNewTokens):
+		return "refused_new_tokens"
+	case errors.Is(err, errNewTokenRate):
+		return "rate_new_tokens"
 	case errors.As(err, &de) && errors.Is(de, downstream.ErrPerm):
 		return "rejected"
 	default:

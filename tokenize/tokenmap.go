@@ -109,7 +109,7 @@ type Map struct {
 type Issued struct {
 	Local   string // token local part, canonical form
 	Address string // token at the relay domain
-	New     bool   // created by this call (durable before return)
+	New     bool   // created by this call (Map: durable before return; Stage: staged, durable once committed)
 }
 
 // Entry is a resolved token.
@@ -240,40 +240,77 @@ func (m *Map) macs(a address.Address) []versionedMAC {
 }
 
 // Tokenize returns the token of an address, creating it on first sight. A
-// new token is committed (fsync) before Tokenize returns.
+// new token is committed (fsync) before Tokenize returns. The inbound
+// route stages a message's new tokens instead (Begin): a message refused
+// after its rewrite must leave none behind (DESIGN.md invariant 4).
 func (m *Map) Tokenize(ctx context.Context, addr, displayName string) (Issued, error) {
-	if err := ctx.Err(); err != nil {
+	a, err := m.normalize(ctx, addr)
+	if err != nil {
 		return Issued{}, err
+	}
+	iss, nt, err := m.existing(ctx, a, displayName)
+	if err != nil || nt == nil {
+		return iss, err
+	}
+	iss, err = m.create(ctx, address.Trim(addr), displayName, nt.cur)
+	if err == nil {
+		m.remember(a, iss.Local, nt.cur.version, displayName)
+	}
+	return iss, err
+}
+
+// normalize is the address Tokenize works on; an address at the relay
+// domain is ErrAlreadyToken.
+func (m *Map) normalize(ctx context.Context, addr string) (address.Address, error) {
+	if err := ctx.Err(); err != nil {
+		return address.Address{}, err
 	}
 	a, err := address.Normalize(addr, m.opts.LocalCase)
 	if err != nil {
-		return Issued{}, err
+		return address.Address{}, err
 	}
 	if a.Domain == m.opts.Format.Domain {
-		return Issued{}, ErrAlreadyToken
+		return address.Address{}, ErrAlreadyToken
 	}
+	return a, nil
+}
+
+// newToken is what a new address's token needs: its keyed hash under the
+// newest token key, and the token that was free for it when looked up.
+type newToken struct {
+	cur  versionedMAC
+	free string
+}
+
+// existing returns the token of a known address, from the cache or the
+// store, or, for a new address (nil *newToken only when known), what its
+// token would be.
+func (m *Map) existing(ctx context.Context, a address.Address, displayName string) (Issued, *newToken, error) {
 	if e, ok := m.known.get(a); ok && m.cacheUsable() {
 		m.known.hit()
-		return m.knownToken(ctx, a, e, displayName)
+		iss, err := m.knownToken(ctx, a, e, displayName)
+		return iss, nil, err
 	}
 	m.known.miss()
 	macs := m.macs(a)
-	local, rec, err := m.find(ctx, macs)
+	local, rec, free, err := m.find(ctx, macs)
 	if err != nil {
-		return Issued{}, err
+		return Issued{}, nil, err
 	}
-	if local == "" {
-		iss, err := m.create(ctx, address.Trim(addr), displayName, macs[0])
-		if err == nil {
-			m.known.put(a, knownEntry{local: iss.Local, version: macs[0].version,
-				nameTag: m.nameTag(macs[0].version, displayName), lastSeen: m.opts.Now().Unix()})
-		}
-		return iss, err
+	if rec == nil {
+		return Issued{}, &newToken{cur: macs[0], free: free}, nil
 	}
 	t, _ := m.opts.Format.Parse(local)
 	e := knownEntry{local: local, version: t.Version, nameTag: rec.nameTag, lastSeen: rec.lastSeen}
 	m.known.put(a, e)
-	return m.knownToken(ctx, a, e, displayName)
+	iss, err := m.knownToken(ctx, a, e, displayName)
+	return iss, nil, err
+}
+
+// remember caches a token just committed for its address.
+func (m *Map) remember(a address.Address, local string, version uint32, displayName string) {
+	m.known.put(a, knownEntry{local: local, version: version,
+		nameTag: m.nameTag(version, displayName), lastSeen: m.opts.Now().Unix()})
 }
 
 // knownToken finishes Tokenize for a known address: a changed display name
@@ -294,27 +331,30 @@ func (m *Map) knownToken(ctx context.Context, a address.Address, e knownEntry, d
 	return Issued{Local: e.local, Address: m.opts.Format.Address(e.local)}, nil
 }
 
-// find looks an address up under each token key version.
-func (m *Map) find(ctx context.Context, macs []versionedMAC) (string, *record, error) {
-	var local string
-	var rec *record
-	err := m.store.View(ctx, func(tx ReadTx) error {
-		for _, vm := range macs {
+// find looks an address up under each token key version. For an address
+// it does not find (nil record), free is the token it would take under the
+// newest version.
+func (m *Map) find(ctx context.Context, macs []versionedMAC) (local string, rec *record, free string, err error) {
+	err = m.store.View(ctx, func(tx ReadTx) error {
+		for i, vm := range macs {
 			var err error
 			if local, rec, err = m.probe(tx, vm); rec != nil || err != nil {
 				return err
+			}
+			if i == 0 {
+				free = local
 			}
 		}
 		local = ""
 		return nil
 	})
 	if errors.Is(err, ErrErasedSubject) || errors.Is(err, ErrStore) {
-		return "", nil, err // ErrStore: a damaged store, said by View
+		return "", nil, "", err // ErrStore: a damaged store, said by View
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: token look-up: %w", ErrStore, err)
+		return "", nil, "", fmt.Errorf("%w: token look-up: %w", ErrStore, err)
 	}
-	return local, rec, nil
+	return local, rec, free, nil
 }
 
 // probe finds an address's token by open addressing: the token is a
@@ -324,12 +364,22 @@ func (m *Map) find(ctx context.Context, macs []versionedMAC) (string, *record, e
 // freed, so the first empty length ends the search. It returns the token
 // and its record when found, or the free token and a nil record.
 func (m *Map) probe(tx ReadTx, vm versionedMAC) (string, *record, error) {
+	return m.probeSkipping(tx, vm, nil)
+}
+
+// probeSkipping is probe with the free tokens that taken reports (nil:
+// none) treated as taken by another address: those another message's
+// staged tokens hold (Stage).
+func (m *Map) probeSkipping(tx ReadTx, vm versionedMAC, taken func(local string) bool) (string, *record, error) {
 	f := m.opts.Format
 	for n := f.Length; n <= maxTokenLength; n++ {
 		local := f.Local(vm.version, vm.mac, n)
 		raw, err := tx.Token(local)
 		if err != nil {
 			return "", nil, err
+		}
+		if raw == nil && taken != nil && taken(local) {
+			continue
 		}
 		if raw == nil {
 			return local, nil, nil

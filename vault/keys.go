@@ -79,6 +79,28 @@ type Store interface {
 	PutWrappedKeys(ctx context.Context, keys []WrappedKey) error
 }
 
+// KeyCreator is a Store that several processes share (etcd): it writes
+// new key versions only if no other writer made the same versions first,
+// so two nodes starting at once on an empty store, or two rotations at
+// once, cannot overwrite each other's key (tokens sealed under the lost
+// one would never open again). created is false when any of the versions
+// existed; nothing is written then.
+type KeyCreator interface {
+	CreateWrappedKeys(ctx context.Context, keys []WrappedKey) (created bool, err error)
+}
+
+// createKeys writes new key versions, create-only where the store can.
+func createKeys(ctx context.Context, store Store, keys []WrappedKey) (bool, error) {
+	if c, ok := store.(KeyCreator); ok {
+		return c.CreateWrappedKeys(ctx, keys)
+	}
+	return true, store.PutWrappedKeys(ctx, keys)
+}
+
+// createAttempts bounds the retries of a creation that lost to another
+// writer: each retry reads what the winner wrote.
+const createAttempts = 5
+
 // ErrNoKey is returned for a purpose or version the keyring does not hold.
 var ErrNoKey = errors.New("vault: no such data key")
 
@@ -134,10 +156,32 @@ func NewKeyring(keys map[Purpose]map[uint32][]byte) *Keyring {
 // stored yet) it creates version 1 through the KEK and stores only its
 // wrapped form, before any token can be derived with it.
 func Load(ctx context.Context, kek KEK, store Store) (*Keyring, error) {
-	stored, err := store.WrappedKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read wrapped keys: %w", err)
+	for range createAttempts {
+		stored, err := store.WrappedKeys(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read wrapped keys: %w", err)
+		}
+		created, err := missingKeys(ctx, kek, stored)
+		if err != nil {
+			return nil, err
+		}
+		if len(created) == 0 {
+			return unwrapAll(ctx, kek, stored)
+		}
+		ok, err := createKeys(ctx, store, created)
+		if err != nil {
+			return nil, fmt.Errorf("store wrapped keys: %w", err)
+		}
+		if ok {
+			return unwrapAll(ctx, kek, append(stored, created...))
+		}
+		// Another node created them first: use its keys.
 	}
+	return nil, fmt.Errorf("store wrapped keys: other writers kept creating them first")
+}
+
+// missingKeys makes a version 1 data key for each purpose stored lacks.
+func missingKeys(ctx context.Context, kek KEK, stored []WrappedKey) ([]WrappedKey, error) {
 	var created []WrappedKey
 	for _, p := range Purposes {
 		if hasPurpose(stored, p) {
@@ -149,13 +193,7 @@ func Load(ctx context.Context, kek KEK, store Store) (*Keyring, error) {
 		}
 		created = append(created, WrappedKey{Purpose: p, Version: 1, Wrapped: wrapped})
 	}
-	if len(created) > 0 {
-		if err := store.PutWrappedKeys(ctx, created); err != nil {
-			return nil, fmt.Errorf("store wrapped keys: %w", err)
-		}
-		stored = append(stored, created...)
-	}
-	return unwrapAll(ctx, kek, stored)
+	return created, nil
 }
 
 func hasPurpose(keys []WrappedKey, p Purpose) bool {
@@ -213,25 +251,32 @@ func RotateKEK(ctx context.Context, kek KEK, store Store) (int, error) {
 // AddVersion creates a new data key version of a purpose and stores it
 // wrapped. The caller reloads the keyring to use it.
 func AddVersion(ctx context.Context, kek KEK, store Store, p Purpose) (uint32, error) {
-	stored, err := store.WrappedKeys(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read wrapped keys: %w", err)
-	}
-	var latest uint32
-	for _, k := range stored {
-		if k.Purpose == p && k.Version > latest {
-			latest = k.Version
+	for range createAttempts {
+		stored, err := store.WrappedKeys(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("read wrapped keys: %w", err)
 		}
+		var latest uint32
+		for _, k := range stored {
+			if k.Purpose == p && k.Version > latest {
+				latest = k.Version
+			}
+		}
+		_, wrapped, err := kek.NewDataKey(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("create %s data key: %w", p, err)
+		}
+		k := WrappedKey{Purpose: p, Version: latest + 1, Wrapped: wrapped}
+		ok, err := createKeys(ctx, store, []WrappedKey{k})
+		if err != nil {
+			return 0, fmt.Errorf("store wrapped key: %w", err)
+		}
+		if ok {
+			return k.Version, nil
+		}
+		// A concurrent rotation took this version: take the next one.
 	}
-	_, wrapped, err := kek.NewDataKey(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("create %s data key: %w", p, err)
-	}
-	k := WrappedKey{Purpose: p, Version: latest + 1, Wrapped: wrapped}
-	if err := store.PutWrappedKeys(ctx, []WrappedKey{k}); err != nil {
-		return 0, fmt.Errorf("store wrapped key: %w", err)
-	}
-	return k.Version, nil
+	return 0, fmt.Errorf("store wrapped key: other writers kept adding versions first")
 }
 
 // Refresh returns have plus every stored data key version have lacks,

@@ -45,7 +45,7 @@ func runRewrite(ctx context.Context, a *app, args []string, route string) error 
 		rw := newRewriter(cfg, e.m)
 		var rep *rewrite.Report
 		if route == "inbound" {
-			rep, err = rw.Inbound(ctx, spool, a.stdin)
+			rep, err = rewriteInbound(ctx, rw, e.m, spool, a.stdin)
 		} else {
 			rep, err = rw.Outbound(ctx, spool, a.stdin)
 		}
@@ -62,12 +62,28 @@ func runRewrite(ctx context.Context, a *app, args []string, route string) error 
 	})
 }
 
+// rewriteInbound stages the message's new tokens and commits them only
+// when the rewrite passed, as the inbound route does (DESIGN.md
+// invariant 4).
+func rewriteInbound(ctx context.Context, rw *rewrite.Rewriter, m *tokenize.Map, dst io.Writer, src io.Reader) (*rewrite.Report, error) {
+	st := m.Begin()
+	rep, err := rw.InboundStaged(ctx, st, dst, src)
+	if err != nil {
+		return rep, err
+	}
+	if _, err := st.Commit(ctx); err != nil {
+		return rep, fmt.Errorf("commit new tokens: %w", err)
+	}
+	return rep, nil
+}
+
 // rewriteError gives the one-line reason; the rewriter's errors carry no
 // address, and an unknown token is not customer data.
 func rewriteError(err error) error {
 	switch {
 	case errors.Is(err, rewrite.ErrLeak), errors.Is(err, rewrite.ErrUnscannable),
 		errors.Is(err, rewrite.ErrLimit), errors.Is(err, rewrite.ErrMalformedAddress),
+		errors.Is(err, rewrite.ErrTooManyNewTokens),
 		errors.Is(err, tokenize.ErrUnknownToken):
 		return fmt.Errorf("message refused: %w", err)
 	}
@@ -81,6 +97,7 @@ func newRewriter(cfg *policy.Config, m *tokenize.Map) *rewrite.Rewriter {
 		DisplayNames: cfg.Rewrite.DisplayNames,
 		Unscannable:  cfg.Rewrite.Unscannable,
 		Limits: rewrite.Limits{MaxMessageBytes: l.MaxMessageBytes, MaxHeaderBytes: l.MaxHeaderBytes,
-			MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes},
+			MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes,
+			MaxNewTokens: l.MaxNewTokens},
 	})
 }

@@ -273,7 +273,8 @@ func TestRewriteCommand(t *testing.T) {
 func TestRewriteLimitDefaultsAgree(t *testing.T) {
 	l := policy.Defaults().Rewrite.Limits
 	got := rewrite.Limits{MaxMessageBytes: l.MaxMessageBytes, MaxHeaderBytes: l.MaxHeaderBytes,
-		MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes}
+		MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes,
+		MaxNewTokens: l.MaxNewTokens}
 	if got != rewrite.DefaultLimits {
 		t.Fatalf("policy defaults %+v, tokenize defaults %+v", got, rewrite.DefaultLimits)
 	}

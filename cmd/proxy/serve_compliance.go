@@ -67,5 +67,9 @@ func startCompliance(a *app, cfg *policy.Config, e *engine, srv *admin.Server) (
 	if cfg.Compliance.Enabled {
 		svc.Register(srv)
 	}
-	return svc, svc.StartRetention(cfg.Retention)
+	stopSweep := svc.StartRetention(cfg.Retention)
+	return svc, func() {
+		stopSweep()
+		svc.Close() // the refused calls of the current window reach the trail
+	}
 }

@@ -55,6 +55,7 @@ func TestDebContents(t *testing.T) {
 		"./var/lib/tokenproxy/":                   {"drwx------", "tokenproxy/tokenproxy"},
 		"./var/log/tokenproxy/":                   {"drwx------", "tokenproxy/tokenproxy"},
 		"./usr/share/doc/tokenproxy/README.md":    {"-rw-r--r--", "root/root"},
+		"./usr/lib/tokenproxy/etcd-maintain.sh":   {"-rwxr-xr-x", "root/root"},
 	}
 	got := debContents(t, deb)
 	for path, w := range want {

@@ -63,6 +63,7 @@ func TestSMTPSecurity(t *testing.T) {
 	a.authGuessing()
 	a.authFlood(p.cmd.Process.Pid)
 	a.openRelay()
+	a.relayDomainSender()
 	a.oversize()
 	a.longLine()
 	a.tooManyRecipients()
@@ -420,6 +421,18 @@ func (a *attacker) openRelay() {
 	}
 	r := c.cmd("DATA")
 	a.row("open relay (inbound)", "DATA after the refused recipients", r, "5xx", strings.HasPrefix(r, "5"))
+	c.cmd("QUIT")
+}
+
+// relayDomainSender: an envelope sender in the relay domain (a token or
+// not) would reach the CRM as a customer's token: 550 5.7.1 at MAIL
+// (issue 18 item 8; no trusted-relay setting exists yet).
+func (a *attacker) relayDomainSender() {
+	c := a.session(a.in)
+	for _, from := range []string{"t1-aaaaaaaaaaaaaaaa@relay.company.example", "postmaster@relay.company.example"} {
+		r := c.cmd("MAIL FROM:<" + from + ">")
+		a.row("relay-domain sender (inbound)", "MAIL FROM:<"+from+">", r, "550 5.7.1", strings.HasPrefix(r, "550 5.7.1"))
+	}
 	c.cmd("QUIT")
 }
 

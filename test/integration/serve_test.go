@@ -95,8 +95,9 @@ type served struct {
 // writeServeConfig writes the configuration the serve tests share: the
 // quickstart's domains and mailbox, both routes and the admin listener on
 // free loopback ports, downstreams crm and smarthost (plain, loopback), the
-// outbound access lines given, and the SPF/DKIM/DMARC check off (no DNS
-// here; mail authentication has its own tests).
+// outbound access lines given, the SPF/DKIM/DMARC check off (no DNS here;
+// mail authentication has its own tests) and the new-token rate out of the
+// way (the smtp package tests it).
 func writeServeConfig(t *testing.T, crm, smarthost, logLevel, outboundAccess string) served {
 	t.Helper()
 	dir := t.TempDir()
@@ -112,6 +113,8 @@ inbound:
   hostname: mx.company.example
   auth_check: {enabled: false}
   downstream: {address: "%s", tls: insecure}
+  # The load tests stream thousands of new senders a minute from one IP.
+  new_token_rate: {per_ip: 1000000, total: 1000000}
 outbound:
   listen: 127.0.0.1:%d
   hostname: relay.company.example

@@ -51,3 +51,25 @@ func (s *Store) PutWrappedKeys(ctx context.Context, keys []vault.WrappedKey) err
 	}
 	return nil
 }
+
+// CreateWrappedKeys implements vault.KeyCreator: the keys are written only
+// if none of their versions exists yet (CreateRevision 0), in one Txn.
+func (s *Store) CreateWrappedKeys(ctx context.Context, keys []vault.WrappedKey) (bool, error) {
+	if s.closed.Load() {
+		return false, errClosed
+	}
+	cmps := make([]clientv3.Cmp, len(keys))
+	ops := make([]clientv3.Op, len(keys))
+	for i, k := range keys {
+		name := fmt.Sprintf("%s%s/%d", s.keys.wrapped, k.Purpose, k.Version)
+		cmps[i] = clientv3.Compare(clientv3.CreateRevision(name), "=", 0)
+		ops[i] = clientv3.OpPut(name, string(k.Wrapped))
+	}
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(cctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return false, fail("create wrapped keys", err)
+	}
+	return resp.Succeeded, nil
+}

@@ -37,6 +37,8 @@ func Run(t *testing.T, newStore func(t *testing.T) Opener) {
 		{"expiry", testExpiry},
 		{"outbox-delivery", testOutboxDelivery},
 		{"restart", testRestart},
+		{"staged-commit", testStagedCommit},
+		{"staged-concurrent", testStagedConcurrent},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, newStore(t)) })
 	}
