@@ -266,3 +266,14 @@ func TestComplianceOnlineBackup(t *testing.T) {
 		t.Error("backup not audited")
 	}
 }
+
+// TestComplianceBackupWithoutBackuper: a store with no online backup
+// (etcd) answers 501 with what to do instead, and nothing is streamed.
+func TestComplianceBackupWithoutBackuper(t *testing.T) {
+	h := newComplianceHarness(t, 50)
+	h.svc.db = nil
+	code, body := h.call("otto", "GET", "/v1/backup", nil)
+	if code != http.StatusNotImplemented || !strings.Contains(body, "etcd snapshot") {
+		t.Fatalf("backup without a Backuper = %d %s; want 501 naming the etcd snapshot", code, body)
+	}
+}
