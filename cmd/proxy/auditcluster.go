@@ -51,7 +51,7 @@ func runClusterVerify(ctx context.Context, a *app, dir, keysFile string) error {
 	if err != nil {
 		return err
 	}
-	db, err := openClusterReader(ctx, a, cfg, "verify")
+	db, err := openClusterReader(ctx, a, cfg)
 	if err != nil {
 		return err
 	}
@@ -115,15 +115,15 @@ func (a *app) verifyKeys(ctx context.Context, cfg *policy.Config, keysFile strin
 
 // openClusterReader opens the map's etcd store without the proxy's keys:
 // reading heads and token keys needs none.
-func openClusterReader(ctx context.Context, a *app, cfg *policy.Config, what string) (*etcdstore.Store, error) {
+func openClusterReader(ctx context.Context, a *app, cfg *policy.Config) (*etcdstore.Store, error) {
 	opts, err := etcdOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
 	opts.Logger = a.log
-	// A reader of its own: the configured node_id belongs to this host's
-	// proxy serve, which may be running (a second holder is refused).
-	opts.NodeID = readerNodeID(opts.NodeID, what)
+	// A reader, not a node: it must neither take the node_id this host's
+	// proxy serve holds nor claim a dead node's outbox it would not deliver.
+	opts.ReadOnly = true
 	return etcdstore.Open(ctx, opts)
 }
 

@@ -62,6 +62,11 @@ type Options struct {
 	Freshness time.Duration
 	// MaxTxnOps is the cluster's --max-txn-ops; default 128.
 	MaxTxnOps int
+	// ReadOnly opens the map for a reader that is not a node (an audit
+	// verify): no node registration, no takeover of dead nodes' outboxes
+	// (a reader would hold them without delivering), no schema write;
+	// Update fails.
+	ReadOnly bool
 	// Registerer, when set, gets the store's metrics (latency,
 	// freshness, watch restarts); Close removes them.
 	Registerer prometheus.Registerer
@@ -186,6 +191,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		return nil, unreachable(opts.Endpoints, diagnose(ctx, opts, err))
 	}
+	if opts.ReadOnly {
+		return s, nil
+	}
 	if err := s.openSession(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -213,6 +221,9 @@ func unreachable(endpoints []string, err error) error {
 // map written by a newer layout.
 func (s *Store) checkSchema(ctx context.Context) error {
 	key := s.keys.schema()
+	if s.opts.ReadOnly {
+		return s.checkSchemaRead(ctx, key)
+	}
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, strconv.Itoa(schemaVersion))).
@@ -227,9 +238,23 @@ func (s *Store) checkSchema(ctx context.Context) error {
 	if len(kvs) == 0 {
 		return fmt.Errorf("schema key %s vanished", key)
 	}
-	v, err := strconv.Atoi(string(kvs[0].Value))
+	return checkSchemaValue(key, kvs[0].Value)
+}
+
+// checkSchemaRead checks the schema without writing it: an empty map has
+// none yet.
+func (s *Store) checkSchemaRead(ctx context.Context, key string) error {
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil || len(resp.Kvs) == 0 {
+		return err
+	}
+	return checkSchemaValue(key, resp.Kvs[0].Value)
+}
+
+func checkSchemaValue(key string, value []byte) error {
+	v, err := strconv.Atoi(string(value))
 	if err != nil {
-		return fmt.Errorf("schema key %s: %q is not a version", key, kvs[0].Value)
+		return fmt.Errorf("schema key %s: %q is not a version", key, value)
 	}
 	if v > schemaVersion {
 		return fmt.Errorf("%w: %s has schema version %d, this binary supports up to %d: run a newer tokenproxy",

@@ -48,6 +48,9 @@ func (s *Store) View(ctx context.Context, fn func(tokenize.ReadTx) error) error 
 // runs again on a newer snapshot. A leader change or a timeout is retried
 // while the first attempt is younger than the request timeout.
 func (s *Store) Update(ctx context.Context, fn func(tokenize.Tx) error) error {
+	if s.opts.ReadOnly {
+		return fmt.Errorf("%w: the store was opened read-only", tokenize.ErrStore)
+	}
 	begin := time.Now()
 	defer s.metrics.observe(opUpdate, begin)
 	for attempt := 0; ; attempt++ {
