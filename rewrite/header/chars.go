@@ -10,8 +10,8 @@ func isASCII(s string) bool {
 }
 
 // isHex and unhex read the hex digits of Q-encoded octets (RFC 2047
-// section 4.2). The body scanner keeps its own unexported pair: two small
-// functions do not justify an exported helper.
+// section 4.2). The body scanner keeps its own unhex: two small functions
+// do not justify an exported helper.
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

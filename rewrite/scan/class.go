@@ -79,11 +79,8 @@ func scSpaceless(r rune) bool {
 		unicode.Thai, unicode.Lao, unicode.Khmer, unicode.Myanmar)
 }
 
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-// unhex is the value of a hex digit checked by isHex.
+// unhex is the value of a hex digit the caller has checked (the byte
+// classes mark hex digits).
 func unhex(c byte) byte {
 	switch {
 	case c >= 'a':
