@@ -74,6 +74,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cmd, rest := findCommand(top.Args())
 	if cmd == nil {
+		if code, handled := runHelp(top.Args(), stdout, stderr); handled {
+			return code
+		}
 		fmt.Fprintf(stderr, "proxy: unknown command %q\n", strings.Join(top.Args(), " "))
 		printUsage(stderr)
 		return 2
