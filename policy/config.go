@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -175,7 +174,7 @@ func Parse(data []byte, source string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
-		return nil, &FieldError{Source: source, Field: "(file)", Reason: strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, decodeError(err, data, source)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err

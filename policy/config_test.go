@@ -96,7 +96,7 @@ func TestValidationNamesFieldAndReason(t *testing.T) {
 		{"inbound: {new_token_rate: {total: 0}}", "inbound.new_token_rate.total", "at least 1"},
 		{"inbound: {new_token_rate: {per_ip: 3000}}", "inbound.new_token_rate.per_ip", "must not exceed total"},
 		{"rewrite: {limits: {max_new_tokens: 1001}}", "rewrite.limits.max_new_tokens", "must not exceed 1000"},
-		{"tokenz: {}", "(file)", "field tokenz not found"},
+		{"tokenz: {}", "tokenz", "unknown field"},
 		{"store: {backend: postgres}", "store.backend", "bbolt or etcd"},
 		{"store: {backend: etcd}", "store.etcd.endpoints", "client URLs"},
 		{"store: {backend: etcd, etcd: {endpoints: ['10.0.0.1:2379']}}", "store.etcd.endpoints[0]", "URL like"},
