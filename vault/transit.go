@@ -24,6 +24,7 @@ type Transit struct {
 	key     string
 	timeout time.Duration
 	approle *appRoleLogin // nil for token auth
+	metrics *TransitMetrics
 
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -53,13 +54,14 @@ func NewTransit(ctx context.Context, cfg TransitConfig, opts ...TransitOption) (
 	}
 	t := &Transit{
 		client: client, log: o.logger, addr: cfg.Address,
-		mount: cfg.Mount, key: cfg.Key, timeout: cfg.Timeout,
+		mount: cfg.Mount, key: cfg.Key, timeout: cfg.Timeout, metrics: o.metrics,
 	}
 	if !strings.HasPrefix(cfg.Address, "https://") && !isLoopback(cfg.Address) {
 		t.log.Warn("vault address is not https: tokens and data keys cross the network in clear",
 			"event", "vault_insecure_address", "vault_addr", t.addr)
 	}
 	secret, err := t.login(ctx, cfg)
+	t.metrics.loggedIn(secret, err)
 	if err != nil {
 		return nil, err
 	}

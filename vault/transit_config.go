@@ -70,6 +70,7 @@ type TransitOption func(*transitOptions)
 type transitOptions struct {
 	transport http.RoundTripper
 	logger    *slog.Logger
+	metrics   *TransitMetrics
 }
 
 // WithHTTPTransport sends every request to Vault through rt: the test seam

@@ -70,6 +70,7 @@ func (t *Transit) watch(ctx context.Context, secret *api.Secret) bool {
 			return false
 		case r := <-w.RenewCh():
 			t.log.Debug("vault token renewed", "event", "vault_token_renewed", "ttl_seconds", renewedTTL(r))
+			t.metrics.renewed(r)
 		case err := <-w.DoneCh():
 			return t.leaseEnded(err)
 		}
@@ -100,6 +101,9 @@ func (t *Transit) relogin(ctx context.Context) *api.Secret {
 	wait := reloginMinWait
 	for {
 		s, err := t.loginAppRole(ctx)
+		if ctx.Err() == nil {
+			t.metrics.loggedIn(s, err)
+		}
 		if err == nil {
 			return s
 		}

@@ -220,7 +220,11 @@ func mapOptions(cfg *policy.Config, log *slog.Logger) tokenize.Options {
 
 func (a *app) newKEK(ctx context.Context, cfg *policy.Config, db tokenize.Store) (vault.KEK, error) {
 	if cfg.Keys.Provider == "vault" {
-		return vault.NewTransit(ctx, transitConfig(cfg.Keys.Vault), vault.WithLogger(a.log))
+		opts := []vault.TransitOption{vault.WithLogger(a.log)}
+		if a.metricsReg != nil { // serve: the login's lease and renewals on /metrics
+			opts = append(opts, vault.WithMetrics(vault.NewTransitMetrics(a.metricsReg)))
+		}
+		return vault.NewTransit(ctx, transitConfig(cfg.Keys.Vault), opts...)
 	}
 	has, err := hasWrappedKeys(ctx, db)
 	if err != nil {
