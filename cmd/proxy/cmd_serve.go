@@ -66,6 +66,7 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 	if adminTC != nil {
 		adminSrv.ServeTLS(adminTC)
 	}
+	registerCertMetrics(reg, rs, adminCert)
 	svc, stopSweep := startCompliance(a, cfg, e, adminSrv)
 	defer stopSweep()
 	if err := adminSrv.Start(); err != nil {
