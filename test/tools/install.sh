@@ -3,20 +3,24 @@
 #   swaks                                (Debian package swaks)
 #   Net::SSLeay, IO::Socket::SSL        (libnet-ssleay-perl, libio-socket-ssl-perl: swaks --tls)
 #   smtp-sink, smtp-source, postfix ...  (Debian package postfix, in /usr/sbin)
+#   promtool                             (Debian package prometheus: the alert
+#                                         rules' checks, test/monitoring)
 #
 # Idempotent: prints "already installed" and changes nothing when all are
 # there. Postfix is installed as a set of programs only: debconf is preseeded
 # with "No configuration" (no main.cf, nothing listening), and apt.sh
 # refuses service starts during the install, so the machine does not become
-# a mail server. A package that would have to be removed to make room for
-# postfix (another MTA, e.g. exim4) makes the script stop instead;
+# a mail server; likewise prometheus is installed for its promtool only:
+# its service is not started, and is disabled after the install. A package
+# that would have to be removed to make room for postfix (another MTA,
+# e.g. exim4) makes the script stop instead;
 # TOKENPROXY_ALLOW_REMOVE=1 lets apt replace it.
 #
 # Needs root, or sudo. Called by test/tools (Go) under a lock, and by
 # test/bench-smtp.sh; safe to run by hand.
 set -euo pipefail
 
-packages=(swaks postfix libnet-ssleay-perl libio-socket-ssl-perl)
+packages=(swaks postfix libnet-ssleay-perl libio-socket-ssl-perl prometheus)
 
 say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -44,6 +48,10 @@ if [[ " ${missing[*]} " == *" postfix "* ]]; then
 	say "debconf preseeded: postfix/main_mailer_type = No configuration"
 fi
 apt_install "${missing[@]}"
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+	# Best effort: without systemd running (a container), there is nothing to disable.
+	as_root systemctl disable prometheus >/dev/null 2>&1 || true
+fi
 for p in "${missing[@]}"; do
 	installed "$p" || die "$p is still not installed after apt-get install"
 done

@@ -1,5 +1,6 @@
-// Package tools finds the mail programs that tests and benchmarks drive
-// (swaks, Postfix's smtp-sink and smtp-source, postfix, postconf) and
+// Package tools finds the programs that tests and benchmarks drive
+// (swaks, Postfix's smtp-sink and smtp-source, postfix, postconf, and
+// Prometheus's promtool) and
 // installs them with install.sh beside this file when they are missing, so a
 // newcomer only runs `go test ./...`.
 //
@@ -32,6 +33,7 @@ var known = map[string]string{
 	"smtp-source": "postfix",
 	"postfix":     "postfix",
 	"postconf":    "postfix",
+	"promtool":    "prometheus",
 }
 
 // sbin is searched after PATH: a non-root PATH often lacks it, and Postfix's
@@ -54,7 +56,7 @@ var (
 )
 
 // Path returns the absolute path of a test tool ("swaks", "smtp-sink",
-// "smtp-source", "postfix", "postconf"), running install.sh once (under a
+// "smtp-source", "postfix", "postconf", "promtool"), running install.sh once (under a
 // file lock in os.UserCacheDir()/tokenproxy so parallel test binaries don't
 // run apt concurrently) when it is missing. It fails the test (t.Fatal, never
 // t.Skip) with the script's output when it cannot.
@@ -62,7 +64,7 @@ func Path(t testing.TB, name string) string {
 	t.Helper()
 	pkg, ok := known[name]
 	if !ok {
-		t.Fatalf("tools: unknown tool %q (known: swaks, smtp-sink, smtp-source, postfix, postconf)", name)
+		t.Fatalf("tools: unknown tool %q (known: swaks, smtp-sink, smtp-source, postfix, postconf, promtool)", name)
 	}
 	// swaks is checked with its TLS modules: without Net::SSLeay its
 	// --tls fails at run time, not at lookup.
