@@ -111,3 +111,11 @@ func waitListening(t *testing.T, addr string, limit time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestPromtoolVersion(t *testing.T) {
+	promtool := Path(t, "promtool")
+	out, err := exec.Command(promtool, "--version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "promtool") {
+		t.Fatalf("%s --version: %v\n%s", promtool, err, out)
+	}
+}
