@@ -46,16 +46,20 @@ func TestDebContents(t *testing.T) {
 	}
 
 	want := map[string]debEntry{
-		"./usr/bin/tokenproxy":                    {"-rwxr-xr-x", "root/root"},
-		"./usr/sbin/tokenproxy-admin":             {"-rwxr-xr-x", "root/root"},
-		"./lib/systemd/system/tokenproxy.service": {"-rw-r--r--", "root/root"},
-		"./etc/tokenproxy/":                       {"drwxr-x---", "root/tokenproxy"},
-		"./etc/tokenproxy/tokenproxy.yaml":        {"-rw-r-----", "root/tokenproxy"},
-		"./etc/tokenproxy/credentials/":           {"drwx------", "root/root"},
-		"./var/lib/tokenproxy/":                   {"drwx------", "tokenproxy/tokenproxy"},
-		"./var/log/tokenproxy/":                   {"drwx------", "tokenproxy/tokenproxy"},
-		"./usr/share/doc/tokenproxy/README.md":    {"-rw-r--r--", "root/root"},
-		"./usr/lib/tokenproxy/etcd-maintain.sh":   {"-rwxr-xr-x", "root/root"},
+		"./usr/bin/tokenproxy":                                                     {"-rwxr-xr-x", "root/root"},
+		"./usr/sbin/tokenproxy-admin":                                              {"-rwxr-xr-x", "root/root"},
+		"./lib/systemd/system/tokenproxy.service":                                  {"-rw-r--r--", "root/root"},
+		"./etc/tokenproxy/":                                                        {"drwxr-x---", "root/tokenproxy"},
+		"./etc/tokenproxy/tokenproxy.yaml":                                         {"-rw-r-----", "root/tokenproxy"},
+		"./etc/tokenproxy/credentials/":                                            {"drwx------", "root/root"},
+		"./var/lib/tokenproxy/":                                                    {"drwx------", "tokenproxy/tokenproxy"},
+		"./var/log/tokenproxy/":                                                    {"drwx------", "tokenproxy/tokenproxy"},
+		"./usr/share/doc/tokenproxy/README.md":                                     {"-rw-r--r--", "root/root"},
+		"./usr/share/doc/tokenproxy/copyright":                                     {"-rw-r--r--", "root/root"},
+		"./usr/share/doc/tokenproxy/examples/monitoring/tokenproxy-alerts.yml":     {"-rw-r--r--", "root/root"},
+		"./usr/share/doc/tokenproxy/examples/monitoring/tokenproxy-dashboard.json": {"-rw-r--r--", "root/root"},
+		"./usr/share/doc/tokenproxy/examples/monitoring/tests/keys.test.yml":       {"-rw-r--r--", "root/root"},
+		"./usr/lib/tokenproxy/etcd-maintain.sh":                                    {"-rwxr-xr-x", "root/root"},
 	}
 	got := debContents(t, deb)
 	for path, w := range want {
@@ -99,6 +103,11 @@ func TestDebContents(t *testing.T) {
 	sameFile(t, filepath.Join(data, "etc/tokenproxy/tokenproxy.yaml"), repoFile(t, "deploy/package/tokenproxy.yaml"))
 	sameFile(t, filepath.Join(data, "lib/systemd/system/tokenproxy.service"), repoFile(t, "deploy/systemd/tokenproxy.service"))
 	sameFile(t, filepath.Join(data, "usr/share/doc/tokenproxy/README.md"), repoFile(t, "deploy/README.md"))
+	monitoring, _ := filepath.Glob(repoFile(t, "deploy/monitoring/tests/*.test.yml"))
+	for _, f := range append(monitoring, repoFile(t, "deploy/monitoring/tokenproxy-alerts.yml"), repoFile(t, "deploy/monitoring/tokenproxy-dashboard.json")) {
+		rel, _ := filepath.Rel(repoFile(t, "deploy/monitoring"), f)
+		sameFile(t, filepath.Join(data, "usr/share/doc/tokenproxy/examples/monitoring", rel), f)
+	}
 	sameFile(t, filepath.Join(data, "usr/sbin/tokenproxy-admin"), repoFile(t, "deploy/systemd/tokenproxy-admin"))
 	checkStatic(t, filepath.Join(data, "usr/bin/tokenproxy"))
 }
