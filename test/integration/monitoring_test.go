@@ -18,13 +18,16 @@ import (
 
 // TestMonitoringKitMatchesMetrics starts `proxy serve` with every part
 // that exports metrics (keys in a real Vault, the map in a real etcd
-// cluster, the compliance API so the admin listener speaks TLS), relays
+// cluster over mTLS, the compliance API so the admin listener speaks
+// TLS), relays
 // one message, scrapes /metrics, and checks that every metric the alert
 // rules and the Grafana dashboard of deploy/monitoring use is a family
 // the proxy exports (a histogram's _bucket, _sum and _count included):
 // a renamed metric fails here, not silently on an operator's dashboard.
 func TestMonitoringKitMatchesMetrics(t *testing.T) {
-	cl := etcdtest.Start(t)
+	ca := etcdtest.NewCA(t, "monitoring-ca")
+	cl := etcdtest.StartWith(t, etcdtest.Options{TLS: ca})
+	etcdCert, etcdKey := ca.Issue(t, "monitoring-a")
 	key := createTransitKey(t, shared, "monitoring")
 	crm, smart := startMemSink(t), startMemSink(t)
 	sv := writeServeConfig(t, crm.addr, smart.addr, "info", "client_networks: [127.0.0.0/8]")
@@ -41,11 +44,11 @@ func TestMonitoringKitMatchesMetrics(t *testing.T) {
     auth: {method: token, token_file: %s}
 store:
   backend: etcd
-  etcd: {endpoints: ["%s"], node_id: monitoring-a}
+  etcd: {endpoints: ["%s"], node_id: monitoring-a, tls: {ca_file: %s, cert_file: %s, key_file: %s}}
 compliance:
   enabled: true
   principals: [{name: alice, roles: [officer], token_sha256: %s}]
-`, shared.Addr, key, tokenFile, strings.Join(cl.Endpoints(), `", "`), hex.EncodeToString(h[:])))
+`, shared.Addr, key, tokenFile, strings.Join(cl.Endpoints(), `", "`), ca.CertFile, etcdCert, etcdKey, hex.EncodeToString(h[:])))
 	p := startServe(t, sv.config, sv.admin)
 	if r := sendCustomer(sv.inPort, "monitoring.customer@example.com", "<m1@mail.example.com>"); r != "250" {
 		t.Fatalf("customer message: %s\n%s", r, p.log.String())
@@ -68,6 +71,7 @@ compliance:
 	for _, name := range []string{
 		"tokenproxy_tls_certificate_expiry_timestamp_seconds", "tokenproxy_vault_token_expiry_timestamp_seconds",
 		"tokenproxy_vault_logins_total", "tokenproxy_store_fresh", "tokenproxy_audit_checkpoints_total",
+		"tokenproxy_tls_client_certificate_expiry_timestamp_seconds",
 	} {
 		if _, ok := types[name]; !ok {
 			t.Errorf("/metrics lacks %s", name)

@@ -60,6 +60,9 @@ func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
 		Help: "Seconds since the last confirmed freshness check was sent (since the store opened, if none was).",
 	}, func() float64 { return s.freshnessAge().Seconds() })
 	m.collectors = []prometheus.Collector{m.latency, m.restarts, fresh, age}
+	if cert := clientCertGauge(s.opts.TLS); cert != nil {
+		m.collectors = append(m.collectors, cert)
+	}
 	if reg != nil {
 		reg.MustRegister(m.collectors...)
 	}
