@@ -63,7 +63,9 @@ func runHelp(args []string, stdout, stderr io.Writer) (code int, handled bool) {
 	if g == "" {
 		return 0, false
 	}
-	if len(args) == 2 && slices.Contains(helpWords, args[1]) {
+	// Help asked last counts whatever stands between (`proxy compliance
+	// --config FILE --help`): the group's listing is what helps.
+	if len(args) >= 2 && slices.Contains(helpWords, args[len(args)-1]) {
 		printGroupUsage(stdout, g)
 		return 0, true
 	}

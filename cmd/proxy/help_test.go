@@ -36,6 +36,7 @@ func TestGroupHelp(t *testing.T) {
 			{[]string{g, "-help"}, want{0, true, ""}},
 			{[]string{g, "help"}, want{0, true, ""}},
 			{[]string{"help", g}, want{0, true, ""}},
+			{[]string{g, "--config", "/nonexistent.yaml", "--help"}, want{0, true, ""}},
 			{[]string{g}, want{2, false, "a subcommand is needed"}},
 			{[]string{g, "frobnicate"}, want{2, false, `unknown command "` + g + ` frobnicate"`}},
 		}
