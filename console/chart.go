@@ -143,6 +143,9 @@ func refusals(hour, day []bucket) []refusal {
 	var out []refusal
 	for k, v := range d {
 		r, res, ok := strings.Cut(k, "/")
+		if route, unknown := strings.CutPrefix(k, keyUnknownTokens); unknown {
+			r, res = route, "unknown tokens seen"
+		}
 		if !ok || res == "relayed" || v == 0 {
 			continue
 		}

@@ -298,10 +298,11 @@ func TestConsoleAuditorTrail(t *testing.T) {
 func TestConsoleOverviewAndPrincipals(t *testing.T) {
 	h := newHarness(t)
 	h.msgs.WithLabelValues("outbound", "unknown_token").Add(2)
+	h.unknown.WithLabelValues("outbound").Inc()
 	b := h.browser()
 	b.signIn("otto")
 	p := b.do("GET", "/console/overview", nil)
-	for _, want := range []string{"<svg", "inbound route, last hour", "unknown_token", "Last signed checkpoint"} {
+	for _, want := range []string{"<svg", "inbound route, last hour", "unknown_token", "unknown tokens seen", "Last signed checkpoint"} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("overview lacks %q", want)
 		}

@@ -70,17 +70,18 @@ func (c *clock) add(d time.Duration) {
 // signed audit trail, the compliance service as serve builds it) behind
 // an httptest TLS server.
 type harness struct {
-	t      *testing.T
-	dir    string
-	trail  *audit.Log
-	m      *tokenize.Map
-	svc    *compliance.Service
-	con    *Console
-	srv    *httptest.Server
-	clock  *clock
-	logs   *syncBuffer
-	tokens map[string]string
-	msgs   *prometheus.CounterVec
+	t       *testing.T
+	dir     string
+	trail   *audit.Log
+	m       *tokenize.Map
+	svc     *compliance.Service
+	con     *Console
+	srv     *httptest.Server
+	clock   *clock
+	logs    *syncBuffer
+	tokens  map[string]string
+	msgs    *prometheus.CounterVec
+	unknown *prometheus.CounterVec
 }
 
 func newHarness(t *testing.T) *harness {
@@ -143,6 +144,9 @@ func newHarness(t *testing.T) *harness {
 	h.msgs = msgs
 	msgs.WithLabelValues("inbound", "relayed").Add(3)
 	msgs.WithLabelValues("outbound", "unknown_token").Add(1)
+	unknown := prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricUnknownTokens, Help: "u"}, []string{"route"})
+	reg.MustRegister(unknown)
+	h.unknown = unknown
 	h.con, err = New(Options{Service: h.svc, Gatherer: reg, Config: policy.Console{Enabled: true, IdleTimeout: time.Minute},
 		Log: log, Now: h.clock.now})
 	if err != nil {

@@ -20,10 +20,16 @@ const (
 const (
 	metricMessages      = "tokenproxy_messages_total"
 	metricTokensCreated = "tokenproxy_tokens_created_total"
+	metricUnknownTokens = "tokenproxy_unknown_tokens_total"
 	keyTokensCreated    = "tokens_created"
+	// keyUnknownTokens prefixes the unknown tokens seen per route: a
+	// recipient refused 550 5.1.1 is no message, so messages_total has
+	// no count of it.
+	keyUnknownTokens = "unknown_tokens/"
 )
 
-// counts are counter values by key: "route/result", or keyTokensCreated.
+// counts are counter values by key: "route/result", keyTokensCreated,
+// or keyUnknownTokens+route.
 type counts map[string]float64
 
 // minute is what the counters grew by in the minute ending at.
@@ -86,6 +92,10 @@ func (h *history) read() counts {
 		case metricMessages:
 			for _, m := range f.GetMetric() {
 				c[label(m, "route")+"/"+label(m, "result")] += m.GetCounter().GetValue()
+			}
+		case metricUnknownTokens:
+			for _, m := range f.GetMetric() {
+				c[keyUnknownTokens+label(m, "route")] += m.GetCounter().GetValue()
 			}
 		case metricTokensCreated:
 			for _, m := range f.GetMetric() {
