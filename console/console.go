@@ -56,6 +56,9 @@ type Console struct {
 	hist     *history
 	pages    map[string]*template.Template
 	verifier *verifications
+	// cop refuses a cross-origin form post (Sec-Fetch-Site, Origin)
+	// before the CSRF token is looked at: defence in depth.
+	cop *http.CrossOriginProtection
 
 	mu         sync.Mutex
 	lastVerify *verifyResult // the last verification finished in the console
@@ -79,7 +82,8 @@ func New(o Options) (*Console, error) {
 		return nil, err
 	}
 	c := &Console{svc: o.Service, fresh: o.Fresh, log: o.Log, now: o.Now, pages: pages,
-		sessions: newSessions(o.Config.IdleTimeout, o.Now), hist: newHistory(o.Gatherer, o.Now)}
+		sessions: newSessions(o.Config.IdleTimeout, o.Now), hist: newHistory(o.Gatherer, o.Now),
+		cop: http.NewCrossOriginProtection()}
 	c.verifier = newVerifications(c)
 	return c, nil
 }
@@ -137,6 +141,11 @@ func (c *Console) secure(h http.Handler) http.Handler {
 		if r.TLS == nil {
 			c.svc.Refused(r.Context(), clientOf(r), "unknown", "console", "not_https")
 			http.Error(w, "the console is served over HTTPS only", http.StatusForbidden)
+			return
+		}
+		if err := c.cop.Check(r); err != nil {
+			c.svc.Refused(r.Context(), clientOf(r), "unknown", "console", "cross_origin")
+			c.errorPage(w, r, nil, http.StatusForbidden, "The form was refused: it came from another site. Nothing was done.")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -260,7 +269,7 @@ func (c *Console) errorPage(w http.ResponseWriter, _ *http.Request, r *request, 
 
 // parsePages parses each page template with the layout.
 func parsePages() (map[string]*template.Template, error) {
-	funcs := template.FuncMap{"utc": utc, "join": joinStrings}
+	funcs := template.FuncMap{"utc": utc, "join": joinStrings, "pair": func(a, b chart) []chart { return []chart{a, b} }}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err

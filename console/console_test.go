@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -356,5 +357,41 @@ func TestHistoryBuckets(t *testing.T) {
 	}
 	if got := since(counts{"a": 2}, counts{"a": 5}); got["a"] != 2 {
 		t.Errorf("a reset counter: %v", got)
+	}
+}
+
+func TestConsoleRefusesPlainHTTPAndCrossOrigin(t *testing.T) {
+	h := newHarness(t)
+	mux := http.NewServeMux()
+	h.con.Register(mux)
+	plain := httptest.NewServer(mux)
+	defer plain.Close()
+	resp, err := plain.Client().Get(plain.URL + "/console/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("plain HTTP = %d, want 403", resp.StatusCode)
+	}
+
+	b := h.browser()
+	csrf := b.signIn("alice")
+	req, _ := http.NewRequest("POST", h.srv.URL+"/console/subject/resolve",
+		strings.NewReader(url.Values{"csrf": {csrf}, "token": {"t1-x@relay.company.example"}, "reason": {"r"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err = b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site post = %d, want 403", resp.StatusCode)
+	}
+	for _, r := range h.records() {
+		if r.Event == audit.ComplianceResolve {
+			t.Errorf("a cross-site post resolved: %+v", r)
+		}
 	}
 }

@@ -8,7 +8,7 @@ import (
 )
 
 type overviewBody struct {
-	Hour, Day  []chart
+	Flows      []routeFlow
 	Refusals   []refusal
 	TokensHour int64
 	TokensDay  int64
@@ -20,13 +20,19 @@ type overviewBody struct {
 	Now        time.Time
 }
 
+// routeFlow is one route's charts, the hour beside the day.
+type routeFlow struct {
+	Route     string
+	Hour, Day chart
+}
+
 func (c *Console) overview(w http.ResponseWriter, r *request) {
 	hour := c.hist.buckets(60, time.Minute)
 	day := c.hist.buckets(24, time.Hour)
 	b := overviewBody{Refusals: refusals(hour, day), Now: c.now()}
 	for _, rt := range routes {
-		b.Hour = append(b.Hour, flowChart(rt, "hour", hour, time.Minute))
-		b.Day = append(b.Day, flowChart(rt, "day", day, time.Hour))
+		b.Flows = append(b.Flows, routeFlow{Route: rt, Hour: flowChart(rt, "hour", hour, time.Minute),
+			Day: flowChart(rt, "day", day, time.Hour)})
 	}
 	for _, x := range hour {
 		b.TokensHour += int64(x.d[keyTokensCreated])

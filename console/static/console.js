@@ -2,6 +2,8 @@
 // progress in place; without it the page refreshes itself (<noscript>).
 "use strict";
 (function () {
+  // Says the script ran (the browser test checks it is off when it should be).
+  document.documentElement.classList.add("js");
   var state = document.getElementById("verify-state");
   if (!state) { return; }
   var url = state.getAttribute("data-status");

@@ -301,11 +301,13 @@ func TestConsoleBrowser(t *testing.T) {
 		b.open("/console/audit")
 		b.click(`form[action="/console/audit/verify"] button`)
 		for i := 0; ; i++ { // the page reloads itself when the verification ends
-			if strings.Contains(b.html(), "Verified.") {
+			// A read while the page reloads finds no document: try again.
+			h, _ := chromedp.Run(b.ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+			if strings.Contains(h, "Verified.") {
 				break
 			}
 			if i > 600 {
-				t.Fatalf("verification did not end:\n%s", b.html())
+				t.Fatalf("verification did not end:\n%s", h)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -323,6 +325,9 @@ func TestConsoleBrowser(t *testing.T) {
 		b.t = t
 		b.signIn("alice-token")
 		b.open("/console/subject")
+		if !strings.Contains(b.html(), `<html lang="en" class="js">`) {
+			t.Error("the console's script did not run with JavaScript on")
+		}
 		b.shot("subject")
 		b.typeIn("#address", jane)
 		b.typeIn("#lookup-reason", "ticket 4711: subject access request")
@@ -397,6 +402,9 @@ func TestConsoleBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.open("/console/subject")
+		if strings.Contains(b.html(), `class="js"`) {
+			t.Fatal("the console's script ran with JavaScript off")
+		}
 		b.typeIn("#token", bobTok)
 		b.typeIn("#resolve-reason", "ticket 4712: agent needs the address")
 		if code := b.click(`form[action="/console/subject/resolve"] button`); code != 200 {
