@@ -137,6 +137,7 @@ func newHarness(t *testing.T) *harness {
 		}
 		return ks, nil
 	}
+	cc.Principals = append(cc.Principals, policy.Principal{Name: "carol", Roles: []string{"auditor"}, ClientCertCN: "carol.ops.example"})
 	h.svc = compliance.New(compliance.Options{Map: h.m, DB: db, Trail: h.trail, Keys: auditKeys, Config: cc, Log: log})
 	reg := prometheus.NewRegistry()
 	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricMessages, Help: "m"}, []string{"route", "result"})
