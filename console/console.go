@@ -88,9 +88,9 @@ func New(o Options) (*Console, error) {
 	return c, nil
 }
 
-// Start samples the metrics once a minute for the overview's charts
-// until Close.
-func (c *Console) Start() { c.hist.start() }
+// Start samples the metrics once a minute for the overview's charts, and
+// drops ended sessions (with the subject they held) as often, until Close.
+func (c *Console) Start() { c.hist.start(c.sessions.sweep) }
 
 // Close stops the sampler and any verification under way.
 func (c *Console) Close() {

@@ -142,6 +142,20 @@ func TestConsoleCSRF(t *testing.T) {
 	}
 }
 
+func TestSessionSweep(t *testing.T) {
+	h := newHarness(t)
+	ss := h.con.sessions.start("alice")
+	h.con.sessions.setSubject(ss, customer)
+	h.clock.add(2 * time.Minute)
+	h.con.hist.tick(h.con.sessions.sweep)
+	h.con.sessions.mu.Lock()
+	n := len(h.con.sessions.byID)
+	h.con.sessions.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d sessions left after the idle timeout, want 0", n)
+	}
+}
+
 func TestConsoleSessionExpiry(t *testing.T) {
 	h := newHarness(t)
 	b := h.browser()
@@ -176,6 +190,9 @@ func TestConsoleOfficerFlow(t *testing.T) {
 	p := b.do("POST", "/console/subject/lookup", url.Values{"csrf": {csrf}, "address": {customer}, "reason": {"ticket 42"}})
 	if p.code != http.StatusOK || !strings.Contains(p.body, iss.Address) || !strings.Contains(p.body, "compliance.lookup") {
 		t.Fatalf("lookup = %d\n%s", p.code, p.body)
+	}
+	if cc := p.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("subject page Cache-Control = %q, want no-store", cc)
 	}
 	noAddress(t, "lookup page", p.body)
 

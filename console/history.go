@@ -57,21 +57,32 @@ func newHistory(g prometheus.Gatherer, now func() time.Time) *history {
 	return h
 }
 
-func (h *history) start() {
+// start samples once a minute until stop, calling each (when not nil)
+// after every sample: the console's other minute chores ride along.
+func (h *history) start(each func()) {
 	go func() {
 		defer close(h.done)
-		defer func() { _ = recover() }() // a broken collector must not end the process
 		t := time.NewTicker(sampleEvery)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				h.sample()
+				h.tick(each)
 			case <-h.stopc:
 				return
 			}
 		}
 	}()
+}
+
+// tick samples and runs each, recovering a panic (a broken collector)
+// so that neither ends the process nor the sampling.
+func (h *history) tick(each func()) {
+	defer func() { _ = recover() }()
+	h.sample()
+	if each != nil {
+		each()
+	}
 }
 
 func (h *history) stop() {

@@ -114,6 +114,14 @@ func (s *sessions) expireLocked(now time.Time) {
 	}
 }
 
+// sweep drops the sessions that ended: an idle session's looked-up
+// address must not stay in memory until someone signs in again.
+func (s *sessions) sweep() {
+	s.mu.Lock()
+	s.expireLocked(s.now())
+	s.mu.Unlock()
+}
+
 // end drops a session (sign-out).
 func (s *sessions) end(ss *session) {
 	s.mu.Lock()
