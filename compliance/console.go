@@ -140,7 +140,7 @@ func (s *Service) ListAudit(ctx context.Context, q audit.Query, w io.Writer) err
 // from its end, so the newest page of a large trail is cheap (audited
 // audit.read).
 func (s *Service) AuditPage(ctx context.Context, q audit.Query, before uint64, limit int) ([]audit.Record, error) {
-	if err := s.record(ctx, audit.Record{Event: audit.AuditRead, Outcome: "ok", Detail: map[string]string{"via": "console"}}); err != nil {
+	if err := s.record(ctx, audit.Record{Event: audit.AuditRead, Outcome: "ok"}); err != nil {
 		return nil, err
 	}
 	f, err := s.openTrail(ctx)
@@ -199,7 +199,7 @@ func (s *Service) TrailStatus(ctx context.Context) (TrailStatus, error) {
 // audit.verify), calling progress with the bytes read so far and the
 // file's size as it goes.
 func (s *Service) VerifyAudit(ctx context.Context, progress func(done, total int64)) (audit.Report, error) {
-	if err := s.record(ctx, audit.Record{Event: audit.AuditVerify, Outcome: "ok", Detail: map[string]string{"via": "console"}}); err != nil {
+	if err := s.record(ctx, audit.Record{Event: audit.AuditVerify, Outcome: "ok"}); err != nil {
 		return audit.Report{}, err
 	}
 	return audit.VerifyFileProgress(ctx, s.trail.Path(), s.keys, progress)

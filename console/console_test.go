@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/policy"
 )
 
 const customer = "jane.customer@example.com"
@@ -434,5 +435,18 @@ func waitVerified(t *testing.T, b *browser, location, want string) {
 			t.Fatalf("verification:\n%s", v.body)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestConsolePrincipalRemoved: a reload that removes a principal ends its
+// console sessions at the next request, as it ends its API access.
+func TestConsolePrincipalRemoved(t *testing.T) {
+	h := newHarness(t)
+	b := h.browser()
+	b.signIn("alice")
+	cc := policy.Defaults().Compliance
+	h.svc.Reload(context.Background(), cc, []string{"compliance.principals"})
+	if p := b.do("GET", "/console/subject", nil); p.code != http.StatusSeeOther || !strings.HasPrefix(p.location, "/console/signin") {
+		t.Errorf("after the principal's removal: %d → %q", p.code, p.location)
 	}
 }
