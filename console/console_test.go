@@ -268,6 +268,9 @@ func TestConsoleAuditorTrail(t *testing.T) {
 	if p.code != http.StatusOK || !strings.Contains(p.body, iss.Address) {
 		t.Fatalf("trail filtered by event = %d\n%s", p.code, p.body)
 	}
+	if !strings.Contains(p.body, `href="/console/audit/export?event=token.created"`) {
+		t.Errorf("the export link does not carry the filter")
+	}
 	p = b.do("GET", "/console/audit?actor=principal:nobody", nil)
 	if !strings.Contains(p.body, "No record matches") {
 		t.Errorf("actor filter lets records through")
@@ -448,5 +451,29 @@ func TestConsolePrincipalRemoved(t *testing.T) {
 	h.svc.Reload(context.Background(), cc, []string{"compliance.principals"})
 	if p := b.do("GET", "/console/subject", nil); p.code != http.StatusSeeOther || !strings.HasPrefix(p.location, "/console/signin") {
 		t.Errorf("after the principal's removal: %d → %q", p.code, p.location)
+	}
+}
+
+func TestConsoleTrailPages(t *testing.T) {
+	h := newHarness(t)
+	ctx := audit.WithActor(context.Background(), "system")
+	for i := 0; i < 2*trailPageSize; i++ {
+		if _, err := h.trail.Append(ctx, audit.Record{Event: audit.ConfigReloaded, Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := h.browser()
+	b.signIn("sam")
+	p := b.do("GET", "/console/audit?event=config.reloaded", nil)
+	older := regexpFind(t, `/console/audit\?before=[0-9]+&amp;event=config.reloaded`, p.body)
+	if n := strings.Count(p.body, "<td>config.reloaded</td>"); n != trailPageSize {
+		t.Errorf("first page: %d records, want %d", n, trailPageSize)
+	}
+	p = b.do("GET", strings.ReplaceAll(older, "&amp;", "&"), nil)
+	if n := strings.Count(p.body, "<td>config.reloaded</td>"); n != trailPageSize {
+		t.Errorf("second page: %d records, want %d", n, trailPageSize)
+	}
+	if !strings.Contains(p.body, `href="/console/audit/record/2"`) || strings.Contains(p.body, "Older records") {
+		t.Errorf("the second page does not end at the oldest record")
 	}
 }

@@ -3,6 +3,7 @@ package console
 import (
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -62,8 +63,10 @@ func parseFilter(v url.Values) (trailFilter, audit.Query, error) {
 	return f, q, nil
 }
 
-// query is the filter as a URL query (for the next page and the export).
-func (f trailFilter) query(before uint64) string {
+// url is path with the filter as its query (the next page, the export).
+// The values are encoded here (url.Values), so the template may take the
+// whole as a URL.
+func (f trailFilter) url(path string, before uint64) template.URL {
 	v := url.Values{}
 	for k, x := range map[string]string{"event": f.Event, "actor": f.Actor, "token": f.Token, "since": f.Since, "until": f.Until} {
 		if x != "" {
@@ -73,15 +76,18 @@ func (f trailFilter) query(before uint64) string {
 	if before > 0 {
 		v.Set("before", strconv.FormatUint(before, 10))
 	}
-	return v.Encode()
+	if len(v) == 0 {
+		return template.URL(path)
+	}
+	return template.URL(path + "?" + v.Encode())
 }
 
 type trailBody struct {
 	Filter  trailFilter
 	Events  []string
 	Records []audit.Record
-	Older   string // query of the next (older) page, "" at the end
-	Export  string // query of the export
+	Older   template.URL // the next (older) page, "" at the end
+	Export  template.URL // the export of this view
 	Error   string
 }
 
@@ -89,21 +95,23 @@ type trailBody struct {
 // audit.read, as the API's listing).
 func (c *Console) trail(w http.ResponseWriter, r *request) {
 	f, q, err := parseFilter(r.URL.Query())
-	b := trailBody{Filter: f, Events: events, Export: f.query(0)}
+	b := trailBody{Filter: f, Events: events, Export: f.url("/console/audit/export", 0)}
 	if err != nil {
 		b.Error = err.Error()
 		c.render(w, http.StatusBadRequest, "audit", c.data(r, "audit", "Audit trail", b))
 		return
 	}
-	recs, err := c.svc.AuditPage(r.Context(), q, f.Before, trailPageSize)
+	// One more than a page: whether an older page exists.
+	recs, err := c.svc.AuditPage(r.Context(), q, f.Before, trailPageSize+1)
 	if err != nil {
 		c.fail(w, r, "audit_read", err)
 		return
 	}
-	b.Records = recs
-	if len(recs) == trailPageSize && recs[len(recs)-1].Seq > 1 {
-		b.Older = f.query(recs[len(recs)-1].Seq)
+	if len(recs) > trailPageSize {
+		recs = recs[:trailPageSize]
+		b.Older = f.url("/console/audit", recs[len(recs)-1].Seq)
 	}
+	b.Records = recs
 	c.render(w, http.StatusOK, "audit", c.data(r, "audit", "Audit trail", b))
 }
 
