@@ -255,7 +255,7 @@ func TestConsoleBrowser(t *testing.T) {
 	shots := shotsDir(t)
 	b, closeBrowser := newConsoleBrowser(t, sv.admin, shots)
 	defer closeBrowser()
-	downloads := t.TempDir()
+	downloads, seen := t.TempDir(), map[string]bool{}
 	if _, err := chromedp.CallBrowser(b.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
 		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads}); err != nil {
 		t.Fatal(err)
@@ -294,6 +294,13 @@ func TestConsoleBrowser(t *testing.T) {
 		h := b.mustSee("trail filtered", bobTok)
 		if strings.Contains(h, "<td>audit.read</td>") {
 			t.Error("the event filter lets audit.read records through")
+		}
+		if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(`a[href^="/console/audit/export"]`))); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(waitDownload(t, downloads, seen)), "\n")
+		if len(lines) != 2 || !strings.Contains(lines[0], `"event":"token.created"`) || !strings.Contains(lines[1], bobTok) {
+			t.Errorf("the filtered export:\n%s", strings.Join(lines, "\n"))
 		}
 		b.click(`table.records a`)
 		b.mustSee("record", "Previous hash", "token.created")
@@ -349,7 +356,7 @@ func TestConsoleBrowser(t *testing.T) {
 		if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS("#download"))); err != nil {
 			t.Fatal(err)
 		}
-		export := waitDownload(t, downloads)
+		export := waitDownload(t, downloads, seen)
 		if !strings.Contains(export, janeTok) || !strings.Contains(export, `"audit"`) {
 			t.Errorf("the export lacks the token or the audit records:\n%s", export)
 		}
@@ -451,13 +458,15 @@ func TestConsoleBrowser(t *testing.T) {
 	noAddressLeft(t, b, p, jane, bob)
 }
 
-// waitDownload returns the content of the first finished download.
-func waitDownload(t *testing.T, dir string) string {
+// waitDownload returns the content of the first finished download not
+// in seen, and adds it there.
+func waitDownload(t *testing.T, dir string, seen map[string]bool) string {
 	t.Helper()
 	for i := 0; i < 300; i++ {
 		es, _ := os.ReadDir(dir)
 		for _, e := range es {
-			if !strings.HasSuffix(e.Name(), ".crdownload") {
+			if !strings.HasSuffix(e.Name(), ".crdownload") && !seen[e.Name()] {
+				seen[e.Name()] = true
 				if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && len(b) > 0 {
 					return string(b)
 				}
