@@ -166,11 +166,18 @@ func (s *Service) AuditPage(ctx context.Context, q audit.Query, before uint64, l
 }
 
 // TrailStatus is the trail's state at a glance: its head, and its last
-// checkpoint (seq 0 when there is none yet).
+// checkpoint (seq 0 when none is among the newest MaxCheckpointScan
+// records).
 type TrailStatus struct {
 	Head       audit.Head
 	Checkpoint audit.Record
 }
+
+// MaxCheckpointScan bounds how far back TrailStatus looks for a
+// checkpoint: one is written every audit.checkpoint_interval, so a trail
+// without one that far back has a signing problem, which the overview
+// then shows, without reading gigabytes on every visit.
+const MaxCheckpointScan = 100000
 
 // TrailStatus reads the trail's head and last checkpoint. It discloses no
 // record's content, so it is not itself audited (like /metrics).
@@ -185,12 +192,14 @@ func (s *Service) TrailStatus(ctx context.Context) (TrailStatus, error) {
 	if err != nil {
 		return st, err
 	}
+	n := 0
 	err = audit.ScanBackward(f, fi.Size(), func(r audit.Record) (bool, error) {
 		if r.Event == audit.Checkpoint {
 			st.Checkpoint = r
 			return false, nil
 		}
-		return ctx.Err() == nil, ctx.Err()
+		n++
+		return n < MaxCheckpointScan, ctx.Err()
 	})
 	return st, err
 }

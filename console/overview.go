@@ -18,6 +18,8 @@ type overviewBody struct {
 	Cluster    bool
 	Fresh      bool
 	Now        time.Time
+	// CheckpointScan is how far back the last checkpoint is looked for.
+	CheckpointScan int
 }
 
 // routeFlow is one route's charts, the hour beside the day.
@@ -29,7 +31,7 @@ type routeFlow struct {
 func (c *Console) overview(w http.ResponseWriter, r *request) {
 	hour := c.hist.buckets(60, time.Minute)
 	day := c.hist.buckets(24, time.Hour)
-	b := overviewBody{Refusals: refusals(hour, day), Now: c.now()}
+	b := overviewBody{Refusals: refusals(hour, day), Now: c.now(), CheckpointScan: compliance.MaxCheckpointScan}
 	for _, rt := range routes {
 		b.Flows = append(b.Flows, routeFlow{Route: rt, Hour: flowChart(rt, "hour", hour, time.Minute),
 			Day: flowChart(rt, "day", day, time.Hour)})

@@ -61,8 +61,11 @@ const maxVerifyTime = 30 * time.Minute
 func (v *verifications) start(ctx context.Context, sessionID, actor string, from, to uint64) *job {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for id, j := range v.jobs { // a session's previous job is replaced
-		if j.session == sessionID {
+	for id, j := range v.jobs {
+		// A session's previous job is replaced; a job finished an hour
+		// ago is forgotten (its session has ended by then, or moved on).
+		_, _, res := j.progress()
+		if j.session == sessionID || (res != nil && v.c.now().Sub(res.At) > time.Hour) {
 			j.cancel()
 			delete(v.jobs, id)
 		}
