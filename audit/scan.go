@@ -105,6 +105,7 @@ type Query struct {
 	FromSeq      uint64    // Seq >= FromSeq
 	Events       []string  // Event is one of these
 	Token        string    // one of Tokens, compared case-insensitively
+	Actor        string    // Actor is this, exactly
 	Limit        int       // at most this many records
 }
 
@@ -117,7 +118,8 @@ func (q Query) match(rec *Record) bool {
 	case rec.Seq < q.FromSeq,
 		!q.Since.IsZero() && rec.Time.Before(q.Since),
 		!q.Until.IsZero() && !rec.Time.Before(q.Until),
-		len(q.Events) > 0 && !slices.Contains(q.Events, rec.Event):
+		len(q.Events) > 0 && !slices.Contains(q.Events, rec.Event),
+		q.Actor != "" && rec.Actor != q.Actor:
 		return false
 	}
 	if q.Token == "" {

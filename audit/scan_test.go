@@ -89,6 +89,9 @@ func TestSelect(t *testing.T) {
 		{"limit", Query{Token: "t1-aaa@relay.example", Limit: 2}, []uint64{2, 3}},
 		{"token and event", Query{Token: "t1-aaa@relay.example", Events: []string{TokenErased}}, []uint64{5}},
 		{"no match", Query{Token: "t1-zzz@relay.example"}, nil},
+		{"actor", Query{Actor: "officer:alice"}, []uint64{4, 6}},
+		{"actor and event", Query{Actor: "officer:alice", Events: []string{AuditRead}}, []uint64{6}},
+		{"actor, exactly", Query{Actor: "officer:Alice"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

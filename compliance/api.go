@@ -176,7 +176,7 @@ func (api *httpAPI) records(w http.ResponseWriter, r *http.Request) {
 // token and limit.
 func parseQuery(r *http.Request) (audit.Query, error) {
 	v := r.URL.Query()
-	q := audit.Query{Events: v["event"], Token: v.Get("token")}
+	q := audit.Query{Events: v["event"], Token: v.Get("token"), Actor: v.Get("actor")}
 	var err error
 	if s := v.Get("from_seq"); s != "" {
 		if q.FromSeq, err = strconv.ParseUint(s, 10, 64); err != nil {
@@ -230,19 +230,28 @@ func (api *httpAPI) backup(w http.ResponseWriter, r *http.Request) {
 // fail maps a service error to a status. Details go to the log; the
 // client gets a generic text (it may be an address's parse error).
 func (api *httpAPI) fail(w http.ResponseWriter, ctx context.Context, err error) {
+	code, msg := ErrorStatus(err)
+	if code == http.StatusServiceUnavailable {
+		api.svc.log.Error("compliance call failed", "event", "compliance_failed", "actor", audit.ActorFrom(ctx), "err", err)
+	}
+	apiError(w, code, msg)
+}
+
+// ErrorStatus maps a service error to the HTTP status and the text the
+// API and the console answer with. The text is generic (it may be an
+// address's parse error): details are for the log.
+func ErrorStatus(err error) (code int, msg string) {
 	switch {
 	case errors.Is(err, errBadReason):
-		apiError(w, http.StatusBadRequest, err.Error())
+		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, errNotFound), errors.Is(err, tokenize.ErrUnknownToken):
-		apiError(w, http.StatusNotFound, "no such token")
+		return http.StatusNotFound, "no such token"
 	case errors.Is(err, errBulkGuard):
-		apiError(w, http.StatusTooManyRequests, "resolution limit per hour reached; the attempt was audited")
+		return http.StatusTooManyRequests, "resolution limit per hour reached; the attempt was audited"
 	case isAddressError(err):
-		apiError(w, http.StatusBadRequest, "not a valid e-mail address")
-	default:
-		api.svc.log.Error("compliance call failed", "event", "compliance_failed", "actor", audit.ActorFrom(ctx), "err", err)
-		apiError(w, http.StatusServiceUnavailable, "the operation could not be completed and was not performed; see the proxy log")
+		return http.StatusBadRequest, "not a valid e-mail address"
 	}
+	return http.StatusServiceUnavailable, "the operation could not be completed and was not performed; see the proxy log"
 }
 
 func isAddressError(err error) bool {

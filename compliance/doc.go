@@ -3,7 +3,8 @@
 // subject access (lookup, export; GDPR Art. 15), erasure (Art. 17),
 // reading and verifying the trail, online backup, and the retention sweep
 // that expires idle tokens. It serves them as an HTTPS API (Register)
-// on the admin listener, and gives the CLI its client (Client).
+// on the admin listener, gives the CLI its client (Client), and gives the
+// web console (package console) the same acts, exported in console.go.
 //
 // It also holds MapAudit, the token map's tokenize.Auditor that
 // moves token-creation records from the map's outbox into the trail, so

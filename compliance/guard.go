@@ -46,3 +46,17 @@ func (g *resolveGuard) setMax(max int) {
 	g.max = max
 	g.mu.Unlock()
 }
+
+// used returns how many resolutions actor made in the last hour, and the
+// limit.
+func (g *resolveGuard) used(actor string) (n, max int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	for _, t := range g.seen[actor] {
+		if now.Sub(t) < g.window {
+			n++
+		}
+	}
+	return n, g.max
+}

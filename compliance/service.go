@@ -94,9 +94,11 @@ func (c *Service) record(ctx context.Context, r audit.Record) error {
 	if r.Actor == "" {
 		r.Actor = audit.ActorFrom(ctx)
 	}
-	if _, err := c.trail.Append(ctx, r); err != nil {
+	written, err := c.trail.Append(ctx, r)
+	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
+	receiptOf(ctx).add(written)
 	return nil
 }
 

@@ -53,6 +53,8 @@ type Compliance struct {
 	// address: new_token (it is a new subject) or refuse (550; the
 	// tombstone keeps the address's keyed hash as a suppression entry).
 	AfterErasure string `yaml:"after_erasure"`
+	// Console is the web console for the same principals (/console/).
+	Console Console `yaml:"console"`
 }
 
 // Principal is a person or system allowed to call the compliance API,
@@ -77,6 +79,6 @@ type Retention struct {
 func defaultCompliance(c *Config) {
 	c.Audit = Audit{Sync: true, CheckpointEvery: 10000, CheckpointInterval: time.Minute,
 		Key: "tokenproxy-audit", Syslog: AuditSyslog{Tag: "tokenproxy-audit"}}
-	c.Compliance = Compliance{MaxResolutionsPerHour: 50, AfterErasure: "new_token"}
+	c.Compliance = Compliance{MaxResolutionsPerHour: 50, AfterErasure: "new_token", Console: defaultConsole()}
 	c.Retention = Retention{SweepInterval: time.Hour}
 }

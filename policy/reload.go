@@ -26,6 +26,8 @@ var restartOnly = []string{
 	"inbound.hostname", "outbound.hostname",
 	// The certificate files' names; their contents reload.
 	"inbound.tls", "outbound.tls",
+	// The console is mounted at start, with its sessions' idle timeout.
+	"compliance.console",
 }
 
 // RestartOnly reports whether a changed field path needs a restart.

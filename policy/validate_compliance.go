@@ -8,7 +8,7 @@ import (
 )
 
 func (c *Config) validateCompliance() error {
-	for _, check := range []func() error{c.validateAudit, c.validatePrincipals, c.validateRetention} {
+	for _, check := range []func() error{c.validateAudit, c.validatePrincipals, c.validateRetention, c.validateConsole} {
 		if err := check(); err != nil {
 			return err
 		}

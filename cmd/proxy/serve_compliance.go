@@ -67,8 +67,14 @@ func startCompliance(a *app, cfg *policy.Config, e *engine, srv *admin.Server) (
 	if cfg.Compliance.Enabled {
 		svc.Register(srv)
 	}
+	stopConsole, err := startConsole(a, cfg, e, srv, svc)
+	if err != nil { // the embedded templates do not parse: a build defect
+		a.log.Error("compliance console not started", "event", "console_failed", "err", err)
+		stopConsole = func() {}
+	}
 	stopSweep := svc.StartRetention(cfg.Retention)
 	return svc, func() {
+		stopConsole()
 		stopSweep()
 		svc.Close() // the refused calls of the current window reach the trail
 	}

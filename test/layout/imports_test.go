@@ -46,6 +46,10 @@ var allowed = map[string][]string{
 	// sees an address: the same scanner, not a second, weaker copy.
 	"compliance": {"tokenize", "audit", "policy", "address", "rewrite/scan", "internal/..."},
 	"admin":      {"compliance", "audit", "policy", "internal/..."},
+	// The console's pages call the compliance service (the same audited
+	// acts as the API) and show audit records; cmd/proxy mounts it on
+	// the admin listener.
+	"console": {"compliance", "audit", "policy", "tokenize", "internal/..."},
 
 	"smtp/downstream":                {"policy", "internal/..."},
 	"smtp/downstream/downstreamtest": {},
