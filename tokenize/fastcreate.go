@@ -14,26 +14,30 @@ import (
 // compares repeat what the look-up saw.
 type Creator interface {
 	// CreateToken commits value under local, and outbox (unless nil) as a
-	// new outbox entry, in one durable commit, if and only if local has
-	// no value. Otherwise it writes nothing and returns the value present.
-	// A nil value and nil error mean created. Like Update, a commit whose
-	// outcome was unknown is retried: it then finds its own value present.
-	CreateToken(ctx context.Context, local string, value, outbox []byte) (present []byte, err error)
+	// new outbox entry, in one durable commit, if and only if local and
+	// every token in absent have no value. Otherwise it writes nothing,
+	// reports created false and returns local's value (nil if local has
+	// none). Like Update, a commit whose outcome was unknown is retried:
+	// it then finds its own value present.
+	CreateToken(ctx context.Context, local string, absent []string, value, outbox []byte) (created bool, present []byte, err error)
 }
 
 // tokenizeFast is Tokenize of an address the known-address cache does not
-// answer, on a Creator: the token is created at its first length where
-// that is free, with no look-up before. It reports done false, having
-// written nothing, when it cannot decide alone: more than one token key
-// version (the address may hold a token under an older one), or a first
-// length that holds a tombstone or another address's token (an erased
-// subject, or a collision: the probe of the full path decides). The
-// contract is Tokenize's: one token per address, and exactly one creation
-// record, also when nodes create the same address at once (one commit
-// finds the key present and returns the token it holds).
+// answer, on a Creator: the token is created at its first length under the
+// newest token key where that is free, with no look-up before. Under an
+// older token key the address has no token exactly when that key's first
+// length is free (probe: the first empty length ends the search), so the
+// commit requires those absent too. It reports done false, having written
+// nothing, when it cannot decide alone: an older key's first length in
+// use (the address's old token, or another's), or a first length that
+// holds a tombstone or another address's token (an erased subject, or a
+// collision): the probe of the full path decides. The contract is
+// Tokenize's: one token per address, and exactly one creation record,
+// also when nodes create the same address at once (one commit finds the
+// key present and returns the token it holds).
 func (m *Map) tokenizeFast(ctx context.Context, a address.Address, original, name string) (Issued, bool, error) {
 	c, ok := m.store.(Creator)
-	if !ok || len(m.keys().tokVer) != 1 {
+	if !ok {
 		return Issued{}, false, nil
 	}
 	if _, cached := m.known.get(a); cached && m.cacheUsable() {
@@ -42,8 +46,13 @@ func (m *Map) tokenizeFast(ctx context.Context, a address.Address, original, nam
 	if err := m.outbox.ready(ctx); err != nil {
 		return Issued{}, true, err
 	}
-	cur := m.macs(a)[0]
-	local := m.opts.Format.Local(cur.version, cur.mac, m.opts.Format.Length)
+	macs := m.macs(a)
+	cur, f := macs[0], m.opts.Format
+	local := f.Local(cur.version, cur.mac, f.Length)
+	var older []string
+	for _, vm := range macs[1:] {
+		older = append(older, f.Local(vm.version, vm.mac, f.Length))
+	}
 	at := m.opts.Now()
 	rec := &record{created: at.Unix(), lastSeen: at.Unix(), mac: cur.mac, nameTag: m.nameTag(cur.version, name)}
 	m.seal(rec, local, original, name)
@@ -51,19 +60,21 @@ func (m *Map) tokenizeFast(ctx context.Context, a address.Address, original, nam
 	if err != nil {
 		return Issued{}, true, fmt.Errorf("%w: create token: %w", ErrStore, err)
 	}
-	present, err := c.CreateToken(ctx, local, rec.encode(), entry)
+	created, present, err := c.CreateToken(ctx, local, older, rec.encode(), entry)
 	if err != nil {
 		return Issued{}, true, fmt.Errorf("%w: create token: %w", ErrStore, err)
 	}
-	if present == nil {
+	if created {
 		m.known.miss()
 		m.outbox.added(1)
 		m.remember(a, local, cur.version, name)
-		return Issued{Local: local, Address: m.opts.Format.Address(local), New: true}, true, nil
+		return Issued{Local: local, Address: f.Address(local), New: true}, true, nil
 	}
 	held, err := decodeLive(present)
 	if err != nil || held.mac != cur.mac {
-		return Issued{}, false, nil // a tombstone, another address, or damage: the full path says which
+		// Nothing there (an older key's first length is in use), a
+		// tombstone, another address, or damage: the full path says which.
+		return Issued{}, false, nil
 	}
 	m.known.miss()
 	e := knownEntry{local: local, version: cur.version, nameTag: held.nameTag, lastSeen: held.lastSeen}
