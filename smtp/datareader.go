@@ -37,12 +37,27 @@ var ErrLineTooLong = &gosmtp.SMTPError{
 	Message:      "Line too long in message data",
 }
 
+// ErrNULInData is the reply for message data that holds a NUL byte. NUL
+// is binary data: RFC 2045 2.7 and 2.8 allow it neither in 7bit nor in
+// 8bit (8BITMIME) data, RFC 5322 4.1 only in obsolete syntax that must not
+// be generated, and BINARYMIME (RFC 3030 3), the one body type that
+// carries it, is not offered (route.go). A downstream may cut a line or a
+// header at a NUL, so what it reads could differ from what the proxy
+// rewrote and scanned. Same reply and same drain as a bare line ending, for DATA and
+// BDAT alike (DESIGN.md invariant 5). Return it unwrapped, as
+// ErrBareLineEnding.
+var ErrNULInData = &gosmtp.SMTPError{
+	Code:         500,
+	EnhancedCode: gosmtp.EnhancedCode{5, 5, 2},
+	Message:      "NUL in message data is not allowed",
+}
+
 // strictBufSize is the size of one read from the wrapped reader. go-smtp
 // hands DATA through a bufio.Reader of 4 KiB; matching it keeps reads cheap.
 const strictBufSize = 4096
 
 // StrictData wraps the reader that go-smtp passes to Session.Data and refuses
-// bare CR and bare LF, for DATA and BDAT alike.
+// bare CR, bare LF and NUL, for DATA and BDAT alike.
 //
 // Why here, on the Session.Data reader, and not on the net.Conn: go-smtp
 // v0.25.x does not rewrite line endings. Its DATA reader (data.go,
@@ -58,14 +73,15 @@ const strictBufSize = 4096
 // (conn.go, handleStartTLS) go-smtp wraps the conn in tls.Server itself, so a
 // wrapper below it sees only ciphertext.
 //
-// One raw sequence is hidden from the session: at the start of a line,
-// go-smtp drops "." and then a CR that is not followed by LF (state
-// stateDotCR). Raw "\r\n.\rX" arrives as "\r\nX". The CR never reaches the
-// session, so it cannot reach a downstream server either; the data is not
-// ended there, so nothing after it is run as a command. That input is accepted,
-// as a message without the dot and the CR (see TestServerDotCRQuirk).
+// Only the dot-stuffing dot is removed from DATA before the session sees
+// it: the carried go-smtp (third_party/go-smtp, PATCHES.md 2) keeps the CR
+// of a line starting "." CR, which upstream drops ("\r\n.\rX" reached the
+// session as "\r\nX"), so that sequence is refused here as it is in BDAT
+// (issue 18 item 9). A removed dot is always followed by a byte the session
+// sees (or it ends the data), so no byte this check refuses can hide
+// behind one.
 //
-// When a bare CR or LF is found, Read first drains the wrapped reader to its
+// When a bare CR or LF or a NUL is found, Read first drains the wrapped reader to its
 // end (the final dot for DATA, the LAST chunk for BDAT) and only then returns
 // ErrBareLineEnding. The client is then answered after all of its data, as
 // in chasquid's readUntilDot and mox's DataReader, so the reply matches the
@@ -104,7 +120,8 @@ func NewStrictDataMaxLine(r io.Reader, maxLine int) *StrictData {
 }
 
 // Read implements io.Reader. It returns io.EOF only after clean data, and
-// ErrBareLineEnding after the wrapped reader has been drained to io.EOF.
+// ErrBareLineEnding, ErrNULInData or ErrLineTooLong after the wrapped
+// reader has been drained to io.EOF.
 // Other errors from the wrapped reader (gosmtp.ErrDataTooLarge,
 // gosmtp.ErrDataReset, I/O errors) are passed on.
 func (s *StrictData) Read(p []byte) (int, error) {
@@ -141,6 +158,11 @@ func (s *StrictData) fill() {
 	if bad {
 		s.out, s.held = nil, false
 		s.err = s.drainAfterBad(err, ErrBareLineEnding)
+		return
+	}
+	if bytes.IndexByte(chunk, 0) >= 0 {
+		s.out, s.held = nil, false
+		s.err = s.drainAfterBad(err, ErrNULInData)
 		return
 	}
 	if s.lineOverLimit(s.buf[1 : 1+n]) { // the new bytes only: a held CR was counted when read

@@ -13,49 +13,56 @@ import (
 
 // strictDataCases are inputs as go-smtp hands them to Session.Data: for DATA
 // the dot-stuffing dot and the final "." line are already removed, for BDAT
-// they are the raw chunks. ok means every line ending is CRLF (RFC 5321 2.3.8).
+// they are the raw chunks. want is nil when every line ending is CRLF
+// (RFC 5321 2.3.8) and no byte is NUL.
 var strictDataCases = []struct {
 	name string
 	in   string
-	ok   bool
+	want error // nil, ErrBareLineEnding or ErrNULInData
 }{
-	{"empty", "", true},
-	{"crlf", "Subject: a\r\n\r\nhello\r\n", true},
-	{"no final line ending", "Subject: a\r\n\r\nhello", true},
-	{"only crlf", "\r\n\r\n\r\n", true},
-	{"dot-stuffed line after unstuffing", "a\r\n.\r\nb\r\n", true},
-	{"dots in lines", "a\r\n..x\r\n.y\r\n", true},
-	{"binary-ish bytes", "a\x00b\xff\tc\r\n", true},
-	{"bare lf", "a\nb\r\n", false},
-	{"bare lf first", "\nb\r\n", false},
-	{"bare lf last", "a\r\nb\n", false},
-	{"bare cr", "a\rb\r\n", false},
-	{"bare cr first", "\rb\r\n", false},
-	{"bare cr last", "a\r\nb\r", false},
-	{"only cr", "\r", false},
-	{"only lf", "\n", false},
-	{"lf cr", "a\n\rb", false},
-	{"cr cr lf", "a\r\r\nb\r\n", false},
-	{"cr lf lf", "a\r\n\nb\r\n", false},
-	{"lf dot crlf", "a\n.\r\nMAIL FROM:<x@example.org>\r\n", false},
-	{"crlf dot lf", "a\r\n.\nMAIL FROM:<x@example.org>\r\n", false},
-	{"lf dot lf", "a\n.\nMAIL FROM:<x@example.org>\r\n", false},
-	{"cr dot cr", "a\r.\rMAIL FROM:<x@example.org>\r\n", false},
-	{"crlf dot cr", "a\r\n.\rMAIL FROM:<x@example.org>\r\n", false},
-	{"cr dot crlf", "a\r.\r\nMAIL FROM:<x@example.org>\r\n", false},
-	{"dot cr at end", "a\r\n.\r", false},
-	{"dot cr cr lf", "a\r\n.\r\r\n", false},
-	{"bare lf before final dot", "a\r\nb\n", false},
-	{"lf then crlf dot crlf", "a\n\r\n.\r\n", false},
-	{"long line crlf", strings.Repeat("x", 1<<20) + "\r\n", true},
-	{"long line bare lf", strings.Repeat("x", 1<<20) + "\n", false},
-	{"long line bare cr", strings.Repeat("x", 1<<20) + "\rx", false},
-	{"crlf across buffer boundary", strings.Repeat("x", strictBufSize-1) + "\r\nabc\r\n", true},
-	{"cr at buffer end, lf next", strings.Repeat("x", strictBufSize) + "\r\n", true},
-	{"cr at buffer end, bare", strings.Repeat("x", strictBufSize-1) + "\rx", false},
-	{"lf at buffer start, bare", strings.Repeat("x", strictBufSize) + "\nx", false},
-	{"many lines", strings.Repeat("line\r\n", 5000), true},
-	{"many lines one bare lf", strings.Repeat("line\r\n", 3000) + "bad\n" + strings.Repeat("line\r\n", 3000), false},
+	{"empty", "", nil},
+	{"crlf", "Subject: a\r\n\r\nhello\r\n", nil},
+	{"no final line ending", "Subject: a\r\n\r\nhello", nil},
+	{"only crlf", "\r\n\r\n\r\n", nil},
+	{"dot-stuffed line after unstuffing", "a\r\n.\r\nb\r\n", nil},
+	{"dots in lines", "a\r\n..x\r\n.y\r\n", nil},
+	{"8-bit and tab", "a\xffb\tc\x01\x7f\r\n", nil},
+	{"nul", "a\x00b\r\n", ErrNULInData},
+	{"nul first", "\x00\r\n", ErrNULInData},
+	{"nul last", "a\r\nb\x00", ErrNULInData},
+	{"nul after held cr", "a\r\x00\n", ErrBareLineEnding},
+	{"nul at buffer start", strings.Repeat("x", strictBufSize) + "\x00x\r\n", ErrNULInData},
+	{"nul in a long message", strings.Repeat("line\r\n", 3000) + "a\x00\r\n" + strings.Repeat("line\r\n", 3000), ErrNULInData},
+	{"bare lf", "a\nb\r\n", ErrBareLineEnding},
+	{"bare lf first", "\nb\r\n", ErrBareLineEnding},
+	{"bare lf last", "a\r\nb\n", ErrBareLineEnding},
+	{"bare cr", "a\rb\r\n", ErrBareLineEnding},
+	{"bare cr first", "\rb\r\n", ErrBareLineEnding},
+	{"bare cr last", "a\r\nb\r", ErrBareLineEnding},
+	{"only cr", "\r", ErrBareLineEnding},
+	{"only lf", "\n", ErrBareLineEnding},
+	{"lf cr", "a\n\rb", ErrBareLineEnding},
+	{"cr cr lf", "a\r\r\nb\r\n", ErrBareLineEnding},
+	{"cr lf lf", "a\r\n\nb\r\n", ErrBareLineEnding},
+	{"lf dot crlf", "a\n.\r\nMAIL FROM:<x@example.org>\r\n", ErrBareLineEnding},
+	{"crlf dot lf", "a\r\n.\nMAIL FROM:<x@example.org>\r\n", ErrBareLineEnding},
+	{"lf dot lf", "a\n.\nMAIL FROM:<x@example.org>\r\n", ErrBareLineEnding},
+	{"cr dot cr", "a\r.\rMAIL FROM:<x@example.org>\r\n", ErrBareLineEnding},
+	{"crlf dot cr", "a\r\n.\rMAIL FROM:<x@example.org>\r\n", ErrBareLineEnding},
+	{"cr dot crlf", "a\r.\r\nMAIL FROM:<x@example.org>\r\n", ErrBareLineEnding},
+	{"dot cr at end", "a\r\n.\r", ErrBareLineEnding},
+	{"dot cr cr lf", "a\r\n.\r\r\n", ErrBareLineEnding},
+	{"bare lf before final dot", "a\r\nb\n", ErrBareLineEnding},
+	{"lf then crlf dot crlf", "a\n\r\n.\r\n", ErrBareLineEnding},
+	{"long line crlf", strings.Repeat("x", 1<<20) + "\r\n", nil},
+	{"long line bare lf", strings.Repeat("x", 1<<20) + "\n", ErrBareLineEnding},
+	{"long line bare cr", strings.Repeat("x", 1<<20) + "\rx", ErrBareLineEnding},
+	{"crlf across buffer boundary", strings.Repeat("x", strictBufSize-1) + "\r\nabc\r\n", nil},
+	{"cr at buffer end, lf next", strings.Repeat("x", strictBufSize) + "\r\n", nil},
+	{"cr at buffer end, bare", strings.Repeat("x", strictBufSize-1) + "\rx", ErrBareLineEnding},
+	{"lf at buffer start, bare", strings.Repeat("x", strictBufSize) + "\nx", ErrBareLineEnding},
+	{"many lines", strings.Repeat("line\r\n", 5000), nil},
+	{"many lines one bare lf", strings.Repeat("line\r\n", 3000) + "bad\n" + strings.Repeat("line\r\n", 3000), ErrBareLineEnding},
 }
 
 // readers feed the same input in different read sizes, so line endings are
@@ -76,7 +83,7 @@ func TestStrictData(t *testing.T) {
 			t.Run(tc.name+"/"+rd.name, func(t *testing.T) {
 				src := bytes.NewReader([]byte(tc.in))
 				out, err := readAllChecked(t, NewStrictData(rd.wrap(src)))
-				if tc.ok {
+				if tc.want == nil {
 					if err != nil {
 						t.Fatalf("err = %v, want nil", err)
 					}
@@ -85,8 +92,8 @@ func TestStrictData(t *testing.T) {
 					}
 					return
 				}
-				if err != ErrBareLineEnding {
-					t.Fatalf("err = %v, want ErrBareLineEnding", err)
+				if err != tc.want {
+					t.Fatalf("err = %v, want %v", err, tc.want)
 				}
 				if src.Len() != 0 {
 					t.Fatalf("%d bytes left unread: the data must be drained before the reply", src.Len())
@@ -231,8 +238,9 @@ func TestCheckLineEndings(t *testing.T) {
 }
 
 func TestErrBareLineEnding(t *testing.T) {
-	e := ErrBareLineEnding
-	if e.Code != 500 || e.EnhancedCode != (gosmtp.EnhancedCode{5, 5, 2}) {
-		t.Fatalf("reply = %d %v, want 500 5.5.2", e.Code, e.EnhancedCode)
+	for _, e := range []*gosmtp.SMTPError{ErrBareLineEnding, ErrNULInData, ErrLineTooLong} {
+		if e.Code != 500 || e.EnhancedCode != (gosmtp.EnhancedCode{5, 5, 2}) {
+			t.Fatalf("%q: reply = %d %v, want 500 5.5.2", e.Message, e.Code, e.EnhancedCode)
+		}
 	}
 }

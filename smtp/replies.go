@@ -95,6 +95,8 @@ func (s *session) classify(err error) (int, gosmtp.EnhancedCode, string, slog.Le
 		return rf.code, rf.enh, rf.text, slog.LevelInfo
 	case errors.Is(err, ErrBareLineEnding):
 		return ErrBareLineEnding.Code, ErrBareLineEnding.EnhancedCode, ErrBareLineEnding.Message, slog.LevelWarn
+	case errors.Is(err, ErrNULInData):
+		return ErrNULInData.Code, ErrNULInData.EnhancedCode, ErrNULInData.Message, slog.LevelWarn
 	case errors.Is(err, ErrLineTooLong):
 		return ErrLineTooLong.Code, ErrLineTooLong.EnhancedCode, ErrLineTooLong.Message, slog.LevelInfo
 	case errors.Is(err, gosmtp.ErrDataTooLarge), errors.Is(err, rewrite.ErrLimit):

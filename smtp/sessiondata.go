@@ -296,6 +296,8 @@ func messageResult(err error) string {
 		return "relayed"
 	case errors.Is(err, ErrBareLineEnding):
 		return "bare_line_ending"
+	case errors.Is(err, ErrNULInData):
+		return "nul_in_data"
 	case errors.Is(err, ErrLineTooLong):
 		return "line_too_long"
 	case errors.Is(err, errDMARCReject):

@@ -248,6 +248,9 @@ func (m *Map) Tokenize(ctx context.Context, addr, displayName string) (Issued, e
 	if err != nil {
 		return Issued{}, err
 	}
+	if iss, done, err := m.tokenizeFast(ctx, a, address.Trim(addr), displayName); done {
+		return iss, err
+	}
 	iss, nt, err := m.existing(ctx, a, displayName)
 	if err != nil || nt == nil {
 		return iss, err

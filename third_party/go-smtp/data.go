@@ -79,7 +79,9 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 	}
 
 	// Code below is taken from net/textproto with only one modification to
-	// not rewrite CRLF -> LF.
+	// not rewrite CRLF -> LF. So every byte but a stuffing dot reaches the
+	// backend as sent, bare CR and bare LF included, for the backend to judge
+	// (RFC 5321 4.5.2 removes the first dot of a line, nothing else).
 
 	// Run data through a simple state machine to
 	// elide leading dots and detect End-of-Data (<CR><LF>.<CR><LF>) line.
@@ -122,10 +124,23 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 				r.state = stateEOF
 				continue
 			}
-			r.state = stateData
+			// Not part of .\r\n: the dot was a stuffing dot, but the CR
+			// after it is data. Emit the saved CR and read c again after
+			// it, as net/textproto's dotReader does (tokenproxy patch 2:
+			// the CR was dropped, hiding a bare CR from the backend).
+			// UnreadByte cannot fail right after ReadByte.
+			_ = r.r.UnreadByte()
+			c = '\r'
+			r.state = stateCR
 		case stateCR:
 			if c == '\n' {
 				r.state = stateBeginLine
+				break
+			}
+			if c == '\r' {
+				// A CR after a CR may still start the CRLF that ends the
+				// line (tokenproxy patch 2: "\r\r\n.\r\n" did not end
+				// the data).
 				break
 			}
 			r.state = stateData

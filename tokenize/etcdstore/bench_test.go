@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/test/etcdtest"
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/etcdstore"
 	"github.com/tokenproxy/tokenproxy/tokenize/storetest"
 )
 
@@ -20,14 +21,49 @@ import (
 // one node, as 50 SMTP sessions would, on a 3-member cluster on loopback.
 // Issue 15's target: ≥ 5,000 tokens/s, p99 ≤ 50 ms. Run with a fixed
 // count, e.g. -benchtime=20000x.
+//
+// Two ways on one cluster, for a same-run A/B: lookup-then-update is the
+// path without tokenize.Creator (a View finds the address absent, then an
+// Update creates it), create-if-absent the one Tokenize takes on etcd (one
+// Txn per token, shared by concurrent creations). Each reports the CPU
+// time per token of this process (the node) and of the three etcd members,
+// which share the machine's cores.
 func BenchmarkTokenizeNew50(b *testing.B) {
 	c := etcdtest.Start(b)
+	for _, path := range []struct {
+		name string
+		wrap func(*etcdstore.Store) tokenize.Store
+	}{
+		{"lookup-then-update", func(s *etcdstore.Store) tokenize.Store { return withoutCreator{Store: s} }},
+		{"create-if-absent", func(s *etcdstore.Store) tokenize.Store { return s }},
+	} {
+		b.Run(path.name, func(b *testing.B) {
+			store := path.wrap(openStore(b, c, freshPrefix(), "n1"))
+			if _, fast := store.(tokenize.Creator); fast != (path.name == "create-if-absent") {
+				b.Fatalf("%s: the store is a tokenize.Creator: %v", path.name, fast)
+			}
+			benchNewTokens(b, newMap(b, store, storetest.Keyring(), &storetest.Auditor{}))
+		})
+	}
+}
+
+// withoutCreator is an etcd store without the create-if-absent path: its
+// CreateToken field hides the promoted method (a field at depth 0 wins over
+// a method at depth 1), so it is no tokenize.Creator, and it keeps every
+// other method and optional interface of the store.
+type withoutCreator struct {
+	*etcdstore.Store
+	CreateToken struct{}
+}
+
+// benchNewTokens is BenchmarkTokenizeNew50's run on one map.
+func benchNewTokens(b *testing.B, m *tokenize.Map) {
 	ctx := context.Background()
-	m := newMap(b, openStore(b, c, freshPrefix(), "n1"), storetest.Keyring(), &storetest.Auditor{})
 	var next atomic.Int64
 	lat := make([][]time.Duration, 50)
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	cpu0 := readCPU(b)
 	start := time.Now()
 	for w := range lat {
 		wg.Add(1)
@@ -49,12 +85,15 @@ func BenchmarkTokenizeNew50(b *testing.B) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := readCPU(b).since(cpu0)
 	all := slices.Sorted(slices.Values(slices.Concat(lat...)))
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tokens/s")
 	if len(all) > 0 {
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
 		b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 	}
+	b.ReportMetric(float64(cpu.self.Microseconds())/float64(b.N), "node-cpu-us/token")
+	b.ReportMetric(float64(cpu.members.Microseconds())/float64(b.N), "etcd-cpu-us/token")
 }
 
 // BenchmarkErasurePropagation erases b.N subjects on node n1 while node

@@ -34,6 +34,14 @@
 // they fit in max-txn-ops and write disjoint keys (groupcommit.go); a
 // shared Txn whose compares fail is retried commit by commit.
 //
+// A new token takes a shorter way (create.go, tokenize.Creator): one Txn
+// If the token's key was never created (nor, after a token key rotation,
+// the address's first-length token under each older key) Then put the
+// record and its outbox entry Else get the key, through the same group
+// commit, with no look-up before it. The map falls back to the look-up
+// and an Update when a compared key holds something else (a tombstone,
+// another address's token, the address's token under an older key).
+//
 // The compare rule: every key read through Token or Meta is compared
 // (ModRevision unchanged, or CreateRevision 0 for a key that was absent),
 // and so is every token written after a Tokens scan visited it. Tokens a

@@ -17,13 +17,18 @@ type commit struct {
 	cmps []clientv3.Cmp
 	ops  []clientv3.Op
 	keys []string // the keys written: one Txn may not write a key twice
-	done chan commitResult
+	// orElse, when set, is a key the commit reads when its compares fail
+	// (CreateToken: the token present instead), in the same Txn.
+	orElse string
+	done   chan commitResult
 }
 
 type commitResult struct {
 	ok  bool  // the compares held and the writes are committed
 	rev int64 // the commit's revision
-	err error
+	// present is orElse's value when the compares failed (nil: absent).
+	present []byte
+	err     error
 }
 
 // groupCommit joins the commits of concurrent Updates into one etcd Txn
@@ -122,8 +127,13 @@ func (g *groupCommit) send(batch []*commit) {
 	for _, c := range batch {
 		cmps, ops = append(cmps, c.cmps...), append(ops, c.ops...)
 	}
-	r := g.txn(cmps, ops)
-	if r.err != nil || r.ok || len(batch) == 1 {
+	if len(batch) == 1 {
+		c := batch[0]
+		c.done <- g.txn(c.cmps, c.ops, c.orElse)
+		return
+	}
+	r := g.txn(cmps, ops, "")
+	if r.err != nil || r.ok {
 		for _, c := range batch {
 			c.done <- r
 		}
@@ -134,19 +144,30 @@ func (g *groupCommit) send(batch []*commit) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.done <- g.txn(c.cmps, c.ops)
+			c.done <- g.txn(c.cmps, c.ops, c.orElse)
 		}()
 	}
 	wg.Wait()
 }
 
-func (g *groupCommit) txn(cmps []clientv3.Cmp, ops []clientv3.Op) commitResult {
+// txn runs one Txn; with orElse set, a failed one reads that key.
+func (g *groupCommit) txn(cmps []clientv3.Cmp, ops []clientv3.Op, orElse string) commitResult {
 	ctx, cancel := g.s.call(context.Background())
 	defer cancel()
 	defer g.s.metrics.observe(opCommit, time.Now())
-	resp, err := g.s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	t := g.s.cli.Txn(ctx).If(cmps...).Then(ops...)
+	if orElse != "" {
+		t = t.Else(clientv3.OpGet(orElse))
+	}
+	resp, err := t.Commit()
 	if err != nil {
 		return commitResult{err: fail("txn", err)}
 	}
-	return commitResult{ok: resp.Succeeded, rev: resp.Header.Revision}
+	r := commitResult{ok: resp.Succeeded, rev: resp.Header.Revision}
+	if !resp.Succeeded && orElse != "" && len(resp.Responses) == 1 {
+		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 1 {
+			r.present = kvs[0].Value
+		}
+	}
+	return r
 }
