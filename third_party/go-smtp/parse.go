@@ -35,11 +35,31 @@ func parseCmd(line string) (cmd string, arg string, err error) {
 
 	// If we made it here, command is long enough to have args
 	if line[4] != ' ' {
+		// A verb longer than four letters (XCLIENT, XFORWARD) is passed
+		// on whole, for an ExtensionSession (tokenproxy patch 2).
+		if verb, arg, ok := longVerb(line); ok {
+			return verb, arg, nil
+		}
 		// There wasn't a space after the command?
 		return "", "", fmt.Errorf("mangled command: %q", line)
 	}
 
 	return strings.ToUpper(line[0:4]), strings.TrimSpace(line[5:]), nil
+}
+
+// longVerb splits a line whose verb has more than four letters, and only
+// letters, at its first space (tokenproxy patch 2).
+func longVerb(line string) (verb, arg string, ok bool) {
+	verb, arg, _ = strings.Cut(line, " ")
+	if len(verb) <= 4 {
+		return "", "", false
+	}
+	for _, c := range verb {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return "", "", false
+		}
+	}
+	return strings.ToUpper(verb), strings.TrimSpace(arg), true
 }
 
 // Takes the arguments proceeding a command and files them
