@@ -75,3 +75,30 @@ func TestServer_extensionSession(t *testing.T) {
 		}
 	}
 }
+
+// TestServer_rcptPostmaster: RFC 5321 §4.1.1.3 "RCPT TO:<Postmaster>" has no
+// domain; it reaches the session as "postmaster" (patch 3).
+func TestServer_rcptPostmaster(t *testing.T) {
+	be, s, c, scanner := testServerAuthenticated(t)
+	defer s.Close()
+	defer c.Close()
+	io.WriteString(c, "MAIL FROM:<>\r\n")
+	scanner.Scan()
+	for _, rcpt := range []string{"<Postmaster>", "<POSTMASTER>"} {
+		io.WriteString(c, "RCPT TO:"+rcpt+"\r\n")
+		if scanner.Scan(); !strings.HasPrefix(scanner.Text(), "250 ") {
+			t.Fatalf("RCPT TO:%s: %q", rcpt, scanner.Text())
+		}
+	}
+	io.WriteString(c, "RCPT TO:<Postmasterx>\r\n")
+	if scanner.Scan(); !strings.HasPrefix(scanner.Text(), "501 ") {
+		t.Fatalf("RCPT TO:<Postmasterx>: %q", scanner.Text())
+	}
+	io.WriteString(c, "DATA\r\n")
+	scanner.Scan()
+	io.WriteString(c, "Subject: x\r\n\r\n.\r\n")
+	scanner.Scan()
+	if len(be.messages) != 1 || len(be.messages[0].To) != 2 || be.messages[0].To[0] != "postmaster" {
+		t.Fatalf("messages = %+v", be.messages)
+	}
+}

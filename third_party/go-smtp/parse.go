@@ -167,6 +167,18 @@ func (p *parser) parseReversePath() (string, error) {
 	return p.parsePath()
 }
 
+// parseForwardPath accepts "<Postmaster>" without a domain besides a path
+// (RFC 5321 §4.1.1.3, §4.5.1: a server MUST accept it); it is returned as
+// "postmaster" (tokenproxy patch 3, PATCHES.md).
+func (p *parser) parseForwardPath() (string, error) {
+	const pm = "<postmaster>"
+	if len(p.s) >= len(pm) && strings.EqualFold(p.s[:len(pm)], pm) {
+		p.s = p.s[len(pm):]
+		return "postmaster", nil
+	}
+	return p.parsePath()
+}
+
 func (p *parser) parsePath() (string, error) {
 	hasBracket := p.acceptByte('<')
 	if p.acceptByte('@') {
