@@ -22,7 +22,8 @@ func authCheck(cfg *policy.Config) *smtp.AuthCheck {
 	if !a.Enabled {
 		return nil
 	}
-	return &smtp.AuthCheck{Resolver: resolver(cfg), TagDMARCReject: a.DMARCRejectAction == "tag"}
+	return &smtp.AuthCheck{Resolver: resolver(cfg), TagDMARCReject: a.DMARCRejectAction == "tag",
+		TrustedAuthservIDs: a.TrustedAuthservIDs}
 }
 
 // resolver asks inbound.auth_check.dns_server, or the system's resolver.
