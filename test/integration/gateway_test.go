@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,12 +183,14 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 func postfixUID(t *testing.T) int {
 	t.Helper()
-	out, err := exec.Command("id", "-u", "postfix").Output()
+	u, err := user.Lookup("postfix")
 	if err != nil {
 		t.Fatalf("no postfix user (the Debian package creates it): %v", err)
 	}
-	var uid int
-	fmt.Sscan(string(out), &uid)
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return uid
 }
 
