@@ -112,8 +112,9 @@ func (s *session) authResultsAddr(addr string) string {
 
 // withAuthResults returns field, then the header section of msg without
 // the Authentication-Results fields that claim one of ids (ours, and the
-// trusted relays' on a connection from elsewhere), then the rest of msg. RFC 8601 §5: a border MTA MUST remove them, or the CRM
-// would read a forger's verdicts as ours. release returns the read buffer
+// trusted relays' on a connection from elsewhere), then the rest of msg.
+// RFC 8601 §5: a border MTA MUST remove them, or the CRM would read a
+// forger's verdicts as ours. release returns the read buffer
 // once the message has been relayed; it is nil on error.
 func (p *inboundPolicy) withAuthResults(msg io.Reader, field string, ids []string, res *dataResult) (_ io.Reader, release func(), _ error) {
 	br := headerReaders.Get().(*bufio.Reader)

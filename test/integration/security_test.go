@@ -426,7 +426,7 @@ func (a *attacker) openRelay() {
 
 // relayDomainSender: an envelope sender in the relay domain (a token or
 // not) would reach the CRM as a customer's token: 550 5.7.1 at MAIL
-// (issue 18 item 8; no trusted-relay setting exists yet).
+// (issue 18 item 8; the attacker is no trusted relay).
 func (a *attacker) relayDomainSender() {
 	c := a.session(a.in)
 	for _, from := range []string{"t1-aaaaaaaaaaaaaaaa@relay.company.example", "postmaster@relay.company.example"} {
