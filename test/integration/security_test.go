@@ -433,6 +433,12 @@ func (a *attacker) relayDomainSender() {
 		r := c.cmd("MAIL FROM:<" + from + ">")
 		a.row("relay-domain sender (inbound)", "MAIL FROM:<"+from+">", r, "550 5.7.1", strings.HasPrefix(r, "550 5.7.1"))
 	}
+	// Issue 16: only a trusted relay may name another client; the
+	// attacker is none.
+	for _, cmd := range []string{"XFORWARD ADDR=192.0.2.1 HELO=mx.example.com", "XCLIENT ADDR=192.0.2.1"} {
+		r := c.cmd(cmd)
+		a.row("relay command from an untrusted client (inbound)", cmd, r, "550 5.7.0", strings.HasPrefix(r, "550 5.7.0"))
+	}
 	c.cmd("QUIT")
 }
 
