@@ -161,3 +161,19 @@ func TestVerifyTrustedAuthResults(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseReceived: any field value parses or not, never panics, and a
+// hop it returns has a valid IP.
+func FuzzParseReceived(f *testing.F) {
+	for _, s := range []string{
+		"from mx.example (unknown [192.0.2.1]) by gw (Postfix) with ESMTP id X",
+		"from [192.0.2.1] (helo=x)", "from x (2001:db8::1) by y", "from (", "from x ([IPv6:", "from x (helo= [",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if hop, ok := parseReceived(s); ok && !hop.IP.IsValid() {
+			t.Fatalf("%q: hop without IP", s)
+		}
+	})
+}

@@ -325,3 +325,15 @@ func TestParseXAttrs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseXAttrs: XFORWARD/XCLIENT arguments never panic the session.
+func FuzzParseXAttrs(f *testing.F) {
+	for _, s := range []string{"ADDR=192.0.2.1 HELO=mx+2Eexample", "HELO=+", "ADDR=IPV6:::1", "NAME=[UNAVAILABLE]"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if a, err := parseXAttrs(s); err == nil && strings.ContainsAny(a.helo, " \r\n()") {
+			t.Fatalf("%q: HELO %q not sanitized", s, a.helo)
+		}
+	})
+}
