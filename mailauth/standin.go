@@ -18,18 +18,24 @@ import (
 // This is the seam of the trusted sources: a trusted relay's own
 // Authentication-Results (trustedAuthResults, below); a trusted sealer's
 // ARC-Authentication-Results (RFC 8617) plugs in beside it, in standIns.
+// A source that needs the body (an ARC chain's message signatures) does
+// its work while Verify streams the message and only hands over its
+// results here.
 type standIn interface {
 	results(in VerifyInput, fields []field) ([]SPFVerdict, []DKIMVerdict)
 }
 
-// standIns returns the trusted sources for a message whose client is a
-// trusted relay (rv != nil); none otherwise: from anyone else these
-// results are forgeries.
+// standIns returns the trusted sources for a message. A relay's own
+// Authentication-Results count only on a connection from a trusted relay
+// (rv != nil): from anyone else they are forgeries (RFC 8601 §5).
 func standIns(in VerifyInput, rv *RelayVerdict) []standIn {
-	if rv == nil || len(in.Trust.AuthservIDs) == 0 {
-		return nil
+	var out []standIn
+	if rv != nil && len(in.Trust.AuthservIDs) > 0 {
+		out = append(out, trustedAuthResults(in.Trust.AuthservIDs))
 	}
-	return []standIn{trustedAuthResults(in.Trust.AuthservIDs)}
+	// A trusted ARC sealer's results (issue 16 item 2) are appended here:
+	// a sealer is trusted by its signing domain, whoever connects.
+	return out
 }
 
 // applyStandIns re-evaluates a DMARC failure with the results of the
