@@ -47,9 +47,12 @@ type InboundOptions struct {
 	NewTokenRate NewTokenRate
 	// Now is the clock of NewTokenRate; nil: time.Now.
 	Now func() time.Time
-	// TrustedRelays and Postmaster: relay.go and postmaster.go.
-	TrustedRelays []netip.Prefix
-	Postmaster    string
+	// TrustedRelays, TrustedAuthservIDs (mailauth.Trust) and Postmaster:
+	// relay.go and postmaster.go. Fields of the trusted authserv-ids are
+	// removed from any other client's message, with or without AuthCheck.
+	TrustedRelays      []netip.Prefix
+	TrustedAuthservIDs []string
+	Postmaster         string
 }
 
 // inboundPolicy tokenizes the envelope sender and the message and accepts

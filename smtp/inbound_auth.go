@@ -23,9 +23,6 @@ type AuthCheck struct {
 	// dmarc=fail in Authentication-Results, instead of refusing it with
 	// 550 5.7.1.
 	TagDMARCReject bool
-	// TrustedAuthservIDs: mailauth.Trust.AuthservIDs. From a client that
-	// is not a trusted relay their fields are removed.
-	TrustedAuthservIDs []string
 }
 
 // prepare runs before the rewriter and before the downstream DATA. It

@@ -37,11 +37,7 @@ func (p *inboundPolicy) trusts(ip netip.Addr) bool {
 
 // trust is what the authentication check believes beyond the client.
 func (p *inboundPolicy) trust() mailauth.Trust {
-	t := mailauth.Trust{Relays: p.o.TrustedRelays}
-	if p.o.AuthCheck != nil {
-		t.AuthservIDs = p.o.AuthCheck.TrustedAuthservIDs
-	}
-	return t
+	return mailauth.Trust{Relays: p.o.TrustedRelays, AuthservIDs: p.o.TrustedAuthservIDs}
 }
 
 // verifyInput is what the check knows of the message's origin: the client
@@ -61,8 +57,8 @@ func (p *inboundPolicy) verifyInput(s *session) mailauth.VerifyInput {
 // else they are forgeries the CRM must not read).
 func (p *inboundPolicy) removedAuthservIDs(s *session) []string {
 	ids := []string{p.o.AuthservID}
-	if p.o.AuthCheck != nil && !p.trusts(s.ip) {
-		ids = append(ids, p.o.AuthCheck.TrustedAuthservIDs...)
+	if !p.trusts(s.ip) {
+		ids = append(ids, p.o.TrustedAuthservIDs...)
 	}
 	return ids
 }

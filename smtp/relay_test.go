@@ -29,7 +29,7 @@ func relayHarness(t *testing.T, relays []netip.Prefix, ids ...string) *harness {
 	z := authDNS(t)
 	return authHarness(t, z.Addr, func(o *harnessOpts) {
 		o.trustedRelays = relays
-		o.auth.TrustedAuthservIDs = ids
+		o.trustedIDs = ids
 	})
 }
 
@@ -200,7 +200,7 @@ func TestInboundTrustedAuthResults(t *testing.T) {
 		z := authDNS(t)
 		h = authHarness(t, z.Addr, func(o *harnessOpts) {
 			o.trustedRelays = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
-			o.auth.TrustedAuthservIDs = []string{"gw.company.example"}
+			o.trustedIDs = []string{"gw.company.example"}
 			o.auth.TagDMARCReject = true
 		})
 		if r := sendInbound(h, "bob.roe@example.org", gwAR+dmarcFailMsg); !strings.HasPrefix(r, "250") {
@@ -209,6 +209,18 @@ func TestInboundTrustedAuthResults(t *testing.T) {
 		ar := arFields(relayedOne(t, h))
 		if len(ar) != 1 || strings.Contains(ar[0], "gw.company.example") || !strings.Contains(ar[0], "dmarc=fail") {
 			t.Fatalf("Authentication-Results: %q", ar)
+		}
+	})
+	t.Run("untrusted, check disabled", func(t *testing.T) {
+		h := newHarness(t, func(o *harnessOpts) {
+			o.trustedRelays = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+			o.trustedIDs = []string{"gw.company.example"}
+		})
+		if r := sendInbound(h, "bob.roe@example.org", gwAR+dmarcFailMsg); !strings.HasPrefix(r, "250") {
+			t.Fatalf("DATA: %s", r)
+		}
+		if ar := arFields(relayedOne(t, h)); len(ar) != 0 {
+			t.Fatalf("a forged gateway field reached the CRM: %q", ar)
 		}
 	})
 }

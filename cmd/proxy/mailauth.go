@@ -22,8 +22,7 @@ func authCheck(cfg *policy.Config) *smtp.AuthCheck {
 	if !a.Enabled {
 		return nil
 	}
-	return &smtp.AuthCheck{Resolver: resolver(cfg), TagDMARCReject: a.DMARCRejectAction == "tag",
-		TrustedAuthservIDs: a.TrustedAuthservIDs}
+	return &smtp.AuthCheck{Resolver: resolver(cfg), TagDMARCReject: a.DMARCRejectAction == "tag"}
 }
 
 // resolver asks inbound.auth_check.dns_server, or the system's resolver.

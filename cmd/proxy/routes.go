@@ -111,7 +111,8 @@ func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, 
 		Mailboxes: mailboxes, Map: d.e.m, Rewriter: d.rw, LocalCase: lc, Internal: cfg.IsInternal,
 		AuthservID: authservID(cfg), AuthCheck: authCheck(cfg), MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes,
 		NewTokenRate:  smtp.NewTokenRate{PerIP: cfg.Inbound.NewTokenRate.PerIP, Total: cfg.Inbound.NewTokenRate.Total},
-		TrustedRelays: cfg.TrustedRelayPrefixes(), Postmaster: cfg.Inbound.Postmaster}
+		TrustedRelays: cfg.TrustedRelayPrefixes(), TrustedAuthservIDs: cfg.Inbound.AuthCheck.TrustedAuthservIDs,
+		Postmaster: cfg.Inbound.Postmaster}
 	o := cfg.Outbound
 	users := map[string]string{}
 	for _, u := range o.AuthUsers {
