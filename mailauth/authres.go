@@ -40,13 +40,18 @@ func (v *Verdicts) spfResults(hide func(string) string) []authres.Result {
 	}
 	var out []authres.Result
 	for _, s := range v.SPF {
-		r := &authres.SPFResult{Value: authres.ResultValue(orNone(s.Result))}
+		params := map[string]string{}
 		if s.Identity == "helo" {
-			r.Helo = s.Domain
+			params["smtp.helo"] = s.Domain
 		} else {
-			r.From = hide(s.MailFrom)
+			params["smtp.mailfrom"] = hide(s.MailFrom)
 		}
-		out = append(out, r)
+		if s.Via != "" {
+			params["policy.trusted-authres"] = s.Via
+		} else {
+			v.Relay.addParams(params)
+		}
+		out = append(out, &authres.GenericResult{Method: "spf", Value: authres.ResultValue(orNone(s.Result)), Params: params})
 	}
 	return out
 }
@@ -69,6 +74,8 @@ func (v *Verdicts) dkimResults(hide func(string) string) []authres.Result {
 				"header.i": hide(d.Identifier),
 				"header.s": d.Selector,
 				"header.a": d.Algorithm,
+				// a result a trusted relay reached, not ours (standin.go)
+				"policy.trusted-authres": d.Via,
 			},
 		})
 	}

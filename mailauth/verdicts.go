@@ -33,6 +33,9 @@ type Verdicts struct {
 	SPF   []SPFVerdict  // one per identity checked: MAIL FROM, or HELO when MAIL FROM is null
 	DKIM  []DKIMVerdict // one per DKIM-Signature field, in header order
 	DMARC DMARCVerdict
+	// Relay is set when the client was a trusted relay: SPF then judged
+	// the first untrusted hop (relay.go).
+	Relay *RelayVerdict
 }
 
 // SPFVerdict is the SPF result for one identity (RFC 7208 §2.3, §2.4).
@@ -46,6 +49,9 @@ type SPFVerdict struct {
 	// MailFrom is the MAIL FROM address checked; "" for the HELO identity.
 	// It is a customer address on the inbound route: never log it.
 	MailFrom string
+	// Via is "" for our own check; else the authserv-id of the trusted
+	// relay whose result stands in (standin.go).
+	Via string
 }
 
 // DKIMVerdict is the result of one DKIM-Signature field (RFC 6376 §6).
@@ -60,6 +66,9 @@ type DKIMVerdict struct {
 	// Reason is a short fixed text for a result other than pass, without
 	// addresses or resolver details.
 	Reason string
+	// Via is "" for our own check; else the authserv-id of the trusted
+	// relay whose result stands in (standin.go).
+	Via string
 }
 
 // DMARCVerdict is the DMARC result of the message (RFC 7489 §6.6).

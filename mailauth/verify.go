@@ -27,6 +27,13 @@ type VerifyInput struct {
 	ClientIP net.IP // the connecting client's address
 	Helo     string // the HELO/EHLO argument
 	MailFrom string // the reverse-path without angle brackets; "" for the null path <>
+	// Trust names the trusted relays and the results they may stand in
+	// with (relay.go); zero: none.
+	Trust Trust
+	// Forwarded is the hop a trusted relay said it received the message
+	// from (Postfix XFORWARD ADDR and HELO); zero: none. Read only when
+	// the client is a trusted relay.
+	Forwarded Hop
 }
 
 // Verify checks SPF, every DKIM signature and DMARC for a message as
@@ -58,7 +65,8 @@ func Verify(ctx context.Context, r *Resolver, in VerifyInput, msg io.Reader) (v 
 	}
 	fields := splitFields(hdr)
 
-	spfDone := startSPF(ctx, r, in) // its DNS look-ups overlap DKIM's
+	hop, relayed := judgedHop(in, fields)
+	spfDone := startSPFFor(ctx, r, in, hop, relayed) // its DNS look-ups overlap DKIM's
 	dkimV, err := verifyDKIM(ctx, r, hdr, fields, br)
 	if err != nil {
 		return nil, err
@@ -68,8 +76,9 @@ func Verify(ctx context.Context, r *Resolver, in VerifyInput, msg io.Reader) (v 
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, fmt.Errorf("mailauth: reading message: %w", err)
 	}
-	v = &Verdicts{SPF: <-spfDone, DKIM: dkimV}
+	v = &Verdicts{SPF: <-spfDone, DKIM: dkimV, Relay: relayed}
 	v.DMARC = evalDMARC(ctx, r, fields, v.SPF, v.DKIM)
+	v.applyStandIns(ctx, r, in, fields, standIns(in, relayed))
 	return v, nil
 }
 

@@ -20,6 +20,8 @@ type AuthCheck struct {
 	// DMARCRejectAction is what a DMARC failure under p=reject gets:
 	// reject (550 5.7.1) or tag (relayed with the verdict).
 	DMARCRejectAction string `yaml:"dmarc_reject_action"`
+	// TrustedAuthservIDs: config_relay.go.
+	TrustedAuthservIDs []string `yaml:"trusted_authserv_ids"`
 }
 
 // DKIM configures the outbound route's signature. An empty Domain means no

@@ -17,6 +17,9 @@ type Inbound struct {
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// NewTokenRate bounds the tokens customers' mail creates per minute.
 	NewTokenRate NewTokenRate `yaml:"new_token_rate"`
+	// TrustedRelays and Postmaster: config_relay.go.
+	TrustedRelays []string `yaml:"trusted_relays"`
+	Postmaster    string   `yaml:"postmaster"`
 }
 
 // NewTokenRate is how many new tokens the inbound route creates per

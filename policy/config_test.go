@@ -54,6 +54,7 @@ func quickstartRoutesDiffer(q *policy.Config, d policy.Config) string {
 	d.Outbound.DKIM.Headers = []string{}
 	d.Outbound.SPFNetworks, d.Outbound.SPFIncludes = []string{}, []string{}
 	d.DNS.MX, d.DNS.DMARCReports, d.DNS.TLSReports = []string{}, []string{}, []string{}
+	d.Inbound.TrustedRelays, d.Inbound.AuthCheck.TrustedAuthservIDs = []string{}, []string{}
 	for _, s := range []struct {
 		name string
 		q, d any

@@ -17,7 +17,7 @@ var (
 )
 
 func (c *Config) validateRoutes() error {
-	for _, check := range []func() error{c.validateInbound, c.validateOutbound, c.validateAuthUsers, c.validateListeners, c.validateSMTP} {
+	for _, check := range []func() error{c.validateInbound, c.validateOutbound, c.validateAuthUsers, c.validateListeners, c.validateSMTP, c.validateRelays} {
 		if err := check(); err != nil {
 			return err
 		}

@@ -51,8 +51,8 @@ func TestOutboundRoutedRecipientsRefused(t *testing.T) {
 
 // TestInboundRelayDomainSenderRefused: an existing token (or any address
 // in the relay domain) as envelope sender is refused 550 5.7.1 at MAIL
-// (there is no trusted-relay setting yet); nothing reaches the CRM and no
-// token is created.
+// unless the client is a trusted relay (TestInboundRelayDomainSenderTrusted);
+// nothing reaches the CRM and no token is created.
 func TestInboundRelayDomainSenderRefused(t *testing.T) {
 	h := newHarness(t, nil)
 	tok := h.token("jane.doe@example.com")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -46,6 +47,12 @@ type InboundOptions struct {
 	NewTokenRate NewTokenRate
 	// Now is the clock of NewTokenRate; nil: time.Now.
 	Now func() time.Time
+	// TrustedRelays, TrustedAuthservIDs (mailauth.Trust) and Postmaster:
+	// relay.go and postmaster.go. Fields of the trusted authserv-ids are
+	// removed from any other client's message, with or without AuthCheck.
+	TrustedRelays      []netip.Prefix
+	TrustedAuthservIDs []string
+	Postmaster         string
 }
 
 // inboundPolicy tokenizes the envelope sender and the message and accepts
@@ -91,7 +98,7 @@ func NewInboundConfig(o InboundOptions) (*RouteConfig, error) {
 // required here, as a public MX cannot require it.
 func (p *inboundPolicy) mayMail(*session) error { return nil }
 
-func (p *inboundPolicy) checkSender(from string) error {
+func (p *inboundPolicy) checkSender(s *session, from string) error {
 	if from == "" {
 		return nil // the null sender of bounces (RFC 5321 §4.5.5)
 	}
@@ -101,9 +108,8 @@ func (p *inboundPolicy) checkSender(from string) error {
 	}
 	// Only the proxy writes addresses in the relay domain: a customer
 	// sending as a token would reach the CRM as that token's owner. A
-	// trusted relay (a company gateway, DESIGN.md) could be allowed here,
-	// but no such setting exists yet, so the refusal is unconditional.
-	if a.Domain == p.o.Map.Format().Domain {
+	// trusted relay (a company gateway, DESIGN.md) may.
+	if a.Domain == p.o.Map.Format().Domain && !p.trusts(s.ip) {
 		return errRelayDomainSender
 	}
 	return nil
@@ -138,6 +144,12 @@ func (p *inboundPolicy) sender(ctx context.Context, s *session, from string) (st
 }
 
 func (p *inboundPolicy) recipient(_ context.Context, _ *session, to string) (string, error) {
+	if pm, ok := p.postmaster(to); ok {
+		if pm == "" {
+			return "", errRelayDenied
+		}
+		return pm, nil
+	}
 	a, err := address.Normalize(to, p.o.LocalCase)
 	if err != nil {
 		return "", fmt.Errorf("%w (%w)", errBadRecipient, err)

@@ -35,7 +35,7 @@ type AuthCheck struct {
 // field too.
 func (p *inboundPolicy) prepare(ctx context.Context, s *session, src io.Reader, res *dataResult) (io.Reader, func(), error) {
 	if p.o.AuthCheck == nil {
-		return p.withAuthResults(src, "", res)
+		return p.withAuthResults(src, "", p.removedAuthservIDs(s), res)
 	}
 	sp := newSpool(s.r.opts.SpoolDir, spoolMemBytes)
 	msg, release, err := p.authenticate(ctx, s, src, sp, res)
@@ -49,7 +49,7 @@ func (p *inboundPolicy) prepare(ctx context.Context, s *session, src io.Reader, 
 // authenticate verifies the message into sp and returns it with our
 // Authentication-Results field, and the release of withAuthResults.
 func (p *inboundPolicy) authenticate(ctx context.Context, s *session, src io.Reader, sp *spool, res *dataResult) (io.Reader, func(), error) {
-	v, err := s.verify(ctx, p.o.AuthCheck.Resolver, src, sp)
+	v, err := s.verify(ctx, p.o.AuthCheck.Resolver, p.verifyInput(s), src, sp)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -68,7 +68,7 @@ func (p *inboundPolicy) authenticate(ctx context.Context, s *session, src io.Rea
 	if err != nil {
 		return nil, nil, err
 	}
-	return p.withAuthResults(msg, authResultsField(value), res)
+	return p.withAuthResults(msg, authResultsField(value), p.removedAuthservIDs(s), res)
 }
 
 // verify reads the client's whole message into sp while mailauth.Verify
@@ -76,9 +76,9 @@ func (p *inboundPolicy) authenticate(ctx context.Context, s *session, src io.Rea
 // lost connection) is returned as it is. A message mailauth cannot parse
 // but we could read gets nil verdicts: the rewriter has the last word on it.
 // DNS failures are temperror verdicts, never errors.
-func (s *session) verify(ctx context.Context, r *mailauth.Resolver, src io.Reader, sp *spool) (*mailauth.Verdicts, error) {
+func (s *session) verify(ctx context.Context, r *mailauth.Resolver, vin mailauth.VerifyInput, src io.Reader, sp *spool) (*mailauth.Verdicts, error) {
 	in := &firstErrReader{r: src}
-	v, err := mailauth.Verify(ctx, r, s.verifyInput(), io.TeeReader(in, sp))
+	v, err := mailauth.Verify(ctx, r, vin, io.TeeReader(in, sp))
 	switch {
 	case in.err != nil:
 		return nil, in.err
@@ -97,10 +97,6 @@ func (s *session) verify(ctx context.Context, r *mailauth.Resolver, src io.Reade
 	return nil, nil
 }
 
-func (s *session) verifyInput() mailauth.VerifyInput {
-	return mailauth.VerifyInput{ClientIP: s.ip.AsSlice(), Helo: s.c.Hostname(), MailFrom: s.from}
-}
-
 // authResultsAddr is what Authentication-Results shows of an address: the
 // envelope sender's token, which is how the CRM knows the customer, and of
 // any other address only its domain (RFC 8601 §2.2 allows a bare domain).
@@ -112,11 +108,12 @@ func (s *session) authResultsAddr(addr string) string {
 }
 
 // withAuthResults returns field, then the header section of msg without
-// the Authentication-Results fields that claim our authserv-id, then the
-// rest of msg. RFC 8601 §5: a border MTA MUST remove them, or the CRM
-// would read a forger's verdicts as ours. release returns the read buffer
+// the Authentication-Results fields that claim one of ids (ours, and the
+// trusted relays' on a connection from elsewhere), then the rest of msg.
+// RFC 8601 §5: a border MTA MUST remove them, or the CRM would read a
+// forger's verdicts as ours. release returns the read buffer
 // once the message has been relayed; it is nil on error.
-func (p *inboundPolicy) withAuthResults(msg io.Reader, field string, res *dataResult) (_ io.Reader, release func(), _ error) {
+func (p *inboundPolicy) withAuthResults(msg io.Reader, field string, ids []string, res *dataResult) (_ io.Reader, release func(), _ error) {
 	br := headerReaders.Get().(*bufio.Reader)
 	br.Reset(msg)
 	release = func() {
@@ -131,7 +128,12 @@ func (p *inboundPolicy) withAuthResults(msg io.Reader, field string, res *dataRe
 		release()
 		return nil, nil, err
 	}
-	hdr, res.authRemoved = mailauth.StripAuthResults(dropLeadingFolds(hdr), p.o.AuthservID)
+	hdr = dropLeadingFolds(hdr)
+	for _, id := range ids {
+		var n int
+		hdr, n = mailauth.StripAuthResults(hdr, id)
+		res.authRemoved += n
+	}
 	return io.MultiReader(strings.NewReader(field), bytes.NewReader(hdr), br), release, nil
 }
 

@@ -126,7 +126,7 @@ func (p *outboundPolicy) networkAllowed(ip netip.Addr) bool {
 	return false
 }
 
-func (p *outboundPolicy) checkSender(from string) error {
+func (p *outboundPolicy) checkSender(_ *session, from string) error {
 	if from == "" {
 		return nil
 	}

@@ -55,7 +55,7 @@ type routePolicy interface {
 	// mayMail refuses a transaction the session may not start (TLS, AUTH).
 	mayMail(s *session) error
 	// checkSender validates the envelope sender at MAIL time.
-	checkSender(from string) error
+	checkSender(s *session, from string) error
 	// sender returns the downstream envelope sender, at the first
 	// accepted recipient (so refused relay attempts create no token).
 	sender(ctx context.Context, s *session, from string) (string, error)

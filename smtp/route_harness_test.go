@@ -71,6 +71,11 @@ type harnessOpts struct {
 	// tokenRate and now: the inbound route's NewTokenRate and its clock.
 	tokenRate NewTokenRate
 	now       func() time.Time
+	// trustedRelays, trustedIDs and postmaster: the inbound route's
+	// (relay_test.go).
+	trustedRelays []netip.Prefix
+	trustedIDs    []string
+	postmaster    string
 }
 
 func testLimits() policy.SMTP {
@@ -110,7 +115,8 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	}
 	h.in, err = NewInbound(InboundOptions{Route: route("mx.test"), Map: h.m, Rewriter: rw, Internal: internal,
 		Mailboxes: map[string]string{"support@company.example": "support@crm.example"}, LocalCase: address.LocalFold,
-		AuthCheck: o.auth, NewTokenRate: o.tokenRate, Now: o.now})
+		AuthCheck: o.auth, NewTokenRate: o.tokenRate, Now: o.now, TrustedRelays: o.trustedRelays,
+		TrustedAuthservIDs: o.trustedIDs, Postmaster: o.postmaster})
 	if err != nil {
 		t.Fatal(err)
 	}

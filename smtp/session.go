@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/tokenproxy/tokenproxy/mailauth"
 	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
@@ -44,6 +45,10 @@ type session struct {
 	// stage holds the inbound transaction's new tokens until its message
 	// passed (begun with the downstream transaction); nil outbound.
 	stage *tokenize.Stage
+	// fwd is the hop a trusted relay's XFORWARD named, until the
+	// transaction ends; xclientHelo the HELO its XCLIENT named (relay.go).
+	fwd         mailauth.Hop
+	xclientHelo string
 }
 
 func (r *Route) newSession(c *gosmtp.Conn, cfg *RouteConfig) *session {
@@ -84,7 +89,7 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	if err := s.cfg.policy.mayMail(s); err != nil {
 		return s.reply("mail", err)
 	}
-	if err := s.cfg.policy.checkSender(from); err != nil {
+	if err := s.cfg.policy.checkSender(s, from); err != nil {
 		return s.reply("mail", err)
 	}
 	s.endTxn()
@@ -169,6 +174,7 @@ func (s *session) begin() error {
 // transaction still open is aborted: it never gets the final dot.
 func (s *session) Reset() {
 	s.endTxn()
+	s.fwd = mailauth.Hop{} // XFORWARD holds for one transaction
 	if s.conn != nil {
 		s.conn.setBusy(false)
 	}

@@ -21,6 +21,8 @@ targets=(
 	"./smtp FuzzStrictData"
 	"./smtp/downstream FuzzDownWire"
 	"./mailauth FuzzStripAuthResults"
+	"./mailauth FuzzParseReceived"
+	"./smtp FuzzParseXAttrs"
 	"./rewrite/scan FuzzReplaceAddresses"
 	"./rewrite/header FuzzRewriteAddressField"
 	"./rewrite/header FuzzRewriteUnstructured"

@@ -441,12 +441,18 @@ func (a *attacker) openRelay() {
 
 // relayDomainSender: an envelope sender in the relay domain (a token or
 // not) would reach the CRM as a customer's token: 550 5.7.1 at MAIL
-// (issue 18 item 8; no trusted-relay setting exists yet).
+// (issue 18 item 8; the attacker is no trusted relay).
 func (a *attacker) relayDomainSender() {
 	c := a.session(a.in)
 	for _, from := range []string{"t1-aaaaaaaaaaaaaaaa@relay.company.example", "postmaster@relay.company.example"} {
 		r := c.cmd("MAIL FROM:<" + from + ">")
 		a.row("relay-domain sender (inbound)", "MAIL FROM:<"+from+">", r, "550 5.7.1", strings.HasPrefix(r, "550 5.7.1"))
+	}
+	// Issue 16: only a trusted relay may name another client; the
+	// attacker is none.
+	for _, cmd := range []string{"XFORWARD ADDR=192.0.2.1 HELO=mx.example.com", "XCLIENT ADDR=192.0.2.1"} {
+		r := c.cmd(cmd)
+		a.row("relay command from an untrusted client (inbound)", cmd, r, "550 5.7.0", strings.HasPrefix(r, "550 5.7.0"))
 	}
 	c.cmd("QUIT")
 }

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"errors"
 	"io"
 
 	"github.com/emersion/go-sasl"
@@ -63,6 +64,28 @@ type Session interface {
 	//
 	// r must be consumed before Data returns.
 	Data(r io.Reader) error
+}
+
+// ErrCommandUnrecognized is returned by ExtensionSession.Command for a
+// command the session does not implement either: the client gets go-smtp's
+// own "500 5.5.2 ... command unrecognized".
+var ErrCommandUnrecognized = errors.New("smtp: command unrecognized")
+
+// ExtensionSession is an add-on interface for Session: commands go-smtp
+// does not implement, such as Postfix's XFORWARD and XCLIENT, and the EHLO
+// keywords that announce them (tokenproxy patch 3, PATCHES.md).
+type ExtensionSession interface {
+	Session
+
+	// Extensions returns the EHLO keywords to announce besides go-smtp's
+	// own, asked at each EHLO (they may depend on the client).
+	Extensions() []string
+	// Command handles a command go-smtp does not implement; cmd is upper
+	// case, arg the rest of the line. nil answers "250 2.0.0 OK"; a
+	// *SMTPError is sent as it is, whatever its code (XCLIENT answers
+	// with a new 220 greeting); ErrCommandUnrecognized gets go-smtp's
+	// usual answer to an unknown command.
+	Command(cmd, arg string) error
 }
 
 // LMTPSession is an add-on interface for Session. It can be implemented by

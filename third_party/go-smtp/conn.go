@@ -147,9 +147,26 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "STARTTLS":
 		c.handleStartTLS()
 	default:
-		msg := fmt.Sprintf("Syntax errors, %v command unrecognized", cmd)
-		c.protocolError(500, EnhancedCode{5, 5, 2}, msg)
+		c.handleExtension(cmd, arg)
 	}
+}
+
+// handleExtension passes a command go-smtp does not implement to the
+// session's ExtensionSession, if any (tokenproxy patch 3, PATCHES.md).
+func (c *Conn) handleExtension(cmd, arg string) {
+	if ext, ok := c.Session().(ExtensionSession); ok {
+		err := ext.Command(cmd, arg)
+		switch {
+		case err == nil:
+			c.writeResponse(250, EnhancedCode{2, 0, 0}, "OK")
+			return
+		case err != ErrCommandUnrecognized:
+			c.writeError(501, EnhancedCode{5, 5, 4}, err)
+			return
+		}
+	}
+	msg := fmt.Sprintf("Syntax errors, %v command unrecognized", cmd)
+	c.protocolError(500, EnhancedCode{5, 5, 2}, msg)
 }
 
 func (c *Conn) Server() *Server {
@@ -309,6 +326,10 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 		} else {
 			caps = append(caps, fmt.Sprintf("MT-PRIORITY %s", c.server.MtPriorityProfile))
 		}
+	}
+
+	if ext, ok := c.Session().(ExtensionSession); ok {
+		caps = append(caps, ext.Extensions()...)
 	}
 
 	args := []string{"Hello " + domain}
@@ -688,7 +709,7 @@ func (c *Conn) handleRcpt(arg string) {
 	}
 
 	p := parser{s: strings.TrimSpace(arg)}
-	recipient, err := p.parsePath()
+	recipient, err := p.parseForwardPath()
 	if err != nil {
 		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
 		return

@@ -35,11 +35,31 @@ func parseCmd(line string) (cmd string, arg string, err error) {
 
 	// If we made it here, command is long enough to have args
 	if line[4] != ' ' {
+		// A verb longer than four letters (XCLIENT, XFORWARD) is passed
+		// on whole, for an ExtensionSession (tokenproxy patch 3).
+		if verb, arg, ok := longVerb(line); ok {
+			return verb, arg, nil
+		}
 		// There wasn't a space after the command?
 		return "", "", fmt.Errorf("mangled command: %q", line)
 	}
 
 	return strings.ToUpper(line[0:4]), strings.TrimSpace(line[5:]), nil
+}
+
+// longVerb splits a line whose verb has more than four letters, and only
+// letters, at its first space (tokenproxy patch 3).
+func longVerb(line string) (verb, arg string, ok bool) {
+	verb, arg, _ = strings.Cut(line, " ")
+	if len(verb) <= 4 {
+		return "", "", false
+	}
+	for _, c := range verb {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return "", "", false
+		}
+	}
+	return strings.ToUpper(verb), strings.TrimSpace(arg), true
 }
 
 // Takes the arguments proceeding a command and files them
@@ -143,6 +163,18 @@ func (p *parser) parseReversePath() (string, error) {
 	if strings.HasPrefix(p.s, "<>") {
 		p.s = strings.TrimPrefix(p.s, "<>")
 		return "", nil
+	}
+	return p.parsePath()
+}
+
+// parseForwardPath accepts "<Postmaster>" without a domain besides a path
+// (RFC 5321 §4.1.1.3, §4.5.1: a server MUST accept it); it is returned as
+// "postmaster" (tokenproxy patch 4, PATCHES.md).
+func (p *parser) parseForwardPath() (string, error) {
+	const pm = "<postmaster>"
+	if len(p.s) >= len(pm) && strings.EqualFold(p.s[:len(pm)], pm) {
+		p.s = p.s[len(pm):]
+		return "postmaster", nil
 	}
 	return p.parsePath()
 }
