@@ -34,7 +34,7 @@ func TestConsoleIdleTimeout(t *testing.T) {
 				t.Fatalf("err = %v, want one naming %q", err, tt.err)
 			}
 			var fe *policy.FieldError
-			if errors.As(err, &fe) && fe.Field != "compliance.console.idle_timeout" && fe.Field != "(file)" {
+			if errors.As(err, &fe) && fe.Field != "compliance.console.idle_timeout" && fe.Field != "compliance.console."+tt.err {
 				t.Errorf("field = %s", fe.Field)
 			}
 		})
