@@ -27,6 +27,11 @@ type VerifyInput struct {
 	ClientIP net.IP // the connecting client's address
 	Helo     string // the HELO/EHLO argument
 	MailFrom string // the reverse-path without angle brackets; "" for the null path <>
+	// TrustedARCSealers are the ARC signing domains (d= of an ARC-Seal)
+	// whose results may stand in for a DMARC failure that forwarding
+	// caused (see applyARCOverride); a seal of any other domain is
+	// verified and reported, never trusted.
+	TrustedARCSealers []string
 }
 
 // Verify checks SPF, every DKIM signature and DMARC for a message as
@@ -38,6 +43,8 @@ type VerifyInput struct {
 //   - DMARC (RFC 7489) looks up the policy of the From domain, or of its
 //     organizational domain, and checks the alignment of the identifiers
 //     that passed.
+//   - ARC (RFC 8617) validates the chain of seals, if any; a trusted
+//     sealer's results may stand in for a DMARC failure.
 //
 // A DNS failure or timeout is a temperror result, never an error: the error
 // return is only for a message that cannot be read. Verify reads msg to
@@ -59,17 +66,23 @@ func Verify(ctx context.Context, r *Resolver, in VerifyInput, msg io.Reader) (v 
 	fields := splitFields(hdr)
 
 	spfDone := startSPF(ctx, r, in) // its DNS look-ups overlap DKIM's
-	dkimV, err := verifyDKIM(ctx, r, hdr, fields, br)
+	arc := newARCCheck(fields)
+	var body io.Reader = br
+	if w := arc.bodyWriter(); w != nil {
+		body = io.TeeReader(br, w) // the ARC body hashes, in the same pass
+	}
+	dkimV, err := verifyDKIM(ctx, r, hdr, fields, body)
 	if err != nil {
 		return nil, err
 	}
 	// go-msgauth may stop early (no signature, no key): read to the end, so
 	// that a caller teeing msg gets all of it and a read error is reported.
-	if _, err := io.Copy(io.Discard, br); err != nil {
+	if _, err := io.Copy(io.Discard, body); err != nil {
 		return nil, fmt.Errorf("mailauth: reading message: %w", err)
 	}
-	v = &Verdicts{SPF: <-spfDone, DKIM: dkimV}
+	v = &Verdicts{SPF: <-spfDone, DKIM: dkimV, ARC: arc.verify(ctx, r)}
 	v.DMARC = evalDMARC(ctx, r, fields, v.SPF, v.DKIM)
+	applyARCOverride(v, in.TrustedARCSealers)
 	return v, nil
 }
 
