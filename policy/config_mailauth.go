@@ -20,6 +20,9 @@ type AuthCheck struct {
 	// DMARCRejectAction is what a DMARC failure under p=reject gets:
 	// reject (550 5.7.1) or tag (relayed with the verdict).
 	DMARCRejectAction string `yaml:"dmarc_reject_action"`
+	// TrustedARCSealers and ARCSeal: see config_arc.go.
+	TrustedARCSealers []string `yaml:"trusted_arc_sealers"`
+	ARCSeal           ARCSeal  `yaml:"arc_seal"`
 }
 
 // DKIM configures the outbound route's signature. An empty Domain means no
