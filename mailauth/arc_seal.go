@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -25,8 +25,11 @@ type ARCSealer struct {
 	Domain   string
 	Selector string
 	// Key signs the seal and the message signature: RSA of at least 2048
-	// bits (rsa-sha256, what every ARC verifier knows) or Ed25519, from
-	// LoadKeyFile or a Vault transit key (vault.NewDKIMSigner).
+	// bits (rsa-sha256), from LoadKeyFile or a Vault transit key
+	// (vault.NewDKIMSigner). Not Ed25519: ARC verifiers know rsa-sha256
+	// only (dkimpy's fails an ed25519-sha256 seal as an "unknown signature
+	// algorithm"), and a seal the next hop cannot verify is worse than none.
+	// Incoming Ed25519 seals are verified all the same.
 	Key crypto.Signer
 	// HeaderKeys are the fields the ARC-Message-Signature signs; nil means
 	// DefaultHeaderKeys(). ARC-Seal may not be among them (§4.1.2).
@@ -63,13 +66,10 @@ type ARCSeal struct {
 // otherwise Seal starts a new one (see ARCSeal.StripOld). A chain with a
 // temperror is sealed cv=fail: we could not say it passed.
 func (s ARCSealer) Seal(ctx context.Context, chain *ARCVerdict, results string, msg io.Reader) (*ARCSeal, error) {
-	if s.Domain == "" || s.Selector == "" || s.Key == nil {
-		return nil, errors.New("mailauth: arc seal: domain, selector and key are required")
+	if err := s.Check(); err != nil {
+		return nil, err
 	}
-	alg, err := algorithmOf(s.Key.Public())
-	if err != nil {
-		return nil, fmt.Errorf("mailauth: arc seal: %w", err)
-	}
+	const alg = "rsa-sha256"
 	br := bufio.NewReaderSize(ctxReader{ctx, msg}, 32<<10)
 	hdr, err := rawheader.Read(br, maxHeaderBytes)
 	if err != nil {
@@ -110,6 +110,21 @@ func (s ARCSealer) Seal(ctx context.Context, chain *ARCVerdict, results string, 
 		return nil, err
 	}
 	return &ARCSeal{Fields: as + ams + aar, Instance: n, StripOld: strip}, nil
+}
+
+// Check validates the configuration: a domain, a selector, and an RSA key
+// of at least 2048 bits (see Key). The route runs it at start.
+func (s ARCSealer) Check() error {
+	if s.Domain == "" || s.Selector == "" || s.Key == nil {
+		return errors.New("mailauth: arc seal: domain, selector and key are required")
+	}
+	if _, ok := s.Key.Public().(*rsa.PublicKey); !ok {
+		return fmt.Errorf("mailauth: arc seal: a %T key: ARC seals with RSA (rsa-sha256), which ARC verifiers know", s.Key.Public())
+	}
+	if err := checkPublicKey(s.Key.Public()); err != nil {
+		return fmt.Errorf("mailauth: arc seal: %w", err)
+	}
+	return nil
 }
 
 // continuation decides what the new set continues: the sets of the chain
@@ -154,11 +169,7 @@ func withoutARC(fields []field) []field {
 // filled in, folded, and a final CRLF.
 func signField(key crypto.Signer, head string, signed [][]byte) (string, error) {
 	digest := signedHash(canonRelaxed, signed, []byte(head))
-	var opts crypto.SignerOpts = crypto.SHA256
-	if _, ok := key.Public().(ed25519.PublicKey); ok {
-		opts = crypto.Hash(0) // RFC 8463 §3: Ed25519 signs the SHA-256 hash itself
-	}
-	sig, err := key.Sign(rand.Reader, digest, opts)
+	sig, err := key.Sign(rand.Reader, digest, crypto.SHA256)
 	if err != nil {
 		return "", fmt.Errorf("mailauth: arc seal: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net"
 )
 
@@ -123,17 +122,4 @@ func signedHash(canon string, signed [][]byte, sigField []byte) []byte {
 	self := canonHeader(withoutSignature(sigField), canon)
 	h.Write(self[:len(self)-2])
 	return h.Sum(nil)
-}
-
-// algorithmOf names the signing algorithm of a key (RFC 6376 §3.3, RFC
-// 8463 §3).
-func algorithmOf(pub crypto.PublicKey) (string, error) {
-	switch pub.(type) {
-	case *rsa.PublicKey:
-		return "rsa-sha256", nil
-	case ed25519.PublicKey:
-		return "ed25519-sha256", nil
-	default:
-		return "", fmt.Errorf("unsupported key type %T", pub)
-	}
 }

@@ -62,7 +62,8 @@
 // DMARCReject holds back. Any other seal is verified and reported, never
 // trusted.
 //
-// ARCSealer.Seal seals what the inbound route relays, after rewriting:
+// ARCSealer.Seal seals what the inbound route relays, after rewriting, with
+// an RSA key (dkimpy's ARC verifier fails ed25519-sha256 seals):
 // ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results with our
 // verdicts, i=N+1 over the chain as received when the message still
 // carries it byte for byte; when rewriting changed it (tokenized addresses

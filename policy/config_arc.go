@@ -13,6 +13,6 @@ package policy
 type ARCSeal struct {
 	Domain   string `yaml:"domain"`    // d=: the key is at <selector>._domainkey.<domain>
 	Selector string `yaml:"selector"`  // s=
-	KeyFile  string `yaml:"key_file"`  // PEM private key, RSA ≥ 2048 bits (recommended) or Ed25519
+	KeyFile  string `yaml:"key_file"`  // PEM RSA private key, ≥ 2048 bits (checked at start: ARC verifiers know rsa-sha256 only)
 	VaultKey string `yaml:"vault_key"` // a transit key name, on keys.vault's connection
 }

@@ -30,6 +30,9 @@ func authCheck(cfg *policy.Config, kek vault.KEK) (*smtp.AuthCheck, error) {
 			return nil, fmt.Errorf("inbound.auth_check.arc_seal: %w", err)
 		}
 		c.ARCSeal = &mailauth.ARCSealer{Domain: s.Domain, Selector: s.Selector, Key: key}
+		if err := c.ARCSeal.Check(); err != nil { // an Ed25519 key: fail at start, not per message
+			return nil, fmt.Errorf("inbound.auth_check.arc_seal: %w", err)
+		}
 	}
 	return c, nil
 }
