@@ -35,7 +35,7 @@ var (
 
 // arcTestKey is one RSA key for the gateway's seal and ours (RSA: what
 // dkimpy's arcverify knows for ARC).
-func arcTestKey(t *testing.T) *rsa.PrivateKey {
+func arcTestKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
 	arcKeyOnce.Do(func() {
 		var err error
