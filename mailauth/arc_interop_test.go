@@ -11,7 +11,8 @@ import (
 // ARC against dkimpy (Debian python3-dkim, testdata/arcpy.py), an
 // implementation that shares no code with ours, keys from the test DNS
 // server on loopback: each side verifies the other's chains, and both
-// refuse the same tampering.
+// refuse the same tampering. Mail::DKIM::ARC (Debian libmail-dkim-perl,
+// testdata/arc-verify.pl) is a third opinion on the same messages.
 
 // dkimpySealed seals m with dkimpy as domain, after adding the
 // Authentication-Results field dkimpy copies into the set (its arc=
@@ -32,6 +33,14 @@ func dkimpyVerify(t *testing.T, port string, m []byte) (string, bool) {
 	return out, err == nil && strings.HasPrefix(out, "cv=pass")
 }
 
+// mailDKIMVerify validates m's chain with Mail::DKIM::ARC::Verifier (Perl),
+// a third implementation.
+func mailDKIMVerify(t *testing.T, port string, m []byte) (string, bool) {
+	t.Helper()
+	out, err := runTool(t, m, perl, "arc-verify.pl", port)
+	return out, err == nil && strings.HasPrefix(out, "cv=pass")
+}
+
 func TestDkimpyVerifiesOurARCSeal(t *testing.T) {
 	requireTools(t)
 	z, key := arcZone(t)
@@ -45,9 +54,17 @@ func TestDkimpyVerifiesOurARCSeal(t *testing.T) {
 	if out, ok := dkimpyVerify(t, port, two); !ok {
 		t.Fatalf("dkimpy does not verify our seal continuing a chain (i=2):\n%s\n%s", out, two)
 	}
+	for _, m := range [][]byte{one, two} {
+		if out, ok := mailDKIMVerify(t, port, m); !ok {
+			t.Fatalf("Mail::DKIM does not verify our seal:\n%s\n%s", out, m)
+		}
+	}
 	tampered := bytes.Replace(two, []byte("where is"), []byte("where was"), 1)
 	if out, ok := dkimpyVerify(t, port, tampered); ok {
 		t.Errorf("dkimpy passed a changed body:\n%s", out)
+	}
+	if out, ok := mailDKIMVerify(t, port, tampered); ok {
+		t.Errorf("Mail::DKIM passed a changed body:\n%s", out)
 	}
 	if got := arcVerify(t, z, tampered).ARC.Result; got != ResultFail {
 		t.Errorf("we found %s for a changed body, want fail", got)
@@ -84,6 +101,12 @@ func TestWeVerifyDkimpyARCChain(t *testing.T) {
 	}
 	if out, ok := dkimpyVerify(t, port, broken); ok {
 		t.Errorf("dkimpy passed a chain with a changed middle instance:\n%s", out)
+	}
+	if out, ok := mailDKIMVerify(t, port, three); !ok {
+		t.Errorf("Mail::DKIM does not verify dkimpy's chain:\n%s", out)
+	}
+	if out, ok := mailDKIMVerify(t, port, broken); ok {
+		t.Errorf("Mail::DKIM passed a chain with a changed middle instance:\n%s", out)
 	}
 	if got := arcVerify(t, z, broken); got.ARC.Result != ResultFail {
 		t.Errorf("we found %s for a chain with a changed middle instance, want fail", got.ARC.Result)

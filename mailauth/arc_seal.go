@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -69,7 +70,16 @@ func (s ARCSealer) Seal(ctx context.Context, chain *ARCVerdict, results string, 
 	if err := s.Check(); err != nil {
 		return nil, err
 	}
-	const alg = "rsa-sha256"
+	return s.seal(ctx, chain, results, msg)
+}
+
+// seal is Seal with any key DKIM signs with: the tests seal with Ed25519
+// to check that our verifier accepts such seals from others.
+func (s ARCSealer) seal(ctx context.Context, chain *ARCVerdict, results string, msg io.Reader) (*ARCSeal, error) {
+	alg := "rsa-sha256"
+	if _, ok := s.Key.Public().(ed25519.PublicKey); ok {
+		alg = "ed25519-sha256"
+	}
 	br := bufio.NewReaderSize(ctxReader{ctx, msg}, 32<<10)
 	hdr, err := rawheader.Read(br, maxHeaderBytes)
 	if err != nil {
@@ -169,7 +179,11 @@ func withoutARC(fields []field) []field {
 // filled in, folded, and a final CRLF.
 func signField(key crypto.Signer, head string, signed [][]byte) (string, error) {
 	digest := signedHash(canonRelaxed, signed, []byte(head))
-	sig, err := key.Sign(rand.Reader, digest, crypto.SHA256)
+	var opts crypto.SignerOpts = crypto.SHA256
+	if _, ok := key.Public().(ed25519.PublicKey); ok {
+		opts = crypto.Hash(0) // RFC 8463 §3: Ed25519 signs the SHA-256 hash itself
+	}
+	sig, err := key.Sign(rand.Reader, digest, opts)
 	if err != nil {
 		return "", fmt.Errorf("mailauth: arc seal: %w", err)
 	}

@@ -286,3 +286,29 @@ func firstFieldStarting(m []byte, prefix string) string {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestARCVerifiesEd25519Seal: we seal with RSA only, but accept the
+// ed25519-sha256 seals of others (RFC 8463 algorithms are DKIM's, which
+// ARC's signatures use).
+func TestARCVerifiesEd25519Seal(t *testing.T) {
+	z, key := arcZone(t)
+	_, ed := testKeys(t)
+	publishKey(t, z, "ed.example", "arc", ed.Public())
+	in := customerSigned(t, key)
+	s := ARCSealer{Domain: "ed.example", Selector: "arc", Key: ed}
+	if err := s.Check(); err == nil {
+		t.Error("Check accepted an Ed25519 sealing key")
+	}
+	seal, err := s.seal(context.Background(), nil, "ed.example; dkim=pass header.d=customer.example", bytes.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := append([]byte(seal.Fields), in...)
+	if v := arcVerify(t, z, m); v.ARC.Result != ResultPass || !strings.Contains(string(m), "a=ed25519-sha256;") {
+		t.Fatalf("ARC = %+v\n%s", v.ARC, m)
+	}
+	tampered := bytes.Replace(m, []byte("where is"), []byte("where was"), 1)
+	if v := arcVerify(t, z, tampered); v.ARC.Result != ResultFail {
+		t.Errorf("a changed body: ARC %s", v.ARC.Result)
+	}
+}
