@@ -23,7 +23,14 @@ func (p *inboundPolicy) sealer(res *dataResult) sealFunc {
 	if a == nil || a.ARCSeal == nil {
 		return nil
 	}
-	return func(ctx context.Context, msg io.Reader) (sealed, error) {
+	return func(ctx context.Context, msg io.Reader) (out sealed, err error) {
+		defer func() {
+			// A message that trips the sealer must not take the session
+			// down (STYLE.md, habit 9); it is not relayed unsealed.
+			if p := recover(); p != nil {
+				out, err = sealed{}, fmt.Errorf("smtp: arc seal: panic: %v", p)
+			}
+		}()
 		var chain *mailauth.ARCVerdict
 		if res.auth != nil {
 			chain = &res.auth.ARC
@@ -35,7 +42,7 @@ func (p *inboundPolicy) sealer(res *dataResult) sealFunc {
 			return sealed{}, fmt.Errorf("smtp: arc seal: %w", err)
 		}
 		res.arcSealed = seal.Instance
-		out := sealed{fields: seal.Fields}
+		out = sealed{fields: seal.Fields}
 		if seal.StripOld {
 			out.filter = p.withoutARC
 		}
