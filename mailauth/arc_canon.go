@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"hash"
 	"io"
-	"regexp"
 	"strings"
 )
 
@@ -21,8 +20,6 @@ const (
 	canonRelaxed = "relaxed"
 )
 
-var wspRun = regexp.MustCompile(`[ \t]+`)
-
 // canonHeader canonicalizes one raw field (name, colon, value, line ends)
 // by RFC 6376 §3.4.1 (simple: unchanged) or §3.4.2 (relaxed: name
 // lower-cased, value unfolded, runs of white space made one space, white
@@ -35,10 +32,26 @@ func canonHeader(raw []byte, canon string) []byte {
 		return raw
 	}
 	name, value, _ := bytes.Cut(raw, []byte(":"))
-	v := strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(string(value))
-	v = strings.TrimSpace(wspRun.ReplaceAllString(v, " "))
-	n := strings.ToLower(strings.TrimRight(string(name), " \t"))
-	return []byte(n + ":" + v + "\r\n")
+	out := make([]byte, 0, len(raw)+2)
+	out = append(out, bytes.ToLower(bytes.TrimRight(name, " \t"))...)
+	out = append(out, ':')
+	// Unfolding removes the line breaks; then every run of white space is
+	// one space, none at either end of the value.
+	space, started := false, false
+	for _, c := range value {
+		switch c {
+		case '\r', '\n':
+		case ' ', '\t':
+			space = true
+		default:
+			if space && started {
+				out = append(out, ' ')
+			}
+			space, started = false, true
+			out = append(out, c)
+		}
+	}
+	return append(out, '\r', '\n')
 }
 
 // bodyHasher hashes a body as it streams through Write, canonicalized by
@@ -77,8 +90,7 @@ func (b *bodyHasher) endLine() {
 	l := bytes.TrimSuffix(b.line, []byte("\r"))
 	if b.relaxed {
 		// §3.4.4: white space at the end removed, runs inside made one SP.
-		l = bytes.TrimRight(l, " \t")
-		l = wspRun.ReplaceAll(l, []byte(" "))
+		l = compressWSP(bytes.TrimRight(l, " \t"))
 	}
 	if len(l) == 0 {
 		b.blanks++
@@ -91,6 +103,25 @@ func (b *bodyHasher) endLine() {
 		b.any = true
 	}
 	b.line = b.line[:0]
+}
+
+// compressWSP makes each run of spaces and tabs in l one space, in place
+// (out never gets ahead of the byte being read).
+func compressWSP(l []byte) []byte {
+	out := l[:0]
+	inRun := false
+	for _, c := range l {
+		isWSP := c == ' ' || c == '\t'
+		if isWSP && inRun {
+			continue
+		}
+		if isWSP {
+			c = ' '
+		}
+		inRun = isWSP
+		out = append(out, c)
+	}
+	return out
 }
 
 // sum ends the body (a last line without its line end counts as a line)

@@ -244,7 +244,7 @@ func TestARCSealContinuation(t *testing.T) {
 // go-msgauth's: its DKIM signer's bh= for the same body.
 func TestARCBodyHashMatchesGoMsgauth(t *testing.T) {
 	key, _ := testKeys(t)
-	bodies := []string{"", "\r\n\r\n", "a  b \t\r\n\r\n\r\n", "x\r\n \r\ny", "line\r\n\tindented  \r\n"}
+	bodies := []string{"", "\r\n\r\n", "a  b \t\r\n\r\n\r\n", "x\r\n \r\ny", "line\r\n\tindented  \r\n", " a \t\t b\t\r\n", "\t\r\n\r\nz"}
 	for _, canon := range []dkim.Canonicalization{dkim.CanonicalizationSimple, dkim.CanonicalizationRelaxed} {
 		for _, body := range bodies {
 			msg := "From: a@example.com\r\n\r\n" + body
@@ -310,5 +310,21 @@ func TestARCVerifiesEd25519Seal(t *testing.T) {
 	tampered := bytes.Replace(m, []byte("where is"), []byte("where was"), 1)
 	if v := arcVerify(t, z, tampered); v.ARC.Result != ResultFail {
 		t.Errorf("a changed body: ARC %s", v.ARC.Result)
+	}
+}
+
+func TestCanonHeader(t *testing.T) {
+	tests := []struct{ raw, canon, want string }{
+		{"Subject: a:  b\r\n", canonRelaxed, "subject:a: b\r\n"},
+		{"SUBJECT \t:  \t x \r\n\t y\t \r\n", canonRelaxed, "subject:x y\r\n"},
+		{"To:\r\n :x\r\n", canonRelaxed, "to::x\r\n"},
+		{"Empty:\r\n", canonRelaxed, "empty:\r\n"},
+		{"Subject:  a\r\n", canonSimple, "Subject:  a\r\n"},
+		{"Subject: a\n", canonSimple, "Subject: a\r\n"},
+	}
+	for _, tt := range tests {
+		if got := string(canonHeader([]byte(tt.raw), tt.canon)); got != tt.want {
+			t.Errorf("canonHeader(%q, %s) = %q, want %q", tt.raw, tt.canon, got, tt.want)
+		}
 	}
 }
