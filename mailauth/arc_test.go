@@ -17,7 +17,7 @@ import (
 // arcZone publishes one RSA key for the customer's DKIM and every sealer,
 // the customer domain's SPF (only 198.51.100.7 may send) and DMARC
 // p=reject.
-func arcZone(t *testing.T) (*dnstest.Server, crypto.Signer) {
+func arcZone(t testing.TB) (*dnstest.Server, crypto.Signer) {
 	t.Helper()
 	key, _ := testKeys(t)
 	z := dnstest.Start(t)
