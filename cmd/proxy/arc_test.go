@@ -62,7 +62,8 @@ func TestARCSealWiring(t *testing.T) {
 	c := newCLI(t)
 	cfg := arcConfig(t, keyFile)
 	if out := c.mustRun("--config", cfg, "dns"); !strings.Contains(out, `arc1._domainkey.company.example. IN TXT "v=DKIM1; k=rsa; p=`) ||
-		!strings.Contains(strings.ReplaceAll(strings.ReplaceAll(out, `" "`, ""), "\n", ""), pub) {
+		!strings.Contains(strings.ReplaceAll(strings.ReplaceAll(out, `" "`, ""), "\n", ""), pub) ||
+		!strings.Contains(out, "; no DKIM record: outbound.dkim is off") {
 		t.Fatalf("dns output lacks the ARC key record:\n%s", out)
 	}
 	out := c.mustRun("--config", cfg, "demo")

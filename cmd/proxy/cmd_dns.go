@@ -59,7 +59,7 @@ func runDNS(ctx context.Context, a *app, args []string, f dnsFlags) error {
 	if in.DKIMKeys, err = dkimPublicKeys(ctx, a, cfg); err != nil {
 		return err
 	}
-	z := zone{relay: cfg.RelayDomain, mx: mxHosts(cfg), records: mailauth.Records(in)}
+	z := zone{relay: cfg.RelayDomain, mx: mxHosts(cfg), records: mailauth.Records(in), noDKIM: cfg.Outbound.DKIM.Domain == ""}
 	z.print(a.stdout, in)
 	if !f.check {
 		return nil
@@ -139,6 +139,7 @@ type zone struct {
 	relay   string
 	mx      []string
 	records []mailauth.Record
+	noDKIM  bool // outbound.dkim is off (the keys may still hold the ARC seal's)
 }
 
 // print writes zone-file lines, each after a comment saying what it does;
@@ -151,7 +152,7 @@ func (z zone) print(w io.Writer, in mailauth.RecordsInput) {
 	if len(in.SPFNetworks) == 0 && len(in.SPFIncludes) == 0 {
 		fmt.Fprintf(w, "; no SPF record: set outbound.spf_networks or spf_includes (or --spf-network) to the smarthost's\n")
 	}
-	if len(in.DKIMKeys) == 0 {
+	if z.noDKIM {
 		fmt.Fprintf(w, "; no DKIM record: outbound.dkim is off, replies are not signed\n")
 	}
 	for _, r := range z.records {
