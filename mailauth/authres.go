@@ -25,12 +25,12 @@ func (v *Verdicts) AuthenticationResults(authservID string, tokenize func(addr s
 	var results []authres.Result
 	results = append(results, v.spfResults(hide)...)
 	results = append(results, v.dkimResults(hide)...)
-	results = append(results, &authres.DMARCResult{
-		Value:  authres.ResultValue(orNone(v.DMARC.Result)),
-		Reason: v.DMARC.Reason,
-		From:   v.DMARC.FromDomain,
-	})
-	return tidy(authres.Format(authservID, results))
+	results = append(results, v.dmarcResult())
+	out := tidy(authres.Format(authservID, results))
+	if arc := v.arcResult(); arc != "" {
+		out += "; " + arc
+	}
+	return out
 }
 
 // spfResults reports each SPF identity under its ptype (RFC 8601 §2.7.2).

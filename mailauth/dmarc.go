@@ -33,6 +33,7 @@ func evalDMARC(ctx context.Context, r *Resolver, fields []field, spfV []SPFVerdi
 	v.PolicyDomain, v.Policy, v.Percent = at, policyFor(rec, from, at), percent(rec)
 	strictSPF := rec.SPFAlignment == dmarc.AlignmentStrict
 	strictDKIM := rec.DKIMAlignment == dmarc.AlignmentStrict
+	v.strictSPF, v.strictDKIM = strictSPF, strictDKIM
 	v.SPFAligned = spfAligned(spfV, from, strictSPF, ResultPass)
 	v.DKIMAligned = dkimAligned(dkimV, from, strictDKIM, ResultPass)
 	switch {

@@ -49,34 +49,41 @@
 // MTA-STS and TLS-RPT for the relay domain), and CheckRecords compares it
 // with what DNS answers, for a check-config command or a readiness probe.
 //
-// # ARC is not implemented
+// # ARC
 //
-// ARC (RFC 8617) would let the inbound route seal the authentication
-// results it saw before tokenization broke the customer's DKIM signature.
-// It is not here because no maintained Go library provides it and the
-// standard's future is in doubt:
+// Verify also validates the message's ARC chain (RFC 8617 §5.2: instance
+// numbering, cv= values, the newest ARC-Message-Signature, every
+// ARC-Seal, oldest-pass) and reports it as arc= in AuthenticationResults.
+// VerifyInput.TrustedARCSealers names the sealers (ARC-Seal d=) whose
+// ARC-Authentication-Results may stand in for a DMARC failure that
+// forwarding caused (applyARCOverride: the chain passed, every sealer from
+// the newest down to the one used is trusted, and it saw an aligned pass);
+// the override is reported as policy.override=trusted_forwarder and
+// DMARCReject holds back. Any other seal is verified and reported, never
+// trusted.
 //
-//   - go-msgauth, which this package uses for DKIM, DMARC and
-//     Authentication-Results, has no ARC: the request has been open since
-//     2019 (https://github.com/emersion/go-msgauth/issues/7), and a pull
-//     request for the ARC-Authentication-Results field alone was closed
-//     without being merged (https://github.com/emersion/go-msgauth/pull/20).
-//   - mox (mjl-/mox) did not merge a contributed ARC implementation; its
-//     maintainer noted that ARC may be moved to Historic
-//     (https://github.com/mjl-/mox/pull/415,
-//     https://www.ietf.org/archive/id/draft-ietf-dmarc-arc-to-historic-00.html).
-//   - The Go packages that do seal are recent and unproven:
-//     github.com/rest-mail/go-arc (v0.2, sealing added in July 2026),
-//     github.com/schmidtw/arc (untagged), github.com/synqronlabs/raven/arc
-//     (part of an SMTP framework), none of them imported by anyone
-//     according to pkg.go.dev, and github.com/Open-Email/go-arc (a single
-//     commit). A seal that verifiers reject is worse than none, and writing
-//     our own means a new signature format to maintain for a standard on
-//     its way out.
+// ARCSealer.Seal seals what the inbound route relays, after rewriting, with
+// an RSA key (dkimpy's ARC verifier fails ed25519-sha256 seals):
+// ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results with our
+// verdicts, i=N+1 over the chain as received when the message still
+// carries it byte for byte; when rewriting changed it (tokenized addresses
+// in an earlier sealer's results), the old sets would only fail, so they
+// are removed (ARCSeal.StripOld, StripARC) and a new chain starts, our
+// results reporting what the old one was.
 //
-// An ARC seal is also only worth something to a receiver that trusts the
-// sealer; here the receiver is the CRM, which already trusts the proxy and
-// gets the pre-rewrite verdicts in Authentication-Results. Should ARC be
-// wanted later, the independent implementations the tests already install
-// (Mail::DKIM::ARC, dkimpy's arc_sign and arc_verify) can check it.
+// go-msgauth, which this package uses for DKIM, DMARC and
+// Authentication-Results, has no ARC (https://github.com/emersion/go-msgauth/issues/7),
+// and keeps its canonicalization and key query unexported; its signer and
+// verifier only know the DKIM-Signature field, while an ARC signature
+// hashes itself under its own name. So the ARC-specific parts are written
+// here, small: relaxed and simple canonicalization (arc_canon.go, checked
+// against go-msgauth's body hashes), the key record (arc_sig.go), the
+// chain (arc.go, arc_verify.go), the seal (arc_seal.go). Results are
+// parsed with go-msgauth's authres. The Go ARC packages that exist are
+// recent and unused (github.com/rest-mail/go-arc, schmidtw/arc,
+// synqronlabs/raven/arc); the tests check ours against dkimpy's ARC
+// (Debian python3-dkim) both ways, and against Mail::DKIM::ARC (Debian
+// libmail-dkim-perl). The standard may be moved to Historic
+// (draft-ietf-dmarc-arc-to-historic); what is here is small enough to
+// drop then.
 package mailauth

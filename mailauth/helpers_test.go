@@ -23,7 +23,7 @@ var (
 
 // testKeys returns an RSA-2048 and an Ed25519 key shared by the package's
 // tests (RSA generation is slow).
-func testKeys(t *testing.T) (*rsa.PrivateKey, ed25519.PrivateKey) {
+func testKeys(t testing.TB) (*rsa.PrivateKey, ed25519.PrivateKey) {
 	t.Helper()
 	keysOnce.Do(func() {
 		var err error
@@ -68,7 +68,7 @@ func signed(t *testing.T, key crypto.Signer, domain, selector string, msg []byte
 }
 
 // publishKey serves the DKIM record of pub at selector._domainkey.domain.
-func publishKey(t *testing.T, z *dnstest.Server, domain, selector string, pub crypto.PublicKey) {
+func publishKey(t testing.TB, z *dnstest.Server, domain, selector string, pub crypto.PublicKey) {
 	t.Helper()
 	rec := dkimRecord(DKIMKey{Domain: domain, Selector: selector, Public: pub})
 	if rec.Value == "" {

@@ -125,47 +125,13 @@ func (ids trustedAuthResults) topmost(fields []field) (string, []authres.Result,
 		if !ok || !containsFold(ids, got) {
 			continue
 		}
-		_, res, err := authres.Parse(stripComments(f.value()))
+		_, res, err := authres.Parse(stripComments(f.value())) // arc_trust.go
 		if err != nil {
 			return "", nil, false
 		}
 		return strings.ToLower(got), res, true
 	}
 	return "", nil, false
-}
-
-// stripComments removes RFC 5322 comments outside quoted strings.
-func stripComments(s string) string {
-	var b strings.Builder
-	depth, quoted := 0, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\\' && i+1 < len(s):
-			if depth == 0 {
-				b.WriteByte(c)
-				b.WriteByte(s[i+1])
-			}
-			i++
-			continue
-		case quoted:
-			if c == '"' {
-				quoted = false
-			}
-		case c == '"' && depth == 0:
-			quoted = true
-		case c == '(':
-			depth++
-			continue
-		case c == ')' && depth > 0:
-			depth--
-			continue
-		}
-		if depth == 0 {
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }
 
 func containsFold(list []string, s string) bool {

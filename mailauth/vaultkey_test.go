@@ -1,6 +1,7 @@
 package mailauth
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"strconv"
@@ -99,5 +100,41 @@ func TestTransitSignerVaultDown(t *testing.T) {
 	cfg := SignerConfig{Domain: "company.example", Selector: "s", Key: key}
 	if err := Sign(context.Background(), cfg, strings.NewReader(string(testMessage("a@company.example"))), &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "transit sign") {
 		t.Errorf("Sign with Vault down: err = %v", err)
+	}
+}
+
+// TestTransitARCSeal: an ARC seal whose RSA key stays in Vault transit
+// verifies with ours and with dkimpy; an Ed25519 transit key is refused
+// (ARC verifiers know rsa-sha256 only: dkimpy fails ed25519-sha256 seals).
+func TestTransitARCSeal(t *testing.T) {
+	requireTools(t)
+	srv := vaulttest.Start(t)
+	c := vaultClient(t, srv)
+	key, err := vault.NewDKIMSigner(c, "transit", createTransitKey(t, c, "rsa-2048"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, custKey := arcZone(t)
+	publishKey(t, z, "company.example", "vault1", key.Public())
+	s := ARCSealer{Domain: "company.example", Selector: "vault1", Key: key}
+	in := customerSigned(t, custKey)
+	seal, err := s.Seal(context.Background(), nil, "company.example; dkim=pass header.d=customer.example", bytes.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := append([]byte(seal.Fields), in...)
+	if v := arcVerify(t, z, m); v.ARC.Result != ResultPass {
+		t.Fatalf("our verifier: %+v\n%s", v.ARC, m)
+	}
+	if out, ok := dkimpyVerify(t, dnsPort(t, z), m); !ok {
+		t.Errorf("dkimpy does not verify the transit seal:\n%s\n%s", out, m)
+	}
+
+	ed, err := vault.NewDKIMSigner(c, "transit", createTransitKey(t, c, "ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (ARCSealer{Domain: "company.example", Selector: "vault2", Key: ed}).Check(); err == nil || !strings.Contains(err.Error(), "RSA") {
+		t.Errorf("an Ed25519 sealing key: err = %v, want a refusal naming RSA", err)
 	}
 }

@@ -36,6 +36,7 @@ type Verdicts struct {
 	// Relay is set when the client was a trusted relay: SPF then judged
 	// the first untrusted hop (relay.go).
 	Relay *RelayVerdict
+	ARC   ARCVerdict // the ARC chain (RFC 8617)
 }
 
 // SPFVerdict is the SPF result for one identity (RFC 7208 §2.3, §2.4).
@@ -89,6 +90,12 @@ type DMARCVerdict struct {
 	SPFAligned, DKIMAligned bool
 	// Reason is a short fixed text for a result other than pass.
 	Reason string
+	// ARCOverride is the trusted ARC sealer whose results stood in for a
+	// DMARC failure (see applyARCOverride); "" when none did. Result
+	// stays fail: the override is local policy, reported as such.
+	ARCOverride string
+	// strictSPF and strictDKIM are the record's alignment modes.
+	strictSPF, strictDKIM bool
 }
 
 // DMARCReject reports whether the From domain's owner asks receivers to
@@ -96,10 +103,11 @@ type DMARCVerdict struct {
 // of the domain's mail (pct=100, RFC 7489 §6.6.4). A domain still sampling
 // (pct below 100) asks for the next-lower policy, quarantine, for the rest;
 // not knowing which part this message falls in, we do not reject it: a
-// refused customer message is the costlier mistake. Temporary errors never
+// refused customer message is the costlier mistake. A trusted ARC sealer's
+// override (ARCOverride) is not rejected either. Temporary errors never
 // reject (STYLE: unknown failure is temporary); the route decides what to
 // answer.
 func (v *Verdicts) DMARCReject() bool {
 	d := v.DMARC
-	return d.Result == ResultFail && d.Policy == PolicyReject && d.Percent >= 100
+	return d.Result == ResultFail && d.Policy == PolicyReject && d.Percent >= 100 && d.ARCOverride == ""
 }

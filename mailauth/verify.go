@@ -34,6 +34,11 @@ type VerifyInput struct {
 	// from (Postfix XFORWARD ADDR and HELO); zero: none. Read only when
 	// the client is a trusted relay.
 	Forwarded Hop
+	// TrustedARCSealers are the ARC signing domains (d= of an ARC-Seal)
+	// whose results may stand in for a DMARC failure that forwarding
+	// caused (see applyARCOverride); a seal of any other domain is
+	// verified and reported, never trusted.
+	TrustedARCSealers []string
 }
 
 // Verify checks SPF, every DKIM signature and DMARC for a message as
@@ -45,6 +50,8 @@ type VerifyInput struct {
 //   - DMARC (RFC 7489) looks up the policy of the From domain, or of its
 //     organizational domain, and checks the alignment of the identifiers
 //     that passed.
+//   - ARC (RFC 8617) validates the chain of seals, if any; a trusted
+//     sealer's results may stand in for a DMARC failure.
 //
 // A DNS failure or timeout is a temperror result, never an error: the error
 // return is only for a message that cannot be read. Verify reads msg to
@@ -67,18 +74,26 @@ func Verify(ctx context.Context, r *Resolver, in VerifyInput, msg io.Reader) (v 
 
 	hop, relayed := judgedHop(in, fields)
 	spfDone := startSPFFor(ctx, r, in, hop, relayed) // its DNS look-ups overlap DKIM's
-	dkimV, err := verifyDKIM(ctx, r, hdr, fields, br)
+	arc := newARCCheck(fields)
+	var body io.Reader = br
+	if w := arc.bodyWriter(); w != nil {
+		body = io.TeeReader(br, w) // the ARC body hashes, in the same pass
+	}
+	dkimV, err := verifyDKIM(ctx, r, hdr, fields, body)
 	if err != nil {
 		return nil, err
 	}
 	// go-msgauth may stop early (no signature, no key): read to the end, so
 	// that a caller teeing msg gets all of it and a read error is reported.
-	if _, err := io.Copy(io.Discard, br); err != nil {
+	if _, err := io.Copy(io.Discard, body); err != nil {
 		return nil, fmt.Errorf("mailauth: reading message: %w", err)
 	}
-	v = &Verdicts{SPF: <-spfDone, DKIM: dkimV, Relay: relayed}
+	v = &Verdicts{SPF: <-spfDone, DKIM: dkimV, Relay: relayed, ARC: arc.verify(ctx, r)}
 	v.DMARC = evalDMARC(ctx, r, fields, v.SPF, v.DKIM)
+	// A trusted relay's own results first: they may make DMARC pass; a
+	// trusted ARC sealer's then only overrides a DMARC that still fails.
 	v.applyStandIns(ctx, r, in, fields, standIns(in, relayed))
+	applyARCOverride(v, in.TrustedARCSealers)
 	return v, nil
 }
 

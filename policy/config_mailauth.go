@@ -22,6 +22,9 @@ type AuthCheck struct {
 	DMARCRejectAction string `yaml:"dmarc_reject_action"`
 	// TrustedAuthservIDs: config_relay.go.
 	TrustedAuthservIDs []string `yaml:"trusted_authserv_ids"`
+	// TrustedARCSealers and ARCSeal: see config_arc.go.
+	TrustedARCSealers []string `yaml:"trusted_arc_sealers"`
+	ARCSeal           ARCSeal  `yaml:"arc_seal"`
 }
 
 // DKIM configures the outbound route's signature. An empty Domain means no

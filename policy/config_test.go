@@ -52,6 +52,7 @@ func quickstartRoutesDiffer(q *policy.Config, d policy.Config) string {
 	// The quickstart writes empty lists to show the fields.
 	d.Outbound.AuthUsers = []policy.AuthUser{}
 	d.Outbound.DKIM.Headers = []string{}
+	d.Inbound.AuthCheck.TrustedARCSealers = []string{}
 	d.Outbound.SPFNetworks, d.Outbound.SPFIncludes = []string{}, []string{}
 	d.DNS.MX, d.DNS.DMARCReports, d.DNS.TLSReports = []string{}, []string{}, []string{}
 	d.Inbound.TrustedRelays, d.Inbound.AuthCheck.TrustedAuthservIDs = []string{}, []string{}

@@ -27,7 +27,7 @@ const maxSPFIncludes = 10
 const maxMTASTSAge = 31557600 * time.Second
 
 func (c *Config) validateMailAuth() error {
-	for _, check := range []func() error{c.validateAuthCheck, c.validateDKIM, c.validateSPF, c.validateDNS} {
+	for _, check := range []func() error{c.validateAuthCheck, c.validateARC, c.validateDKIM, c.validateSPF, c.validateDNS} {
 		if err := check(); err != nil {
 			return err
 		}

@@ -192,11 +192,8 @@ func (p *inboundPolicy) commit(ctx context.Context, s *session, res *dataResult)
 	return nil
 }
 
-// sealer: the inbound message streams to the CRM unsigned.
 // contentTokens: the inbound route creates tokens, it resolves none.
 func (p *inboundPolicy) contentTokens(*rewrite.Report) []string { return nil }
-
-func (p *inboundPolicy) sealer() sealFunc { return nil }
 
 func (p *inboundPolicy) authMechanisms(*session) []string { return nil }
 

@@ -23,6 +23,12 @@ type AuthCheck struct {
 	// dmarc=fail in Authentication-Results, instead of refusing it with
 	// 550 5.7.1.
 	TagDMARCReject bool
+	// TrustedARCSealers are the ARC signing domains whose results may
+	// stand in for a DMARC failure that forwarding caused
+	// (mailauth.VerifyInput); ARCSeal, when set, seals what the route
+	// relays (inbound_arc.go).
+	TrustedARCSealers []string
+	ARCSeal           *mailauth.ARCSealer
 }
 
 // prepare runs before the rewriter and before the downstream DATA. It
@@ -49,7 +55,9 @@ func (p *inboundPolicy) prepare(ctx context.Context, s *session, src io.Reader, 
 // authenticate verifies the message into sp and returns it with our
 // Authentication-Results field, and the release of withAuthResults.
 func (p *inboundPolicy) authenticate(ctx context.Context, s *session, src io.Reader, sp *spool, res *dataResult) (io.Reader, func(), error) {
-	v, err := s.verify(ctx, p.o.AuthCheck.Resolver, p.verifyInput(s), src, sp)
+	in := p.verifyInput(s)
+	in.TrustedARCSealers = p.o.AuthCheck.TrustedARCSealers
+	v, err := s.verify(ctx, p.o.AuthCheck.Resolver, in, src, sp)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -64,6 +72,7 @@ func (p *inboundPolicy) authenticate(ctx context.Context, s *session, src io.Rea
 		}
 		value = v.AuthenticationResults(p.o.AuthservID, s.authResultsAddr)
 	}
+	res.authResults = value
 	msg, err := sp.Reader()
 	if err != nil {
 		return nil, nil, err
@@ -197,6 +206,10 @@ func authAttrs(res dataResult) []any {
 			spf = v.SPF[0].Result
 		}
 		attrs = append(attrs, "spf", string(spf), "dkim", string(dkimSummary(v.DKIM)), "dmarc", string(v.DMARC.Result))
+		attrs = append(attrs, arcAttrs(v)...)
+	}
+	if res.arcSealed > 0 {
+		attrs = append(attrs, "arc_sealed", res.arcSealed)
 	}
 	if res.authRemoved > 0 {
 		attrs = append(attrs, "auth_results_removed", res.authRemoved)

@@ -75,19 +75,27 @@ type routePolicy interface {
 	// in the content (for the audit record); nil on a route that
 	// resolves none.
 	contentTokens(report *rewrite.Report) []string
-	// sealer returns the header field to prepend to the rewritten message,
-	// computed over all of it (a DKIM signature); nil when there is none,
-	// and the rewritten message streams to the downstream.
-	sealer() sealFunc
+	// sealer returns the header fields to prepend to the rewritten message,
+	// computed over all of it (a DKIM signature, an ARC set); nil when
+	// there are none, and the rewritten message streams to the downstream.
+	sealer(res *dataResult) sealFunc
 	// authMechanisms and auth implement SMTP AUTH (RFC 4954); a route
 	// without AUTH returns nil and errAuthNotHere.
 	authMechanisms(s *session) []string
 	auth(s *session, mech string) (sasl.Server, error)
 }
 
-// sealFunc reads a whole rewritten message and returns the header field
-// (name, value, CRLF) to prepend to it.
-type sealFunc func(ctx context.Context, msg io.Reader) (string, error)
+// sealFunc reads a whole rewritten message and returns the header fields
+// to prepend to it.
+type sealFunc func(ctx context.Context, msg io.Reader) (sealed, error)
+
+// sealed is what a sealFunc computed: fields (names, values, CRLFs) to
+// prepend, and a filter the message goes through first (nil: none), which
+// removes fields the seal replaces (mailauth.ARCSeal.StripOld).
+type sealed struct {
+	fields string
+	filter func(msg io.Reader) (io.Reader, error)
+}
 
 // Route is one SMTP listener and its sessions.
 //

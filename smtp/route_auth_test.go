@@ -42,7 +42,7 @@ Hi, write to carol@customer.example or me.
 // authDNS serves the customer domains' records: example.com authorizes
 // 127.0.0.1 and publishes p=reject; example.org authorizes another
 // address only and publishes p=reject.
-func authDNS(t *testing.T) *dnstest.Server {
+func authDNS(t testing.TB) *dnstest.Server {
 	z := dnstest.Start(t)
 	z.TXT("example.com", "v=spf1 ip4:127.0.0.1 -all")
 	z.TXT("_dmarc.example.com", "v=DMARC1; p=reject")
@@ -63,7 +63,7 @@ func authHarness(t *testing.T, dnsAddr string, mutate func(*harnessOpts)) *harne
 }
 
 // dkimSign signs msg (CRLF) as the customer's server would.
-func dkimSign(t *testing.T, key crypto.Signer, domain, selector, msg string) string {
+func dkimSign(t testing.TB, key crypto.Signer, domain, selector, msg string) string {
 	t.Helper()
 	var out bytes.Buffer
 	cfg := mailauth.SignerConfig{Domain: domain, Selector: selector, Key: key}
@@ -74,7 +74,7 @@ func dkimSign(t *testing.T, key crypto.Signer, domain, selector, msg string) str
 }
 
 // publishDKIM serves the public key of key at selector._domainkey.domain.
-func publishDKIM(t *testing.T, z *dnstest.Server, domain, selector string, pub crypto.PublicKey) {
+func publishDKIM(t testing.TB, z *dnstest.Server, domain, selector string, pub crypto.PublicKey) {
 	t.Helper()
 	recs := mailauth.Records(mailauth.RecordsInput{DKIMKeys: []mailauth.DKIMKey{{Domain: domain, Selector: selector, Public: pub}}})
 	if len(recs) != 1 || recs[0].Value == "" {
@@ -83,7 +83,7 @@ func publishDKIM(t *testing.T, z *dnstest.Server, domain, selector string, pub c
 	z.TXT(recs[0].Name, recs[0].Value)
 }
 
-func newEd25519(t *testing.T) ed25519.PrivateKey {
+func newEd25519(t testing.TB) ed25519.PrivateKey {
 	t.Helper()
 	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -110,8 +110,10 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	}
 	route := func(name string) RouteOptions {
 		return RouteOptions{Hostname: name, TLS: ServerTLSConfig(cert), Limits: o.limits, SpoolDir: o.spoolDir,
-			Downstream: newDS(t, h.dsAddr, log, func(c *downstream.Config) { c.PoolSize = o.limits.DownstreamPoolSize }),
-			Limiter:    NewConnLimiter(o.limits.MaxConnections, o.limits.MaxConnectionsPerIP), Log: log, Audit: o.audit, Metrics: h.met}
+			Downstream: newDS(t, h.dsAddr, log, func(c *downstream.Config) {
+				c.PoolSize, c.Timeout = o.limits.DownstreamPoolSize, o.limits.DownstreamTimeout
+			}),
+			Limiter: NewConnLimiter(o.limits.MaxConnections, o.limits.MaxConnectionsPerIP), Log: log, Audit: o.audit, Metrics: h.met}
 	}
 	h.in, err = NewInbound(InboundOptions{Route: route("mx.test"), Map: h.m, Rewriter: rw, Internal: internal,
 		Mailboxes: map[string]string{"support@company.example": "support@crm.example"}, LocalCase: address.LocalFold,

@@ -33,6 +33,10 @@ type dataResult struct {
 	// our authserv-id.
 	auth        *mailauth.Verdicts
 	authRemoved int
+	// authResults is the value of our Authentication-Results field, which
+	// an ARC seal repeats; arcSealed the instance of our seal (0: none).
+	authResults string
+	arcSealed   int
 }
 
 // Data reads the message through the strict reader, rewrites it and
@@ -83,7 +87,7 @@ func (s *session) prepareAndRelay(ctx context.Context, in io.Reader, res *dataRe
 		return err
 	}
 	defer cleanup()
-	if seal := s.cfg.policy.sealer(); seal != nil {
+	if seal := s.cfg.policy.sealer(res); seal != nil {
 		return s.relaySealed(ctx, src, seal, res)
 	}
 	return s.relayStreamed(ctx, src, res)
@@ -196,25 +200,34 @@ func (o *relayOutput) release() {
 // that goes on top of it (a DKIM signature covers the whole body, RFC 6376
 // §3.7, and precedes it), then relays field and message. The downstream
 // DATA starts only then, so a message that cannot be sealed (Vault down)
-// relays nothing.
+// relays nothing; and its new tokens are committed only once it is sealed,
+// so it leaves none behind either (DESIGN.md invariant 4).
 func (s *session) relaySealed(ctx context.Context, src io.Reader, seal sealFunc, res *dataResult) error {
 	sp := newSpool(s.r.opts.SpoolDir, spoolMemBytes)
 	defer sp.Close()
-	if err := s.rewrite(ctx, sp, src, res); err != nil {
+	if err := s.rewriteOnly(ctx, sp, src, res); err != nil {
 		return err
 	}
 	msg, err := sp.Reader()
 	if err != nil {
 		return err
 	}
-	field, err := seal(ctx, msg)
+	out, err := seal(ctx, msg)
 	if err != nil {
 		return err
 	}
 	if msg, err = sp.Reader(); err != nil {
 		return err
 	}
-	return s.send(ctx, io.MultiReader(strings.NewReader(field), msg), res)
+	if out.filter != nil {
+		if msg, err = out.filter(msg); err != nil {
+			return err
+		}
+	}
+	if err := s.commit(ctx, res); err != nil {
+		return err
+	}
+	return s.send(ctx, io.MultiReader(strings.NewReader(out.fields), msg), res)
 }
 
 // send streams the message to the downstream transaction and observes the
@@ -229,10 +242,19 @@ func (s *session) send(ctx context.Context, msg io.Reader, res *dataResult) erro
 	return err
 }
 
-// rewrite writes the trace field, then the rewritten message, then makes
-// sure the client's data was read to its end: a bare CR or LF after the
-// last MIME part must be refused too (SMTP smuggling).
-func (s *session) rewrite(ctx context.Context, dst io.Writer, src io.Reader, res *dataResult) (err error) {
+// rewrite is rewriteOnly, then commit: for a message relayed as it is
+// rewritten.
+func (s *session) rewrite(ctx context.Context, dst io.Writer, src io.Reader, res *dataResult) error {
+	if err := s.rewriteOnly(ctx, dst, src, res); err != nil {
+		return err
+	}
+	return s.commit(ctx, res)
+}
+
+// rewriteOnly writes the trace field, then the rewritten message, then
+// makes sure the client's data was read to its end: a bare CR or LF after
+// the last MIME part must be refused too (SMTP smuggling).
+func (s *session) rewriteOnly(ctx context.Context, dst io.Writer, src io.Reader, res *dataResult) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic while rewriting a message", "event", "panic", "panic", fmt.Sprint(p))
@@ -247,9 +269,13 @@ func (s *session) rewrite(ctx context.Context, dst io.Writer, src io.Reader, res
 	if err != nil {
 		return err
 	}
-	if err := drain(src); err != nil {
-		return err
-	}
+	return drain(src)
+}
+
+// commit makes the message's new tokens durable and writes its audit
+// record, once it passed every check and before the downstream's final
+// dot (DESIGN.md invariants 3 and 4).
+func (s *session) commit(ctx context.Context, res *dataResult) error {
 	if err := s.cfg.policy.commit(ctx, s, res); err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func runDNS(ctx context.Context, a *app, args []string, f dnsFlags) error {
 	if in.DKIMKeys, err = dkimPublicKeys(ctx, a, cfg); err != nil {
 		return err
 	}
-	z := zone{relay: cfg.RelayDomain, mx: mxHosts(cfg), records: mailauth.Records(in)}
+	z := zone{relay: cfg.RelayDomain, mx: mxHosts(cfg), records: mailauth.Records(in), noDKIM: cfg.Outbound.DKIM.Domain == ""}
 	z.print(a.stdout, in)
 	if !f.check {
 		return nil
@@ -98,27 +98,39 @@ func mxHosts(cfg *policy.Config) []string {
 	return []string{hostname(cfg.Inbound.Hostname)}
 }
 
-// dkimPublicKeys returns the signing key's public half: from key_file, or
-// from Vault transit (read on transit/keys/<key>; no signing call).
+// dkimPublicKeys returns the public halves of the signing keys, the
+// outbound DKIM key and the inbound ARC sealing key (whose record has the
+// same form, RFC 8617 §4.1.2): from key_file, or from Vault transit (read
+// on transit/keys/<key>; no signing call).
 func dkimPublicKeys(ctx context.Context, a *app, cfg *policy.Config) ([]mailauth.DKIMKey, error) {
-	d := cfg.Outbound.DKIM
-	if d.Domain == "" {
-		return nil, nil
+	d, s := cfg.Outbound.DKIM, cfg.Inbound.AuthCheck.ARCSeal
+	uses := []struct {
+		field, domain, selector, keyFile, vaultKey string
+	}{
+		{"outbound.dkim", d.Domain, d.Selector, d.KeyFile, d.VaultKey},
+		{"inbound.auth_check.arc_seal", s.Domain, s.Selector, s.KeyFile, s.VaultKey},
 	}
-	var kek vault.KEK
-	if d.VaultKey != "" {
-		t, err := vault.NewTransit(ctx, transitConfig(cfg.Keys.Vault), vault.WithLogger(a.log))
-		if err != nil {
-			return nil, err
+	var keys []mailauth.DKIMKey
+	for _, u := range uses {
+		if u.domain == "" {
+			continue
 		}
-		defer t.Close()
-		kek = t
+		var kek vault.KEK
+		if u.vaultKey != "" {
+			t, err := vault.NewTransit(ctx, transitConfig(cfg.Keys.Vault), vault.WithLogger(a.log))
+			if err != nil {
+				return nil, err
+			}
+			defer t.Close()
+			kek = t
+		}
+		key, err := signingKey(cfg, kek, u.keyFile, u.vaultKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u.field, err)
+		}
+		keys = append(keys, mailauth.DKIMKey{Domain: u.domain, Selector: u.selector, Public: key.Public()})
 	}
-	key, err := dkimKey(cfg, kek)
-	if err != nil {
-		return nil, fmt.Errorf("outbound.dkim: %w", err)
-	}
-	return []mailauth.DKIMKey{{Domain: d.Domain, Selector: d.Selector, Public: key.Public()}}, nil
+	return keys, nil
 }
 
 // zone is what an operator publishes: the relay domain's MX records and
@@ -127,6 +139,7 @@ type zone struct {
 	relay   string
 	mx      []string
 	records []mailauth.Record
+	noDKIM  bool // outbound.dkim is off (the keys may still hold the ARC seal's)
 }
 
 // print writes zone-file lines, each after a comment saying what it does;
@@ -139,7 +152,7 @@ func (z zone) print(w io.Writer, in mailauth.RecordsInput) {
 	if len(in.SPFNetworks) == 0 && len(in.SPFIncludes) == 0 {
 		fmt.Fprintf(w, "; no SPF record: set outbound.spf_networks or spf_includes (or --spf-network) to the smarthost's\n")
 	}
-	if len(in.DKIMKeys) == 0 {
+	if z.noDKIM {
 		fmt.Fprintf(w, "; no DKIM record: outbound.dkim is off, replies are not signed\n")
 	}
 	for _, r := range z.records {

@@ -15,14 +15,26 @@ import (
 	"github.com/tokenproxy/tokenproxy/vault"
 )
 
-// authCheck is the inbound route's SPF, DKIM and DMARC check; nil when
-// inbound.auth_check.enabled is false.
-func authCheck(cfg *policy.Config) *smtp.AuthCheck {
+// authCheck is the inbound route's SPF, DKIM, DMARC and ARC check, and
+// its ARC seal; nil when inbound.auth_check.enabled is false.
+func authCheck(cfg *policy.Config, kek vault.KEK) (*smtp.AuthCheck, error) {
 	a := cfg.Inbound.AuthCheck
 	if !a.Enabled {
-		return nil
+		return nil, nil
 	}
-	return &smtp.AuthCheck{Resolver: resolver(cfg), TagDMARCReject: a.DMARCRejectAction == "tag"}
+	c := &smtp.AuthCheck{Resolver: resolver(cfg), TagDMARCReject: a.DMARCRejectAction == "tag",
+		TrustedARCSealers: a.TrustedARCSealers}
+	if s := a.ARCSeal; s.Domain != "" {
+		key, err := signingKey(cfg, kek, s.KeyFile, s.VaultKey)
+		if err != nil {
+			return nil, fmt.Errorf("inbound.auth_check.arc_seal: %w", err)
+		}
+		c.ARCSeal = &mailauth.ARCSealer{Domain: s.Domain, Selector: s.Selector, Key: key}
+		if err := c.ARCSeal.Check(); err != nil { // an Ed25519 key: fail at start, not per message
+			return nil, fmt.Errorf("inbound.auth_check.arc_seal: %w", err)
+		}
+	}
+	return c, nil
 }
 
 // resolver asks inbound.auth_check.dns_server, or the system's resolver.
@@ -47,7 +59,7 @@ func dkimSigner(cfg *policy.Config, kek vault.KEK) (*mailauth.SignerConfig, erro
 	if d.Domain == "" {
 		return nil, nil
 	}
-	key, err := dkimKey(cfg, kek)
+	key, err := signingKey(cfg, kek, d.KeyFile, d.VaultKey)
 	if err != nil {
 		return nil, fmt.Errorf("outbound.dkim: %w", err)
 	}
@@ -58,18 +70,18 @@ func dkimSigner(cfg *policy.Config, kek vault.KEK) (*mailauth.SignerConfig, erro
 	return &mailauth.SignerConfig{Domain: d.Domain, Selector: d.Selector, Key: key, HeaderKeys: headers}, nil
 }
 
-// dkimKey loads key_file, or opens the transit key vault_key on the key
-// provider's Vault login (one login, one token renewal for both uses).
-func dkimKey(cfg *policy.Config, kek vault.KEK) (crypto.Signer, error) {
-	d := cfg.Outbound.DKIM
-	if d.KeyFile != "" {
-		return mailauth.LoadKeyFile(d.KeyFile)
+// signingKey loads keyFile, or opens the transit key vaultKey on the key
+// provider's Vault login (one login, one token renewal for every use): the
+// DKIM key and the ARC sealing key.
+func signingKey(cfg *policy.Config, kek vault.KEK, keyFile, vaultKey string) (crypto.Signer, error) {
+	if keyFile != "" {
+		return mailauth.LoadKeyFile(keyFile)
 	}
 	vc, ok := kek.(interface{ Client() *vaultapi.Client })
 	if !ok {
 		return nil, errors.New("vault_key needs keys.provider: vault")
 	}
-	key, err := vault.NewDKIMSigner(vc.Client(), cfg.Keys.Vault.Mount, d.VaultKey)
+	key, err := vault.NewDKIMSigner(vc.Client(), cfg.Keys.Vault.Mount, vaultKey)
 	if err != nil {
 		return nil, err // not a typed nil in the interface
 	}

@@ -97,6 +97,10 @@ func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, 
 	if err != nil {
 		return in, out, err
 	}
+	check, err := authCheck(cfg, d.e.kek)
+	if err != nil {
+		return in, out, err
+	}
 	inDown, err := d.downstream(cfg.Inbound.Downstream, d.hosts[0])
 	if err != nil {
 		return in, out, fmt.Errorf("inbound: %w", err)
@@ -109,7 +113,7 @@ func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, 
 	lc := address.LocalCase(cfg.Tokens.LocalPartCase)
 	in = smtp.InboundOptions{Route: smtp.RouteOptions{Hostname: d.hosts[0], Limits: cfg.SMTP, Downstream: inDown},
 		Mailboxes: mailboxes, Map: d.e.m, Rewriter: d.rw, LocalCase: lc, Internal: cfg.IsInternal,
-		AuthservID: authservID(cfg), AuthCheck: authCheck(cfg), MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes,
+		AuthservID: authservID(cfg), AuthCheck: check, MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes,
 		NewTokenRate:  smtp.NewTokenRate{PerIP: cfg.Inbound.NewTokenRate.PerIP, Total: cfg.Inbound.NewTokenRate.Total},
 		TrustedRelays: cfg.TrustedRelayPrefixes(), TrustedAuthservIDs: cfg.Inbound.AuthCheck.TrustedAuthservIDs,
 		Postmaster: cfg.Inbound.Postmaster}

@@ -5,7 +5,9 @@
 #               (libnet-dns-perl): rsa-sha256. Bookworm's Mail::DKIM
 #               1.20230212 predates ed25519 support (added in 1.20230630).
 #   dkimpy      (python3-dkim, with python3-nacl and python3-dnspython):
-#               ed25519-sha256 (RFC 8463).
+#               ed25519-sha256 (RFC 8463), and ARC (RFC 8617), whose
+#               arc_sign needs python3-authres (only a Suggests of
+#               python3-dkim) to read the Authentication-Results it seals.
 #
 # Debian's own interpreters are used (/usr/bin/perl, /usr/bin/python3): a
 # python3 earlier in PATH (pyenv, a venv) does not see Debian's modules.
@@ -16,9 +18,9 @@
 # file lock in os.UserCacheDir()/tokenproxy; safe to run by hand.
 set -euo pipefail
 
-packages=(libmail-dkim-perl libnet-dns-perl python3-dkim python3-nacl python3-dnspython)
+packages=(libmail-dkim-perl libnet-dns-perl python3-dkim python3-nacl python3-dnspython python3-authres)
 modules=(Mail::DKIM::Verifier Mail::DKIM::Signer Net::DNS::Resolver)
-python_modules=(dkim nacl.signing dns.resolver)
+python_modules=(dkim nacl.signing dns.resolver authres)
 
 say() { printf 'install-tools.sh: %s\n' "$*"; }
 die() { printf 'install-tools.sh: error: %s\n' "$*" >&2; exit 1; }
