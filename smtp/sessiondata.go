@@ -250,6 +250,9 @@ func (s *session) rewrite(ctx context.Context, dst io.Writer, src io.Reader, res
 	if err := drain(src); err != nil {
 		return err
 	}
+	if err := precheck(dst); err != nil {
+		return err
+	}
 	if err := s.cfg.policy.commit(ctx, s, res); err != nil {
 		return err
 	}
