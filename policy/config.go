@@ -177,6 +177,7 @@ func Parse(data []byte, source string) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, &FieldError{Source: source, Field: "(file)", Reason: strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
+	c.dropDefaultDownstreamAddress(data)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
