@@ -1,0 +1,153 @@
+package integration
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/quotedprintable"
+	"regexp"
+	"strings"
+	"testing"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// smtpSend sends one message with go-smtp's client (STARTTLS when asked,
+// the proxy's self-signed certificate not verified: this is the client's
+// side, not what is tested) and returns the first refusal.
+func smtpSend(t *testing.T, addr string, startTLS bool, from string, opts *gosmtp.MailOptions, to, msg string) error {
+	t.Helper()
+	dial := gosmtp.Dial
+	if startTLS {
+		dial = func(addr string) (*gosmtp.Client, error) {
+			return gosmtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+		}
+	}
+	c, err := dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail(from, opts); err != nil {
+		return err
+	}
+	if err := c.Rcpt(to, nil); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, msg); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+func wantReply(t *testing.T, err error, code int, enh gosmtp.EnhancedCode, what string) {
+	t.Helper()
+	var se *gosmtp.SMTPError
+	if !errors.As(err, &se) || se.Code != code || se.EnhancedCode != enh {
+		t.Fatalf("%s: %v, want %d %d.%d.%d", what, err, code, enh[0], enh[1], enh[2])
+	}
+}
+
+// TestServeInternationalAndEightBitWithSmtpSink drives the real binary
+// against Postfix's smtp-sink, which offers no SMTPUTF8, as the CRM intake
+// (with 8BITMIME) and as the smarthost (-8: no 8BITMIME either):
+//   - a customer jörg@bücher.example writes with SMTPUTF8; after
+//     tokenizing nothing needs it, and the CRM gets the message (issue 16:
+//     451 4.4.2 because the client had said SMTPUTF8);
+//   - the CRM's reply to jörg's token cannot go to a smarthost without
+//     SMTPUTF8: 553 5.6.7 at RCPT (permanent), nothing delivered;
+//   - a reply with an 8-bit body to an ASCII customer reaches the 7-bit
+//     smarthost as quoted-printable MIME that decodes to the original text
+//     (issue 16: sent unconverted).
+func TestServeInternationalAndEightBitWithSmtpSink(t *testing.T) {
+	crmPort, crmDir := startSink(t)
+	smartPort, smartDir := startSinkArgs(t, "-8")
+	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), fmt.Sprintf("127.0.0.1:%d", smartPort), "debug",
+		"client_networks: [127.0.0.0/8]")
+	p := startServe(t, sv.config, sv.admin)
+	inAddr, outAddr := fmt.Sprintf("127.0.0.1:%d", sv.inPort), fmt.Sprintf("127.0.0.1:%d", sv.outPort)
+
+	const jorg = "jörg@bücher.example"
+	err := smtpSend(t, inAddr, true, jorg, &gosmtp.MailOptions{UTF8: true}, "support@company.example",
+		"From: Jörg <"+jorg+">\r\nTo: support@company.example\r\nSubject: order 77\r\n\r\nmy address: "+jorg+"\r\n")
+	if err != nil {
+		t.Fatalf("inbound from %s: %v\n%s", jorg, err, p.log.String())
+	}
+	crm := waitSink(t, crmDir, 1)[0]
+	tok := regexp.MustCompile(`X-Mail-Args: <(t1-[a-z2-7]+@relay\.company\.example)>`).FindStringSubmatch(crm)
+	if tok == nil || strings.Contains(crm, "jörg") || strings.Contains(crm, "SMTPUTF8") {
+		t.Fatalf("CRM message (no customer address, no SMTPUTF8 wanted):\n%s", crm)
+	}
+
+	reply := "From: Support <support@crm.example>\r\nTo: " + tok[1] + "\r\nSubject: Re: order 77\r\n\r\nHallo\r\n"
+	err = smtpSend(t, outAddr, true, "support@crm.example", nil, tok[1], reply)
+	wantReply(t, err, 553, gosmtp.EnhancedCode{5, 6, 7}, "reply to "+jorg+" through a smarthost without SMTPUTF8")
+
+	const text = "Grüße aus Köln — 10 €, ünïcödé.\r\nZweite Zeile.\r\n"
+	janeTok := tokenFor(t, inAddr, crmDir, "jane.doe@example.com", 2)
+	eight := "From: Support <support@crm.example>\r\nTo: " + janeTok + "\r\nSubject: Re: order 78\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + text
+	if err := smtpSend(t, outAddr, true, "support@crm.example", &gosmtp.MailOptions{Body: gosmtp.Body8BitMIME}, janeTok, eight); err != nil {
+		t.Fatalf("8-bit reply: %v\n%s", err, p.log.String())
+	}
+	smart := waitSink(t, smartDir, 1)
+	if len(smart) != 1 {
+		t.Fatalf("smarthost got %d messages: want only the 8-bit reply", len(smart))
+	}
+	got := smart[0]
+	if strings.ContainsFunc(got, func(r rune) bool { return r >= 0x80 }) || !strings.Contains(got, "Content-Transfer-Encoding: quoted-printable") {
+		t.Fatalf("smarthost message is not 7-bit quoted-printable:\n%s", got)
+	}
+	_, body, _ := strings.Cut(strings.ReplaceAll(got, "\r\n", "\n"), "\n\n")
+	decoded, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(body)))
+	if err != nil || !strings.Contains(strings.ReplaceAll(string(decoded), "\r\n", "\n"), strings.ReplaceAll(text, "\r\n", "\n")) {
+		t.Fatalf("decoded body %q (%v), want %q\n%s", decoded, err, text, got)
+	}
+	if mt, params, _ := mime.ParseMediaType(headerValue(got, "Content-Type")); mt != "text/plain" || params["charset"] != "utf-8" {
+		t.Fatalf("Content-Type %s %v", mt, params)
+	}
+	for _, c := range []string{"jörg", "jane.doe@example.com"} {
+		if strings.Contains(p.log.String(), c) {
+			t.Errorf("the log names %s", c)
+		}
+	}
+}
+
+// tokenFor sends a message from customer through the inbound route and
+// returns the token the CRM saw as its envelope sender (the CRM sink's
+// n-th message).
+func tokenFor(t *testing.T, inAddr, crmDir, customer string, n int) string {
+	t.Helper()
+	if err := smtpSend(t, inAddr, true, customer, nil, "support@company.example",
+		"From: <"+customer+">\r\nTo: support@company.example\r\nSubject: hi\r\n\r\nhi\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range waitSink(t, crmDir, n) {
+		if strings.Contains(m, "Subject: hi") {
+			if tok := regexp.MustCompile(`X-Mail-Args: <(t1-[a-z2-7]+@relay\.company\.example)>`).FindStringSubmatch(m); tok != nil {
+				return tok[1]
+			}
+		}
+	}
+	t.Fatal("no token for the customer at the CRM")
+	return ""
+}
+
+// headerValue is the first value of a header field in a dumped message.
+func headerValue(msg, name string) string {
+	for _, l := range strings.Split(strings.ReplaceAll(msg, "\r\n", "\n"), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
