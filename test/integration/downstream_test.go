@@ -7,11 +7,15 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
+	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/tokenproxy/tokenproxy/smtp/downstream/downstreamtest"
 )
 
 // smtpSend sends one message with go-smtp's client (STARTTLS when asked,
@@ -127,7 +131,11 @@ func TestServeInternationalAndEightBitWithSmtpSink(t *testing.T) {
 // n-th message).
 func tokenFor(t *testing.T, inAddr, crmDir, customer string, n int) string {
 	t.Helper()
-	if err := smtpSend(t, inAddr, true, customer, nil, "support@company.example",
+	var opts *gosmtp.MailOptions
+	if strings.ContainsFunc(customer, func(r rune) bool { return r >= 0x80 }) {
+		opts = &gosmtp.MailOptions{UTF8: true}
+	}
+	if err := smtpSend(t, inAddr, true, customer, opts, "support@company.example",
 		"From: <"+customer+">\r\nTo: support@company.example\r\nSubject: hi\r\n\r\nhi\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -150,4 +158,45 @@ func headerValue(msg, name string) string {
 		}
 	}
 	return ""
+}
+
+// TestServeSMTPUTF8ThroughPostfix: the CRM's reply to the token of
+// jörg@bücher.example goes to a real Postfix smarthost with SMTPUTF8
+// (issue 16: without it, and the smarthost answered 501 5.1.3), and
+// Postfix passes it on with SMTPUTF8 to the next hop, which gets the
+// restored address.
+func TestServeSMTPUTF8ThroughPostfix(t *testing.T) {
+	final := &downstreamtest.Sink{SMTPUTF8: true}
+	finalAddr := downstreamtest.Start(t, final, nil)
+	_, finalPort, _ := net.SplitHostPort(finalAddr)
+	fp, _ := strconv.Atoi(finalPort)
+	pfPort, pfLog := startPostfixRelay(t, fp)
+	crmPort, crmDir := startSink(t)
+	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), fmt.Sprintf("127.0.0.1:%d", pfPort), "debug",
+		"client_networks: [127.0.0.0/8]")
+	p := startServe(t, sv.config, sv.admin)
+	inAddr, outAddr := fmt.Sprintf("127.0.0.1:%d", sv.inPort), fmt.Sprintf("127.0.0.1:%d", sv.outPort)
+
+	const jorg = "jörg@bücher.example"
+	tok := tokenFor(t, inAddr, crmDir, jorg, 1)
+	reply := "From: Support <support@crm.example>\r\nTo: Jörg <" + tok + ">\r\nSubject: Re: order 77\r\n\r\nHallo " + tok + "\r\n"
+	if err := smtpSend(t, outAddr, true, "support@crm.example", nil, tok, reply); err != nil {
+		t.Fatalf("reply to %s: %v\nproxy:\n%s\npostfix:\n%s", jorg, err, p.log.String(), pfLog.String())
+	}
+	waitLog(t, pfLog, "status=sent")
+	st := final.Stats()
+	if len(st.Messages) != 1 || len(st.UTF8Mail) != 1 || !st.UTF8Mail[0] {
+		t.Fatalf("next hop: %d messages, SMTPUTF8 %v; want one with SMTPUTF8\npostfix:\n%s", len(st.Messages), st.UTF8Mail, pfLog.String())
+	}
+	// The body's restored address is quoted-printable: the rewriter
+	// re-encodes a 7bit part that gained UTF-8 (rewrite/text.go).
+	_, body, _ := strings.Cut(st.Messages[0], "\r\n\r\n")
+	decoded, _ := io.ReadAll(quotedprintable.NewReader(strings.NewReader(body)))
+	if !strings.Contains(st.Messages[0], "To: Jörg <"+jorg+">") || !strings.Contains(string(decoded), "Hallo "+jorg) ||
+		!strings.Contains(st.Messages[0], "with UTF8SMTP") {
+		t.Fatalf("the restored message:\n%s", st.Messages[0])
+	}
+	if strings.Contains(p.log.String(), "jörg") {
+		t.Error("the proxy log names the customer")
+	}
 }
