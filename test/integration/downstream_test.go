@@ -8,13 +8,17 @@ import (
 	"mime"
 	"mime/quotedprintable"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/tokenproxy/tokenproxy/smtp"
 	"github.com/tokenproxy/tokenproxy/smtp/downstream/downstreamtest"
 )
 
@@ -198,5 +202,71 @@ func TestServeSMTPUTF8ThroughPostfix(t *testing.T) {
 	}
 	if strings.Contains(p.log.String(), "jörg") {
 		t.Error("the proxy log names the customer")
+	}
+}
+
+// TestServeSmarthostAuthFailover drives the real binary with an outbound
+// downstream of two hosts: the first refuses connections, the second is a
+// smarthost that requires STARTTLS (verified against ca_file) and AUTH
+// (the password from password_file). The reply goes to the second host,
+// logged in; the password is in no log; /metrics counts per host:port.
+func TestServeSmarthostAuthFailover(t *testing.T) {
+	const password = "Smarthost-Pa55-for-the-test"
+	dir := t.TempDir()
+	certPEM, keyPEM, err := smtp.SelfSignedPair([]string{"127.0.0.1"}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, pwFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "smarthost.pw")
+	for f, b := range map[string][]byte{caFile: certPEM, pwFile: []byte(password + "\n")} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	smart := &downstreamtest.Sink{RequireTLS: true, Users: map[string]string{"relay": password}}
+	live := downstreamtest.Start(t, smart, &tls.Config{Certificates: []tls.Certificate{pair}})
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+
+	crmPort, crmDir := startSink(t)
+	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), dead, "debug", "client_networks: [127.0.0.0/8]")
+	cfg, err := os.ReadFile(sv.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf(`downstream: {address: "%s", tls: insecure}`, dead)
+	repl := fmt.Sprintf(`downstream: {addresses: ["%s", "%s"], ca_file: %s, auth: {username: relay, password_file: %s}}`, dead, live, caFile, pwFile)
+	if !strings.Contains(string(cfg), old) {
+		t.Fatalf("config without %q", old)
+	}
+	if err := os.WriteFile(sv.config, []byte(strings.Replace(string(cfg), old, repl, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, sv.config, sv.admin)
+	inAddr, outAddr := fmt.Sprintf("127.0.0.1:%d", sv.inPort), fmt.Sprintf("127.0.0.1:%d", sv.outPort)
+
+	tok := tokenFor(t, inAddr, crmDir, "jane.doe@example.com", 1)
+	reply := "From: Support <support@crm.example>\r\nTo: " + tok + "\r\nSubject: Re: hi\r\n\r\nHello\r\n"
+	if err := smtpSend(t, outAddr, true, "support@crm.example", nil, tok, reply); err != nil {
+		t.Fatalf("reply: %v\n%s", err, p.log.String())
+	}
+	st := smart.Stats()
+	if len(st.Messages) != 1 || len(st.Authed) != 1 || st.Authed[0] != "relay" || !st.TLSMail[0] {
+		t.Fatalf("smarthost: %d messages, logins %v, TLS %v", len(st.Messages), st.Authed, st.TLSMail)
+	}
+	_, metrics := httpGet("http://" + sv.admin + "/metrics")
+	for _, want := range []string{
+		fmt.Sprintf(`tokenproxy_downstream_host_events_total{host="%s",result="failover",route="outbound"} 1`, dead),
+		fmt.Sprintf(`tokenproxy_downstream_host_events_total{host="%s",result="delivered",route="outbound"} 1`, live),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(p.log.String(), password) {
+		t.Fatal("the smarthost password is in the log")
 	}
 }
