@@ -140,6 +140,9 @@ func (d *Pool) targets(ctx context.Context) ([]*host, error) {
 			return nil, err
 		}
 	}
+	if len(hosts) == 1 {
+		return hosts, nil // nothing to reorder: no allocation per message
+	}
 	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -30,7 +30,14 @@ func noSMTPUTF8(stage string) *Error {
 
 // needsUTF8 reports whether s has a byte outside ASCII: a mailbox or a
 // header that only SMTPUTF8 carries (RFC 6531 §3.3, RFC 6532 §3).
-func needsUTF8(s string) bool { return has8bit([]byte(s)) }
+func needsUTF8(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
 
 func has8bit(b []byte) bool {
 	for _, c := range b {
@@ -107,21 +114,16 @@ var headReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, he
 // a header section longer than this makes the whole message read first.
 const headPeek = 64 << 10
 
-// prepareBody looks at the rewritten message before DATA: a header with
-// UTF-8 needs SMTPUTF8 (restarting MAIL with it, or ErrNoSMTPUTF8), and
-// an 8-bit body to a hop without 8BITMIME is converted or refused
-// (eightbit.go). It returns the reader DATA sends and, on failure, an
-// error for Data to return (the transaction has then ended). release
-// gives the peek buffer back once the message is sent.
-func (t *Txn) prepareBody(ctx context.Context, body io.Reader) (io.Reader, func(), error) {
-	br := headReaders.Get().(*bufio.Reader)
-	br.Reset(body)
-	release := func() { br.Reset(nil); headReaders.Put(br) }
+// prepareBody looks at the rewritten message, read through br, before
+// DATA: a header with UTF-8 needs SMTPUTF8 (restarting MAIL with it, or
+// ErrNoSMTPUTF8), and an 8-bit body to a hop without 8BITMIME is converted
+// or refused (eightbit.go). It returns the reader DATA sends and, on
+// failure, an error for Data to return (the transaction has then ended).
+func (t *Txn) prepareBody(ctx context.Context, br *bufio.Reader) (io.Reader, error) {
 	head, whole, err := peekHead(br)
 	if err != nil {
-		release()
 		t.Abort()
-		return nil, nil, err // the client's data failed: as Data's stream
+		return nil, err // the client's data failed: as Data's stream
 	}
 	var out io.Reader = br
 	if whole != nil {
@@ -129,17 +131,26 @@ func (t *Txn) prepareBody(ctx context.Context, body io.Reader) (io.Reader, func(
 	}
 	if has8bit(head) && !t.utf8 {
 		if err := t.headerUTF8(ctx); err != nil {
-			release()
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	if !t.utf8 && !t.dc.w.has("8BITMIME") {
-		if out, err = t.sevenBit(out); err != nil {
-			release()
-			return nil, nil, err
-		}
+		return t.sevenBit(out)
 	}
-	return out, release, nil
+	return out, nil
+}
+
+// headReader is a pooled reader for prepareBody over body; putHeadReader
+// gives it back once the message is sent.
+func headReader(body io.Reader) *bufio.Reader {
+	br := headReaders.Get().(*bufio.Reader)
+	br.Reset(body)
+	return br
+}
+
+func putHeadReader(br *bufio.Reader) {
+	br.Reset(nil)
+	headReaders.Put(br)
 }
 
 // headerUTF8 restarts MAIL with SMTPUTF8 for a header that needs it, or

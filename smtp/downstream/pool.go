@@ -421,8 +421,8 @@ func (d *Pool) logConnectFailure(h *host, de *Error) {
 			"downstream", h.label, "reason", reason)
 		return
 	case "auth":
-		// The password is never logged; the reply text may be, it is the
-		// server's about our account.
+		// Neither the password nor the reply text is logged: the code says
+		// enough, and a server may echo the user name.
 		d.log.Error("downstream refused our credentials or offers no usable AUTH", "downstream", h.label,
 			"reason", reason, "code", de.Code, "err", de.Err)
 		return
@@ -611,11 +611,12 @@ func (t *Txn) Data(ctx context.Context, body io.Reader) error {
 	if !t.mailed {
 		return t.fail(downstreamErr("data", errNoRcpt))
 	}
-	body, release, err := t.prepareBody(ctx, body)
+	br := headReader(body)
+	defer putHeadReader(br)
+	body, err := t.prepareBody(ctx, br)
 	if err != nil {
 		return err
 	}
-	defer release()
 	g := t.dc.guard(ctx)
 	dw, err := t.dc.w.data()
 	if err != nil {
