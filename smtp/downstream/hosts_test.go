@@ -89,6 +89,9 @@ func TestDownstreamFailover(t *testing.T) {
 	}{
 		{"closed port", func(t *testing.T) (string, *atomic.Int32) { return deadHost(t), nil }, "unreachable"},
 		{"421 greeting", func(t *testing.T) (string, *atomic.Int32) { return badHost(t, "421 4.3.2 busy, try later") }, "reply"},
+		// A 554 greeting refuses this client, not the message (RFC 5321
+		// §3.1): the next host is tried, and no 5xx reaches the sender.
+		{"554 greeting", func(t *testing.T) (string, *atomic.Int32) { return badHost(t, "554 5.7.1 no service") }, "reply"},
 		{"timeout", func(t *testing.T) (string, *atomic.Int32) { return badHost(t, "") }, "timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,11 +123,13 @@ func TestDownstreamFailover(t *testing.T) {
 	}
 }
 
-// TestDownstreamAllHostsDown: every host failing is one temporary error.
+// TestDownstreamAllHostsDown: every host failing is one temporary error,
+// a 5xx greeting included.
 func TestDownstreamAllHostsDown(t *testing.T) {
-	d := newDS(t, "", nil, func(c *Config) { c.Address, c.Addresses = "", []string{deadHost(t), deadHost(t)} })
+	refusing, _ := badHost(t, "554 5.7.1 no service")
+	d := newDS(t, "", nil, func(c *Config) { c.Address, c.Addresses = "", []string{deadHost(t), refusing} })
 	_, err := d.Begin(dsCtx(t), "from@relay.test", nil)
-	wantKind(t, err, ErrTemp, "connect", 0)
+	wantKind(t, err, ErrTemp, "connect", 554)
 }
 
 // loopbackPair listens on the same port of 127.0.0.2 and 127.0.0.3, so
