@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/smtp"
 	"github.com/tokenproxy/tokenproxy/smtp/downstream/downstreamtest"
+	"github.com/tokenproxy/tokenproxy/test/dnstest"
 )
 
 // smtpSend sends one message with go-smtp's client (STARTTLS when asked,
@@ -268,5 +269,38 @@ func TestServeSmarthostAuthFailover(t *testing.T) {
 	}
 	if strings.Contains(p.log.String(), password) {
 		t.Fatal("the smarthost password is in the log")
+	}
+}
+
+// TestServeInboundMX drives the real binary with the CRM intake given as
+// mx: a domain, looked up through the configured resolver (a loopback DNS
+// server, inbound.auth_check.dns_server): the customer's message reaches
+// Postfix's smtp-sink at the MX host's address.
+func TestServeInboundMX(t *testing.T) {
+	crmPort, crmDir := startSink(t)
+	dns := dnstest.Start(t)
+	dns.MX("intake.crm.test", 10, "mx1.intake.crm.test")
+	dns.A("mx1.intake.crm.test", "127.0.0.1")
+	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), fmt.Sprintf("127.0.0.1:%d", freePort(t)), "debug",
+		"client_networks: [127.0.0.0/8]")
+	cfg, err := os.ReadFile(sv.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(cfg), fmt.Sprintf(`downstream: {address: "127.0.0.1:%d", tls: insecure}`, crmPort),
+		fmt.Sprintf(`downstream: {mx: intake.crm.test, mx_port: %d, tls: insecure, allow_insecure_remote: true}`, crmPort), 1)
+	text = strings.Replace(text, "auth_check: {enabled: false}", fmt.Sprintf(`auth_check: {enabled: false, dns_server: "%s"}`, dns.Addr), 1)
+	if text == string(cfg) {
+		t.Fatal("config unchanged")
+	}
+	if err := os.WriteFile(sv.config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, sv.config, sv.admin)
+	tokenFor(t, fmt.Sprintf("127.0.0.1:%d", sv.inPort), crmDir, "jane.doe@example.com", 1)
+	_, metrics := httpGet("http://" + sv.admin + "/metrics")
+	want := fmt.Sprintf(`tokenproxy_downstream_host_events_total{host="mx1.intake.crm.test:%d",result="delivered",route="inbound"} 1`, crmPort)
+	if !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %s\n%s", want, p.log.String())
 	}
 }
