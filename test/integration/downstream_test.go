@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -302,5 +306,88 @@ func TestServeInboundMX(t *testing.T) {
 	want := fmt.Sprintf(`tokenproxy_downstream_host_events_total{host="mx1.intake.crm.test:%d",result="delivered",route="inbound"} 1`, crmPort)
 	if !strings.Contains(metrics, want) {
 		t.Errorf("/metrics lacks %s\n%s", want, p.log.String())
+	}
+}
+
+// TestServeClientCertificateReload: the outbound route presents its
+// client certificate to a smarthost that requires one (a
+// certificate-identified connector); after the files are replaced, SIGHUP
+// makes the next connection present the new one.
+func TestServeClientCertificateReload(t *testing.T) {
+	dir := t.TempDir()
+	srvCert, srvKey, err := smtp.SelfSignedPair([]string{"127.0.0.1"}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(srvCert, srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var presented []string // the client certificates seen, in order
+	srvTLS := &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAnyClientCert,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			mu.Lock()
+			defer mu.Unlock()
+			presented = append(presented, fmt.Sprintf("%x", sha256.Sum256(cs.PeerCertificates[0].Raw)))
+			return nil
+		}}
+	smart := &downstreamtest.Sink{RequireTLS: true}
+	live := downstreamtest.Start(t, smart, srvTLS)
+
+	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	writeClient := func() string {
+		c, k, err := smtp.SelfSignedPair([]string{"relay.company.example"}, time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, b := range map[string][]byte{certFile: c, keyFile: k} {
+			if err := os.WriteFile(f, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		block, _ := pem.Decode(c)
+		return fmt.Sprintf("%x", sha256.Sum256(block.Bytes))
+	}
+	first := writeClient()
+	if err := os.WriteFile(caFile, srvCert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	crmPort, crmDir := startSink(t)
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), dead, "debug", "client_networks: [127.0.0.0/8]")
+	cfg, err := os.ReadFile(sv.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(cfg), fmt.Sprintf(`downstream: {address: "%s", tls: insecure}`, dead),
+		fmt.Sprintf(`downstream: {address: "%s", ca_file: %s, client_cert_file: %s, client_key_file: %s}`, live, caFile, certFile, keyFile), 1)
+	if err := os.WriteFile(sv.config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, sv.config, sv.admin)
+	inAddr, outAddr := fmt.Sprintf("127.0.0.1:%d", sv.inPort), fmt.Sprintf("127.0.0.1:%d", sv.outPort)
+	tok := tokenFor(t, inAddr, crmDir, "jane.doe@example.com", 1)
+	reply := "From: Support <support@crm.example>\r\nTo: " + tok + "\r\nSubject: Re: hi\r\n\r\nHello\r\n"
+	if err := smtpSend(t, outAddr, true, "support@crm.example", nil, tok, reply); err != nil {
+		t.Fatalf("reply: %v\n%s", err, p.log.String())
+	}
+	second := writeClient()
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.log.String(), `"event":"reload"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload event after SIGHUP:\n%s", p.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := smtpSend(t, outAddr, true, "support@crm.example", nil, tok, reply); err != nil {
+		t.Fatalf("reply after the reload: %v\n%s", err, p.log.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(smart.Stats().Messages) != 2 || len(presented) != 2 || presented[0] != first || presented[1] != second {
+		t.Fatalf("smarthost: %d messages, client certificates %v; want the first, then the second (%s, %s)",
+			len(smart.Stats().Messages), presented, first, second)
 	}
 }
