@@ -81,35 +81,27 @@ func no8BitMIME(cause error) *Error {
 // A header with 8-bit octets cannot be converted (only SMTPUTF8 carries
 // it, RFC 6532) and neither can a part that claims base64 or
 // quoted-printable but holds 8-bit octets. Signatures over converted parts
-// break, as RFC 6152 §3 warns.
+// break, as RFC 6152 §3 warns. Parts are read one at a time from the
+// nested readers: nesting does not multiply the memory held.
 func ToSevenBit(msg []byte) ([]byte, error) {
-	h, body, err := readEntity(msg)
+	br := bufio.NewReader(bytes.NewReader(msg))
+	h, err := textproto.ReadHeader(br)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("header: %w", err)
 	}
 	if !h.Has("Mime-Version") {
 		h.Set("MIME-Version", "1.0")
 	}
 	var out bytes.Buffer
-	if err := sevenBitEntity(&out, h, body, 0); err != nil {
+	out.Grow(len(msg) + len(msg)/4)
+	if err := sevenBitEntity(&out, h, br, 0); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
 }
 
-// readEntity splits an entity into its header and body.
-func readEntity(b []byte) (textproto.Header, []byte, error) {
-	br := bufio.NewReader(bytes.NewReader(b))
-	h, err := textproto.ReadHeader(br)
-	if err != nil {
-		return h, nil, fmt.Errorf("header: %w", err)
-	}
-	rest, _ := io.ReadAll(br)
-	return h, rest, nil
-}
-
 // sevenBitEntity writes one entity, header and body, converted.
-func sevenBitEntity(w *bytes.Buffer, h textproto.Header, body []byte, depth int) error {
+func sevenBitEntity(w *bytes.Buffer, h textproto.Header, body io.Reader, depth int) error {
 	if depth > maxMIMEDepth {
 		return errors.New("MIME nesting too deep")
 	}
@@ -119,26 +111,43 @@ func sevenBitEntity(w *bytes.Buffer, h textproto.Header, body []byte, depth int)
 	mt, params, _ := mime.ParseMediaType(h.Get("Content-Type"))
 	switch {
 	case strings.HasPrefix(mt, "multipart/") && params["boundary"] != "":
-		return sevenBitMultipart(w, h, body, params["boundary"], depth)
-	case mt == "message/rfc822" && has8bit(body):
-		ih, ibody, err := readEntity(body)
-		if err != nil {
+		// RFC 2045 §6.4: a multipart entity's encoding is its parts';
+		// they will be 7-bit.
+		if h.Has("Content-Transfer-Encoding") {
+			setCTE(&h, "7bit")
+		}
+		if err := textproto.WriteHeader(w, h); err != nil {
 			return err
 		}
-		var inner bytes.Buffer
-		if err := sevenBitEntity(&inner, ih, ibody, depth+1); err != nil {
-			return err
+		return sevenBitMultipart(w, body, params["boundary"], depth)
+	case mt == "message/rfc822" && identityCTE(h):
+		br := bufio.NewReader(body)
+		ih, err := textproto.ReadHeader(br)
+		if err != nil {
+			return fmt.Errorf("message/rfc822 header: %w", err)
 		}
 		// RFC 2046 §5.2.1: message/rfc822 is 7bit, 8bit or binary only.
 		setCTE(&h, "7bit")
-		return writeEntity(w, h, inner.Bytes())
-	case !has8bit(body):
+		if err := textproto.WriteHeader(w, h); err != nil {
+			return err
+		}
+		return sevenBitEntity(w, ih, br, depth+1)
+	}
+	leaf, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	return sevenBitLeaf(w, h, leaf)
+}
+
+// sevenBitLeaf writes a leaf part: as it is when 7-bit, else
+// quoted-printable.
+func sevenBitLeaf(w *bytes.Buffer, h textproto.Header, body []byte) error {
+	if !has8bit(body) {
 		return writeEntity(w, h, body)
 	}
-	switch cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))); cte {
-	case "", "7bit", "8bit", "binary":
-	default:
-		return fmt.Errorf("8-bit octets in a %s part", cte)
+	if !identityCTE(h) {
+		return fmt.Errorf("8-bit octets in a %s part", h.Get("Content-Transfer-Encoding"))
 	}
 	if !h.Has("Content-Type") {
 		// RFC 2045 §5.2 would read the part as us-ascii: name what it is.
@@ -149,22 +158,20 @@ func sevenBitEntity(w *bytes.Buffer, h textproto.Header, body []byte, depth int)
 		h.Set("Content-Type", "text/plain; charset="+cs)
 	}
 	setCTE(&h, "quoted-printable")
-	var enc bytes.Buffer
-	qp := quotedprintable.NewWriter(&enc)
+	if err := textproto.WriteHeader(w, h); err != nil {
+		return err
+	}
+	qp := quotedprintable.NewWriter(w)
 	if _, err := qp.Write(body); err != nil {
 		return err
 	}
-	if err := qp.Close(); err != nil {
-		return err
-	}
-	return writeEntity(w, h, enc.Bytes())
+	return qp.Close()
 }
 
 // sevenBitMultipart converts each part and writes them with the same
 // boundary (RFC 2046 §5.1.1).
-func sevenBitMultipart(w *bytes.Buffer, h textproto.Header, body []byte, boundary string, depth int) error {
-	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
-	var parts bytes.Buffer
+func sevenBitMultipart(w *bytes.Buffer, body io.Reader, boundary string, depth int) error {
+	mr := textproto.NewMultipartReader(body, boundary)
 	for {
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -173,23 +180,24 @@ func sevenBitMultipart(w *bytes.Buffer, h textproto.Header, body []byte, boundar
 		if err != nil {
 			return fmt.Errorf("multipart: %w", err)
 		}
-		pb, err := io.ReadAll(p)
-		if err != nil {
-			return fmt.Errorf("multipart: %w", err)
-		}
-		parts.WriteString("--" + boundary + "\r\n")
-		if err := sevenBitEntity(&parts, p.Header, pb, depth+1); err != nil {
+		w.WriteString("--" + boundary + "\r\n")
+		if err := sevenBitEntity(w, p.Header, p, depth+1); err != nil {
 			return err
 		}
-		parts.WriteString("\r\n")
+		w.WriteString("\r\n")
 	}
-	parts.WriteString("--" + boundary + "--\r\n")
-	// RFC 2045 §6.4: a multipart entity's encoding is its parts'; they are
-	// 7-bit now.
-	if h.Has("Content-Transfer-Encoding") {
-		setCTE(&h, "7bit")
+	w.WriteString("--" + boundary + "--\r\n")
+	return nil
+}
+
+// identityCTE: the part's body is its content, not encoded (RFC 2045 §6.2:
+// 7bit, 8bit, binary, or none said).
+func identityCTE(h textproto.Header) bool {
+	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
+	case "", "7bit", "8bit", "binary":
+		return true
 	}
-	return writeEntity(w, h, parts.Bytes())
+	return false
 }
 
 func setCTE(h *textproto.Header, cte string) { h.Set("Content-Transfer-Encoding", cte) }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/quotedprintable"
@@ -15,6 +16,17 @@ import (
 	mtext "github.com/emersion/go-message/textproto"
 	gosmtp "github.com/emersion/go-smtp"
 )
+
+// readEntity splits an entity into its header and body.
+func readEntity(b []byte) (mtext.Header, []byte, error) {
+	br := bufio.NewReader(bytes.NewReader(b))
+	h, err := mtext.ReadHeader(br)
+	if err != nil {
+		return h, nil, fmt.Errorf("header: %w", err)
+	}
+	rest, _ := io.ReadAll(br)
+	return h, rest, nil
+}
 
 // leaves decodes every leaf part of a 7-bit message (RFC 2045): what a
 // reader shows, as content type → text.
@@ -116,8 +128,25 @@ func TestToSevenBit(t *testing.T) {
 	}
 }
 
+// deepMultipart nests n multiparts around one 8-bit text part.
+func deepMultipart(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n", i, i)
+	}
+	b.WriteString("Content-Type: text/plain; charset=utf-8\r\n\r\nä\r\n")
+	for i := n - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "--b%d--\r\n", i)
+	}
+	return b.String()
+}
+
 func TestToSevenBitRefuses(t *testing.T) {
+	if out, err := ToSevenBit([]byte(deepMultipart(maxMIMEDepth))); err != nil || leaves(t, out)["text/plain"] != "ä" {
+		t.Fatalf("%d levels: %v", maxMIMEDepth, err)
+	}
 	for name, in := range map[string]string{
+		"nested too deep":     deepMultipart(maxMIMEDepth + 1),
 		"8-bit header":        "Subject: Grüße\r\n\r\nä\r\n",
 		"8-bit in base64":     "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nä\r\n",
 		"8-bit part header":   "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Description: ä\r\n\r\nä\r\n--b--\r\n",
