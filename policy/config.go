@@ -176,6 +176,7 @@ func Parse(data []byte, source string) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, decodeError(err, data, source)
 	}
+	c.dropDefaultDownstreamAddress(data)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

@@ -90,16 +90,28 @@ type ServerTLS struct {
 	KeyFile  string `yaml:"key_file"`
 }
 
-// Downstream is the SMTP server a route relays to.
+// Downstream is the SMTP server a route relays to: one address, an
+// ordered list (failover) or a domain's MX hosts (config_downstream.go).
 type Downstream struct {
-	Address    string `yaml:"address"`     // host:port
-	TLS        string `yaml:"tls"`         // verify | insecure
-	CAFile     string `yaml:"ca_file"`     // PEM; empty: the system roots
-	ServerName string `yaml:"server_name"` // empty: the host of address
+	Address    string   `yaml:"address"`     // host:port
+	Addresses  []string `yaml:"addresses"`   // host:port each, tried in order
+	MX         string   `yaml:"mx"`          // a domain: its MX hosts by preference
+	MXPort     int      `yaml:"mx_port"`     // with mx; default 25
+	TLS        string   `yaml:"tls"`         // verify | insecure
+	CAFile     string   `yaml:"ca_file"`     // PEM; empty: the system roots
+	ServerName string   `yaml:"server_name"` // empty: the host of address
 	// AllowInsecureRemote permits tls: insecure to a non-loopback address:
 	// plain SMTP across a network exposes every message, so it is never
 	// implied.
 	AllowInsecureRemote bool `yaml:"allow_insecure_remote"`
+	// ClientCertFile and ClientKeyFile: the certificate presented to the
+	// hop (a certificate-identified connector); re-read on SIGHUP.
+	ClientCertFile string         `yaml:"client_cert_file"`
+	ClientKeyFile  string         `yaml:"client_key_file"`
+	Auth           DownstreamAuth `yaml:"auth"`
+	// EightBit: an 8-bit body to a hop without 8BITMIME is converted to
+	// quoted-printable ("convert", the default) or refused ("refuse").
+	EightBit string `yaml:"eight_bit"`
 }
 
 // AuthUser is a SMTP AUTH account of the outbound route. Only a bcrypt or
@@ -147,10 +159,10 @@ type SMTP struct {
 // verify: the quickstart relaxes it to insecure on loopback only.
 func defaultRoutes(c *Config) {
 	c.Inbound = Inbound{Listen: "127.0.0.1:2525",
-		Downstream:   Downstream{Address: "127.0.0.1:2526", TLS: "verify"},
+		Downstream:   Downstream{Address: "127.0.0.1:2526", TLS: "verify", EightBit: "convert"},
 		NewTokenRate: NewTokenRate{PerIP: 120, Total: 2000}}
 	c.Outbound = Outbound{Listen: "127.0.0.1:2587", ClientNetworks: []string{"127.0.0.0/8"},
-		Downstream: Downstream{Address: "127.0.0.1:2527", TLS: "verify"}}
+		Downstream: Downstream{Address: "127.0.0.1:2527", TLS: "verify", EightBit: "convert"}}
 	c.Admin = Admin{Listen: "127.0.0.1:8025"}
 	c.SMTP = SMTP{MaxMessageBytes: 50 << 20, MaxRecipients: 100, MaxLineLength: 2000,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute, DataTimeout: 5 * time.Minute, MaxSessionDuration: 10 * time.Minute,

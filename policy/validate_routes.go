@@ -107,12 +107,12 @@ func (c *Config) checkServerTLS(field string, t ServerTLS) error {
 }
 
 func (c *Config) checkDownstream(field string, d Downstream) error {
-	host, err := c.checkHostPort(field+".address", d.Address, 1)
+	hosts, err := c.checkDownstreamTargets(field, d)
 	if err != nil {
 		return err
 	}
-	if host == "" {
-		return c.fail(field+".address", "must name a host, got %q", d.Address)
+	if err := c.checkDownstreamIdentity(field, d); err != nil {
+		return err
 	}
 	switch d.TLS {
 	case "verify":
@@ -124,8 +124,10 @@ func (c *Config) checkDownstream(field string, d Downstream) error {
 	if d.CAFile != "" || d.ServerName != "" {
 		return c.fail(field+".tls", "ca_file and server_name are used only with tls: verify")
 	}
-	if !isLoopback(host) && !d.AllowInsecureRemote {
-		return c.fail(field+".tls", "insecure (plain SMTP) to non-loopback %q would expose every message; use verify, or set allow_insecure_remote: true", host)
+	for _, host := range hosts {
+		if !isLoopback(host) && !d.AllowInsecureRemote {
+			return c.fail(field+".tls", "insecure (plain SMTP) to non-loopback %q would expose every message; use verify, or set allow_insecure_remote: true", host)
+		}
 	}
 	return nil
 }

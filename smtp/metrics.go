@@ -57,6 +57,7 @@ type Metrics struct {
 	authLockouts     *prometheus.CounterVec
 	downstreamErrors *prometheus.CounterVec
 	tokenLimits      *prometheus.CounterVec
+	downstreamHosts  *prometheus.CounterVec // metrics_downstream.go
 }
 
 // NewMetrics creates the metrics and registers them on reg. A nil reg leaves
@@ -124,12 +125,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Inbound messages refused for the new tokens they would create, by limit (per_message, per_ip, total).",
 		}, []string{"limit"}),
 	}
+	m.downstreamHosts = newDownstreamHostCounter()
 	m.initSeries()
 	if reg != nil {
 		reg.MustRegister(
 			m.messages, m.relayLatency, m.messageSize, m.tokensCreated, m.unknownTokens,
 			m.tlsHandshakes, m.connsOpen, m.connsTotal, m.connsRefused, m.replies,
-			m.authAttempts, m.authLockouts, m.downstreamErrors, m.tokenLimits,
+			m.authAttempts, m.authLockouts, m.downstreamErrors, m.tokenLimits, m.downstreamHosts,
 		)
 	}
 	return m

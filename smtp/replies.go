@@ -143,6 +143,13 @@ func (s *session) refusalCode() (int, gosmtp.EnhancedCode) {
 // timeout or a lost connection → 451 4.4.x; 5xx → the same code with our
 // own text, so the sender's bounce is right without echoing the next hop.
 func downstreamReply(de *downstream.Error) (int, gosmtp.EnhancedCode, string, slog.Level) {
+	switch {
+	case errors.Is(de, downstream.ErrNoSMTPUTF8):
+		// RFC 6531 §3.6.2: permanent, so the sender bounces at once.
+		return 553, gosmtp.EnhancedCode{5, 6, 7}, "Internationalized address or header: the next hop does not support SMTPUTF8", slog.LevelInfo
+	case errors.Is(de, downstream.ErrNo8BitMIME):
+		return 554, gosmtp.EnhancedCode{5, 6, 3}, "8-bit message: the next hop does not accept it unconverted", slog.LevelInfo
+	}
 	if errors.Is(de, downstream.ErrPerm) && de.Code >= 500 && de.Code <= 599 {
 		enh := de.Enhanced
 		if enh[0] != 5 {

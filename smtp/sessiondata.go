@@ -224,6 +224,9 @@ func (s *session) relaySealed(ctx context.Context, src io.Reader, seal sealFunc,
 			return err
 		}
 	}
+	if err := s.precheckSpooled(sp); err != nil {
+		return err
+	}
 	if err := s.commit(ctx, res); err != nil {
 		return err
 	}
@@ -269,7 +272,10 @@ func (s *session) rewriteOnly(ctx context.Context, dst io.Writer, src io.Reader,
 	if err != nil {
 		return err
 	}
-	return drain(src)
+	if err := drain(src); err != nil {
+		return err
+	}
+	return precheck(dst)
 }
 
 // commit makes the message's new tokens durable and writes its audit

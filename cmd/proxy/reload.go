@@ -143,7 +143,9 @@ func (rl *reloader) logInvalid(err error) {
 // way finish, their idle connections close). On error nothing changed,
 // unless a shutdown began between the two routes.
 func (rs *routes) reload(cfg *policy.Config, e *engine, log *slog.Logger) error {
-	in, out, err := newRouteDeps(cfg, e, log).options()
+	d := newRouteDeps(cfg, e, log)
+	d.metrics = rs.metrics
+	in, out, err := d.options()
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,9 @@ type routes struct {
 
 	mu    sync.Mutex
 	downs []*downstream.Pool // the current configurations' downstreams: inbound, outbound
+	// metrics count per downstream host too (downstream.Config.Observe):
+	// each reload's new downstreams get them.
+	metrics *smtp.Metrics
 }
 
 // buildRoutes wires both routes from the configuration and the open engine.
@@ -36,8 +39,9 @@ func buildRoutes(cfg *policy.Config, e *engine, log *slog.Logger, m *smtp.Metric
 		return nil, err
 	}
 	d := newRouteDeps(cfg, e, log)
+	d.metrics = m
 	inLim, outLim := cfg.InboundConnLimits(), cfg.OutboundConnLimits()
-	rs := &routes{limiters: [2]*smtp.ConnLimiter{
+	rs := &routes{metrics: m, limiters: [2]*smtp.ConnLimiter{
 		smtp.NewConnLimiter(inLim.MaxConnections, inLim.MaxConnectionsPerIP),
 		smtp.NewConnLimiter(outLim.MaxConnections, outLim.MaxConnectionsPerIP)}}
 	for i, t := range []policy.ServerTLS{cfg.Inbound.TLS, cfg.Outbound.TLS} {
@@ -76,6 +80,8 @@ type routeDeps struct {
 	log   *slog.Logger
 	rw    *rewrite.Rewriter
 	hosts []string // inbound, outbound host names
+	// metrics, when set, count per downstream host; nil: none.
+	metrics *smtp.Metrics
 }
 
 func newRouteDeps(cfg *policy.Config, e *engine, log *slog.Logger) routeDeps {
@@ -101,11 +107,11 @@ func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, 
 	if err != nil {
 		return in, out, err
 	}
-	inDown, err := d.downstream(cfg.Inbound.Downstream, d.hosts[0])
+	inDown, err := d.downstream(cfg.Inbound.Downstream, d.hosts[0], smtp.RouteInbound)
 	if err != nil {
 		return in, out, fmt.Errorf("inbound: %w", err)
 	}
-	outDown, err := d.downstream(cfg.Outbound.Downstream, d.hosts[1])
+	outDown, err := d.downstream(cfg.Outbound.Downstream, d.hosts[1], smtp.RouteOutbound)
 	if err != nil {
 		inDown.Close()
 		return in, out, fmt.Errorf("outbound: %w", err)
@@ -136,11 +142,16 @@ func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, 
 	return in, out, nil
 }
 
-// downstream builds a route's client towards its downstream.
-func (d routeDeps) downstream(ds policy.Downstream, host string) (*downstream.Pool, error) {
+// downstream builds a route's client towards its downstream
+// (downstream.go holds the settings of issue 16).
+func (d routeDeps) downstream(ds policy.Downstream, host, route string) (*downstream.Pool, error) {
 	s := d.cfg.SMTP
-	return downstream.New(downstream.Config{Address: ds.Address, TLS: ds.TLS, CAFile: ds.CAFile,
-		ServerName: ds.ServerName, HeloName: host, Timeout: s.DownstreamTimeout, PoolSize: s.DownstreamPoolSize}, d.log)
+	c := downstream.Config{Address: ds.Address, TLS: ds.TLS, CAFile: ds.CAFile,
+		ServerName: ds.ServerName, HeloName: host, Timeout: s.DownstreamTimeout, PoolSize: s.DownstreamPoolSize}
+	if err := d.downstreamDelivery(&c, ds, route); err != nil {
+		return nil, err
+	}
+	return downstream.New(c, d.log)
 }
 
 // mailboxMaps normalizes the configured mailboxes: public → CRM for the

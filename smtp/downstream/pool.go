@@ -33,27 +33,47 @@ const (
 )
 
 // Config configures the client towards the downstream server (the
-// CRM intake or the company smarthost).
+// CRM intake or the company smarthost): one host, an ordered list of hosts
+// or a domain's MX hosts (hosts.go).
 type Config struct {
-	Address    string        // host:port, required
+	Address    string        // host:port of a single host (the form before Addresses)
+	Addresses  []string      // host:port each, tried in order (failover)
+	MX         string        // a domain: its MX hosts, by preference (RFC 5321 §5.1)
+	MXPort     int           // port of the MX hosts; default 25
+	Resolver   Resolver      // DNS for MX and the MX hosts' addresses; required with MX
 	TLS        string        // "verify" (default) or "insecure"
 	CAFile     string        // PEM roots added to the system pool in verify mode
-	ServerName string        // name checked in the certificate; default: host of Address
+	ServerName string        // name checked in the certificate; default: each host's name
 	HeloName   string        // EHLO name after STARTTLS (and in insecure mode); default "localhost"
 	Timeout    time.Duration // per dial, per command, per write; default 30s
-	PoolSize   int           // idle connections kept; default 8
+	PoolSize   int           // idle connections kept per host; default 8
+	// Auth, when set, logs in after STARTTLS (auth.go); only with TLS verify.
+	Auth *Auth
+	// ClientCertFile and ClientKeyFile: the certificate presented in the
+	// TLS handshake (a certificate-identified connector); only with TLS
+	// verify. Read when the Pool is made: a reload (SIGHUP) makes a new one.
+	ClientCertFile, ClientKeyFile string
+	// EightBit is what happens to an 8-bit body when the hop does not offer
+	// 8BITMIME (RFC 6152): EightBitConvert (default) or EightBitRefuse.
+	EightBit string
+	// Observe, when set, is told the outcome of each connection attempt and
+	// transaction per host (a host:port label, never an address): metrics.
+	Observe func(host, result string)
 }
 
-// Pool is a client for one downstream server with a pool of idle
-// connections. It is safe for concurrent use; each Txn belongs to one caller.
+// Pool is a client for the downstream servers of one route, with a pool of
+// idle connections per host. It is safe for concurrent use; each Txn
+// belongs to one caller.
 type Pool struct {
 	cfg    Config
-	tls    *tls.Config // nil in insecure mode
+	tls    *tls.Config // template for each host; nil in insecure mode
 	log    *slog.Logger
 	dialer net.Dialer
+	static []*host  // Address or Addresses, in order; nil with MX
+	mx     *mxCache // nil without MX
 
 	mu       sync.Mutex
-	idle     []*downConn // LIFO: the most recently used is the most likely alive
+	hosts    map[string]*host // every host seen, by label
 	closed   bool
 	draining bool // replaced by a reload: nothing goes back to the pool (Drain)
 }
@@ -64,10 +84,10 @@ func New(cfg Config, log *slog.Logger) (*Pool, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	host, _, err := net.SplitHostPort(cfg.Address)
-	if err != nil || host == "" {
-		return nil, fmt.Errorf("downstream address %q: want host:port", cfg.Address)
+	if err := checkTargets(cfg); err != nil {
+		return nil, err
 	}
+	var err error
 	switch {
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("downstream timeout %v: must not be negative", cfg.Timeout)
@@ -86,27 +106,36 @@ func New(cfg Config, log *slog.Logger) (*Pool, error) {
 	if strings.ContainsAny(cfg.HeloName, "\r\n ") {
 		return nil, fmt.Errorf("downstream helo name %q: must be one word", cfg.HeloName)
 	}
-	d := &Pool{cfg: cfg, log: log, dialer: net.Dialer{Timeout: cfg.Timeout}}
+	if err := checkEightBit(&cfg); err != nil {
+		return nil, err
+	}
+	d := &Pool{cfg: cfg, log: log, dialer: net.Dialer{Timeout: cfg.Timeout}, hosts: map[string]*host{}}
 	switch cfg.TLS {
 	case "", TLSVerify:
 		d.cfg.TLS = TLSVerify
-		if d.tls, err = downstreamTLSConfig(cfg, host, log); err != nil {
+		if d.tls, err = downstreamTLSConfig(cfg, log); err != nil {
 			return nil, err
 		}
 	case TLSInsecure:
-		if cfg.CAFile != "" {
-			return nil, fmt.Errorf("downstream ca_file %q: only valid with tls verify", cfg.CAFile)
+		if cfg.CAFile != "" || cfg.ClientCertFile != "" || cfg.Auth != nil {
+			// AUTH over plain text would send the password in clear
+			// (RFC 4954 §4); a client certificate needs TLS.
+			return nil, errors.New("downstream ca_file, client certificate and auth: only valid with tls verify")
 		}
-		log.Warn("downstream TLS disabled", "downstream", cfg.Address, "tls", TLSInsecure)
+		log.Warn("downstream TLS disabled", "downstream", d.describe(), "tls", TLSInsecure)
 	default:
 		return nil, fmt.Errorf("downstream tls %q: want %q or %q", cfg.TLS, TLSVerify, TLSInsecure)
+	}
+	if err := d.initTargets(); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
 
 // downstreamTLSConfig builds the verify-mode TLS configuration: system roots
-// plus CAFile, TLS 1.2 minimum (DESIGN.md invariant 4).
-func downstreamTLSConfig(cfg Config, host string, log *slog.Logger) (*tls.Config, error) {
+// plus CAFile, TLS 1.2 minimum (DESIGN.md invariant 4), the client
+// certificate if any. Each host gets a clone with its own ServerName.
+func downstreamTLSConfig(cfg Config, log *slog.Logger) (*tls.Config, error) {
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		log.Warn("system certificate pool unavailable", "err", err)
@@ -121,16 +150,21 @@ func downstreamTLSConfig(cfg Config, host string, log *slog.Logger) (*tls.Config
 			return nil, fmt.Errorf("downstream ca_file %q: no PEM certificate found", cfg.CAFile)
 		}
 	}
-	name := cfg.ServerName
-	if name == "" {
-		name = host
+	tc := &tls.Config{ServerName: cfg.ServerName, RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if cfg.ClientCertFile != "" || cfg.ClientKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.ClientCertFile, cfg.ClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("downstream client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
 	}
-	return &tls.Config{ServerName: name, RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+	return tc, nil
 }
 
 // downConn is one downstream connection. raw is the TCP connection under the
 // client (and under TLS): closing it aborts whatever the client is doing.
 type downConn struct {
+	h      *host // where it goes back to
 	w      *downWire
 	raw    net.Conn
 	idleAt time.Time // when it went back to the pool
@@ -224,7 +258,10 @@ func ctx0(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// conn returns a checked idle connection or a new one.
+// conn returns a checked idle connection or a new one, from the first
+// host that answers: the hosts in order, those that failed lately last
+// (hosts.go). A host that fails to connect (refused, timeout, 421 or any
+// other greeting or TLS failure) hands over to the next.
 func (d *Pool) conn(ctx context.Context) (*downConn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, downstreamErr("connect", err)
@@ -235,7 +272,33 @@ func (d *Pool) conn(ctx context.Context) (*downConn, error) {
 	if closed {
 		return nil, downstreamErr("connect", errDownstreamClosed)
 	}
-	if dc := d.take(); dc != nil {
+	hosts, err := d.targets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var last error
+	for i, h := range hosts {
+		dc, err := d.hostConn(ctx, h)
+		if err == nil {
+			d.markUp(h)
+			return dc, nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			break
+		}
+		d.markDown(h)
+		if i+1 < len(hosts) {
+			d.observe(h, "failover")
+			d.log.Warn("downstream host failed, trying the next", "downstream", h.label, "next", hosts[i+1].label)
+		}
+	}
+	return nil, downstreamErr("connect", last)
+}
+
+// hostConn returns a checked idle connection to h, or dials it.
+func (d *Pool) hostConn(ctx context.Context, h *host) (*downConn, error) {
+	if dc := d.take(h); dc != nil {
 		dc.reused = true
 		if time.Since(dc.idleAt) < probeAfter {
 			return dc, nil
@@ -246,33 +309,34 @@ func (d *Pool) conn(ctx context.Context) (*downConn, error) {
 			return dc, nil
 		}
 		dc.close()
-		d.log.Debug("pooled downstream connection dead, redialing", "downstream", d.cfg.Address, "err", err)
+		d.log.Debug("pooled downstream connection dead, redialing", "downstream", h.label, "err", err)
 		if ctx.Err() != nil {
 			return nil, downstreamErr("connect", err)
 		}
 	}
-	return d.dial(ctx)
+	return d.dial(ctx, h)
 }
 
-// take pops an idle connection, or returns nil.
-func (d *Pool) take() *downConn {
+// take pops an idle connection of h, or returns nil.
+func (d *Pool) take(h *host) *downConn {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if n := len(d.idle); n > 0 {
-		dc := d.idle[n-1]
-		d.idle = d.idle[:n-1]
+	if n := len(h.idle); n > 0 {
+		dc := h.idle[n-1]
+		h.idle = h.idle[:n-1]
 		return dc
 	}
 	return nil
 }
 
 // put returns a connection after a successful transaction, or quits it when
-// the pool is full or closed.
+// its host's pool is full or the pool closed.
 func (d *Pool) put(dc *downConn) {
 	d.mu.Lock()
-	if !d.closed && !d.draining && len(d.idle) < d.cfg.PoolSize {
+	h := dc.h
+	if !d.closed && !d.draining && len(h.idle) < d.cfg.PoolSize {
 		dc.idleAt, dc.reused = time.Now(), false
-		d.idle = append(d.idle, dc)
+		h.idle = append(h.idle, dc)
 		d.mu.Unlock()
 		return
 	}
@@ -286,32 +350,42 @@ func (d *Pool) quit(dc *downConn) {
 	dc.close()
 }
 
-// dial connects, greets and, in verify mode, runs STARTTLS and checks the
-// certificate. Every failure is temporary.
-func (d *Pool) dial(ctx context.Context) (*downConn, error) {
+// dial connects to h, greets and, in verify mode, runs STARTTLS, checks
+// the certificate and logs in when configured. Every failure is temporary.
+func (d *Pool) dial(ctx context.Context, h *host) (*downConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
-	raw, err := d.dialer.DialContext(dctx, "tcp", d.cfg.Address)
+	raw, err := d.dialHost(dctx, h)
 	if err != nil {
 		de := downstreamErr("connect", err)
-		d.log.Warn("downstream dial failed", "downstream", d.cfg.Address, "err", err)
+		d.observe(h, connectResult(de))
+		d.log.Warn("downstream dial failed", "downstream", h.label, "err", err)
 		return nil, de
 	}
-	dc := &downConn{raw: raw, w: newDownWire(raw, d.cfg.Timeout)}
+	dc := &downConn{h: h, raw: raw, w: newDownWire(raw, d.cfg.Timeout)}
 	g := dc.guard(ctx)
 	err = d.hello(ctx, dc)
 	if err = firedErr(g.end(), err); err != nil {
 		dc.close()
 		de := downstreamErr("connect", err)
-		d.logConnectFailure(de)
+		if de.Kind == ErrPerm {
+			// A refusal while connecting (a 554 greeting, 535 to our
+			// credentials) concerns this hop, not the message: the
+			// sender retries while another host or the operator helps.
+			de.Kind = ErrTemp
+		}
+		d.observe(h, connectResult(de))
+		d.logConnectFailure(h, de)
 		return nil, de
 	}
+	d.observe(h, "connected")
 	return dc, nil
 }
 
-// hello runs the greeting and EHLO, then in verify mode STARTTLS and EHLO
-// again. Without STARTTLS we do not send: RFC 3207 §4.1 leaves the choice
-// to the client, and DESIGN.md asks for verified TLS (no downgrade).
+// hello runs the greeting and EHLO, then in verify mode STARTTLS, EHLO
+// again and AUTH when configured. Without STARTTLS we do not send: RFC 3207
+// §4.1 leaves the choice to the client, and DESIGN.md asks for verified TLS
+// (no downgrade).
 func (d *Pool) hello(ctx context.Context, dc *downConn) error {
 	if err := dc.w.greet(); err != nil {
 		return err
@@ -322,45 +396,69 @@ func (d *Pool) hello(ctx context.Context, dc *downConn) error {
 	if d.tls == nil {
 		return nil
 	}
-	if err := dc.w.startTLS(ctx, d.tls, d.cfg.HeloName); err != nil {
+	if err := dc.w.startTLS(ctx, dc.h.tls, d.cfg.HeloName); err != nil {
 		return err
 	}
 	tc, ok := dc.w.conn.(*tls.Conn)
 	if !ok || tc.ConnectionState().Version < tls.VersionTLS12 {
 		return errors.New("downstream TLS not established")
 	}
+	if d.cfg.Auth != nil {
+		// Only here, after a verified handshake: RFC 4954 §4 forbids
+		// credentials in the clear, and an unverified peer could be anyone.
+		return dc.w.auth(d.cfg.Auth)
+	}
 	return nil
 }
 
 // logConnectFailure logs why a connection could not be set up. No address
 // of a mail user appears here: only the downstream's host:port.
-func (d *Pool) logConnectFailure(de *Error) {
-	reason := "protocol"
+func (d *Pool) logConnectFailure(h *host, de *Error) {
+	reason := connectResult(de)
+	switch reason {
+	case "no_starttls":
+		d.log.Error("downstream does not offer STARTTLS; refusing to send without TLS (tls verify)",
+			"downstream", h.label, "reason", reason)
+		return
+	case "auth":
+		// Neither the password nor the reply text is logged: the code says
+		// enough, and a server may echo the user name.
+		d.log.Error("downstream refused our credentials or offers no usable AUTH", "downstream", h.label,
+			"reason", reason, "code", de.Code, "err", de.Err)
+		return
+	}
+	d.log.Warn("downstream connect failed", "downstream", h.label, "reason", reason,
+		"code", de.Code, "err", de.Err)
+}
+
+// connectResult names why a connection failed, for logs and metrics.
+func connectResult(de *Error) string {
 	var cv *tls.CertificateVerificationError
 	var re tls.RecordHeaderError
+	var oe *net.OpError
 	switch {
+	case errors.As(de, &oe) && oe.Op == "dial" && !oe.Timeout():
+		return "unreachable"
 	case errors.Is(de, errNoStartTLS):
-		reason = "no_starttls"
-		d.log.Error("downstream does not offer STARTTLS; refusing to send without TLS (tls verify)",
-			"downstream", d.cfg.Address, "reason", reason)
-		return
+		return "no_starttls"
+	case errors.Is(de, errAuth):
+		return "auth"
 	case errors.As(de, &cv):
-		reason = "certificate"
+		return "certificate"
 	case errors.As(de, &re):
-		reason = "tls"
+		return "tls"
 	case isTimeout(de):
-		reason = "timeout"
+		return "timeout"
 	case de.Code != 0:
-		reason = "reply"
+		return "reply"
 	}
-	d.log.Warn("downstream connect failed", "downstream", d.cfg.Address, "reason", reason,
-		"code", de.Code, "err", de.Err)
+	return "protocol"
 }
 
 // logFailure logs a failed command with its codes; the reply text is not
 // logged (it may name an address: DESIGN.md invariant 1).
-func (d *Pool) logFailure(de *Error) {
-	d.log.Info("downstream command failed", "downstream", d.cfg.Address, "stage", de.Stage,
+func (d *Pool) logFailure(h *host, de *Error) {
+	d.log.Info("downstream command failed", "downstream", h.label, "stage", de.Stage,
 		"code", de.Code, "enhanced", fmt.Sprintf("%d.%d.%d", de.Enhanced[0], de.Enhanced[1], de.Enhanced[2]),
 		"temporary", errors.Is(de, ErrTemp), "err", de.Err)
 }
@@ -377,7 +475,11 @@ func (d *Pool) Drain() { d.quitIdle(&d.draining) }
 func (d *Pool) Idle() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.idle)
+	n := 0
+	for _, h := range d.hosts {
+		n += len(h.idle)
+	}
+	return n
 }
 
 // Close quits the idle connections. Transactions under way finish; their
@@ -391,8 +493,12 @@ func (d *Pool) Close() error {
 // any more) and quits the idle connections.
 func (d *Pool) quitIdle(flag *bool) {
 	d.mu.Lock()
-	idle := d.idle
-	d.idle, *flag = nil, true
+	var idle []*downConn
+	for _, h := range d.hosts {
+		idle = append(idle, h.idle...)
+		h.idle = nil
+	}
+	*flag = true
 	d.mu.Unlock()
 	for _, dc := range idle {
 		d.quit(dc)
@@ -407,7 +513,9 @@ type Txn struct {
 	dc     *downConn
 	from   string
 	opts   *gosmtp.MailOptions
-	mailed bool // MAIL accepted
+	mailed bool     // MAIL accepted
+	utf8   bool     // MAIL went with SMTPUTF8 (intl.go)
+	rcpts  []string // recipients accepted, for a MAIL sent again with SMTPUTF8
 	done   bool
 }
 
@@ -420,15 +528,25 @@ func (t *Txn) Rcpt(ctx context.Context, to string) error {
 	if t.done {
 		return downstreamErr("rcpt", errTxnDone)
 	}
+	if needsUTF8(to) && !t.utf8 && !t.dc.w.has("SMTPUTF8") {
+		// RFC 6531 §3.2: a non-ASCII mailbox goes only to a server that
+		// offers SMTPUTF8; nothing is sent, the transaction goes on.
+		de := noSMTPUTF8("rcpt")
+		t.d.logFailure(t.dc.h, de)
+		return de
+	}
 	g := t.dc.guard(ctx)
 	var err error
-	if !t.mailed {
+	switch {
+	case !t.mailed:
 		var ended *Error
 		if ended, err = t.first(ctx, to); ended != nil {
 			g.end()
 			return ended
 		}
-	} else {
+	case needsUTF8(to) && !t.utf8:
+		err = t.againUTF8(to)
+	default:
 		err = t.dc.w.rcpt(to)
 	}
 	if err = firedErr(g.end(), err); err != nil {
@@ -436,9 +554,10 @@ func (t *Txn) Rcpt(ctx context.Context, to string) error {
 		if de.Code == 0 {
 			t.Abort()
 		}
-		t.d.logFailure(de)
+		t.d.logFailure(t.dc.h, de)
 		return de
 	}
+	t.rcpts = append(t.rcpts, to)
 	return nil
 }
 
@@ -446,11 +565,16 @@ func (t *Txn) Rcpt(ctx context.Context, to string) error {
 // while idle is replaced by one fresh dial. ended is a MAIL or connect
 // failure (the transaction has ended); rcptErr is RCPT's.
 func (t *Txn) first(ctx context.Context, to string) (ended *Error, rcptErr error) {
-	mailErr, rcptErr := t.dc.w.mailRcpt(t.from, t.opts, to)
+	if needsUTF8(t.from) && !t.dc.w.has("SMTPUTF8") {
+		t.Abort()
+		return noSMTPUTF8("mail"), nil
+	}
+	t.utf8 = t.wantUTF8(to)
+	mailErr, rcptErr := t.dc.w.mailRcpt(t.from, t.opts, t.utf8, to)
 	if retryable(t.dc, mailErr) {
 		t.dc.close()
-		t.d.log.Debug("pooled downstream connection dead at MAIL, redialing", "downstream", t.d.cfg.Address, "err", mailErr)
-		dc, err := t.d.dial(ctx)
+		t.d.log.Debug("pooled downstream connection dead at MAIL, redialing", "downstream", t.dc.h.label, "err", mailErr)
+		dc, err := t.d.dial(ctx, t.dc.h)
 		if err != nil {
 			t.done = true
 			return downstreamErr("connect", err), nil
@@ -458,7 +582,8 @@ func (t *Txn) first(ctx context.Context, to string) (ended *Error, rcptErr error
 		t.dc = dc
 		// The caller's guard watches the dead connection; this one gets its own.
 		g := dc.guard(ctx)
-		mailErr, rcptErr = dc.w.mailRcpt(t.from, t.opts, to)
+		t.utf8 = t.wantUTF8(to)
+		mailErr, rcptErr = dc.w.mailRcpt(t.from, t.opts, t.utf8, to)
 		if fired := g.end(); fired != nil {
 			mailErr, rcptErr = firedErr(fired, mailErr), firedErr(fired, rcptErr)
 		}
@@ -466,7 +591,7 @@ func (t *Txn) first(ctx context.Context, to string) (ended *Error, rcptErr error
 	if mailErr != nil {
 		t.Abort()
 		de := downstreamErr("mail", mailErr)
-		t.d.logFailure(de)
+		t.d.logFailure(t.dc.h, de)
 		return de, nil
 	}
 	t.mailed = true
@@ -486,6 +611,12 @@ func (t *Txn) Data(ctx context.Context, body io.Reader) error {
 	if !t.mailed {
 		return t.fail(downstreamErr("data", errNoRcpt))
 	}
+	br := headReader(body)
+	defer putHeadReader(br)
+	body, err := t.prepareBody(ctx, br)
+	if err != nil {
+		return err
+	}
 	g := t.dc.guard(ctx)
 	dw, err := t.dc.w.data()
 	if err != nil {
@@ -495,7 +626,7 @@ func (t *Txn) Data(ctx context.Context, body io.Reader) error {
 		fired := g.end()
 		if rerr != nil {
 			t.Abort()
-			t.d.log.Info("downstream data aborted: message read failed", "downstream", t.d.cfg.Address)
+			t.d.log.Info("downstream data aborted: message read failed", "downstream", t.dc.h.label)
 			return rerr
 		}
 		return t.fail(downstreamErr("data", firedErr(fired, werr)))
@@ -506,6 +637,7 @@ func (t *Txn) Data(ctx context.Context, body io.Reader) error {
 		return t.fail(downstreamErr("data", firedErr(fired, err)))
 	}
 	t.done = true
+	t.d.observe(t.dc.h, "delivered")
 	if fired != nil {
 		// The 250 arrived, then the guard closed the connection: the message
 		// is delivered, the connection is not reusable.
@@ -543,7 +675,8 @@ func (t *Txn) stream(dw *dotStuffer, body io.Reader) (readErr, writeErr error) {
 // fail aborts the transaction, logs and returns de.
 func (t *Txn) fail(de *Error) error {
 	t.Abort()
-	t.d.logFailure(de)
+	t.d.observe(t.dc.h, "failed")
+	t.d.logFailure(t.dc.h, de)
 	return de
 }
 

@@ -126,10 +126,7 @@ func TestDownstreamConcurrent(t *testing.T) {
 	if st := b.Stats(); len(st.Messages) != 40 {
 		t.Fatalf("messages %d: want 40", len(st.Messages))
 	}
-	d.mu.Lock()
-	n := len(d.idle)
-	d.mu.Unlock()
-	if n > 2 {
+	if n := d.Idle(); n > 2 {
 		t.Fatalf("%d idle connections, pool size 2", n)
 	}
 }
@@ -174,7 +171,7 @@ func TestDownstreamMailTemp(t *testing.T) {
 		t.Fatal(err) // MAIL goes with the first RCPT
 	}
 	wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrTemp, "mail", 451)
-	if len(d.idle) != 0 {
+	if d.Idle() != 0 {
 		t.Fatal("a failed MAIL must not pool its connection")
 	}
 	wantKind(t, txn.Rcpt(ctx, "a@crm.test"), ErrTemp, "rcpt", 0) // ended
@@ -205,7 +202,7 @@ func TestDownstreamBodyFailsMidStream(t *testing.T) {
 	if err := txn.Rcpt(ctx, "a@crm.test"); err != nil {
 		t.Fatal(err)
 	}
-	head := strings.Repeat("0123456789012345678901234567890123456789\r\n", 500) // 21 KB: surely on the wire
+	head := "Subject: x\r\n\r\n" + strings.Repeat("0123456789012345678901234567890123456789\r\n", 500) // 21 KB: surely on the wire
 	body := io.MultiReader(strings.NewReader(head), failingReader{errBareLine})
 	if err := txn.Data(ctx, body); err != errBareLine {
 		t.Fatalf("Data = %v: want the reader's error, unwrapped", err)
@@ -218,7 +215,7 @@ func TestDownstreamBodyFailsMidStream(t *testing.T) {
 	if st := b.Stats(); st.DataErrs != 1 || len(st.Messages) != 0 {
 		t.Fatalf("server: %d unfinished DATA, %d messages: want 1, 0", st.DataErrs, len(st.Messages))
 	}
-	if len(d.idle) != 0 {
+	if d.Idle() != 0 {
 		t.Fatal("an aborted connection must not be pooled")
 	}
 }
@@ -446,7 +443,7 @@ func TestNewDownstreamConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprintf("%s %v %d %v %s", d.cfg.TLS, d.cfg.Timeout, d.cfg.PoolSize, d.tls.MinVersion == tls.VersionTLS12, d.tls.ServerName); got != "verify 30s 8 true crm.example" {
+	if got := fmt.Sprintf("%s %v %d %v %s", d.cfg.TLS, d.cfg.Timeout, d.cfg.PoolSize, d.tls.MinVersion == tls.VersionTLS12, d.static[0].tls.ServerName); got != "verify 30s 8 true crm.example" {
 		t.Fatalf("defaults: %s", got)
 	}
 }

@@ -156,8 +156,8 @@ func (w *downWire) startTLS(ctx context.Context, cfg *tls.Config, name string) e
 // (RFC 2920 §3.1) both go in one write and both replies are read; when
 // MAIL fails, the RCPT reply (503 or whatever the server thinks of it) is
 // read and dropped. mailErr is MAIL's failure, rcptErr RCPT's.
-func (w *downWire) mailRcpt(from string, opts *gosmtp.MailOptions, to string) (mailErr, rcptErr error) {
-	mail, err := w.mailLine(from, opts)
+func (w *downWire) mailRcpt(from string, opts *gosmtp.MailOptions, utf8 bool, to string) (mailErr, rcptErr error) {
+	mail, err := w.mailLine(from, opts, utf8)
 	if err != nil {
 		return err, nil
 	}
@@ -190,9 +190,10 @@ func (w *downWire) mailRcpt(from string, opts *gosmtp.MailOptions, to string) (m
 
 // mailLine is the MAIL command with the parameters we pass on: BODY
 // (RFC 6152 §2, when the server offers 8BITMIME) and SMTPUTF8 (RFC 6531
-// §3.4). An internationalized message is not downgraded: without the
-// extension the transaction fails, as go-smtp's client does.
-func (w *downWire) mailLine(from string, opts *gosmtp.MailOptions) (string, error) {
+// §3.4) when utf8 is set. The transaction decides utf8 (intl.go) and
+// never sets it for a server that does not offer the extension; an
+// internationalized message is not downgraded.
+func (w *downWire) mailLine(from string, opts *gosmtp.MailOptions, utf8 bool) (string, error) {
 	if err := validLine(from); err != nil {
 		return "", err
 	}
@@ -204,9 +205,9 @@ func (w *downWire) mailLine(from string, opts *gosmtp.MailOptions) (string, erro
 		sb.WriteString(" BODY=")
 		sb.WriteString(string(opts.Body))
 	}
-	if opts != nil && opts.UTF8 {
+	if utf8 {
 		if !w.has("SMTPUTF8") {
-			return "", errors.New("downstream does not offer SMTPUTF8")
+			return "", ErrNoSMTPUTF8
 		}
 		sb.WriteString(" SMTPUTF8")
 	}

@@ -21,13 +21,14 @@ type Server struct {
 	mu       sync.Mutex
 	txt      map[string][]string // lower-case FQDN → records (values joined)
 	a        map[string][]net.IP
+	mx       map[string][]*dns.MX
 	servfail map[string]bool
 }
 
 // Start starts a server, stopped when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	z := &Server{txt: map[string][]string{}, a: map[string][]net.IP{}, servfail: map[string]bool{}}
+	z := &Server{txt: map[string][]string{}, a: map[string][]net.IP{}, mx: map[string][]*dns.MX{}, servfail: map[string]bool{}}
 	pc, ln := listenSamePort(t)
 	udp := &dns.Server{PacketConn: pc, Handler: z}
 	tcp := &dns.Server{Listener: ln, Handler: z}
@@ -83,6 +84,15 @@ func (z *Server) A(name string, ips ...string) {
 	}
 }
 
+// MX adds an MX record of name: host at preference pref ("." for a null
+// MX, RFC 7505).
+func (z *Server) MX(name string, pref uint16, host string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	k := dns.Fqdn(strings.ToLower(name))
+	z.mx[k] = append(z.mx[k], &dns.MX{Preference: pref, Mx: dns.Fqdn(host)})
+}
+
 // ServFail makes every question about name answer SERVFAIL.
 func (z *Server) ServFail(name string) {
 	z.mu.Lock()
@@ -115,6 +125,7 @@ func (z *Server) answer(m *dns.Msg, q dns.Question) {
 	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: 60, Rrtype: q.Qtype}
 	_, hasTXT := z.txt[name]
 	_, hasA := z.a[name]
+	_, hasMX := z.mx[name]
 	switch {
 	case z.servfail[name]:
 		m.Rcode = dns.RcodeServerFailure
@@ -126,7 +137,11 @@ func (z *Server) answer(m *dns.Msg, q dns.Question) {
 		for _, ip := range z.a[name] {
 			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: ip})
 		}
-	case hasTXT || hasA:
+	case q.Qtype == dns.TypeMX && hasMX:
+		for _, mx := range z.mx[name] {
+			m.Answer = append(m.Answer, &dns.MX{Hdr: hdr, Preference: mx.Preference, Mx: mx.Mx})
+		}
+	case hasTXT || hasA || hasMX:
 		// the name exists, without records of this type: NODATA
 	default:
 		m.Rcode = dns.RcodeNameError

@@ -37,6 +37,12 @@ func freePort(t *testing.T) int {
 // parents are 0700) and is world-writable.
 func startSink(t *testing.T) (int, string) {
 	t.Helper()
+	return startSinkArgs(t)
+}
+
+// startSinkArgs is startSink with smtp-sink options (-8: no 8BITMIME).
+func startSinkArgs(t *testing.T, opts ...string) (int, string) {
+	t.Helper()
 	bin := tools.Path(t, "smtp-sink")
 	dir, err := os.MkdirTemp("", "tokenproxy-sink-")
 	if err != nil {
@@ -45,7 +51,7 @@ func startSink(t *testing.T) (int, string) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o777)
 	port := freePort(t)
-	args := []string{"-d", filepath.Join(dir, "%M."), fmt.Sprintf("127.0.0.1:%d", port), "50"}
+	args := append(opts, "-d", filepath.Join(dir, "%M."), fmt.Sprintf("127.0.0.1:%d", port), "50")
 	if os.Geteuid() == 0 {
 		args = append([]string{"-u", "nobody"}, args...)
 	}
