@@ -216,6 +216,10 @@ func (s *session) relaySealed(ctx context.Context, src io.Reader, seal sealFunc,
 	if err != nil {
 		return err
 	}
+	// Before the reader below: the spool's readers share one file offset.
+	if err := s.precheckSpooled(sp); err != nil {
+		return err
+	}
 	if msg, err = sp.Reader(); err != nil {
 		return err
 	}
@@ -223,9 +227,6 @@ func (s *session) relaySealed(ctx context.Context, src io.Reader, seal sealFunc,
 		if msg, err = out.filter(msg); err != nil {
 			return err
 		}
-	}
-	if err := s.precheckSpooled(sp); err != nil {
-		return err
 	}
 	if err := s.commit(ctx, res); err != nil {
 		return err
