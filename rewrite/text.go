@@ -183,16 +183,12 @@ func wrapBase64(content []byte, eol string) []byte {
 }
 
 // decodeCharset returns the text as UTF-8. UTF-8 and US-ASCII (and no
-// charset) are scanned as they are, byte for byte.
+// charset), and unknown labels on ASCII-compatible bytes, are scanned as
+// they are, byte for byte (charsetOf, charset.go).
 func decodeCharset(name string, content []byte) (encoding.Encoding, []byte, error) {
-	name = strings.ToLower(strings.TrimSpace(name))
-	switch name {
-	case "", "utf-8", "utf8", "us-ascii", "ascii":
-		return nil, content, nil
-	}
-	enc, err := lookupCharset(name)
-	if err != nil {
-		return nil, nil, err
+	enc, err := charsetOf(name, content)
+	if err != nil || enc == nil {
+		return nil, content, err
 	}
 	text, err := enc.NewDecoder().Bytes(content)
 	if err != nil {

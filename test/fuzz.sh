@@ -25,6 +25,7 @@ targets=(
 	"./rewrite/header FuzzRewriteAddressField"
 	"./rewrite/header FuzzRewriteUnstructured"
 	"./rewrite FuzzRewrite"
+	"./rewrite FuzzUTF7"
 	"./address FuzzNormalize"
 	"./tokenize FuzzParse"
 )
