@@ -29,6 +29,12 @@ func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte st
 	if err != nil {
 		return err
 	}
+	return w.leafRaw(h, mt, params, cte, depth, raw)
+}
+
+// leafRaw is leaf with the body already collected; mt says how its text
+// is read (a generic type sniffed as text reads as the type it holds).
+func (w *walker) leafRaw(h *mimeHeader, mt string, params map[string]string, cte string, depth int, raw []byte) error {
 	// The decoded text is what is scanned: a raw scan of a decoded part
 	// would misread calendar folds and quoted-printable soft breaks.
 	content, err := decodeCTE(cte, raw)
@@ -39,7 +45,7 @@ func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte st
 	if err != nil {
 		return w.leafUnscannable(h, raw, "charset")
 	}
-	newText, changed, err := w.rewriteBody(mt, text, depth)
+	newText, changed, err := w.rewriteBody(mt, params, text, depth)
 	if err != nil || !changed || w.out == nil {
 		if err == nil {
 			err = w.writeHeaderAnd(h, raw)
@@ -61,8 +67,11 @@ func (w *walker) writeHeaderAnd(h *mimeHeader, body []byte) error {
 
 // rewriteBody scans decoded text, or walks an encoded message/* body as a
 // message of its own.
-func (w *walker) rewriteBody(mt string, text []byte, depth int) ([]byte, bool, error) {
-	kind := textKindOf(mt)
+func (w *walker) rewriteBody(mt string, params map[string]string, text []byte, depth int) ([]byte, bool, error) {
+	if mt == "text/rfc822-headers" {
+		return w.rewriteHeaderBlock(text) // headerblock.go
+	}
+	kind := bodyKind(mt, params) // textkind.go
 	if kind >= 0 {
 		return w.d.rewriteText(kind, text)
 	}

@@ -35,6 +35,8 @@ func ReplaceAddresses(kind TextKind, src []byte, fn AddrFunc) ([]byte, bool, err
 		s.scanHTML()
 	case TextFolded:
 		s.scanFolded()
+	case TextFlowed, TextFlowedDelSp:
+		s.scanFlowed()
 	default:
 		s.plain = scView{b: src}
 		s.matchView(&s.plain, false)
@@ -136,6 +138,8 @@ func (s *scanner) splice() []byte {
 		out = append(out, s.src[prev:e.s]...)
 		if e.first {
 			out = s.encode(out, &s.found[e.found], e.s)
+		} else if s.scFlowedRestuff(e.s, e.e) {
+			out = append(out, ' ')
 		}
 		prev = e.e
 	}
