@@ -287,6 +287,8 @@ func isIdentityCTE(cte string) bool {
 // content that is not text.
 func textKindOf(mt string) scan.TextKind {
 	switch {
+	case mt == "text/rtf", mt == "application/rtf", mt == "application/x-rtf":
+		return scan.TextRTF
 	case mt == "text/html", mt == "application/xhtml+xml", mt == "text/xml", mt == "application/xml",
 		strings.HasSuffix(mt, "+xml"):
 		return scan.TextHTML

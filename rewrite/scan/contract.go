@@ -31,4 +31,8 @@ const (
 	// The output keeps the soft breaks.
 	TextFlowed
 	TextFlowedDelSp
+	// TextRTF: Rich Text Format (text/rtf, application/rtf). Addresses
+	// hide in escapes (\'40, \u64?), behind control words and groups,
+	// and in field instructions (HYPERLINK "mailto:…").
+	TextRTF
 )

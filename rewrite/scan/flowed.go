@@ -67,7 +67,7 @@ func scQuoteDepth(src []byte, i, end int) (depth, cs int) {
 // (RFC 3676 section 4.4). A line whose removed piece followed a stuffing
 // space keeps that space, which does the job.
 func (s *scanner) scFlowedRestuff(s0, e0 int) bool {
-	if s.kind != TextFlowed && s.kind != TextFlowedDelSp || e0 >= len(s.src) {
+	if e0 >= len(s.src) {
 		return false
 	}
 	if s0 > 0 && s.src[s0-1] != '\n' && s.src[s0-1] != '>' {

@@ -31,6 +31,9 @@ func FuzzReplaceAddresses(f *testing.F) {
 	for _, c := range scanRegressions {
 		f.Add(uint8(c.kind), c.text)
 	}
+	for _, c := range scanRTFCases {
+		f.Add(uint8(TextRTF), c.in)
+	}
 	for _, c := range scanFlowedSeeds {
 		f.Add(uint8(TextFlowedDelSp), c)
 		f.Add(uint8(TextFlowed), c)
@@ -47,7 +50,7 @@ func FuzzReplaceAddresses(f *testing.F) {
 }
 
 // scanKinds is how many TextKinds there are.
-const scanKinds = uint8(TextFlowedDelSp) + 1
+const scanKinds = uint8(TextRTF) + 1
 
 var scanFlowedSeeds = []string{
 	"write to jane.doe@exa \r\nmple.com today\r\n",
