@@ -115,8 +115,8 @@ func unicodeFamily(name string) int {
 	return 0
 }
 
-// sniffBytes is how much of a part the NUL pattern is read from.
-const sniffBytes = 4096
+// unicodeSniffBytes is how much of a part the NUL pattern is read from.
+const unicodeSniffBytes = 4096
 
 // nulPattern tells UTF-16 and UTF-32 without a byte order mark from where
 // their NULs fall: text with enough ASCII in it has the high bytes of its
@@ -124,7 +124,7 @@ const sniffBytes = 4096
 // A code point's top byte in UTF-32 is always zero, so that position must
 // be zero throughout; the others must be zero in most units.
 func nulPattern(content []byte) (little bool, width int) {
-	n := min(len(content), sniffBytes) &^ 3
+	n := min(len(content), unicodeSniffBytes) &^ 3
 	if n < 4 {
 		return false, 0 // too short to tell, and too short to hold an address
 	}
