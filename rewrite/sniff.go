@@ -5,6 +5,8 @@ import (
 	"mime"
 	"path"
 	"strings"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/pdf"
 )
 
 // This file reads text sent under a media type that says nothing of its
@@ -63,7 +65,11 @@ func (w *walker) generic(h *mimeHeader, params map[string]string, cte string, de
 		return err
 	}
 	content, err := decodeCTE(cte, head)
-	mt, ok := sniffText(partFileName(h, params), content, !complete)
+	name := partFileName(h, params)
+	if err == nil && (pdf.IsPDF(content) || strings.EqualFold(path.Ext(name), ".pdf")) {
+		return w.pdfPart(h, cte, head) // pdfpart.go
+	}
+	mt, ok := sniffText(name, content, !complete)
 	if err != nil || !ok {
 		return w.streamAfter(h, head)
 	}

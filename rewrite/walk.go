@@ -124,6 +124,8 @@ func (w *walker) entity(depth int) error {
 		return w.entity(depth + 1)
 	case textKindOf(mt) >= 0 || strings.HasPrefix(mt, "message/"):
 		return w.leaf(h, mt, params, cte, depth)
+	case isPDFType(mt):
+		return w.pdfPart(h, cte, nil) // pdfpart.go
 	case isGenericType(mt):
 		return w.generic(h, params, cte, depth) // sniff.go
 	}

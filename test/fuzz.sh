@@ -26,6 +26,7 @@ targets=(
 	"./rewrite/header FuzzRewriteUnstructured"
 	"./rewrite FuzzRewrite"
 	"./rewrite FuzzUTF7"
+	"./rewrite/pdf FuzzScan"
 	"./address FuzzNormalize"
 	"./tokenize FuzzParse"
 )

@@ -2,7 +2,8 @@
 // rewriter used to let through with its addresses, or refuse, because of
 // how it is labelled or written. Real producers make the content: iconv
 // (glibc) the UTF-16, UTF-32, UTF-7 and Latin-1 texts, LibreOffice Writer
-// (headless soffice, installed by test/tools/install-writer.sh) the RTF.
+// (headless soffice, installed by test/tools/install-textforms.sh) the
+// RTF.
 // Each form comes with a reader of its own that renders what a person
 // would see in the rewritten message (iconv decoding, LibreOffice
 // converting the RTF back to text, format=flowed joined), so the check
@@ -210,21 +211,35 @@ func Iconv(t testing.TB, from, to string, b []byte) []byte {
 
 var sofficeMu sync.Mutex // one LibreOffice at a time per test binary
 
-// soffice returns the path of LibreOffice's soffice, installing it with
-// test/tools/install-writer.sh when missing.
+// soffice returns the path of LibreOffice's soffice.
 func soffice(t testing.TB) string {
+	return Tool(t, "soffice")
+}
+
+// Tool returns the path of a program test/tools/install-textforms.sh
+// installs (soffice, pdftotext, /usr/bin/python3 with reportlab), running
+// the script when it is missing.
+func Tool(t testing.TB, name string) string {
 	t.Helper()
-	if p, err := exec.LookPath("soffice"); err == nil {
+	present := func() (string, bool) {
+		if name == "python3" { // Debian's, which sees Debian's modules
+			err := exec.Command("/usr/bin/python3", "-c", "import reportlab").Run()
+			return "/usr/bin/python3", err == nil
+		}
+		p, err := exec.LookPath(name)
+		return p, err == nil
+	}
+	if p, ok := present(); ok {
 		return p
 	}
 	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "tools", "install-writer.sh")
+	script := filepath.Join(filepath.Dir(file), "..", "tools", "install-textforms.sh")
 	if out, err := tools.RunScript(script); err != nil {
-		t.Fatalf("soffice is missing and %s failed: %v\n%s", script, err, out)
+		t.Fatalf("%s is missing and %s failed: %v\n%s", name, script, err, out)
 	}
-	p, err := exec.LookPath("soffice")
-	if err != nil {
-		t.Fatalf("soffice not found after install-writer.sh: %v", err)
+	p, ok := present()
+	if !ok {
+		t.Fatalf("%s not found after install-textforms.sh", name)
 	}
 	return p
 }
@@ -268,4 +283,37 @@ func RTF(t testing.TB, html string) []byte {
 // document it cannot open fails the test.
 func RTFText(t testing.TB, rtf []byte) string {
 	return string(convert(t, rtf, "rtf", `txt:Text (encoded):UTF8`))
+}
+
+// ReportLabPDF runs a Python body with reportlab's canvas module imported
+// and `path` naming the file it must write, and returns the PDF it wrote.
+func ReportLabPDF(t testing.TB, body string) []byte {
+	t.Helper()
+	py := Tool(t, "python3")
+	path := filepath.Join(t.TempDir(), "doc.pdf")
+	script := "from reportlab.pdfgen import canvas\npath = " + pyQuote(path) + "\n" + body
+	if out, err := exec.Command(py, "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("reportlab: %v\n%s", err, out)
+	}
+	pdf, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pdf
+}
+
+func pyQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'" }
+
+// PDFText is a PDF as poppler's pdftotext reads it; a file it cannot
+// open fails the test.
+func PDFText(t testing.TB, pdf []byte) string {
+	t.Helper()
+	bin := Tool(t, "pdftotext")
+	cmd := exec.Command(bin, "-", "-")
+	cmd.Stdin = bytes.NewReader(pdf)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdftotext: %v\n%s", err, out)
+	}
+	return string(out)
 }
