@@ -182,6 +182,9 @@ func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' ||
 // still join more than a reader would: an address it makes up costs a
 // refusal, one it missed would cost a leak.
 func pdfStrings(b []byte) []byte {
+	if !mayHoldAt(b) {
+		return nil
+	}
 	var lines, joined []byte
 	for i := 0; i < len(b); {
 		switch b[i] {
@@ -194,10 +197,10 @@ func pdfStrings(b []byte) []byte {
 			}
 			continue
 		case '(':
-			str, next := literal(b, i)
-			lines = append(append(lines, str...), '\n')
-			joined = append(joined, str...)
-			i = next
+			start := len(lines)
+			lines, i = appendLiteral(lines, b, i)
+			joined = append(joined, lines[start:]...)
+			lines = append(lines, '\n')
 			continue
 		case '/':
 			i = nameEnd(b, i)
@@ -240,15 +243,52 @@ func nameEnd(b []byte, i int) int {
 // selectsFont reports whether b, after a name, reads " <size> Tf": a font
 // change within a line of text, which does not part its words.
 func selectsFont(b []byte) bool {
-	f := bytes.Fields(b[:min(len(b), 24)])
-	return len(f) >= 2 && bytes.HasPrefix(f[1], []byte("Tf"))
+	i := skipSpace(b, 0)
+	j := i
+	for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '.' || b[j] == '-') {
+		j++
+	}
+	if j == i {
+		return false
+	}
+	j = skipSpace(b, j)
+	return bytes.HasPrefix(b[j:], []byte("Tf"))
 }
 
-// literal decodes the literal string starting at b[i] ('('), with nested
-// parentheses and escapes (PDF 32000-1 section 7.3.4.2), and returns the
-// offset after it.
-func literal(b []byte, i int) ([]byte, int) {
-	var out []byte
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// mayHoldAt reports whether a string of b may decode to text with an '@':
+// one is there as it is, as an octal escape, or in a hex string. Most
+// content streams have none, and skip the string parse.
+func mayHoldAt(b []byte) bool {
+	if bytes.IndexByte(b, '@') >= 0 || bytes.Contains(b, []byte(`\100`)) {
+		return true
+	}
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(b[i:], '<')
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i+1 < len(b) && b[i+1] != '<' && (b[i+1] != '>' && (isHex(b[i+1]) || b[i+1] == ' ')) {
+			return true
+		}
+		if i+1 < len(b) && b[i+1] == '<' {
+			i++
+		}
+	}
+}
+
+// appendLiteral appends the literal string starting at b[i] ('('),
+// decoded (nested parentheses and escapes, PDF 32000-1 section 7.3.4.2;
+// a UTF-16BE text string to UTF-8), and returns the offset after it.
+func appendLiteral(out, b []byte, i int) ([]byte, int) {
+	start := len(out)
 	depth := 0
 	for i++; i < len(b); i++ {
 		c := b[i]
@@ -285,7 +325,7 @@ func literal(b []byte, i int) ([]byte, int) {
 			out = append(out, c)
 		case c == ')':
 			if depth == 0 {
-				return textString(out), i + 1
+				return utf16Text(out, start), i + 1
 			}
 			depth--
 			out = append(out, c)
@@ -293,7 +333,15 @@ func literal(b []byte, i int) ([]byte, int) {
 			out = append(out, c)
 		}
 	}
-	return textString(out), i
+	return utf16Text(out, start), i
+}
+
+// utf16Text decodes out[start:] in place if it is a UTF-16BE text string.
+func utf16Text(out []byte, start int) []byte {
+	if len(out)-start < 2 || out[start] != 0xFE || out[start+1] != 0xFF {
+		return out
+	}
+	return append(out[:start], textString(out[start:])...)
 }
 
 // textString decodes a text string in UTF-16BE (its byte order mark says
