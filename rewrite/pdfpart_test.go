@@ -25,12 +25,18 @@ func TestPDFNamingACustomerIsRefused(t *testing.T) {
 	if !strings.Contains(textforms.PDFText(t, doc), "jane.doe@example.com") {
 		t.Fatal("pdftotext does not see the address: the test proves nothing")
 	}
-	for _, ct := range []struct{ ctype, disp string }{
-		{"application/pdf", ""},
-		{"application/octet-stream", "attachment; filename=invoice.pdf"},
-		{"application/octet-stream", ""},
+	// LibreOffice shows text in subset fonts, read through ToUnicode CMaps.
+	lo := textforms.LibreOfficePDF(t, "Rechnung\nAn jane.doe@example.com\n")
+	for _, ct := range []struct {
+		ctype, disp string
+		doc         []byte
+	}{
+		{"application/pdf", "", doc},
+		{"application/octet-stream", "attachment; filename=invoice.pdf", doc},
+		{"application/octet-stream", "", doc},
+		{"application/pdf", "", lo},
 	} {
-		msg := genericPart(ct.ctype, ct.disp, "base64", doc)
+		msg := genericPart(ct.ctype, ct.disp, "base64", ct.doc)
 		rw, m := newTestRewriter(t, RewriteOptions{})
 		st := m.Begin()
 		_, _, err := runStaged(rw, st, msg)

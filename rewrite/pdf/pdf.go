@@ -101,6 +101,7 @@ type scanner struct {
 	fn       scan.AddrFunc
 	decoded  int64
 	replaced int
+	cmaps    []*cmap // the file's ToUnicode CMaps
 }
 
 // text scans one piece of text for addresses.
@@ -115,10 +116,15 @@ func (s *scanner) text(kind scan.TextKind, b []byte) error {
 	return err
 }
 
-// file scans the file: the bytes outside streams (dictionaries and their
-// strings), then each stream decoded.
+// file scans the file: each stream decoded, then the bytes outside
+// streams (dictionaries and their strings). Streams are decoded first, so
+// that every content stream is read with every ToUnicode CMap of the file:
+// telling which font a string is shown in would take the object graph,
+// and a CMap that is not the string's own only makes up text.
 func (s *scanner) file(data []byte) error {
 	var outside []byte
+	type decoded struct{ dict, content []byte }
+	var streams []decoded
 	for i := 0; i < len(data); {
 		kw, ds, de, next, dict := nextStream(data, i)
 		if kw < 0 {
@@ -130,10 +136,18 @@ func (s *scanner) file(data []byte) error {
 		if err != nil {
 			return err
 		}
-		if err := s.stream(dict, content); err != nil {
+		if bytes.Contains(content, []byte("begincmap")) {
+			if cm := parseCMap(content); cm != nil {
+				s.cmaps = append(s.cmaps, cm)
+			}
+		}
+		streams = append(streams, decoded{dict, content})
+		i = next
+	}
+	for _, st := range streams {
+		if err := s.stream(st.dict, st.content); err != nil {
 			return err
 		}
-		i = next
 	}
 	return s.objects(outside)
 }
@@ -154,5 +168,18 @@ func (s *scanner) objects(b []byte) error {
 	if err := s.text(scan.TextPlain, b); err != nil {
 		return err
 	}
-	return s.text(scan.TextPlain, pdfStrings(b))
+	if mayHoldAt(b) {
+		if err := s.text(scan.TextPlain, pdfStrings(b, plainString)); err != nil {
+			return err
+		}
+	}
+	if !bytes.Contains(b, []byte("Tj")) && !bytes.Contains(b, []byte("TJ")) {
+		return nil // no text shown: no font's codes to read
+	}
+	for _, cm := range s.cmaps {
+		if err := s.text(scan.TextPlain, pdfStrings(b, cm.decode)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

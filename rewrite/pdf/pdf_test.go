@@ -185,3 +185,44 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// TestScanLibreOffice: LibreOffice Writer's PDF export shows text in
+// subset fonts whose codes are no characters ("jane" may be <0E0F0510>);
+// only the ToUnicode CMaps read it. Without them the addresses go unseen.
+func TestScanLibreOffice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("LibreOffice")
+	}
+	doc := textforms.LibreOfficePDF(t, "Rechnung für Jörg\nBitte an jane.doe@example.com schreiben,\nKopie an bob.roe@example.org.\n")
+	text := textforms.PDFText(t, doc)
+	if !strings.Contains(text, "jane.doe@example.com") || !strings.Contains(text, "bob.roe@example.org") {
+		t.Fatalf("pdftotext does not see the addresses: the test proves nothing\n%s", text)
+	}
+	got, err := found(t, doc)
+	if err != nil || !slices.Equal(got, []string{"bob.roe@example.org", "jane.doe@example.com"}) {
+		t.Fatalf("found %v, %v", got, err)
+	}
+	// Nowhere in the file, streams decoded, is the address in plain codes.
+	s := &scanner{limits: Limits{}.withDefaults()}
+	for i := 0; i < len(doc); {
+		kw, ds, de, next, dict := nextStream(doc, i)
+		if kw < 0 {
+			break
+		}
+		content, _ := s.decode(dict, doc[ds:de])
+		if bytes.Contains(content, []byte("jane")) || bytes.Contains(pdfStrings(content, plainString), []byte("jane")) {
+			t.Fatalf("a stream shows the address in plain codes: the test proves nothing")
+		}
+		i = next
+	}
+}
+
+func TestParseCMap(t *testing.T) {
+	cm := parseCMap([]byte("begincmap 1 begincodespacerange <0000> <FFFF> endcodespacerange\n" +
+		"2 beginbfchar <0001> <006A> <0002> <0040> endbfchar\n" +
+		"2 beginbfrange <0010> <0012> <0061> <0020> <0021> [<0065> <D83DDE00>] endbfrange endcmap"))
+	got := string(cm.decode(nil, []byte{0, 1, 0, 0x10, 0, 0x12, 0, 2, 0, 0x20, 0, 0x21, 0, 0x99}))
+	if want := "jac@e😀\uFFFD"; got != want {
+		t.Fatalf("decoded %q, want %q", got, want)
+	}
+}

@@ -174,18 +174,21 @@ func a85Decode(b []byte) ([]byte, error) {
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
-// pdfStrings returns the strings of PDF syntax b, literal and hexadecimal,
-// decoded: each on a line of its own, then all of them again joined
-// without a separator, as a reader sees the pieces of a TJ array or of
-// consecutive Tj operators ("(jane.doe) Tj (@example.com) Tj"), font
-// changes included; a dictionary key or delimiter parts them. Joining may
-// still join more than a reader would: an address it makes up costs a
-// refusal, one it missed would cost a leak.
-func pdfStrings(b []byte) []byte {
-	if !mayHoldAt(b) {
-		return nil
+// pdfStrings returns the strings of PDF syntax b, literal and
+// hexadecimal, decoded by dec: each on a line of its own, then all of them
+// again joined without a separator, as a reader sees the pieces of a TJ
+// array or of consecutive Tj operators ("(jane.doe) Tj (@example.com)
+// Tj"), font changes included; a dictionary key or delimiter parts them.
+// Joining may still join more than a reader would: an address it makes up
+// costs a refusal, one it missed would cost a leak.
+func pdfStrings(b []byte, dec func(dst, raw []byte) []byte) []byte {
+	var lines, joined, raw []byte
+	add := func(raw []byte) {
+		start := len(lines)
+		lines = dec(lines, raw)
+		joined = append(joined, lines[start:]...)
+		lines = append(lines, '\n')
 	}
-	var lines, joined []byte
 	for i := 0; i < len(b); {
 		switch b[i] {
 		case '%': // a comment, to the end of the line
@@ -197,10 +200,8 @@ func pdfStrings(b []byte) []byte {
 			}
 			continue
 		case '(':
-			start := len(lines)
-			lines, i = appendLiteral(lines, b, i)
-			joined = append(joined, lines[start:]...)
-			lines = append(lines, '\n')
+			raw, i = appendLiteral(raw[:0], b, i)
+			add(raw)
 			continue
 		case '/':
 			i = nameEnd(b, i)
@@ -222,9 +223,7 @@ func pdfStrings(b []byte) []byte {
 				continue
 			}
 			if str, err := hexDecode(b[i+1 : i+j]); err == nil {
-				str = textString(str)
-				lines = append(append(lines, str...), '\n')
-				joined = append(joined, str...)
+				add(str)
 			}
 			i += j + 1
 			continue
@@ -233,6 +232,12 @@ func pdfStrings(b []byte) []byte {
 	}
 	return append(append(lines, '\n'), joined...)
 }
+
+// plainString decodes a string as a string of the file is read: a
+// UTF-16BE text string to UTF-8 (PDF 32000-1 section 7.9.2.2), any other
+// as its bytes (PDFDocEncoding, or a simple font's encoding: ASCII is
+// ASCII in both).
+func plainString(dst, raw []byte) []byte { return append(dst, textString(raw)...) }
 
 func nameEnd(b []byte, i int) int {
 	for i++; i < len(b) && !isDelim(b[i]); i++ {
@@ -284,11 +289,10 @@ func mayHoldAt(b []byte) bool {
 	}
 }
 
-// appendLiteral appends the literal string starting at b[i] ('('),
-// decoded (nested parentheses and escapes, PDF 32000-1 section 7.3.4.2;
-// a UTF-16BE text string to UTF-8), and returns the offset after it.
+// appendLiteral appends the bytes of the literal string starting at b[i]
+// ('('), escapes undone and nested parentheses kept (PDF 32000-1 section
+// 7.3.4.2), and returns the offset after it.
 func appendLiteral(out, b []byte, i int) ([]byte, int) {
-	start := len(out)
 	depth := 0
 	for i++; i < len(b); i++ {
 		c := b[i]
@@ -325,7 +329,7 @@ func appendLiteral(out, b []byte, i int) ([]byte, int) {
 			out = append(out, c)
 		case c == ')':
 			if depth == 0 {
-				return utf16Text(out, start), i + 1
+				return out, i + 1
 			}
 			depth--
 			out = append(out, c)
@@ -333,15 +337,7 @@ func appendLiteral(out, b []byte, i int) ([]byte, int) {
 			out = append(out, c)
 		}
 	}
-	return utf16Text(out, start), i
-}
-
-// utf16Text decodes out[start:] in place if it is a UTF-16BE text string.
-func utf16Text(out []byte, start int) []byte {
-	if len(out)-start < 2 || out[start] != 0xFE || out[start+1] != 0xFF {
-		return out
-	}
-	return append(out[:start], textString(out[start:])...)
+	return out, i
 }
 
 // textString decodes a text string in UTF-16BE (its byte order mark says

@@ -317,3 +317,10 @@ func PDFText(t testing.TB, pdf []byte) string {
 	}
 	return string(out)
 }
+
+// LibreOfficePDF is text as LibreOffice Writer exports it to PDF: its
+// fonts embedded as subsets whose codes are no characters, read through
+// ToUnicode CMaps.
+func LibreOfficePDF(t testing.TB, text string) []byte {
+	return convert(t, []byte(text), "txt", "pdf")
+}
