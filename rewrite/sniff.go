@@ -60,7 +60,7 @@ const genericSniffBytes = 8 << 10
 
 // generic handles a part of a generic media type.
 func (w *walker) generic(h *mimeHeader, params map[string]string, cte string, depth int) error {
-	head, complete, err := w.collectHead(nil, genericSniffBytes)
+	head, _, err := w.collectHead(nil, genericSniffBytes)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func (w *walker) generic(h *mimeHeader, params map[string]string, cte string, de
 	if err == nil && (pdf.IsPDF(content) || strings.EqualFold(path.Ext(name), ".pdf")) {
 		return w.pdfPart(h, cte, head) // pdfpart.go
 	}
-	mt, ok := sniffText(name, content, !complete)
+	mt, ok := sniffText(name, content)
 	if err != nil || !ok {
 		return w.streamAfter(h, head)
 	}
@@ -94,7 +94,7 @@ func (w *walker) sniffedText(h *mimeHeader, params map[string]string, cte string
 		return w.streamAfter(h, raw)
 	}
 	content, _ := decodeCTE(cte, raw)
-	if _, ok := sniffText("", content, false); !ok {
+	if _, ok := sniffText("", content); !ok {
 		// Text at its start only: a binary file, passed as before.
 		if err := w.d.scanRaw(raw); err != nil {
 			return err
@@ -135,13 +135,13 @@ func (w *walker) streamAfter(h *mimeHeader, head []byte) error {
 	return w.rawBody(false)
 }
 
-// sniffText decides whether content (decoded from its transfer encoding;
-// cut short when partial) is text, and which media type reads it: the one
+// sniffText decides whether content (decoded from its transfer encoding,
+// maybe only its start) is text, and which media type reads it: the one
 // its file name says, else RTF, HTML or XML by its first bytes, else
 // text/plain. Text is UTF-16 or UTF-32 (charsetOf decodes it later), or
 // ASCII-compatible bytes without control characters but white space and
 // ESC (ISO-2022).
-func sniffText(name string, content []byte, partial bool) (string, bool) {
+func sniffText(name string, content []byte) (string, bool) {
 	ext := strings.ToLower(path.Ext(name))
 	if binaryExts[ext] || bytes.HasPrefix(content, []byte("%PDF-")) || len(bytes.TrimSpace(content)) == 0 {
 		return "", false
@@ -155,7 +155,6 @@ func sniffText(name string, content []byte, partial bool) (string, bool) {
 	} else if !isPlainText(content) {
 		return "", false
 	}
-	_ = partial // a cut character is no control character: nothing to trim
 	if mt := textTypeByExt[ext]; mt != "" {
 		return mt, true
 	}

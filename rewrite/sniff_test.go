@@ -34,7 +34,7 @@ func TestSniffText(t *testing.T) {
 		{"", "   \r\n", ""},
 	}
 	for _, tt := range tests {
-		got, ok := sniffText(tt.name, []byte(tt.content), false)
+		got, ok := sniffText(tt.name, []byte(tt.content))
 		if got != tt.want || ok != (tt.want != "") {
 			t.Errorf("sniffText(%q, %q) = %q, %v; want %q", tt.name, tt.content, got, ok, tt.want)
 		}

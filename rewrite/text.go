@@ -45,7 +45,7 @@ func (w *walker) leafRaw(h *mimeHeader, mt string, params map[string]string, cte
 	if err != nil {
 		return w.leafUnscannable(h, raw, "charset")
 	}
-	newText, changed, err := w.rewriteBody(mt, params, text, depth)
+	newText, changed, err := w.rewriteBodyOf(mt, params, text, depth)
 	if err != nil || !changed || w.out == nil {
 		if err == nil {
 			err = w.writeHeaderAnd(h, raw)
@@ -67,7 +67,13 @@ func (w *walker) writeHeaderAnd(h *mimeHeader, body []byte) error {
 
 // rewriteBody scans decoded text, or walks an encoded message/* body as a
 // message of its own.
-func (w *walker) rewriteBody(mt string, params map[string]string, text []byte, depth int) ([]byte, bool, error) {
+func (w *walker) rewriteBody(mt string, text []byte, depth int) ([]byte, bool, error) {
+	return w.rewriteBodyOf(mt, nil, text, depth)
+}
+
+// rewriteBodyOf is rewriteBody for a part whose Content-Type parameters
+// say more of its text (format=flowed).
+func (w *walker) rewriteBodyOf(mt string, params map[string]string, text []byte, depth int) ([]byte, bool, error) {
 	if mt == "text/rfc822-headers" {
 		return w.rewriteHeaderBlock(text) // headerblock.go
 	}

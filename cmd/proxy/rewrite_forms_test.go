@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -56,22 +55,12 @@ func TestRewriteCommandPDF(t *testing.T) {
 	head := "From: support@company.example\r\nTo: agent@crm.example\r\nContent-Type: application/pdf; name=invoice.pdf\r\n" +
 		"Content-Transfer-Encoding: base64\r\n\r\n"
 	named := textforms.ReportLabPDF(t, "c = canvas.Canvas(path, pageCompression=1)\nc.drawString(72, 720, 'Invoice for jane.doe@example.com')\nc.save()")
-	code, out, errs := c.runStdin(head+base64Lines(named), "rewrite", "--route", "inbound")
+	code, out, errs := c.runStdin(head+textforms.Base64Lines(named), "rewrite", "--route", "inbound")
 	if code != 1 || out != "" || !strings.Contains(errs, "proxy rewrite: message refused: ") || strings.Contains(errs, "jane") {
 		t.Fatalf("PDF naming the customer: exit %d, stdout %d bytes, stderr %q", code, len(out), errs)
 	}
-	clean := head + base64Lines(textforms.ReportLabPDF(t, "c = canvas.Canvas(path, pageCompression=1)\nc.drawString(72, 720, 'Invoice 1234')\nc.save()"))
+	clean := head + textforms.Base64Lines(textforms.ReportLabPDF(t, "c = canvas.Canvas(path, pageCompression=1)\nc.drawString(72, 720, 'Invoice 1234')\nc.save()"))
 	if code, out, errs := c.runStdin(clean, "rewrite", "--route", "inbound"); code != 0 || out != clean {
 		t.Fatalf("PDF naming nobody: exit %d\n%s", code, errs)
 	}
-}
-
-func base64Lines(b []byte) string {
-	s := base64.StdEncoding.EncodeToString(b)
-	var out strings.Builder
-	for len(s) > 76 {
-		out.WriteString(s[:76] + "\r\n")
-		s = s[76:]
-	}
-	return out.String() + s + "\r\n"
 }

@@ -77,20 +77,15 @@ func wrap(ctype, cte string, content []byte) []byte {
 	var body []byte
 	switch cte {
 	case "base64":
-		enc := base64.StdEncoding.EncodeToString(content)
-		for len(enc) > 76 {
-			body = append(append(body, enc[:76]...), "\r\n"...)
-			enc = enc[76:]
-		}
-		body = append(append(body, enc...), "\r\n"...)
+		body = []byte(Base64Lines(content))
 	case "quoted-printable":
 		var b bytes.Buffer
 		w := quotedprintable.NewWriter(&b)
 		w.Write(content)
 		w.Close()
 		body = append(b.Bytes(), "\r\n"...)
-	default:
-		body = content
+	default: // sent as lines, as a mail client sends text: CRLF
+		body = bytes.ReplaceAll(bytes.ReplaceAll(content, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
 		if !bytes.HasSuffix(body, []byte("\r\n")) {
 			body = append(body, "\r\n"...)
 		}
@@ -323,4 +318,16 @@ func PDFText(t testing.TB, pdf []byte) string {
 // ToUnicode CMaps.
 func LibreOfficePDF(t testing.TB, text string) []byte {
 	return convert(t, []byte(text), "txt", "pdf")
+}
+
+// Base64Lines is b in base64, in lines of 76 characters ending in CRLF
+// (RFC 2045 section 6.8).
+func Base64Lines(b []byte) string {
+	s := base64.StdEncoding.EncodeToString(b)
+	var out strings.Builder
+	for len(s) > 76 {
+		out.WriteString(s[:76] + "\r\n")
+		s = s[76:]
+	}
+	return out.String() + s + "\r\n"
 }
