@@ -102,6 +102,16 @@ type scanner struct {
 	decoded  int64
 	replaced int
 	cmaps    []*cmap // the file's ToUnicode CMaps
+	// lines and joined are appendStrings' buffers, kept between streams.
+	lines, joined []byte
+}
+
+// strings returns the strings of b as pdfStrings does, in the scanner's
+// buffers: valid until the next call.
+func (s *scanner) strings(b []byte, dec func(dst, raw []byte) []byte) []byte {
+	out := appendStrings(s.lines[:0], s.joined[:0], b, dec)
+	s.lines = out[:0]
+	return out
 }
 
 // text scans one piece of text for addresses.
@@ -169,7 +179,7 @@ func (s *scanner) objects(b []byte) error {
 		return err
 	}
 	if mayHoldAt(b) {
-		if err := s.text(scan.TextPlain, pdfStrings(b, plainString)); err != nil {
+		if err := s.text(scan.TextPlain, s.strings(b, plainString)); err != nil {
 			return err
 		}
 	}
@@ -177,7 +187,7 @@ func (s *scanner) objects(b []byte) error {
 		return nil // no text shown: no font's codes to read
 	}
 	for _, cm := range s.cmaps {
-		if err := s.text(scan.TextPlain, pdfStrings(b, cm.decode)); err != nil {
+		if err := s.text(scan.TextPlain, s.strings(b, cm.decode)); err != nil {
 			return err
 		}
 	}

@@ -128,6 +128,7 @@ func (s *scanner) inflate(raw []byte) ([]byte, error) {
 	}
 	limit := min(s.limits.MaxDecodedBytes-s.decoded, s.limits.MaxRatio*int64(len(raw))+64<<10)
 	var out bytes.Buffer
+	out.Grow(int(min(limit, 8*int64(len(raw))+512)))
 	n, err := io.Copy(&out, io.LimitReader(zr, limit+1))
 	if n > limit {
 		return nil, ErrLimit
@@ -182,7 +183,13 @@ func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' ||
 // Joining may still join more than a reader would: an address it makes up
 // costs a refusal, one it missed would cost a leak.
 func pdfStrings(b []byte, dec func(dst, raw []byte) []byte) []byte {
-	var lines, joined, raw []byte
+	return appendStrings(nil, nil, b, dec)
+}
+
+// appendStrings is pdfStrings into the buffers lines and joined, which a
+// scan reuses from stream to stream.
+func appendStrings(lines, joined, b []byte, dec func(dst, raw []byte) []byte) []byte {
+	var raw []byte
 	add := func(raw []byte) {
 		start := len(lines)
 		lines = dec(lines, raw)
