@@ -171,3 +171,15 @@ func unflow(s string) string {
 	}
 	return out.String()
 }
+
+// TestGlobalHeadersDisplayNames: message/global-headers (RFC 6533, the
+// UTF-8 form of text/rfc822-headers) gets the same policy.
+func TestGlobalHeadersDisplayNames(t *testing.T) {
+	msg := []byte("From: MAILER-DAEMON@company.example\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: message/global-headers\r\n\r\nFrom: Jörg Doe <joerg@example.net>\r\nTo: bob@example.org\r\n--b--\r\n")
+	rw, _ := newTestRewriter(t, RewriteOptions{})
+	out, _, err := runInbound(t, rw, msg)
+	if err != nil || bytes.Contains(out, []byte("Jörg")) || bytes.Contains(out, []byte("@example.")) || !bytes.Contains(out, []byte("From: Customer ")) {
+		t.Fatalf("err %v:\n%s", err, out)
+	}
+}
