@@ -16,15 +16,20 @@ import (
 type cmap struct {
 	width int
 	m     map[string][]byte
+	room  int // entries it may still take
 }
 
-// maxCMapEntries bounds one CMap (a bfrange can name 65536 codes).
+// full reports whether the CMap had more entries than it had room for.
+func (cm *cmap) full() bool { return cm.room <= 0 }
+
+// maxCMapEntries bounds the entries of all the CMaps of a file (a bfrange
+// can name 65536 codes): a real font names a few hundred.
 const maxCMapEntries = 1 << 17
 
 // parseCMap reads a ToUnicode CMap's codespace and its bfchar and bfrange
-// mappings; nil if b holds none.
-func parseCMap(b []byte) *cmap {
-	cm := &cmap{width: 1, m: map[string][]byte{}}
+// mappings, at most room of them; nil if b holds none.
+func parseCMap(b []byte, room int) *cmap {
+	cm := &cmap{width: 1, m: map[string][]byte{}, room: room}
 	if i := bytes.Index(b, []byte("begincodespacerange")); i >= 0 {
 		if t := cmapTokens(b[i:], 1); len(t) == 1 && len(t[0]) > 0 {
 			cm.width = min(len(t[0]), 4)
@@ -46,7 +51,8 @@ func parseCMap(b []byte) *cmap {
 }
 
 func (cm *cmap) add(code, dst []byte) {
-	if len(cm.m) < maxCMapEntries {
+	if cm.room > 0 {
+		cm.room--
 		cm.m[string(code)] = utf16Text(dst)
 	}
 }
@@ -54,7 +60,7 @@ func (cm *cmap) add(code, dst []byte) {
 // ranges reads bfrange lines: <lo> <hi> <dst>, the last unit of dst
 // counting up, or <lo> <hi> [<dst> …], one per code.
 func (cm *cmap) ranges(blk []byte) {
-	for len(blk) > 0 && len(cm.m) < maxCMapEntries {
+	for len(blk) > 0 && cm.room > 0 {
 		t, rest, arr := cmapRange(blk)
 		if t == nil {
 			return
@@ -64,7 +70,7 @@ func (cm *cmap) ranges(blk []byte) {
 		if hi < lo || hi-lo > 0xFFFF || len(t[0]) != len(t[1]) {
 			continue
 		}
-		for c := lo; c <= hi && len(cm.m) < maxCMapEntries; c++ {
+		for c := lo; c <= hi && cm.room > 0; c++ {
 			code := codeBytes(c, len(t[0]))
 			switch {
 			case arr != nil && int(c-lo) < len(arr):

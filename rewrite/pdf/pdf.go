@@ -99,9 +99,11 @@ func hasEncryptDict(data []byte) bool {
 type scanner struct {
 	limits   Limits
 	fn       scan.AddrFunc
-	decoded  int64
+	decoded  int64 // stream bytes decoded
+	scanned  int64 // text bytes scanned
 	replaced int
-	cmaps    []*cmap // the file's ToUnicode CMaps
+	cmaps       []*cmap // the file's ToUnicode CMaps
+	cmapEntries int     // their entries, together
 	// lines and joined are appendStrings' buffers, kept between streams.
 	lines, joined []byte
 }
@@ -114,8 +116,17 @@ func (s *scanner) strings(b []byte, dec func(dst, raw []byte) []byte) []byte {
 	return out
 }
 
-// text scans one piece of text for addresses.
+// maxCMaps bounds the ToUnicode CMaps read from one file: each one means
+// another reading of every content stream.
+const maxCMaps = 64
+
+// text scans one piece of text for addresses, within the budget: every
+// content stream read once more per CMap must not turn a small file into
+// minutes of work.
 func (s *scanner) text(kind scan.TextKind, b []byte) error {
+	if s.scanned += int64(len(b)); s.scanned > 8*s.limits.MaxDecodedBytes {
+		return ErrLimit
+	}
 	_, _, err := scan.ReplaceAddresses(kind, b, func(a string) (string, error) {
 		r, err := s.fn(a)
 		if r != "" {
@@ -147,8 +158,16 @@ func (s *scanner) file(data []byte) error {
 			return err
 		}
 		if bytes.Contains(content, []byte("begincmap")) {
-			if cm := parseCMap(content); cm != nil {
+			if len(s.cmaps) == maxCMaps {
+				return ErrLimit
+			}
+			cm := parseCMap(content, maxCMapEntries-s.cmapEntries)
+			if cm != nil && cm.full() {
+				return ErrLimit
+			}
+			if cm != nil {
 				s.cmaps = append(s.cmaps, cm)
+				s.cmapEntries += len(cm.m)
 			}
 		}
 		streams = append(streams, decoded{dict, content})

@@ -220,9 +220,30 @@ func TestScanLibreOffice(t *testing.T) {
 func TestParseCMap(t *testing.T) {
 	cm := parseCMap([]byte("begincmap 1 begincodespacerange <0000> <FFFF> endcodespacerange\n" +
 		"2 beginbfchar <0001> <006A> <0002> <0040> endbfchar\n" +
-		"2 beginbfrange <0010> <0012> <0061> <0020> <0021> [<0065> <D83DDE00>] endbfrange endcmap"))
+		"2 beginbfrange <0010> <0012> <0061> <0020> <0021> [<0065> <D83DDE00>] endbfrange endcmap"), 100)
 	got := string(cm.decode(nil, []byte{0, 1, 0, 0x10, 0, 0x12, 0, 2, 0, 0x20, 0, 0x21, 0, 0x99}))
 	if want := "jac@e😀\uFFFD"; got != want {
 		t.Fatalf("decoded %q, want %q", got, want)
+	}
+}
+
+// TestScanCMapBombs: a file of many CMaps, each asking for every content
+// stream to be read once more, or of CMaps naming more codes than fonts
+// have, is refused as a limit.
+func TestScanCMapBombs(t *testing.T) {
+	small := "begincmap 1 begincodespacerange <00> <FF> endcodespacerange 1 beginbfchar <01> <0041> endbfchar endcmap"
+	big := "begincmap 1 begincodespacerange <0000> <FFFF> endcodespacerange 1 beginbfrange <0000> <FFFF> <0041> endbfrange endcmap"
+	for name, tt := range map[string]struct {
+		cmap string
+		n    int
+	}{"many": {small, maxCMaps + 1}, "large": {big, 3}} {
+		var objs []string
+		for range tt.n {
+			objs = append(objs, streamObj("/Filter /FlateDecode", flate([]byte(tt.cmap))))
+		}
+		objs = append(objs, streamObj("", "BT <0001> Tj ET"))
+		if _, err := found(t, handPDF(objs...)); !errors.Is(err, ErrLimit) {
+			t.Fatalf("%s: err = %v, want ErrLimit", name, err)
+		}
 	}
 }
