@@ -97,11 +97,11 @@ func hasEncryptDict(data []byte) bool {
 }
 
 type scanner struct {
-	limits   Limits
-	fn       scan.AddrFunc
-	decoded  int64 // stream bytes decoded
-	scanned  int64 // text bytes scanned
-	replaced int
+	limits      Limits
+	fn          scan.AddrFunc
+	decoded     int64 // stream bytes decoded
+	scanned     int64 // text bytes scanned
+	replaced    int
 	cmaps       []*cmap // the file's ToUnicode CMaps
 	cmapEntries int     // their entries, together
 	// lines and joined are appendStrings' buffers, kept between streams.

@@ -218,8 +218,8 @@ func TestScanLibreOffice(t *testing.T) {
 }
 
 func TestParseCMap(t *testing.T) {
-	cm := parseCMap([]byte("begincmap 1 begincodespacerange <0000> <FFFF> endcodespacerange\n" +
-		"2 beginbfchar <0001> <006A> <0002> <0040> endbfchar\n" +
+	cm := parseCMap([]byte("begincmap 1 begincodespacerange <0000> <FFFF> endcodespacerange\n"+
+		"2 beginbfchar <0001> <006A> <0002> <0040> endbfchar\n"+
 		"2 beginbfrange <0010> <0012> <0061> <0020> <0021> [<0065> <D83DDE00>] endbfrange endcmap"), 100)
 	got := string(cm.decode(nil, []byte{0, 1, 0, 0x10, 0, 0x12, 0, 2, 0, 0x20, 0, 0x21, 0, 0x99}))
 	if want := "jac@e😀\uFFFD"; got != want {
