@@ -54,6 +54,28 @@ var binaryExts = map[string]bool{
 	".exe": true, ".dll": true, ".bin": true, ".png": true, ".jpg": true, ".jpeg": true, ".gif": true,
 }
 
+// untypedByName gives a part without a Content-Type field the type its
+// file name says, where the name says more than RFC 2045's default
+// (text/plain, section 5.2): an RTF, calendar or saved message is read as
+// one, and a binary file is sniffed rather than rewritten as text.
+func untypedByName(h *mimeHeader, mt string, params map[string]string) string {
+	if h.get("content-type") != nil {
+		return mt
+	}
+	name := partFileName(h, params)
+	if name == "" {
+		return mt
+	}
+	ext := strings.ToLower(path.Ext(name))
+	switch {
+	case textTypeByExt[ext] != "":
+		return textTypeByExt[ext]
+	case binaryExts[ext]:
+		return "application/octet-stream"
+	}
+	return mt
+}
+
 // genericSniffBytes is how much of a generic part's raw body is read
 // before deciding: a few KiB of text, even in base64.
 const genericSniffBytes = 8 << 10

@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -152,5 +153,30 @@ func TestGenericBinaryUntouched(t *testing.T) {
 		if err != nil || !bytes.Equal(out, msg) {
 			t.Errorf("err %v; binary part changed", err)
 		}
+	}
+}
+
+// TestUntypedPartByName: a part without a Content-Type is text/plain
+// (RFC 2045 section 5.2), but its file name may say which text: an RTF
+// read as plain text kept its \'40 escapes, a saved message its display
+// names. A binary name is sniffed, not rewritten as text.
+func TestUntypedPartByName(t *testing.T) {
+	rtf := genericPart("", "attachment; filename=letter.rtf", "base64", []byte(`{\rtf1 jane.doe\'40example.com}`))
+	eml := genericPart("", "attachment; filename=fwd.eml", "7bit", []byte("From: Jane Doe <jane.doe@example.com>\r\n\r\nhi\r\n"))
+	rw, _ := newTestRewriter(t, RewriteOptions{})
+	for name, msg := range map[string][]byte{"rtf": rtf, "eml": eml} {
+		out, rep, err := runInbound(t, rw, msg)
+		if err != nil || len(rep.Tokens) != 1 || bytes.Contains(out, []byte("Jane Doe")) {
+			t.Errorf("%s: err %v, %d tokens:\n%s", name, err, len(rep.Tokens), out)
+		}
+		content := string(attachedContent(t, out, map[string]string{"rtf": "base64", "eml": "7bit"}[name]))
+		if strings.Contains(content, "example.com") || strings.Contains(content, `\'40`) {
+			t.Errorf("%s: the address survives:\n%s", name, content)
+		}
+	}
+	zip := genericPart("", "attachment; filename=a.zip", "base64", []byte("PK\x03\x04 jane.doe@example.com \x00\x01"))
+	out, _, err := runInbound(t, rw, zip)
+	if !errors.Is(err, ErrLeak) && (err != nil || !bytes.Equal(out, zip)) {
+		t.Errorf("zip without a type: err %v, or changed", err)
 	}
 }

@@ -108,6 +108,7 @@ func (w *walker) entity(depth int) error {
 		return err
 	}
 	mt, params := h.contentType()
+	mt = untypedByName(h, mt, params) // sniff.go
 	cte := strings.ToLower(h.value("content-transfer-encoding"))
 	switch {
 	case isUnscannable(mt, params):
