@@ -234,7 +234,7 @@ func scRTFWordEnds(before []byte) bool {
 
 // scRTFGlues reports whether removing src[s0:e0] leaves a control word
 // without its end right before a character that would then extend it or
-// be taken as its delimiter ("\\b.com x" without ".com" would swallow the
+// be taken as its delimiter (`\b.com x` without ".com" would swallow the
 // space).
 func scRTFGlues(src []byte, s0, e0 int) bool {
 	if e0 >= len(src) || !scRTFWordEnds(src[:s0]) {
