@@ -15,8 +15,9 @@
 // proxy (github.com/pdfcpu/pdfcpu) decodes every stream and object stream
 // whole while it reads a file, with no bound: one deflate bomb in an
 // attachment would take the proxy's memory. Scanning needs far less than
-// a reader (no object graph, no fonts, no xref), so this package reads the
-// file's bytes itself, with a budget on decoded bytes (Limits).
+// a reader (no object graph, no xref; fonts only through their ToUnicode
+// CMaps, cmap.go), so this package reads the file's bytes itself, with
+// budgets on decoded bytes, CMaps and scanned text (Limits, ErrLimit).
 package pdf
 
 import (
