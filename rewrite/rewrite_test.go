@@ -178,7 +178,7 @@ func TestDisplayNamePolicies(t *testing.T) {
 }
 
 func TestUnscannablePolicy(t *testing.T) {
-	for _, name := range []string{"smime", "unknown-charset"} {
+	for _, name := range []string{"smime", "unknown-encoding"} {
 		in, _ := os.ReadFile(filepath.Join("testdata/rewrite", name+".eml"))
 		rw, _ := newTestRewriter(t, RewriteOptions{})
 		if _, _, err := runInbound(t, rw, in); !errors.Is(err, ErrUnscannable) {
@@ -186,7 +186,7 @@ func TestUnscannablePolicy(t *testing.T) {
 		}
 		rw, _ = newTestRewriter(t, RewriteOptions{Unscannable: UnscannableHeadersOnly})
 		out, _, err := runInbound(t, rw, in)
-		if name == "unknown-charset" {
+		if name == "unknown-encoding" {
 			// headers-only passes the body, but the guard still sees its
 			// raw bytes: an address visible there refuses the message.
 			if !errors.Is(err, ErrLeak) {

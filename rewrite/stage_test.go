@@ -93,7 +93,7 @@ func TestMaxNewTokens(t *testing.T) {
 // TestLeakGuardRefusalStagesOnly: a message the leak guard refuses after
 // its addresses were staged leaves no token (the caller does not commit).
 func TestLeakGuardRefusalStagesOnly(t *testing.T) {
-	in, err := os.ReadFile("testdata/rewrite/unknown-charset.eml")
+	in, err := os.ReadFile("testdata/rewrite/unknown-encoding.eml")
 	if err != nil {
 		t.Fatal(err)
 	}

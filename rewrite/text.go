@@ -29,6 +29,12 @@ func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte st
 	if err != nil {
 		return err
 	}
+	return w.leafRaw(h, mt, params, cte, depth, raw)
+}
+
+// leafRaw is leaf with the body already collected; mt says how its text
+// is read (a generic type sniffed as text reads as the type it holds).
+func (w *walker) leafRaw(h *mimeHeader, mt string, params map[string]string, cte string, depth int, raw []byte) error {
 	// The decoded text is what is scanned: a raw scan of a decoded part
 	// would misread calendar folds and quoted-printable soft breaks.
 	content, err := decodeCTE(cte, raw)
@@ -39,7 +45,7 @@ func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte st
 	if err != nil {
 		return w.leafUnscannable(h, raw, "charset")
 	}
-	newText, changed, err := w.rewriteBody(mt, text, depth)
+	newText, changed, err := w.rewriteBodyOf(mt, params, text, depth)
 	if err != nil || !changed || w.out == nil {
 		if err == nil {
 			err = w.writeHeaderAnd(h, raw)
@@ -62,7 +68,16 @@ func (w *walker) writeHeaderAnd(h *mimeHeader, body []byte) error {
 // rewriteBody scans decoded text, or walks an encoded message/* body as a
 // message of its own.
 func (w *walker) rewriteBody(mt string, text []byte, depth int) ([]byte, bool, error) {
-	kind := textKindOf(mt)
+	return w.rewriteBodyOf(mt, nil, text, depth)
+}
+
+// rewriteBodyOf is rewriteBody for a part whose Content-Type parameters
+// say more of its text (format=flowed).
+func (w *walker) rewriteBodyOf(mt string, params map[string]string, text []byte, depth int) ([]byte, bool, error) {
+	if mt == "text/rfc822-headers" {
+		return w.rewriteHeaderBlock(text) // headerblock.go
+	}
+	kind := bodyKind(mt, params) // textkind.go
 	if kind >= 0 {
 		return w.d.rewriteText(kind, text)
 	}
@@ -183,16 +198,12 @@ func wrapBase64(content []byte, eol string) []byte {
 }
 
 // decodeCharset returns the text as UTF-8. UTF-8 and US-ASCII (and no
-// charset) are scanned as they are, byte for byte.
+// charset), and unknown labels on ASCII-compatible bytes, are scanned as
+// they are, byte for byte (charsetOf, charset.go).
 func decodeCharset(name string, content []byte) (encoding.Encoding, []byte, error) {
-	name = strings.ToLower(strings.TrimSpace(name))
-	switch name {
-	case "", "utf-8", "utf8", "us-ascii", "ascii":
-		return nil, content, nil
-	}
-	enc, err := lookupCharset(name)
-	if err != nil {
-		return nil, nil, err
+	enc, err := charsetOf(name, content)
+	if err != nil || enc == nil {
+		return nil, content, err
 	}
 	text, err := enc.NewDecoder().Bytes(content)
 	if err != nil {

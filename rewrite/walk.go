@@ -108,6 +108,7 @@ func (w *walker) entity(depth int) error {
 		return err
 	}
 	mt, params := h.contentType()
+	mt = untypedByName(h, mt, params) // sniff.go
 	cte := strings.ToLower(h.value("content-transfer-encoding"))
 	switch {
 	case isUnscannable(mt, params):
@@ -124,6 +125,10 @@ func (w *walker) entity(depth int) error {
 		return w.entity(depth + 1)
 	case textKindOf(mt) >= 0 || strings.HasPrefix(mt, "message/"):
 		return w.leaf(h, mt, params, cte, depth)
+	case isPDFType(mt):
+		return w.pdfPart(h, cte, nil) // pdfpart.go
+	case isGenericType(mt):
+		return w.generic(h, params, cte, depth) // sniff.go
 	}
 	if err := w.writeHeader(h); err != nil {
 		return err
@@ -287,6 +292,8 @@ func isIdentityCTE(cte string) bool {
 // content that is not text.
 func textKindOf(mt string) scan.TextKind {
 	switch {
+	case mt == "text/rtf", mt == "application/rtf", mt == "application/x-rtf":
+		return scan.TextRTF
 	case mt == "text/html", mt == "application/xhtml+xml", mt == "text/xml", mt == "application/xml",
 		strings.HasSuffix(mt, "+xml"):
 		return scan.TextHTML

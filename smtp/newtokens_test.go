@@ -113,15 +113,15 @@ func TestInboundMaxNewTokens(t *testing.T) {
 }
 
 // TestInboundLeakRefusalCreatesNothing: addresses staged, then the leak
-// guard refuses the message (an unknown charset passed headers-only): no
-// token.
+// guard refuses the message (an unknown transfer encoding passed
+// headers-only): no token.
 func TestInboundLeakRefusalCreatesNothing(t *testing.T) {
 	a := &storetest.Auditor{}
 	h := newHarness(t, func(o *harnessOpts) {
 		o.createAudit = a
 		o.rewrite.Unscannable = rewrite.UnscannableHeadersOnly
 	})
-	msg := crlf("From: jane.doe@example.com\nTo: support@company.example\nCc: bob.roe@example.org\nContent-Type: text/plain; charset=x-klingon\n\nqapla carol@customer.example\n")
+	msg := crlf("From: jane.doe@example.com\nTo: support@company.example\nCc: bob.roe@example.org\nContent-Transfer-Encoding: x-klingon\n\nqapla carol@customer.example\n")
 	if r := h.send("jane.doe@example.com", msg); !strings.HasPrefix(r, "554 5.6.0") {
 		t.Fatalf("DATA: %s", r)
 	}

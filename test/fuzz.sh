@@ -27,6 +27,8 @@ targets=(
 	"./rewrite/header FuzzRewriteAddressField"
 	"./rewrite/header FuzzRewriteUnstructured"
 	"./rewrite FuzzRewrite"
+	"./rewrite FuzzUTF7"
+	"./rewrite/pdf FuzzScan"
 	"./address FuzzNormalize"
 	"./tokenize FuzzParse"
 )

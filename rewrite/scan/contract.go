@@ -25,4 +25,14 @@ const (
 	// (RFC 6350 section 3.2): content lines folded with CRLF followed by a
 	// space or tab; property values may escape characters with '\'.
 	TextFolded
+	// TextFlowed: text/plain; format=flowed (RFC 3676), scanned with its
+	// soft line breaks joined as a reader joins them; TextFlowedDelSp is
+	// the same with DelSp=yes, where the space of a soft break is removed.
+	// The output keeps the soft breaks.
+	TextFlowed
+	TextFlowedDelSp
+	// TextRTF: Rich Text Format (text/rtf, application/rtf). Addresses
+	// hide in escapes (\'40, \u64?), behind control words and groups,
+	// and in field instructions (HYPERLINK "mailto:…").
+	TextRTF
 )

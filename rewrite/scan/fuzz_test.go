@@ -31,15 +31,31 @@ func FuzzReplaceAddresses(f *testing.F) {
 	for _, c := range scanRegressions {
 		f.Add(uint8(c.kind), c.text)
 	}
+	for _, c := range scanRTFCases {
+		f.Add(uint8(TextRTF), c.in)
+	}
+	for _, c := range scanFlowedSeeds {
+		f.Add(uint8(TextFlowedDelSp), c)
+		f.Add(uint8(TextFlowed), c)
+	}
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 50 {
-		f.Add(uint8(r.IntN(3)), scanSoup(r, 20))
+		f.Add(uint8(r.IntN(int(scanKinds))), scanSoup(r, 20))
 	}
 	f.Fuzz(func(t *testing.T, kind uint8, text string) {
-		if err := scanNoLeak(TextKind(kind%3), text); err != nil {
+		if err := scanNoLeak(TextKind(kind%scanKinds), text); err != nil {
 			t.Fatal(err)
 		}
 	})
+}
+
+// scanKinds is how many TextKinds there are.
+const scanKinds = uint8(TextRTF) + 1
+
+var scanFlowedSeeds = []string{
+	"write to jane.doe@exa \r\nmple.com today\r\n",
+	"> a jane@exa \r\n>> mple.com\r\n> x@exa \r\n>  mple.org>\r\n-- \r\nb@c.de \r\n",
+	"j \r\n@ \r\ne \r\n. \r\nco \r\nm \r\n>x\r\n",
 }
 
 // scanNoLeak checks the no-leak property on one text.

@@ -35,6 +35,10 @@ func ReplaceAddresses(kind TextKind, src []byte, fn AddrFunc) ([]byte, bool, err
 		s.scanHTML()
 	case TextFolded:
 		s.scanFolded()
+	case TextFlowed, TextFlowedDelSp:
+		s.scanFlowed()
+	case TextRTF:
+		s.scanRTF()
 	default:
 		s.plain = scView{b: src}
 		s.matchView(&s.plain, false)
@@ -50,6 +54,8 @@ func scMayHold(kind TextKind, src []byte) bool {
 		return true
 	case kind == TextFolded:
 		return bytes.IndexByte(src, '%') >= 0 // "%40" may be folded
+	case kind == TextRTF && (bytes.Contains(src, []byte(`\'40`)) || bytes.Contains(src, []byte(`\u64`))):
+		return true
 	case bytes.Contains(src, scPct40):
 		return true
 	}
@@ -136,10 +142,25 @@ func (s *scanner) splice() []byte {
 		out = append(out, s.src[prev:e.s]...)
 		if e.first {
 			out = s.encode(out, &s.found[e.found], e.s)
+		} else if s.keepApart(e.s, e.e) {
+			out = append(out, ' ')
 		}
 		prev = e.e
 	}
 	return append(out, s.src[prev:]...)
+}
+
+// keepApart reports whether removing source range [s0, e0), a later
+// piece of a replaced address, would make what comes after it read
+// differently; a space then goes in its place.
+func (s *scanner) keepApart(s0, e0 int) bool {
+	switch s.kind {
+	case TextFlowed, TextFlowedDelSp:
+		return s.scFlowedRestuff(s0, e0)
+	case TextRTF:
+		return scRTFGlues(s.src, s0, e0)
+	}
+	return false
 }
 
 // encode appends f's replacement in the form of the text at source offset
@@ -149,6 +170,9 @@ func (s *scanner) encode(out []byte, f *scFound, at int) []byte {
 	r := f.repl
 	if f.pct {
 		r = scPercentEncode(r, scPctGlues(s.src[:at], r))
+	}
+	if s.kind == TextRTF {
+		return scRTFEncode(out, r, s.src[:at])
 	}
 	if s.kind != TextHTML {
 		return append(out, r...)

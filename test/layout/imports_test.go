@@ -39,6 +39,7 @@ var allowed = map[string][]string{
 
 	"rewrite":        {"rewrite/...", "tokenize", "address", "internal/..."},
 	"rewrite/scan":   {"address", "internal/..."},
+	"rewrite/pdf":    {"rewrite/scan"}, // finds addresses in PDFs with the body scanner
 	"rewrite/header": {"rewrite/scan", "tokenize", "address", "internal/..."},
 
 	"mailauth": {"internal/..."},

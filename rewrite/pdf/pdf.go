@@ -1,0 +1,215 @@
+// Package pdf finds e-mail addresses in PDF files (issue 17, item 2): in
+// every string of the file (the info dictionary, link annotations'
+// mailto: URIs, bookmarks, form fields), in every stream once its filters
+// are undone (content streams, whose text is read from the operands of
+// its text-showing operators, a TJ array joined into one string; XMP
+// metadata, read as XML; object streams), literal and hexadecimal strings
+// alike, UTF-16BE text strings decoded.
+//
+// It finds and does not rewrite: a replacement token is longer than the
+// address it replaces, and a content stream's text is drawn with fonts
+// that may lack the new characters, so a PDF is not rewritten in place.
+// The caller decides what becomes of a PDF with an address in it.
+//
+// Why not a PDF library: the one maintained pure-Go reader on the module
+// proxy (github.com/pdfcpu/pdfcpu) decodes every stream and object stream
+// whole while it reads a file, with no bound: one deflate bomb in an
+// attachment would take the proxy's memory. Scanning needs far less than
+// a reader (no object graph, no xref; fonts only through their ToUnicode
+// CMaps, cmap.go), so this package reads the file's bytes itself, with
+// budgets on decoded bytes, CMaps and scanned text (Limits, ErrLimit).
+package pdf
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/scan"
+)
+
+// ErrUnreadable: the file is not a PDF this package can read whole (a
+// filter it does not decode, a damaged stream, encryption). Addresses may
+// hide in it.
+var ErrUnreadable = errors.New("pdf: content cannot be read")
+
+// ErrLimit: the decoded streams exceed Limits (a decompression bomb, or
+// simply a very large document).
+var ErrLimit = errors.New("pdf: decoded content exceeds the limit")
+
+// Limits bound the work one file may cause.
+type Limits struct {
+	MaxDecodedBytes int64 // all streams decoded, together; default 64 MiB
+	MaxRatio        int64 // decoded bytes per raw byte of one stream; default 200
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxDecodedBytes <= 0 {
+		l.MaxDecodedBytes = 64 << 20
+	}
+	if l.MaxRatio <= 0 {
+		l.MaxRatio = 200
+	}
+	return l
+}
+
+// IsPDF reports whether data starts like a PDF file ("%PDF-" within its
+// first KiB, as readers accept it).
+func IsPDF(data []byte) bool {
+	return bytes.Contains(data[:min(len(data), 1024)], []byte("%PDF-"))
+}
+
+// Scan calls fn for every address found in the PDF file data and returns
+// how many addresses fn replaced (returned a non-empty replacement for);
+// the replacements are not written anywhere. fn's error stops the scan and
+// is returned as it is.
+func Scan(data []byte, limits Limits, fn scan.AddrFunc) (n int, err error) {
+	if !IsPDF(data) {
+		return 0, ErrUnreadable
+	}
+	defer func() {
+		if r := recover(); r != nil { // a reader bug must not take the proxy down
+			n, err = 0, ErrUnreadable
+		}
+	}()
+	s := &scanner{limits: limits.withDefaults(), fn: fn}
+	if bytes.Contains(data, []byte("/Encrypt")) && hasEncryptDict(data) {
+		return 0, ErrUnreadable
+	}
+	if err := s.file(data); err != nil {
+		return 0, err
+	}
+	return s.replaced, nil
+}
+
+// hasEncryptDict: the trailer names an /Encrypt dictionary (PDF 32000-1
+// section 7.6): strings and streams are then ciphertext.
+func hasEncryptDict(data []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte("/Encrypt"))
+		if j < 0 {
+			return false
+		}
+		i += j + len("/Encrypt")
+		rest := bytes.TrimLeft(data[i:min(len(data), i+32)], " \t\r\n")
+		if len(rest) > 0 && (rest[0] >= '0' && rest[0] <= '9' || rest[0] == '<') {
+			return true
+		}
+	}
+}
+
+type scanner struct {
+	limits      Limits
+	fn          scan.AddrFunc
+	decoded     int64 // stream bytes decoded
+	scanned     int64 // text bytes scanned
+	replaced    int
+	cmaps       []*cmap // the file's ToUnicode CMaps
+	cmapEntries int     // their entries, together
+	// lines and joined are appendStrings' buffers, kept between streams.
+	lines, joined []byte
+}
+
+// strings returns the strings of b as pdfStrings does, in the scanner's
+// buffers: valid until the next call.
+func (s *scanner) strings(b []byte, dec func(dst, raw []byte) []byte) []byte {
+	out := appendStrings(s.lines[:0], s.joined[:0], b, dec)
+	s.lines = out[:0]
+	return out
+}
+
+// maxCMaps bounds the ToUnicode CMaps read from one file: each one means
+// another reading of every content stream.
+const maxCMaps = 64
+
+// text scans one piece of text for addresses, within the budget: every
+// content stream read once more per CMap must not turn a small file into
+// minutes of work.
+func (s *scanner) text(kind scan.TextKind, b []byte) error {
+	if s.scanned += int64(len(b)); s.scanned > 8*s.limits.MaxDecodedBytes {
+		return ErrLimit
+	}
+	_, _, err := scan.ReplaceAddresses(kind, b, func(a string) (string, error) {
+		r, err := s.fn(a)
+		if r != "" {
+			s.replaced++
+		}
+		return "", err
+	})
+	return err
+}
+
+// file scans the file: each stream decoded, then the bytes outside
+// streams (dictionaries and their strings). Streams are decoded first, so
+// that every content stream is read with every ToUnicode CMap of the file:
+// telling which font a string is shown in would take the object graph,
+// and a CMap that is not the string's own only makes up text.
+func (s *scanner) file(data []byte) error {
+	var outside []byte
+	type decoded struct{ dict, content []byte }
+	var streams []decoded
+	for i := 0; i < len(data); {
+		kw, ds, de, next, dict := nextStream(data, i)
+		if kw < 0 {
+			outside = append(outside, data[i:]...)
+			break
+		}
+		outside = append(outside, data[i:kw]...)
+		content, err := s.decode(dict, data[ds:de])
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(content, []byte("begincmap")) {
+			if len(s.cmaps) == maxCMaps {
+				return ErrLimit
+			}
+			cm := parseCMap(content, maxCMapEntries-s.cmapEntries)
+			if cm != nil && cm.full() {
+				return ErrLimit
+			}
+			if cm != nil {
+				s.cmaps = append(s.cmaps, cm)
+				s.cmapEntries += len(cm.m)
+			}
+		}
+		streams = append(streams, decoded{dict, content})
+		i = next
+	}
+	for _, st := range streams {
+		if err := s.stream(st.dict, st.content); err != nil {
+			return err
+		}
+	}
+	return s.objects(outside)
+}
+
+// stream scans one decoded stream: as XML if it is XMP metadata, else its
+// strings and its text.
+func (s *scanner) stream(dict, content []byte) error {
+	if bytes.Contains(dict, []byte("/Metadata")) || bytes.Contains(dict, []byte("/XML")) {
+		return s.text(scan.TextHTML, content)
+	}
+	return s.objects(content)
+}
+
+// objects scans PDF syntax (the file outside streams, a content stream,
+// an object stream): the bytes as they are, then the strings decoded,
+// those of one array or one line of text operators joined.
+func (s *scanner) objects(b []byte) error {
+	if err := s.text(scan.TextPlain, b); err != nil {
+		return err
+	}
+	if mayHoldAt(b) {
+		if err := s.text(scan.TextPlain, s.strings(b, plainString)); err != nil {
+			return err
+		}
+	}
+	if !bytes.Contains(b, []byte("Tj")) && !bytes.Contains(b, []byte("TJ")) {
+		return nil // no text shown: no font's codes to read
+	}
+	for _, cm := range s.cmaps {
+		if err := s.text(scan.TextPlain, s.strings(b, cm.decode)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

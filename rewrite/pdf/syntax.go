@@ -1,0 +1,365 @@
+package pdf
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/ascii85"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// nextStream finds the next stream from data[i:] on (PDF 32000-1 section
+// 7.3.8): kw is where its "stream" keyword starts, [ds, de) its data,
+// next the offset after "endstream", dict the dictionary before it (from
+// the "obj" that opens the object). kw < 0: no more streams. The data
+// ends at "endstream", whatever /Length says: a damaged length must not
+// hide bytes.
+func nextStream(data []byte, i int) (kw, ds, de, next int, dict []byte) {
+	from := i
+	for i < len(data) {
+		k := bytes.Index(data[i:], []byte("stream"))
+		if k < 0 {
+			return -1, 0, 0, 0, nil
+		}
+		k += i
+		i = k + len("stream")
+		if k >= 3 && string(data[k-3:k]) == "end" {
+			continue
+		}
+		ds = i
+		switch {
+		case bytes.HasPrefix(data[ds:], []byte("\r\n")):
+			ds += 2
+		case ds < len(data) && (data[ds] == '\n' || data[ds] == '\r'):
+			ds++
+		default:
+			continue // "stream" in some other word or string
+		}
+		e := bytes.Index(data[ds:], []byte("endstream"))
+		if e < 0 {
+			de, next = len(data), len(data)
+		} else {
+			de, next = ds+e, ds+e+len("endstream")
+		}
+		if de > ds && data[de-1] == '\n' { // the end of line before "endstream"
+			de--
+		}
+		if de > ds && data[de-1] == '\r' {
+			de--
+		}
+		start := bytes.LastIndex(data[from:k], []byte("obj"))
+		if start < 0 || k-from-start > 64<<10 {
+			start = max(0, k-from-4096)
+		}
+		start += from
+		return k, ds, de, next, data[start:k]
+	}
+	return -1, 0, 0, 0, nil
+}
+
+// filters lists the names of a stream dictionary's /Filter, in order.
+func filters(dict []byte) []string {
+	i := bytes.Index(dict, []byte("/Filter"))
+	if i < 0 {
+		return nil
+	}
+	rest := bytes.TrimLeft(dict[i+len("/Filter"):], " \t\r\n")
+	end := len(rest)
+	if len(rest) > 0 && rest[0] == '[' {
+		if j := bytes.IndexByte(rest, ']'); j >= 0 {
+			end = j
+		}
+		rest = rest[1:end]
+	} else if len(rest) > 0 && rest[0] == '/' {
+		j := 1
+		for j < len(rest) && !isDelim(rest[j]) {
+			j++
+		}
+		rest = rest[:j]
+	} else {
+		return []string{"?"} // an indirect reference or worse: not read
+	}
+	var out []string
+	for _, f := range bytes.Fields(bytes.ReplaceAll(rest, []byte("/"), []byte(" /"))) {
+		out = append(out, string(bytes.TrimPrefix(f, []byte("/"))))
+	}
+	return out
+}
+
+func isDelim(c byte) bool {
+	return bytes.IndexByte([]byte(" \t\r\n\f\x00()<>[]{}/%"), c) >= 0
+}
+
+// decode undoes a stream's filters, within the budget. Image filters
+// leave nothing to scan; a filter it does not know makes the file
+// unreadable.
+func (s *scanner) decode(dict, raw []byte) ([]byte, error) {
+	b := raw
+	for _, f := range filters(dict) {
+		var err error
+		switch f {
+		case "FlateDecode", "Fl":
+			b, err = s.inflate(b)
+		case "ASCIIHexDecode", "AHx":
+			b, err = hexDecode(b)
+		case "ASCII85Decode", "A85":
+			b, err = a85Decode(b)
+		case "DCTDecode", "DCT", "JPXDecode", "CCITTFaxDecode", "CCF", "JBIG2Decode":
+			return nil, nil // an image
+		default:
+			return nil, fmt.Errorf("%w: stream filter %.20q", ErrUnreadable, f)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// inflate decodes zlib data (RFC 1950) within the budget. A stream cut
+// short keeps what was decoded: readers show it too.
+func (s *scanner) inflate(raw []byte) ([]byte, error) {
+	zr, err := zlib.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	limit := min(s.limits.MaxDecodedBytes-s.decoded, s.limits.MaxRatio*int64(len(raw))+64<<10)
+	var out bytes.Buffer
+	out.Grow(int(min(limit, 8*int64(len(raw))+512)))
+	n, err := io.Copy(&out, io.LimitReader(zr, limit+1))
+	if n > limit {
+		return nil, ErrLimit
+	}
+	if err != nil && out.Len() == 0 {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	s.decoded += n
+	return out.Bytes(), nil
+}
+
+func hexDecode(b []byte) ([]byte, error) {
+	if i := bytes.IndexByte(b, '>'); i >= 0 {
+		b = b[:i]
+	}
+	clean := make([]byte, 0, len(b)+1)
+	for _, c := range b {
+		if isHex(c) {
+			clean = append(clean, c)
+		}
+	}
+	if len(clean)%2 == 1 {
+		clean = append(clean, '0')
+	}
+	out := make([]byte, len(clean)/2)
+	if _, err := hex.Decode(out, clean); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	return out, nil
+}
+
+func a85Decode(b []byte) ([]byte, error) {
+	b = bytes.TrimPrefix(bytes.TrimSpace(b), []byte("<~"))
+	if i := bytes.Index(b, []byte("~>")); i >= 0 {
+		b = b[:i]
+	}
+	out := make([]byte, 4*len(b)/5+4)
+	n, _, err := ascii85.Decode(out, b, true)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	return out[:n], nil
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+// pdfStrings returns the strings of PDF syntax b, literal and
+// hexadecimal, decoded by dec: each on a line of its own, then all of them
+// again joined without a separator, as a reader sees the pieces of a TJ
+// array or of consecutive Tj operators ("(jane.doe) Tj (@example.com)
+// Tj"), font changes included; a dictionary key or delimiter parts them.
+// Joining may still join more than a reader would: an address it makes up
+// costs a refusal, one it missed would cost a leak.
+func pdfStrings(b []byte, dec func(dst, raw []byte) []byte) []byte {
+	return appendStrings(nil, nil, b, dec)
+}
+
+// appendStrings is pdfStrings into the buffers lines and joined, which a
+// scan reuses from stream to stream.
+func appendStrings(lines, joined, b []byte, dec func(dst, raw []byte) []byte) []byte {
+	var raw []byte
+	add := func(raw []byte) {
+		start := len(lines)
+		lines = dec(lines, raw)
+		joined = append(joined, lines[start:]...)
+		lines = append(lines, '\n')
+	}
+	for i := 0; i < len(b); {
+		switch b[i] {
+		case '%': // a comment, to the end of the line
+			j := bytes.IndexAny(b[i:], "\r\n")
+			if j < 0 {
+				i = len(b)
+			} else {
+				i += j
+			}
+			continue
+		case '(':
+			raw, i = appendLiteral(raw[:0], b, i)
+			add(raw)
+			continue
+		case '/':
+			i = nameEnd(b, i)
+			if !selectsFont(b[i:]) {
+				joined = append(joined, '\n') // a dictionary key: another value follows
+			}
+			continue
+		case '>':
+			joined = append(joined, '\n')
+		case '<':
+			if i+1 < len(b) && b[i+1] == '<' {
+				joined = append(joined, '\n')
+				i += 2
+				continue
+			}
+			j := bytes.IndexByte(b[i:], '>')
+			if j < 0 {
+				i = len(b)
+				continue
+			}
+			if str, err := hexDecode(b[i+1 : i+j]); err == nil {
+				add(str)
+			}
+			i += j + 1
+			continue
+		}
+		i++
+	}
+	return append(append(lines, '\n'), joined...)
+}
+
+// plainString decodes a string as a string of the file is read: a
+// UTF-16BE text string to UTF-8 (PDF 32000-1 section 7.9.2.2), any other
+// as its bytes (PDFDocEncoding, or a simple font's encoding: ASCII is
+// ASCII in both).
+func plainString(dst, raw []byte) []byte { return append(dst, textString(raw)...) }
+
+func nameEnd(b []byte, i int) int {
+	for i++; i < len(b) && !isDelim(b[i]); i++ {
+	}
+	return i
+}
+
+// selectsFont reports whether b, after a name, reads " <size> Tf": a font
+// change within a line of text, which does not part its words.
+func selectsFont(b []byte) bool {
+	i := skipSpace(b, 0)
+	j := i
+	for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '.' || b[j] == '-') {
+		j++
+	}
+	if j == i {
+		return false
+	}
+	j = skipSpace(b, j)
+	return bytes.HasPrefix(b[j:], []byte("Tf"))
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// mayHoldAt reports whether a string of b may decode to text with an '@':
+// one is there as it is, as an octal escape, or in a hex string. Most
+// content streams have none, and skip the string parse.
+func mayHoldAt(b []byte) bool {
+	if bytes.IndexByte(b, '@') >= 0 || bytes.Contains(b, []byte(`\100`)) {
+		return true
+	}
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(b[i:], '<')
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i+1 < len(b) && b[i+1] != '<' && (b[i+1] != '>' && (isHex(b[i+1]) || b[i+1] == ' ')) {
+			return true
+		}
+		if i+1 < len(b) && b[i+1] == '<' {
+			i++
+		}
+	}
+}
+
+// appendLiteral appends the bytes of the literal string starting at b[i]
+// ('('), escapes undone and nested parentheses kept (PDF 32000-1 section
+// 7.3.4.2), and returns the offset after it.
+func appendLiteral(out, b []byte, i int) ([]byte, int) {
+	depth := 0
+	for i++; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '\\' && i+1 < len(b):
+			i++
+			switch e := b[i]; e {
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'b', 'f':
+			case '\r':
+				if i+1 < len(b) && b[i+1] == '\n' {
+					i++
+				}
+			case '\n':
+			default:
+				if '0' <= e && e <= '7' {
+					v, k := 0, 0
+					for ; k < 3 && i+k < len(b) && '0' <= b[i+k] && b[i+k] <= '7'; k++ {
+						v = v*8 + int(b[i+k]-'0')
+					}
+					out = append(out, byte(v))
+					i += k - 1
+				} else {
+					out = append(out, e)
+				}
+			}
+		case c == '(':
+			depth++
+			out = append(out, c)
+		case c == ')':
+			if depth == 0 {
+				return out, i + 1
+			}
+			depth--
+			out = append(out, c)
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, i
+}
+
+// textString decodes a text string in UTF-16BE (its byte order mark says
+// so, PDF 32000-1 section 7.9.2.2) to UTF-8; other strings stay bytes.
+func textString(b []byte) []byte {
+	if len(b) < 2 || b[0] != 0xFE || b[1] != 0xFF {
+		return b
+	}
+	units := make([]uint16, 0, len(b)/2)
+	for i := 2; i+1 < len(b); i += 2 {
+		units = append(units, uint16(b[i])<<8|uint16(b[i+1]))
+	}
+	out := make([]byte, 0, len(units))
+	for _, r := range utf16.Decode(units) {
+		out = utf8.AppendRune(out, r)
+	}
+	return out
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the producers and readers of the text-forms and PDF tests
+# (test/textforms, rewrite/pdf, issue 17 items 2, 4 and 6), when missing:
+#   libreoffice-writer-nogui   headless soffice: writes RTF as a word
+#                              processor does, and reads the rewritten RTF
+#                              back to text (which proves it still opens)
+#   python3-reportlab          writes PDFs (compressed content streams,
+#                              info dictionary, link annotations)
+#   poppler-utils              pdftotext, an independent PDF reader
+# The Python module is Debian's, so the tests run /usr/bin/python3 (a pyenv
+# or venv python3 earlier in PATH would not see it).
+# Idempotent; needs root or sudo; same apt wrapper as install.sh.
+set -euo pipefail
+
+packages=(libreoffice-writer-nogui python3-reportlab poppler-utils)
+
+say() { printf 'install-textforms.sh: %s\n' "$*"; }
+die() { printf 'install-textforms.sh: error: %s\n' "$*" >&2; exit 1; }
+. "$(dirname "$0")/apt.sh"
+
+installed() { # package name
+	[ "$(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
+missing=()
+for p in "${packages[@]}"; do
+	if command -v dpkg-query >/dev/null && installed "$p"; then
+		continue
+	fi
+	missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	say "already installed: ${packages[*]}"
+	exit 0
+fi
+apt_root "${missing[@]}"
+apt_install "${missing[@]}"
+for p in "${missing[@]}"; do
+	installed "$p" || die "$p is still not installed after apt-get install"
+done
+say "installed: ${missing[*]}"
