@@ -3,6 +3,8 @@ package rewrite
 import (
 	"context"
 	"io"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/attach"
 )
 
 // Policy values.
@@ -70,6 +72,9 @@ type RewriteOptions struct {
 	DisplayNames string // keep | pseudonymize | drop; default pseudonymize
 	Unscannable  string // reject | headers-only; default reject
 	Limits       Limits
+	// Attachments: what becomes of office documents, archives, PDFs and
+	// other attachments, per kind (rewrite/attach); zero fields default.
+	Attachments attach.Policy
 }
 
 // Rewriter rewrites messages in both directions with one token map.
@@ -90,6 +95,7 @@ func NewRewriter(m Tokens, opts RewriteOptions) *Rewriter {
 		opts.Internal = func(string) bool { return false }
 	}
 	opts.Limits = opts.Limits.withDefaults()
+	opts.Attachments = opts.Attachments.WithDefaults()
 	return &Rewriter{tokens: m, opts: opts}
 }
 
@@ -100,6 +106,9 @@ type Report struct {
 	Created int      // tokens created by this message (inbound)
 	Parts   int      // MIME parts walked
 	Changed int      // parts whose body changed
+	// Stripped holds the references of the attachments the policy
+	// replaced by a notice, for the log line that finds them.
+	Stripped []string
 
 	seen map[string]bool // Tokens as a set: a CSV can hold thousands
 }

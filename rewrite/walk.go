@@ -125,10 +125,7 @@ func (w *walker) entity(depth int) error {
 	case textKindOf(mt) >= 0 || strings.HasPrefix(mt, "message/"):
 		return w.leaf(h, mt, params, cte, depth)
 	}
-	if err := w.writeHeader(h); err != nil {
-		return err
-	}
-	return w.rawBody(false)
+	return w.attachment(h, mt, params, cte, depth) // attachment.go
 }
 
 // multipart walks the parts between the delimiters of boundary, keeping

@@ -40,6 +40,9 @@ var allowed = map[string][]string{
 	"rewrite":        {"rewrite/...", "tokenize", "address", "internal/..."},
 	"rewrite/scan":   {"address", "internal/..."},
 	"rewrite/header": {"rewrite/scan", "tokenize", "address", "internal/..."},
+	// Attachments (office documents, archives) find addresses with the
+	// same scanner as bodies; what each becomes is the caller's AddrFunc.
+	"rewrite/attach": {"rewrite/scan", "internal/..."},
 
 	"mailauth": {"internal/..."},
 	// compliance/reason.go refuses a reason in which the mail scanner

@@ -1,0 +1,220 @@
+package rewrite
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"mime"
+	"strings"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/attach"
+)
+
+// attachment handles a part that is neither text, multipart nor message:
+// office documents and archives are opened and rewritten (rewrite/attach),
+// and every kind follows the attachment policy inbound (Options.
+// Attachments): rewrite, strip (the part becomes a short notice), refuse,
+// or pass. A part with nothing to replace is written byte for byte.
+func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, cte string, depth int) error {
+	name := fileName(h, params)
+	ar := attach.New(attach.Options{Policy: w.d.attachments, Enforce: w.d.enforce, Addr: w.d.addr,
+		Message: func(ctx context.Context, msg []byte) ([]byte, bool, error) {
+			return w.rewriteBody("message/rfc822", msg, depth)
+		}})
+	kind := attach.Classify(mt, name)
+	var raw []byte
+	if kind == attach.KindUnknown {
+		// A generic type (application/octet-stream): the first bytes
+		// decide whether the part is collected at all.
+		head, _, err := w.collectAttachment(nil, sniffBytes)
+		if err != nil {
+			return err
+		}
+		decoded, _ := decodeCTE(cte, head)
+		raw, kind = head, attach.Sniff(decoded)
+		if kind == attach.KindText {
+			// Text by its content is the text reader's (issue 17 item
+			// 4), not an attachment's: streamed as before.
+			return w.unopened(h, raw, attach.Pass, kind)
+		}
+	}
+	if kind == attach.KindMedia || kind == attach.KindPDF || kind == attach.KindUnreadable {
+		act, err := ar.Verdict(kind)
+		if err != nil {
+			return attachErr(err)
+		}
+		return w.unopened(h, raw, act, kind)
+	}
+	raw, complete, err := w.collectAttachment(raw, rawSize(ar.Limits().MaxBytes))
+	if err != nil {
+		return err
+	}
+	content, err := decodeCTE(cte, raw)
+	if !complete || err != nil {
+		act, err := ar.Unopened()
+		if err != nil {
+			return attachErr(err)
+		}
+		return w.unopened(h, raw, act, attach.KindUnreadable)
+	}
+	res, err := ar.Part(w.ctx, kind, name, content)
+	if err != nil {
+		return attachErr(err)
+	}
+	switch {
+	case res.Action == attach.Strip:
+		if err := w.skipBody(); err != nil {
+			return err
+		}
+		return w.writeNotice(h, name, len(content), res.Kind)
+	case res.Action == attach.Pass:
+		if err := w.d.scanRaw(raw); err != nil {
+			return err
+		}
+		return w.writeHeaderAnd(h, raw)
+	case !res.Changed || w.out == nil:
+		return w.writeHeaderAnd(h, raw)
+	}
+	w.rep.Changed++
+	if strings.TrimSpace(cte) != "base64" {
+		// Binary content in any other encoding would not survive it.
+		h.set("Content-Transfer-Encoding", "content-transfer-encoding", "base64")
+		cte = "base64"
+	}
+	return w.writeHeaderAnd(h, encodeCTE(h, cte, res.Data, w.lr.eol(), true))
+}
+
+// unopened writes a part that is not opened by its action: pass streams it
+// as today (raw, already collected first), strip replaces it.
+func (w *walker) unopened(h *mimeHeader, raw []byte, act attach.Action, kind attach.Kind) error {
+	if act == attach.Strip {
+		if err := w.skipBody(); err != nil {
+			return err
+		}
+		return w.writeNotice(h, "", -1, kind)
+	}
+	if err := w.d.scanRaw(raw); err != nil {
+		return err
+	}
+	if err := w.writeHeaderAnd(h, raw); err != nil {
+		return err
+	}
+	return w.rawBody(false)
+}
+
+// attachErr maps the attachment rewriter's refusals to the rewriter's
+// sentinels, which the routes answer: a policy refusal or unreadable
+// content as unscannable (554 5.6.0), a bomb as a limit (552).
+func attachErr(err error) error {
+	switch {
+	case errors.Is(err, attach.ErrRefused):
+		return fmt.Errorf("%w: %w", ErrUnscannable, err)
+	case errors.Is(err, attach.ErrLimit):
+		return fmt.Errorf("%w: %w", ErrLimit, err)
+	}
+	return err
+}
+
+// sniffBytes is how much of a generic part's raw body is read to sniff
+// its kind: enough base64 for a tar header's magic at offset 257.
+const sniffBytes = 1024
+
+// rawSize is the raw size of max decoded bytes in base64 with line ends.
+func rawSize(max int64) int64 { return max/3*4 + max/38 + 4096 }
+
+// collectAttachment reads a body on from raw up to the next delimiter
+// while it fits in limit raw bytes; complete is false when it does not,
+// and the rest is left unread.
+func (w *walker) collectAttachment(raw []byte, limit int64) ([]byte, bool, error) {
+	for int64(len(raw)) <= limit {
+		l, err := w.lr.next()
+		if err != nil {
+			return raw, true, eofOK(err)
+		}
+		if l.delim >= 0 {
+			return raw, true, nil
+		}
+		raw = append(raw, l.b...)
+	}
+	return raw, false, nil
+}
+
+// skipBody reads a stripped body to the next delimiter.
+func (w *walker) skipBody() error {
+	for {
+		l, err := w.lr.next()
+		if err != nil {
+			return eofOK(err)
+		}
+		if l.delim >= 0 {
+			return nil
+		}
+	}
+}
+
+// fileName is the part's file name, from Content-Disposition or the
+// Content-Type name parameter (RFC 2183, RFC 2231 decoded), as rewritten:
+// an address in it is already a token.
+func fileName(h *mimeHeader, params map[string]string) string {
+	for i := range h.fields {
+		f := &h.fields[i]
+		if !strings.EqualFold(h.name(f), "content-disposition") {
+			continue
+		}
+		v := h.rawValue(f)
+		if f.changed {
+			v = f.value
+		}
+		if _, p, err := mime.ParseMediaType(v); err == nil && p["filename"] != "" {
+			return p["filename"]
+		}
+	}
+	return params["name"]
+}
+
+// writeNotice replaces a stripped part by a short text/plain notice: the
+// file name (its addresses already tokens), kind, size and a reference
+// that finds the log line (Report.Stripped).
+func (w *walker) writeNotice(h *mimeHeader, name string, size int, kind attach.Kind) error {
+	ref := noticeRef()
+	w.rep.Stripped = append(w.rep.Stripped, ref)
+	w.rep.Changed++
+	if w.out == nil {
+		return nil
+	}
+	eol := w.lr.eol()
+	var b bytes.Buffer
+	b.WriteString("This attachment was removed by the mail proxy's attachment policy." + eol)
+	if name != "" {
+		b.WriteString("File: " + name + eol)
+	}
+	b.WriteString("Kind: " + kind.String() + eol)
+	if size >= 0 {
+		fmt.Fprintf(&b, "Size: %d bytes%s", size, eol)
+	}
+	b.WriteString("Reference: " + ref + eol)
+	cte := "7bit"
+	body := b.Bytes()
+	if !isASCII(b.String()) {
+		cte = "quoted-printable"
+		body = encodeCTE(h, cte, body, eol, true)
+	}
+	h.set("Content-Type", "content-type", "text/plain; charset=utf-8")
+	h.set("Content-Transfer-Encoding", "content-transfer-encoding", cte)
+	for i := range h.fields {
+		if f := &h.fields[i]; strings.EqualFold(h.name(f), "content-disposition") {
+			f.value, f.changed = mime.FormatMediaType("attachment", map[string]string{"filename": "removed-" + ref + ".txt"}), true
+		}
+	}
+	return w.writeHeaderAnd(h, body)
+}
+
+// noticeRef is a random reference for a stripped part.
+func noticeRef() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return "att-" + strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}
