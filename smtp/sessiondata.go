@@ -275,6 +275,9 @@ func (s *session) logMessage(res dataResult, err error) {
 		"recipients", len(s.rcpts), "bytes", res.bytesIn, "relay_ms", res.relay.Milliseconds()}
 	if rep := res.report; rep != nil {
 		attrs = append(attrs, "tokens", len(rep.Tokens), "tokens_created", res.created, "parts_changed", rep.Changed)
+		if len(rep.Stripped) > 0 { // the references in the notices the CRM got
+			attrs = append(attrs, "attachments_stripped", rep.Stripped)
+		}
 	}
 	attrs = append(attrs, authAttrs(res)...)
 	if err == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/rewrite"
+	"github.com/tokenproxy/tokenproxy/rewrite/attach"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -53,7 +54,8 @@ func runRewrite(ctx context.Context, a *app, args []string, route string) error 
 			return rewriteError(err)
 		}
 		a.log.Info("message rewritten", "event", "rewrite", "route", route, "parts", rep.Parts,
-			"changed_parts", rep.Changed, "tokens", len(rep.Tokens), "tokens_created", rep.Created)
+			"changed_parts", rep.Changed, "tokens", len(rep.Tokens), "tokens_created", rep.Created,
+			"attachments_stripped", rep.Stripped)
 		if _, err := spool.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
@@ -99,5 +101,19 @@ func newRewriter(cfg *policy.Config, m *tokenize.Map) *rewrite.Rewriter {
 		Limits: rewrite.Limits{MaxMessageBytes: l.MaxMessageBytes, MaxHeaderBytes: l.MaxHeaderBytes,
 			MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes,
 			MaxNewTokens: l.MaxNewTokens},
+		Attachments: attachmentPolicy(cfg.Rewrite.Attachments),
 	})
+}
+
+// attachmentPolicy is the validated rewrite.attachments section as the
+// attachment rewriter takes it.
+func attachmentPolicy(a policy.Attachments) attach.Policy {
+	l := a.Limits
+	return attach.Policy{
+		Office: attach.Action(a.Office), Archive: attach.Action(a.Archive), Text: attach.Action(a.Text),
+		Signed: attach.Action(a.Signed), PDF: attach.Action(a.PDF), Media: attach.Action(a.Media),
+		Unreadable: attach.Action(a.Unreadable),
+		Limits: attach.Limits{MaxBytes: l.MaxBytes, MaxDepth: l.MaxDepth, MaxMembers: l.MaxMembers,
+			MaxExpandedBytes: l.MaxExpandedBytes, MaxRatio: l.MaxRatio},
+	}
 }
