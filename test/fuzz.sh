@@ -25,6 +25,8 @@ targets=(
 	"./rewrite/header FuzzRewriteAddressField"
 	"./rewrite/header FuzzRewriteUnstructured"
 	"./rewrite FuzzRewrite"
+	"./rewrite/attach FuzzPart"
+	"./rewrite/attach FuzzRewriteXML"
 	"./address FuzzNormalize"
 	"./tokenize FuzzParse"
 )

@@ -92,11 +92,9 @@ func (r *Rewriter) gzipArchive(ctx context.Context, b *budget, name string, data
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // a valid level: no error
 	zw.Header = zr.Header
-	if _, err := zw.Write(out); err != nil {
-		return nil, false, err
-	}
+	zw.Write(out) // into memory: only the header can fail, at Close
 	if err := zw.Close(); err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("%w: gzip header: %w", errUnreadable, err)
 	}
 	return buf.Bytes(), true, nil
 }
@@ -169,7 +167,7 @@ func writeTar(entries []tarEntry) ([]byte, bool, error) {
 			e.hdr.Size = int64(len(e.data))
 		}
 		if err := tw.WriteHeader(e.hdr); err != nil {
-			return nil, false, err
+			return nil, false, fmt.Errorf("%w: tar header: %w", errUnreadable, err)
 		}
 		if _, err := tw.Write(e.data); err != nil {
 			return nil, false, err

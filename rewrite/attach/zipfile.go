@@ -64,7 +64,8 @@ func repackZip(zr *zip.Reader, changed map[int][]byte) ([]byte, error) {
 		data, ok := changed[i]
 		if !ok {
 			if err := zw.Copy(f); err != nil {
-				return nil, err
+				// A member that was not read is damaged: so is the zip.
+				return nil, fmt.Errorf("%w: zip member: %w", errUnreadable, err)
 			}
 			continue
 		}
