@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"mime"
@@ -33,7 +34,7 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 		if err != nil {
 			return err
 		}
-		decoded, _ := decodeCTE(cte, head)
+		decoded, _ := decodeAttachment(cte, head)
 		raw, kind = head, attach.Sniff(decoded)
 		if kind == attach.KindText {
 			// Text by its content is the text reader's (issue 17 item
@@ -52,7 +53,7 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 	if err != nil {
 		return err
 	}
-	content, err := decodeCTE(cte, raw)
+	content, err := decodeAttachment(cte, raw)
 	if !complete || err != nil {
 		act, err := ar.Unopened()
 		if err != nil {
@@ -116,6 +117,31 @@ func attachErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrLimit, err)
 	}
 	return err
+}
+
+// decodeAttachment undoes the transfer encoding of an attachment. Well
+// formed base64 (lines of the alphabet, padding at the end) is decoded
+// with its line ends cut out, several times faster than the lenient
+// decoder, which takes whatever else comes.
+func decodeAttachment(cte string, raw []byte) ([]byte, error) {
+	if strings.TrimSpace(cte) != "base64" {
+		return decodeCTE(cte, raw)
+	}
+	joined := make([]byte, 0, len(raw))
+	for rest := raw; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		joined = append(joined, bytes.TrimRight(line, "\r")...)
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(joined)))
+	if n, err := base64.StdEncoding.Decode(out, joined); err == nil {
+		return out[:n], nil
+	}
+	return decodeCTE(cte, raw)
 }
 
 // sniffBytes is how much of a generic part's raw body is read to sniff

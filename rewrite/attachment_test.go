@@ -197,3 +197,20 @@ func TestGuardReadsAttachments(t *testing.T) {
 		t.Fatalf("guard over a docx with an address: %v", err)
 	}
 }
+
+func TestDecodeAttachment(t *testing.T) {
+	want := []byte("PK\x03\x04 some binary \xff\x00 content")
+	enc := base64.StdEncoding.EncodeToString(want)
+	for _, c := range []struct{ name, raw string }{
+		{"crlf lines", enc[:20] + "\r\n" + enc[20:] + "\r\n"},
+		{"lf lines", enc[:20] + "\n" + enc[20:] + "\n"},
+		{"no final line end", enc},
+		{"stray characters (lenient)", enc[:20] + " *\r\n" + enc[20:] + "\r\n"},
+		{"unpadded (lenient)", strings.TrimRight(enc, "=") + "\r\n"},
+	} {
+		got, err := decodeAttachment("base64", []byte(c.raw))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %q %v", c.name, got, err)
+		}
+	}
+}

@@ -36,7 +36,7 @@ func (r *Rewriter) zipArchive(ctx context.Context, b *budget, zr *zip.Reader, da
 	if len(changed) == 0 {
 		return data, false, nil
 	}
-	out, err := repackZip(zr, changed)
+	out, err := repackZip(zr, data, changed)
 	if err != nil {
 		return nil, false, err
 	}

@@ -74,7 +74,7 @@ func (r *Rewriter) office(ctx context.Context, b *budget, zr *zip.Reader, data [
 			return nil, false, fmt.Errorf("a signed document: %w", err)
 		}
 	}
-	out, err := repackZip(zr, changed)
+	out, err := repackZip(zr, data, changed)
 	if err != nil {
 		return nil, false, err
 	}

@@ -3,6 +3,7 @@ package attach
 import (
 	"bytes"
 	"strconv"
+	"sync"
 
 	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 )
@@ -27,18 +28,110 @@ func rewriteXML(data []byte, fn scan.AddrFunc) ([]byte, bool, error) {
 		return data, false, nil
 	}
 	marker := markerFor(data)
-	marked := markBlocks(data, marker)
-	out, changed, err := scan.ReplaceAddresses(scan.TextHTML, marked, fn)
-	if err != nil || !changed {
-		return data, false, err
+	var out []byte // nil until a chunk changes
+	for s := 0; s < len(data); {
+		e := chunkEnd(data, s)
+		chunk := data[s:e]
+		res, changed, err := rewriteChunk(chunk, marker, fn)
+		if err != nil {
+			return data, false, err
+		}
+		if changed && out == nil {
+			out = make([]byte, 0, len(data)+len(data)/16)
+			out = append(out, data[:s]...)
+		}
+		if out != nil {
+			out = append(out, res...)
+		}
+		s = e
 	}
-	return bytes.ReplaceAll(out, marker, nil), true, nil
+	if out == nil {
+		return data, false, nil
+	}
+	return out, true, nil
+}
+
+// chunkSize is about how much XML is scanned at once: a document of 10 MB
+// is scanned in pieces that the scanner's pooled buffers hold, and pieces
+// without a candidate are not scanned at all.
+const chunkSize = 64 << 10
+
+// chunkEnd returns where the chunk starting at s ends: before the first
+// paragraph-level start tag (see cutTag) at least chunkSize on, or at the
+// end. No address a reader sees crosses a paragraph.
+func chunkEnd(data []byte, s int) int {
+	for i := s + chunkSize; i < len(data); {
+		j := bytes.IndexByte(data[i:], '<')
+		if j < 0 {
+			break
+		}
+		i += j
+		if name, closing, _ := tagName(data[i:min(i+64, len(data))]); !closing && cutTag(name) {
+			return i
+		}
+		i++
+	}
+	return len(data)
+}
+
+// cutTag names the elements a chunk may start with: paragraphs (OOXML
+// w:p and a:p, ODF text:p and text:h), shared strings, table rows and
+// cells, relationships.
+func cutTag(name string) bool {
+	switch name {
+	case "p", "h", "si", "row", "tr", "tc", "table-row", "Relationship":
+		return true
+	}
+	return false
+}
+
+// rewriteChunk marks the block tags of one chunk, scans it and takes the
+// markers out again. It returns chunk itself when nothing changed.
+func rewriteChunk(chunk, marker []byte, fn scan.AddrFunc) ([]byte, bool, error) {
+	if !mayHoldAddress(chunk) {
+		return chunk, false, nil
+	}
+	buf := markedBufs.Get().(*[]byte)
+	defer markedBufs.Put(buf)
+	*buf = markBlocks((*buf)[:0], chunk, marker)
+	out, changed, err := scan.ReplaceAddresses(scan.TextHTML, *buf, fn)
+	if err != nil || !changed {
+		return chunk, false, err
+	}
+	return removeAll(out, marker), true, nil
 }
 
 // mayHoldAddress is the fast path of parts without a candidate: no '@',
 // no "%40", no character reference that could stand for either.
 func mayHoldAddress(b []byte) bool {
-	return bytes.IndexByte(b, '@') >= 0 || bytes.Contains(b, []byte("%40")) || bytes.IndexByte(b, '&') >= 0
+	if bytes.IndexByte(b, '@') >= 0 || bytes.Contains(b, []byte("%40")) {
+		return true
+	}
+	return bytes.IndexByte(b, '&') >= 0 && (bytes.Contains(b, []byte("&#")) ||
+		bytes.Contains(b, []byte("&commat")) || bytes.Contains(b, []byte("&percnt")))
+}
+
+// markedBufs recycles the marked copies of XML parts: a part of 10 MB
+// would otherwise cost its allocation and zeroing on every document.
+var markedBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// removeAll removes every occurrence of m from b, in place.
+func removeAll(b, m []byte) []byte {
+	w := bytes.Index(b, m)
+	if w < 0 {
+		return b
+	}
+	r := w
+	for {
+		r += len(m)
+		k := bytes.Index(b[r:], m)
+		if k < 0 {
+			w += copy(b[w:], b[r:])
+			return b[:w]
+		}
+		w += copy(b[w:], b[r:r+k])
+		r += k
+	}
 }
 
 // markerFor returns a block tag that does not occur in data, so removing
@@ -53,9 +146,8 @@ func markerFor(data []byte) []byte {
 	}
 }
 
-// markBlocks copies data with marker before every block tag.
-func markBlocks(data, marker []byte) []byte {
-	out := make([]byte, 0, len(data)+len(data)/8)
+// markBlocks appends data to out with marker before every block tag.
+func markBlocks(out, data, marker []byte) []byte {
 	props := 0 // depth inside run properties: their children are inline too
 	prev := 0
 	for i := 0; i < len(data); {

@@ -49,8 +49,9 @@ func (b *budget) readMember(f *zip.File) ([]byte, error) {
 // stored, compressed bytes and all. Changed members keep their name, time,
 // comment, attributes and method (Store stays Store, as ODF's mimetype
 // must).
-func repackZip(zr *zip.Reader, changed map[int][]byte) ([]byte, error) {
+func repackZip(zr *zip.Reader, data []byte, changed map[int][]byte) ([]byte, error) {
 	var out bytes.Buffer
+	out.Grow(len(data) + len(data)/8) // changed members grow a little
 	zw := zip.NewWriter(&out)
 	// Speed over the last percent of size: a rewritten document is
 	// recompressed on the mail path (docs/benchmarks.md).

@@ -8,6 +8,8 @@ across formatting runs), hyperlinks and mailto: targets, document properties,
 comments, cells, slides, headers.
 
 Usage: /usr/bin/python3 make_documents.py OUTDIR SOFFICE_PROFILE_DIR
+       /usr/bin/python3 make_documents.py --large PARAGRAPHS FILE   (the benchmark's text-only docx)
+       /usr/bin/python3 make_documents.py --picture PARAGRAPHS FILE (text and a 900 KB picture)
 (Debian's python3-docx and python3-openpyxl: test/tools/install-office.sh.)
 """
 import io
@@ -41,8 +43,25 @@ def hyperlink(paragraph, url, text):
     paragraph._p.append(link)
 
 
-def make_docx(path, pad_paragraphs=0):
+def noise_png(size):
+    """A PNG of random pixels, about size bytes (it does not compress)."""
+    import random
+    import struct
+    import zlib
+    w = 512
+    h = size // (w * 3) + 1
+    rnd = random.Random(1)
+    raw = b"".join(b"\x00" + rnd.randbytes(w * 3) for _ in range(h))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))
+
+
+def make_docx(path, pad_paragraphs=0, picture=0):
     d = docx.Document()
+    if picture:
+        d.add_picture(io.BytesIO(noise_png(picture)), width=docx.shared.Cm(10))
     d.core_properties.author = "jane.doe@example.com"
     d.core_properties.last_modified_by = "bob.roe@example.org"
     d.core_properties.comments = "reviewed by carol@example.net"
@@ -132,6 +151,12 @@ def make_archives(out):
 
 
 def main():
+    if sys.argv[1] == "--large":
+        make_docx(sys.argv[3], pad_paragraphs=int(sys.argv[2]))
+        return
+    if sys.argv[1] == "--picture":
+        make_docx(sys.argv[3], pad_paragraphs=int(sys.argv[2]), picture=900 << 10)
+        return
     out, profile = sys.argv[1], sys.argv[2]
     make_docx(os.path.join(out, "letter.docx"))
     make_xlsx(os.path.join(out, "contacts.xlsx"))
@@ -144,8 +169,6 @@ def main():
     soffice(profile, "pptx", out, fodp)
     os.remove(fodp)
     make_archives(out)
-    if len(sys.argv) > 3:  # a large docx for the benchmark
-        make_docx(os.path.join(out, "large.docx"), pad_paragraphs=int(sys.argv[3]))
 
 
 if __name__ == "__main__":

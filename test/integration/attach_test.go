@@ -17,7 +17,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tokenproxy/tokenproxy/test/tools"
+	"github.com/tokenproxy/tokenproxy/test/attachcorpus"
 )
 
 // The attachment corpus (issue 17 items 1 and 3): documents made by real
@@ -52,18 +52,14 @@ var (
 // and writes the documents once per test binary.
 func attachmentCorpus(t *testing.T) string {
 	t.Helper()
+	attachcorpus.Install(t) // once per test binary
 	corpusOnce.Do(func() {
-		script, _ := filepath.Abs("../tools/install-office.sh")
-		if out, err := tools.RunScript(script); err != nil {
-			corpusErr = fmt.Errorf("install-office.sh: %v\n%s", err, out)
-			return
-		}
 		corpusDir, corpusErr = os.MkdirTemp("", "tokenproxy-attach-corpus-")
 		if corpusErr != nil {
 			return
 		}
 		profile := filepath.Join(corpusDir, ".soffice")
-		cmd := exec.Command("/usr/bin/python3", "../attachcorpus/make_documents.py", corpusDir, profile)
+		cmd := exec.Command("/usr/bin/python3", filepath.Join(attachcorpus.Dir(), "make_documents.py"), corpusDir, profile)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			corpusErr = fmt.Errorf("make_documents.py: %v\n%s", err, out)
 		}
@@ -180,7 +176,7 @@ func readerViews(t *testing.T, path string) map[string]string {
 		run("unzip", "unzip", "-p", path)
 	}
 	if strings.HasSuffix(path, ".docx") || strings.HasSuffix(path, ".xlsx") {
-		run("python", "/usr/bin/python3", "../attachcorpus/read_documents.py", path)
+		run("python", "/usr/bin/python3", filepath.Join(attachcorpus.Dir(), "read_documents.py"), path)
 	}
 	return views
 }
