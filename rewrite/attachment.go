@@ -21,9 +21,13 @@ import (
 // or pass. A part with nothing to replace is written byte for byte.
 func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, cte string, depth int) error {
 	name := fileName(h, params)
-	ar := attach.New(attach.Options{Policy: w.d.attachments, Enforce: w.d.enforce, Addr: w.d.addr,
+	// Saved messages in archives are walked as attached ones are. The
+	// closure holds a copy of the walker's state, not w: a w that escaped
+	// would cost every message a heap walker, attachment or not.
+	msgs := &walker{ctx: w.ctx, out: w.out, d: w.d, rep: w.rep, limits: w.limits}
+	ar := attach.New(attach.Options{Policy: *w.d.attachments, Enforce: w.d.enforce, Addr: w.d.addr,
 		Message: func(ctx context.Context, msg []byte) ([]byte, bool, error) {
-			return w.rewriteBody("message/rfc822", msg, depth)
+			return msgs.rewriteBody("message/rfc822", msg, depth)
 		}})
 	kind := attach.Classify(mt, name)
 	var raw []byte

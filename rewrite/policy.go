@@ -24,7 +24,7 @@ type direction struct {
 	unknown           []string // outbound: unknown or erased tokens
 	// attachments is the attachment policy; enforce applies it (inbound
 	// only: outbound and the guard read what they can, pass the rest).
-	attachments attach.Policy
+	attachments *attach.Policy
 	enforce     bool
 }
 
@@ -159,7 +159,7 @@ type inbound struct {
 func (rw *Rewriter) inboundPolicy(ctx context.Context, rep *Report, base int) *direction {
 	p := &inbound{rw: rw, ctx: ctx, rep: rep, base: base}
 	return &direction{addr: p.addr, mailbox: p.mailbox, rejectUnscannable: rw.opts.Unscannable == UnscannableReject,
-		attachments: rw.opts.Attachments, enforce: true}
+		attachments: rw.attachments, enforce: true}
 }
 
 // internal reports whether an address stays as it is: an internal domain
@@ -236,7 +236,7 @@ type outbound struct {
 
 func (rw *Rewriter) outboundPolicy(ctx context.Context, rep *Report) *direction {
 	p := &outbound{rw: rw, ctx: ctx, rep: rep}
-	p.d = &direction{addr: p.addr, mailbox: p.mailbox, attachments: rw.opts.Attachments}
+	p.d = &direction{addr: p.addr, mailbox: p.mailbox, attachments: rw.attachments}
 	return p.d
 }
 
@@ -323,5 +323,5 @@ func (rw *Rewriter) guardPolicy() *direction {
 		_, _, err := scan.ReplaceAddresses(scan.TextPlain, []byte(m.Name), check)
 		return m, false, err
 	}
-	return &direction{addr: check, mailbox: mailbox, guard: true, attachments: rw.opts.Attachments}
+	return &direction{addr: check, mailbox: mailbox, guard: true, attachments: rw.attachments}
 }

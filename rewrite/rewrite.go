@@ -81,6 +81,9 @@ type RewriteOptions struct {
 type Rewriter struct {
 	tokens Tokens
 	opts   RewriteOptions
+	// attachments is opts.Attachments, shared by the copies of the
+	// Rewriter (staged, guard) and pointed to by each message's passes.
+	attachments *attach.Policy
 }
 
 // NewRewriter returns a Rewriter over the token map m.
@@ -96,7 +99,7 @@ func NewRewriter(m Tokens, opts RewriteOptions) *Rewriter {
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	opts.Attachments = opts.Attachments.WithDefaults()
-	return &Rewriter{tokens: m, opts: opts}
+	return &Rewriter{tokens: m, opts: opts, attachments: &opts.Attachments}
 }
 
 // Report tells what a rewrite did, for the routes' logs and audit: tokens

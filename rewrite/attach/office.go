@@ -74,6 +74,13 @@ func (r *Rewriter) office(ctx context.Context, b *budget, zr *zip.Reader, data [
 			return nil, false, fmt.Errorf("a signed document: %w", err)
 		}
 	}
+	for i, f := range zr.File {
+		if _, ok := changed[i]; !ok && isThumbnail(f.Name) {
+			if blank := blankThumbnail(f.Name); blank != nil {
+				changed[i] = blank // thumbnail.go
+			}
+		}
+	}
 	out, err := repackZip(zr, data, changed)
 	if err != nil {
 		return nil, false, err

@@ -136,3 +136,28 @@ func TestEmbeddedDocumentRecursion(t *testing.T) {
 		t.Fatalf("embedded document not rewritten: %q", emb["word/document.xml"])
 	}
 }
+
+func TestThumbnailBlankedWhenTheTextChanged(t *testing.T) {
+	thumb := "\xff\xd8\xff\xe0 a picture of the first page, jane@example.com in pixels"
+	withThumb := func(text string) []byte {
+		return buildZip(t, member{name: "[Content_Types].xml", body: "<Types/>"},
+			member{name: "word/document.xml", body: "<w:p><w:r><w:t>" + text + "</w:t></w:r></w:p>"},
+			member{name: "docProps/thumbnail.jpeg", body: thumb})
+	}
+	res := part(t, newTest(Policy{}, true), KindOffice, "a.docx", withThumb("jane@example.com"))
+	got, _ := readZip(t, res.Data)
+	if got["docProps/thumbnail.jpeg"] == thumb || !strings.HasPrefix(got["docProps/thumbnail.jpeg"], "\xff\xd8") {
+		t.Fatalf("the thumbnail of a rewritten document is not a blank JPEG: %q", got["docProps/thumbnail.jpeg"])
+	}
+	clean := withThumb("nothing")
+	if res := part(t, newTest(Policy{}, true), KindOffice, "a.docx", clean); res.Changed {
+		t.Fatal("a document with nothing to replace lost its thumbnail")
+	}
+	odf := buildZip(t, member{name: "mimetype", body: "application/vnd.oasis.opendocument.text"},
+		member{name: "content.xml", body: "<text:p>jane@example.com</text:p>"},
+		member{name: "Thumbnails/thumbnail.png", body: "\x89PNG old"})
+	got, _ = readZip(t, part(t, newTest(Policy{}, true), KindOffice, "a.odt", odf).Data)
+	if !strings.HasPrefix(got["Thumbnails/thumbnail.png"], "\x89PNG\r\n\x1a\n") {
+		t.Fatalf("ODF thumbnail: %q", got["Thumbnails/thumbnail.png"])
+	}
+}
