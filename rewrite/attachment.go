@@ -20,6 +20,15 @@ import (
 // Attachments): rewrite, strip (the part becomes a short notice), refuse,
 // or pass. A part with nothing to replace is written byte for byte.
 func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, cte string, depth int) error {
+	if isSignaturePart(mt) {
+		// A signed message's signature (RFC 8551 section 3.5.3, RFC
+		// 3156 section 5): it must reach the CRM as it is, and is no
+		// attachment a person opens.
+		if err := w.writeHeader(h); err != nil {
+			return err
+		}
+		return w.rawBody(false)
+	}
 	name := fileName(h, params)
 	// Saved messages in archives are walked as attached ones are. The
 	// closure holds a copy of the walker's state, not w: a w that escaped
@@ -90,6 +99,14 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 		cte = "base64"
 	}
 	return w.writeHeaderAnd(h, encodeCTE(h, cte, res.Data, w.lr.eol(), true))
+}
+
+func isSignaturePart(mt string) bool {
+	switch mt {
+	case "application/pkcs7-signature", "application/x-pkcs7-signature", "application/pgp-signature":
+		return true
+	}
+	return false
 }
 
 // unopened writes a part that is not opened by its action: pass streams it

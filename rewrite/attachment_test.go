@@ -214,3 +214,15 @@ func TestDecodeAttachment(t *testing.T) {
 		}
 	}
 }
+
+func TestSignaturePartPassesUnderRefuse(t *testing.T) {
+	rw, _ := newTestRewriter(t, RewriteOptions{Attachments: attach.Policy{Unreadable: attach.Refuse}})
+	sig := withAttachment("application/pkcs7-signature", "smime.p7s", []byte("0\x82\x01\x02 DER"))
+	if _, _, err := runInbound(t, rw, sig); err != nil {
+		t.Fatalf("an S/MIME signature part under unreadable: refuse: %v", err)
+	}
+	blob := withAttachment("application/octet-stream", "x.bin", []byte("0\x82\x01\x02 DER"))
+	if _, _, err := runInbound(t, rw, blob); !errors.Is(err, ErrUnscannable) {
+		t.Fatalf("the same bytes as an attachment: %v", err)
+	}
+}
