@@ -15,6 +15,7 @@ func TestAttachmentsValidation(t *testing.T) {
 		{"rewrite: {attachments: {unreadable: rewrite}}", "rewrite.attachments.unreadable", "pass, strip, refuse"},
 		{"rewrite: {attachments: {archive: drop}}", "rewrite.attachments.archive", `got "drop"`},
 		{"rewrite: {attachments: {signed: ''}}", "rewrite.attachments.signed", "rewrite, strip, refuse"},
+		{"rewrite: {attachments: {quarantine_retention: 10m}}", "rewrite.attachments.quarantine_retention", "at least 1h"},
 		{"rewrite: {attachments: {limits: {max_depth: 0}}}", "rewrite.attachments.limits.max_depth", "at least 1"},
 		{"rewrite: {attachments: {limits: {max_depth: 99}}}", "rewrite.attachments.limits.max_depth", "must not exceed 16"},
 		{"rewrite: {attachments: {limits: {max_ratio: 1}}}", "rewrite.attachments.limits.max_ratio", "at least 2"},

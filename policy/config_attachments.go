@@ -1,5 +1,7 @@
 package policy
 
+import "time"
+
 // Attachments configures what becomes of attachments, per kind of content
 // (rewrite.attachments; rewrite/attach applies it, inbound only).
 type Attachments struct {
@@ -10,6 +12,11 @@ type Attachments struct {
 	PDF        string `yaml:"pdf"`        // pass | strip | refuse
 	Media      string `yaml:"media"`      // images, audio, video, fonts: pass | strip | refuse
 	Unreadable string `yaml:"unreadable"` // encrypted, damaged, unknown binary: pass | strip | refuse
+
+	// QuarantineRetention is how long the originals of stripped
+	// attachments are kept (<data_dir>/quarantine, sealed with the record
+	// key) before the sweep deletes them.
+	QuarantineRetention time.Duration `yaml:"quarantine_retention"`
 
 	Limits AttachmentLimits `yaml:"limits"`
 }
@@ -27,7 +34,7 @@ type AttachmentLimits struct {
 func defaultAttachments(c *Config) {
 	c.Rewrite.Attachments = Attachments{
 		Office: "rewrite", Archive: "rewrite", Text: "rewrite", Signed: "refuse",
-		PDF: "pass", Media: "pass", Unreadable: "pass",
+		PDF: "pass", Media: "pass", Unreadable: "pass", QuarantineRetention: 30 * 24 * time.Hour,
 		Limits: AttachmentLimits{MaxBytes: 16 << 20, MaxDepth: 4, MaxMembers: 2000,
 			MaxExpandedBytes: 64 << 20, MaxRatio: 100},
 	}

@@ -3,6 +3,7 @@ package policy
 import (
 	"slices"
 	"strings"
+	"time"
 )
 
 // attachmentActions lists the actions each kind allows (the same table as
@@ -34,6 +35,9 @@ func (c *Config) validateAttachments() error {
 			}
 			return c.fail("rewrite.attachments."+k.kind, "must be %s, got %q%s", strings.Join(k.allowed, ", "), v, why)
 		}
+	}
+	if a.QuarantineRetention < time.Hour {
+		return c.fail("rewrite.attachments.quarantine_retention", "must be at least 1h, got %v", a.QuarantineRetention)
 	}
 	l := a.Limits
 	for _, lim := range []struct {

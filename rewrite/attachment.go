@@ -38,6 +38,7 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 		Message: func(ctx context.Context, msg []byte) ([]byte, bool, error) {
 			return msgs.rewriteBody("message/rfc822", msg, depth)
 		}})
+	pi := partInfo{name: name, cte: cte, max: ar.Limits().MaxBytes}
 	kind := attach.Classify(mt, name)
 	var raw []byte
 	if kind == attach.KindUnknown {
@@ -52,7 +53,7 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 		if kind == attach.KindText {
 			// Text by its content is the text reader's (issue 17 item
 			// 4), not an attachment's: streamed as before.
-			return w.unopened(h, raw, attach.Pass, kind)
+			return w.unopened(h, raw, attach.Pass, kind, pi)
 		}
 	}
 	if kind == attach.KindMedia || kind == attach.KindPDF || kind == attach.KindUnreadable {
@@ -60,7 +61,7 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 		if err != nil {
 			return attachErr(err)
 		}
-		return w.unopened(h, raw, act, kind)
+		return w.unopened(h, raw, act, kind, pi)
 	}
 	raw, complete, err := w.collectAttachment(raw, rawSize(ar.Limits().MaxBytes))
 	if err != nil {
@@ -72,7 +73,7 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 		if err != nil {
 			return attachErr(err)
 		}
-		return w.unopened(h, raw, act, attach.KindUnreadable)
+		return w.unopened(h, raw, act, attach.KindUnreadable, pi)
 	}
 	res, err := ar.Part(w.ctx, kind, name, content)
 	if err != nil {
@@ -80,10 +81,7 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 	}
 	switch {
 	case res.Action == attach.Strip:
-		if err := w.skipBody(); err != nil {
-			return err
-		}
-		return w.writeNotice(h, name, len(content), res.Kind)
+		return w.writeNotice(h, name, content, res.Kind)
 	case res.Action == attach.Pass:
 		if err := w.d.scanRaw(raw); err != nil {
 			return err
@@ -110,13 +108,20 @@ func isSignaturePart(mt string) bool {
 }
 
 // unopened writes a part that is not opened by its action: pass streams it
-// as today (raw, already collected first), strip replaces it.
-func (w *walker) unopened(h *mimeHeader, raw []byte, act attach.Action, kind attach.Kind) error {
+// as today (raw, already collected first), strip replaces it and keeps
+// its content for the quarantine. A part too large to keep (over
+// attachment max_bytes) is refused rather than lost.
+func (w *walker) unopened(h *mimeHeader, raw []byte, act attach.Action, kind attach.Kind, pi partInfo) error {
 	if act == attach.Strip {
-		if err := w.skipBody(); err != nil {
+		raw, complete, err := w.collectAttachment(raw, rawSize(pi.max))
+		if err != nil {
 			return err
 		}
-		return w.writeNotice(h, "", -1, kind)
+		content, err := decodeAttachment(pi.cte, raw)
+		if !complete || err != nil {
+			return fmt.Errorf("%w: an attachment to strip is too large or undecodable to keep", ErrLimit)
+		}
+		return w.writeNotice(h, pi.name, content, kind)
 	}
 	if err := w.d.scanRaw(raw); err != nil {
 		return err
@@ -125,6 +130,12 @@ func (w *walker) unopened(h *mimeHeader, raw []byte, act attach.Action, kind att
 		return err
 	}
 	return w.rawBody(false)
+}
+
+// partInfo is what unopened needs of a part to keep it.
+type partInfo struct {
+	name, cte string
+	max       int64 // attachment max_bytes
 }
 
 // attachErr maps the attachment rewriter's refusals to the rewriter's
@@ -189,19 +200,6 @@ func (w *walker) collectAttachment(raw []byte, limit int64) ([]byte, bool, error
 	return raw, false, nil
 }
 
-// skipBody reads a stripped body to the next delimiter.
-func (w *walker) skipBody() error {
-	for {
-		l, err := w.lr.next()
-		if err != nil {
-			return eofOK(err)
-		}
-		if l.delim >= 0 {
-			return nil
-		}
-	}
-}
-
 // fileName is the part's file name, from Content-Disposition or the
 // Content-Type name parameter (RFC 2183, RFC 2231 decoded), as rewritten:
 // an address in it is already a token.
@@ -222,12 +220,23 @@ func fileName(h *mimeHeader, params map[string]string) string {
 	return params["name"]
 }
 
+// Stripped is an attachment the policy replaced by a notice: what the
+// quarantine keeps once the message passed (Report.Quarantine).
+type Stripped struct {
+	Ref     string // in the notice and the log line
+	Kind    string
+	Name    string // the file name as the CRM saw it (addresses are tokens)
+	Content []byte // decoded
+}
+
 // writeNotice replaces a stripped part by a short text/plain notice: the
-// file name (its addresses already tokens), kind, size and a reference
-// that finds the log line (Report.Stripped).
-func (w *walker) writeNotice(h *mimeHeader, name string, size int, kind attach.Kind) error {
+// file name (its addresses already tokens), kind, size and the reference
+// under which the quarantine keeps the original.
+func (w *walker) writeNotice(h *mimeHeader, name string, content []byte, kind attach.Kind) error {
 	ref := noticeRef()
 	w.rep.Stripped = append(w.rep.Stripped, ref)
+	w.rep.Quarantine = append(w.rep.Quarantine, Stripped{Ref: ref, Kind: kind.String(), Name: name,
+		Content: bytes.Clone(content)})
 	w.rep.Changed++
 	if w.out == nil {
 		return nil
@@ -235,13 +244,12 @@ func (w *walker) writeNotice(h *mimeHeader, name string, size int, kind attach.K
 	eol := w.lr.eol()
 	var b bytes.Buffer
 	b.WriteString("This attachment was removed by the mail proxy's attachment policy." + eol)
+	b.WriteString("The compliance team keeps the original under the reference below." + eol)
 	if name != "" {
 		b.WriteString("File: " + name + eol)
 	}
 	b.WriteString("Kind: " + kind.String() + eol)
-	if size >= 0 {
-		fmt.Fprintf(&b, "Size: %d bytes%s", size, eol)
-	}
+	fmt.Fprintf(&b, "Size: %d bytes%s", len(content), eol)
 	b.WriteString("Reference: " + ref + eol)
 	cte := "7bit"
 	body := b.Bytes()

@@ -175,6 +175,10 @@ func TestAttachmentPolicy(t *testing.T) {
 			if bytes.Contains(out, []byte("jane@example.net")) {
 				t.Fatalf("the address survived: %s", out)
 			}
+			if c.notice && (len(rep.Quarantine) != 1 || !bytes.Equal(rep.Quarantine[0].Content, c.data) ||
+				rep.Quarantine[0].Ref != rep.Stripped[0]) {
+				t.Fatalf("the original is not kept for the quarantine: %+v", rep.Quarantine)
+			}
 		})
 	}
 }

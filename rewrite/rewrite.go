@@ -110,8 +110,10 @@ type Report struct {
 	Parts   int      // MIME parts walked
 	Changed int      // parts whose body changed
 	// Stripped holds the references of the attachments the policy
-	// replaced by a notice, for the log line that finds them.
-	Stripped []string
+	// replaced by a notice, for the log line that finds them; Quarantine
+	// the originals, for the caller to keep once the message passed.
+	Stripped   []string
+	Quarantine []Stripped
 
 	seen map[string]bool // Tokens as a set: a CSV can hold thousands
 }

@@ -46,6 +46,10 @@ type InboundOptions struct {
 	NewTokenRate NewTokenRate
 	// Now is the clock of NewTokenRate; nil: time.Now.
 	Now func() time.Time
+	// Quarantine keeps the originals of the attachments the policy
+	// stripped (quarantine.Store), with the new tokens, before the final
+	// dot; nil keeps none. Its failure refuses the message (451).
+	Quarantine func(ctx context.Context, parts []rewrite.Stripped) error
 }
 
 // inboundPolicy tokenizes the envelope sender and the message and accepts
@@ -163,6 +167,18 @@ func (p *inboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer, 
 // invariant 3). The rate is checked first: a message over it commits
 // nothing.
 func (p *inboundPolicy) commit(ctx context.Context, s *session, res *dataResult) error {
+	if err := p.commitTokens(ctx, s, res); err != nil {
+		return err
+	}
+	if rep := res.report; p.o.Quarantine != nil && rep != nil && len(rep.Quarantine) > 0 {
+		if err := p.o.Quarantine(ctx, rep.Quarantine); err != nil {
+			return fmt.Errorf("smtp: quarantine stripped attachments: %w", err)
+		}
+	}
+	return nil
+}
+
+func (p *inboundPolicy) commitTokens(ctx context.Context, s *session, res *dataResult) error {
 	n := s.stage.Staged()
 	if n == 0 {
 		return nil

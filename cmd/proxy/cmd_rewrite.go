@@ -53,6 +53,9 @@ func runRewrite(ctx context.Context, a *app, args []string, route string) error 
 		if err != nil {
 			return rewriteError(err)
 		}
+		if err := keepQuarantine(ctx, cfg, e, rep); err != nil {
+			return fmt.Errorf("message not rewritten: %w", err)
+		}
 		a.log.Info("message rewritten", "event", "rewrite", "route", route, "parts", rep.Parts,
 			"changed_parts", rep.Changed, "tokens", len(rep.Tokens), "tokens_created", rep.Created,
 			"attachments_stripped", rep.Stripped)
@@ -77,6 +80,19 @@ func rewriteInbound(ctx context.Context, rw *rewrite.Rewriter, m *tokenize.Map, 
 		return rep, fmt.Errorf("commit new tokens: %w", err)
 	}
 	return rep, nil
+}
+
+// keepQuarantine stores the originals of the attachments the inbound
+// rewrite stripped, as the inbound route does before its final dot.
+func keepQuarantine(ctx context.Context, cfg *policy.Config, e *engine, rep *rewrite.Report) error {
+	if len(rep.Quarantine) == 0 {
+		return nil
+	}
+	q, err := e.quarantine(cfg)
+	if err != nil {
+		return err
+	}
+	return keepStripped(q)(ctx, rep.Quarantine)
 }
 
 // rewriteError gives the one-line reason; the rewriter's errors carry no

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -402,4 +403,38 @@ sys.stdout.buffer.write(b.getvalue())`)
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestAttachmentStripQuarantine: under office: strip, `proxy rewrite`
+// replaces the document with a notice and keeps the original in
+// <data_dir>/quarantine, sealed: no address or file name in plaintext.
+func TestAttachmentStripQuarantine(t *testing.T) {
+	dir := attachmentCorpus(t)
+	config := corpusConfig(t)
+	cfg, _ := os.ReadFile(config)
+	os.WriteFile(config, append(cfg, []byte("rewrite: {attachments: {office: strip}}\n")...), 0o600)
+	doc, _ := os.ReadFile(filepath.Join(dir, "letter.docx"))
+	out, log, code := proxyRewrite(t, config, "inbound", attachmentMessage(t, "letter.docx", doc))
+	if code != 0 {
+		t.Fatalf("proxy rewrite: exit %d: %s", code, log)
+	}
+	files := attachmentsOf(t, out, t.TempDir())
+	notice, _ := os.ReadFile(files[0])
+	m := regexp.MustCompile(`Reference: (att-[a-z2-7]{16})`).FindSubmatch(notice)
+	if m == nil || !strings.Contains(log, string(m[1])) {
+		t.Fatalf("notice without a reference the log names:\n%s\nlog: %s", notice, log)
+	}
+	dataDir := filepath.Join(filepath.Dir(config), "data")
+	sealed, err := os.ReadFile(filepath.Join(dataDir, "quarantine", string(m[1])+".q"))
+	if err != nil {
+		t.Fatalf("the original is not in the quarantine: %v", err)
+	}
+	if len(sealed) < len(doc) {
+		t.Fatalf("the quarantined file (%d bytes) cannot hold the %d-byte original", len(sealed), len(doc))
+	}
+	for _, plain := range append(corpusAddresses, "letter.docx", "word/document.xml") {
+		if bytes.Contains(sealed, []byte(plain)) {
+			t.Fatalf("the quarantine file holds %q in plaintext", plain)
+		}
+	}
 }
