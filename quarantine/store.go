@@ -64,6 +64,9 @@ func Open(dir string, keys Keys) (*Store, error) {
 // base32): anything else could name a path.
 var refRE = regexp.MustCompile(`^att-[a-z2-7]{16}$`)
 
+// ValidRef reports whether ref has the form of a reference.
+func ValidRef(ref string) bool { return refRE.MatchString(ref) }
+
 func (s *Store) path(ref string) (string, error) {
 	if !refRE.MatchString(ref) {
 		return "", ErrBadRef

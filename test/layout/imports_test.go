@@ -47,7 +47,8 @@ var allowed = map[string][]string{
 	"mailauth": {"internal/..."},
 	// compliance/reason.go refuses a reason in which the mail scanner
 	// sees an address: the same scanner, not a second, weaker copy.
-	"compliance": {"tokenize", "audit", "policy", "address", "rewrite/scan", "internal/..."},
+	// It also audits every access to the quarantine of stripped attachments.
+	"compliance": {"tokenize", "audit", "policy", "address", "rewrite/scan", "quarantine", "internal/..."},
 	"admin":      {"compliance", "audit", "policy", "internal/..."},
 	// The quarantine seals stripped attachments under the record key.
 	"quarantine": {"vault", "internal/..."},
