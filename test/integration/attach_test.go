@@ -2,7 +2,10 @@ package integration
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -437,4 +440,74 @@ func TestAttachmentStripQuarantine(t *testing.T) {
 			t.Fatalf("the quarantine file holds %q in plaintext", plain)
 		}
 	}
+}
+
+// TestQuarantineEndToEnd drives the real binary: under office: strip the
+// CRM gets a notice for a customer's docx, the inbound route keeps the
+// original, and an officer lists, exports (with a reason) and deletes it
+// with `proxy compliance` over the HTTPS API; an auditor finds each act in
+// the trail.
+func TestQuarantineEndToEnd(t *testing.T) {
+	dir := attachmentCorpus(t)
+	crmPort, crmDir := startSink(t)
+	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), "127.0.0.1:9", "info", "client_networks: [127.0.0.0/8]")
+	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	cfg, _ := os.ReadFile(sv.config)
+	cfg = fmt.Appendf(cfg, `rewrite: {attachments: {office: strip}}
+compliance:
+  enabled: true
+  principals:
+    - {name: alice, roles: [officer], token_sha256: %s}
+    - {name: sam, roles: [auditor], token_sha256: %s}
+`, hash("alice-token"), hash("sam-token"))
+	os.WriteFile(sv.config, cfg, 0o600)
+	p := startServe(t, sv.config, sv.admin)
+	doc, _ := os.ReadFile(filepath.Join(dir, "letter.docx"))
+	msg := filepath.Join(t.TempDir(), "msg.eml")
+	os.WriteFile(msg, attachmentMessage(t, "letter.docx", doc), 0o644)
+	if code, out := swaks(t, "--server", fmt.Sprintf("127.0.0.1:%d", sv.inPort), "--ehlo", "mail.example.com",
+		"--from", "jane.doe@example.com", "--to", "support@company.example", "--data", "@"+msg); code != 0 {
+		t.Fatalf("swaks: exit %d\n%s\n%s", code, out, p.log.String())
+	}
+	crm := waitSink(t, crmDir, 1)[0]
+	m := regexp.MustCompile(`Reference: (att-[a-z2-7]{16})`).FindStringSubmatch(crm)
+	if m == nil || !strings.Contains(p.log.String(), m[1]) {
+		t.Fatalf("no reference in the notice or the log:\n%s", crm)
+	}
+	ref := m[1]
+	cli := func(token string, args ...string) (int, string) {
+		cmd := exec.Command(proxyBinary(t), append([]string{"--config", sv.config}, args...)...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TOKENPROXY_TOKEN=" + token}
+		var b bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &b, &b
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), b.String()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, b.String()
+	}
+	if code, out := cli("alice-token", "compliance", "quarantine"); code != 0 || !strings.Contains(out, ref) || !strings.Contains(out, "letter.docx") {
+		t.Fatalf("quarantine list: exit %d %s", code, out)
+	}
+	if code, out := cli("sam-token", "compliance", "quarantine-export", ref, "--reason", "curious"); code != 1 || !strings.Contains(out, "403") {
+		t.Fatalf("an auditor exports: exit %d %s", code, out)
+	}
+	code, out := cli("alice-token", "compliance", "quarantine-export", ref, "--reason", "ticket 4711: customer asks for the document")
+	var exported struct{ Content []byte }
+	if code != 0 || json.Unmarshal([]byte(out), &exported) != nil || !bytes.Equal(exported.Content, doc) {
+		t.Fatalf("quarantine export: exit %d %.300s", code, out)
+	}
+	if code, out := cli("alice-token", "compliance", "quarantine-delete", ref, "--reason", "ticket 4711 closed"); code != 0 {
+		t.Fatalf("quarantine delete: exit %d %s", code, out)
+	}
+	if code, out := cli("alice-token", "compliance", "quarantine-export", ref, "--reason", "again"); code != 1 || !strings.Contains(out, "404") {
+		t.Fatalf("export after delete: exit %d %s", code, out)
+	}
+	if code, out := cli("sam-token", "compliance", "audit", "--event", "quarantine.export,quarantine.delete"); code != 0 ||
+		!strings.Contains(out, `"event":"quarantine.export","actor":"principal:alice"`) || !strings.Contains(out, `"event":"quarantine.delete"`) {
+		t.Fatalf("compliance audit: exit %d %s", code, out)
+	}
+	checkNoAddress(t, "the proxy log", p.log.String())
 }
