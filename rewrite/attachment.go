@@ -195,6 +195,11 @@ func (w *walker) collectAttachment(raw []byte, limit int64) ([]byte, bool, error
 		if l.delim >= 0 {
 			return raw, true, nil
 		}
+		if len(raw)+len(l.b) > cap(raw) {
+			// Doubling: append grows large slices by a quarter, which
+			// copies a 16 MiB attachment some forty times.
+			raw = append(make([]byte, 0, max(2*cap(raw), len(raw)+len(l.b), 64<<10)), raw...)
+		}
 		raw = append(raw, l.b...)
 	}
 	return raw, false, nil
