@@ -29,7 +29,7 @@ func BenchmarkOfficeDocx1MB(b *testing.B) {
 				}
 			}
 		})
-		b.Run(c.name+"/guard", func(b *testing.B) {
+		b.Run(c.name+"-guard", func(b *testing.B) {
 			doc := c.doc(b)
 			r := New(Options{Addr: func(string) (string, error) { return "", nil }})
 			b.SetBytes(int64(len(doc)))
