@@ -241,7 +241,7 @@ func (w *walker) writeNotice(h *mimeHeader, name string, content []byte, kind at
 	ref := noticeRef()
 	w.rep.Stripped = append(w.rep.Stripped, ref)
 	w.rep.Quarantine = append(w.rep.Quarantine, Stripped{Ref: ref, Kind: kind.String(), Name: name,
-		Content: bytes.Clone(content)})
+		Content: content}) // freshly decoded: not shared with a buffer
 	w.rep.Changed++
 	if w.out == nil {
 		return nil
