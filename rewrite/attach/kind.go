@@ -22,9 +22,6 @@ const (
 	KindUnreadable             // encrypted, damaged, unknown binary
 )
 
-// Kinds are the kinds that have a policy, in the order of the config file.
-var Kinds = []Kind{KindOffice, KindArchive, KindText, KindSigned, KindPDF, KindMedia, KindUnreadable}
-
 func (k Kind) String() string {
 	switch k {
 	case KindOffice:

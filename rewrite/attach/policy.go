@@ -1,9 +1,6 @@
 package attach
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // Action is what becomes of an attachment of one kind.
 type Action string
@@ -67,18 +64,6 @@ var DefaultPolicy = Policy{
 // runs of zeros compress a thousandfold and harm no one.
 const ratioFloor = 1 << 20
 
-// actions lists the actions each kind allows; validation (policy package)
-// keeps the same table.
-var actions = map[Kind][]Action{
-	KindOffice:     {Rewrite, Strip, Refuse},
-	KindArchive:    {Rewrite, Strip, Refuse},
-	KindText:       {Rewrite, Strip, Refuse},
-	KindSigned:     {Rewrite, Strip, Refuse},
-	KindPDF:        {Pass, Strip, Refuse},
-	KindMedia:      {Pass, Strip, Refuse},
-	KindUnreadable: {Pass, Strip, Refuse},
-}
-
 // For returns the action for a kind.
 func (p Policy) For(k Kind) Action {
 	switch k {
@@ -97,26 +82,6 @@ func (p Policy) For(k Kind) Action {
 	}
 	return p.Unreadable
 }
-
-// Check reports the first action a kind does not allow, or a limit out of
-// range; zero values take the defaults first (WithDefaults).
-func (p Policy) Check() error {
-	p = p.WithDefaults()
-	for _, k := range Kinds {
-		a := p.For(k)
-		ok := false
-		for _, x := range actions[k] {
-			ok = ok || x == a
-		}
-		if !ok {
-			return fmt.Errorf("%s: %q is not one of %v", k, a, actions[k])
-		}
-	}
-	return nil
-}
-
-// Allowed lists the actions a kind allows, for validation messages.
-func Allowed(k Kind) []Action { return actions[k] }
 
 // WithDefaults fills zero fields from DefaultPolicy.
 func (p Policy) WithDefaults() Policy {
