@@ -201,17 +201,29 @@ func libreOfficeText(t *testing.T, files []string) map[string]string {
 			t.Fatalf("soffice --convert-to %s: %v\n%s", format, err, b)
 		}
 	}
-	var texts, sheets []string
+	var texts, sheets, slides []string
 	for _, f := range files {
 		switch filepath.Ext(f) {
 		case ".docx", ".odt":
 			texts = append(texts, f)
 		case ".xlsx", ".ods":
 			sheets = append(sheets, f)
+		case ".pptx", ".odp":
+			slides = append(slides, f)
 		}
 	}
 	convert("txt:Text", texts)
 	convert("csv", sheets)
+	// Presentations have no text export: that they convert to PDF shows
+	// they open (unzip and the XML show what they hold).
+	for _, f := range slides { // one at a time: slides.pptx and slides.odp share the name
+		convert("pdf", []string{f})
+		pdf := filepath.Join(out, strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))+".pdf")
+		if fi, err := os.Stat(pdf); err != nil || fi.Size() == 0 {
+			t.Fatalf("LibreOffice cannot open %s: %v", filepath.Base(f), err)
+		}
+		os.Remove(pdf)
+	}
 	views := map[string]string{}
 	for _, f := range append(texts, sheets...) {
 		base := strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
