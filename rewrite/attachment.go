@@ -29,17 +29,9 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 		}
 		return w.rawBody(false)
 	}
-	name := fileName(h, params)
-	// Saved messages in archives are walked as attached ones are. The
-	// closure holds a copy of the walker's state, not w: a w that escaped
-	// would cost every message a heap walker, attachment or not.
-	msgs := &walker{ctx: w.ctx, out: w.out, d: w.d, rep: w.rep, limits: w.limits}
-	ar := attach.New(attach.Options{Policy: *w.d.attachments, Enforce: w.d.enforce, Addr: w.d.addr,
-		Message: func(ctx context.Context, msg []byte) ([]byte, bool, error) {
-			return msgs.rewriteBody("message/rfc822", msg, depth)
-		}})
-	pi := partInfo{name: name, cte: cte, max: ar.Limits().MaxBytes}
-	kind := attach.Classify(mt, name)
+	ar := w.attachRewriter(depth)
+	pi := partInfo{name: fileName(h, params), cte: cte, max: ar.Limits().MaxBytes}
+	kind := attach.Classify(mt, pi.name)
 	var raw []byte
 	if kind == attach.KindUnknown {
 		// A generic type (application/octet-stream): the first bytes
@@ -63,11 +55,30 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 		}
 		return w.unopened(h, raw, act, kind, pi)
 	}
-	raw, complete, err := w.collectAttachment(raw, rawSize(ar.Limits().MaxBytes))
+	return w.opened(h, ar, kind, raw, pi)
+}
+
+// attachRewriter is the attachment rewriter of this pass. Saved messages
+// in archives are walked as attached ones are; the closure holds a copy
+// of the walker's state, not w: a w that escaped would cost every message
+// a heap walker, attachment or not.
+func (w *walker) attachRewriter(depth int) *attach.Rewriter {
+	msgs := &walker{ctx: w.ctx, out: w.out, d: w.d, rep: w.rep, limits: w.limits}
+	return attach.New(attach.Options{Policy: *w.d.attachments, Enforce: w.d.enforce, Addr: w.d.addr,
+		Message: func(ctx context.Context, msg []byte) ([]byte, bool, error) {
+			return msgs.rewriteBody("message/rfc822", msg, depth)
+		}})
+}
+
+// opened collects and decodes a part that can be read (office documents,
+// archives), hands it to the attachment rewriter and writes what it made
+// of it: the part as it was, re-encoded, or a notice.
+func (w *walker) opened(h *mimeHeader, ar *attach.Rewriter, kind attach.Kind, raw []byte, pi partInfo) error {
+	raw, complete, err := w.collectAttachment(raw, rawSize(pi.max))
 	if err != nil {
 		return err
 	}
-	content, err := decodeAttachment(cte, raw)
+	content, err := decodeAttachment(pi.cte, raw)
 	if !complete || err != nil {
 		act, err := ar.Unopened()
 		if err != nil {
@@ -75,13 +86,13 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 		}
 		return w.unopened(h, raw, act, attach.KindUnreadable, pi)
 	}
-	res, err := ar.Part(w.ctx, kind, name, content)
+	res, err := ar.Part(w.ctx, kind, pi.name, content)
 	if err != nil {
 		return attachErr(err)
 	}
 	switch {
 	case res.Action == attach.Strip:
-		return w.writeNotice(h, name, content, res.Kind)
+		return w.writeNotice(h, pi.name, content, res.Kind)
 	case res.Action == attach.Pass:
 		if err := w.d.scanRaw(raw); err != nil {
 			return err
@@ -91,7 +102,8 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 		return w.writeHeaderAnd(h, raw)
 	}
 	w.rep.Changed++
-	if strings.TrimSpace(cte) != "base64" {
+	cte := strings.TrimSpace(pi.cte)
+	if cte != "base64" {
 		// Binary content in any other encoding would not survive it.
 		h.set("Content-Transfer-Encoding", "content-transfer-encoding", "base64")
 		cte = "base64"
