@@ -76,3 +76,41 @@ func TestStrippedAttachmentQuarantined(t *testing.T) {
 		t.Fatalf("the CRM got %d messages: a message whose original was not kept was relayed", n)
 	}
 }
+
+// TestRefusedMessageLeavesNoQuarantine: the originals are kept before the
+// final dot; when the downstream refuses the message, they are removed
+// (DESIGN.md invariant 4).
+func TestRefusedMessageLeavesNoQuarantine(t *testing.T) {
+	var mu sync.Mutex
+	kept, calls := map[string]bool{}, 0
+	h := newHarness(t, func(o *harnessOpts) {
+		o.ds.DataErr = errors.New("554 5.7.1 no thanks")
+		o.rewrite.Attachments = attach.Policy{Office: attach.Strip}
+		o.quarantine = func(_ context.Context, parts []rewrite.Stripped) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			for _, p := range parts {
+				kept[p.Ref] = true
+			}
+			return nil
+		}
+		o.unquarantine = func(_ context.Context, refs []string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range refs {
+				delete(kept, r)
+			}
+			return nil
+		}
+	})
+	msg, _ := docxMessage(t)
+	if r := h.send("jane.doe@example.com", msg); strings.HasPrefix(r, "250") {
+		t.Fatalf("the downstream refused, the client got %q", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 1 || len(kept) != 0 {
+		t.Fatalf("kept %d times; a refused message left %d quarantined originals", calls, len(kept))
+	}
+}

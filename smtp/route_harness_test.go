@@ -71,8 +71,9 @@ type harnessOpts struct {
 	// tokenRate and now: the inbound route's NewTokenRate and its clock.
 	tokenRate NewTokenRate
 	now       func() time.Time
-	// quarantine: the inbound route's Quarantine; nil: none.
-	quarantine func(context.Context, []rewrite.Stripped) error
+	// quarantine and unquarantine: the inbound route's; nil: none.
+	quarantine   func(context.Context, []rewrite.Stripped) error
+	unquarantine func(context.Context, []string) error
 }
 
 func testLimits() policy.SMTP {
@@ -112,7 +113,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	}
 	h.in, err = NewInbound(InboundOptions{Route: route("mx.test"), Map: h.m, Rewriter: rw, Internal: internal,
 		Mailboxes: map[string]string{"support@company.example": "support@crm.example"}, LocalCase: address.LocalFold,
-		AuthCheck: o.auth, NewTokenRate: o.tokenRate, Now: o.now, Quarantine: o.quarantine})
+		AuthCheck: o.auth, NewTokenRate: o.tokenRate, Now: o.now, Quarantine: o.quarantine, Unquarantine: o.unquarantine})
 	if err != nil {
 		t.Fatal(err)
 	}

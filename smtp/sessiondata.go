@@ -33,6 +33,10 @@ type dataResult struct {
 	// our authserv-id.
 	auth        *mailauth.Verdicts
 	authRemoved int
+	// undo removes what the message left before its final dot that a
+	// refused message must not leave (the quarantined originals); nil:
+	// nothing.
+	undo func()
 }
 
 // Data reads the message through the strict reader, rewrites it and
@@ -60,6 +64,9 @@ func (s *session) Data(r io.Reader) error {
 	// aborted here: the downstream never sees a dot.
 	s.txn.Abort()
 	s.txn = nil
+	if err != nil && res.undo != nil {
+		res.undo() // DESIGN.md invariant 4
+	}
 	s.logMessage(res, err)
 	return s.reply("data", err)
 }

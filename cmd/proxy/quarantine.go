@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -28,6 +29,20 @@ func keepStripped(q *quarantine.Store) func(ctx context.Context, parts []rewrite
 			}
 		}
 		return nil
+	}
+}
+
+// dropStripped removes the originals of a message the downstream refused
+// after they were kept; every reference is tried.
+func dropStripped(q *quarantine.Store) func(ctx context.Context, refs []string) error {
+	return func(ctx context.Context, refs []string) error {
+		var errs []error
+		for _, ref := range refs {
+			if err := q.Delete(ctx, ref); err != nil && !errors.Is(err, quarantine.ErrNotFound) {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
 	}
 }
 

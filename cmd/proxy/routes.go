@@ -117,7 +117,7 @@ func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, 
 		Mailboxes: mailboxes, Map: d.e.m, Rewriter: d.rw, LocalCase: lc, Internal: cfg.IsInternal,
 		AuthservID: authservID(cfg), AuthCheck: authCheck(cfg), MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes,
 		NewTokenRate: smtp.NewTokenRate{PerIP: cfg.Inbound.NewTokenRate.PerIP, Total: cfg.Inbound.NewTokenRate.Total},
-		Quarantine:   keepStripped(q)}
+		Quarantine:   keepStripped(q), Unquarantine: dropStripped(q)}
 	o := cfg.Outbound
 	users := map[string]string{}
 	for _, u := range o.AuthUsers {
