@@ -46,6 +46,9 @@ const (
 	ComplianceExport  = "compliance.export"
 	ComplianceErase   = "compliance.erase"
 	ComplianceRefused = "compliance.refused"
+	QuarantineList    = "quarantine.list"   // an officer listed the stripped attachments kept
+	QuarantineExport  = "quarantine.export" // an officer took one out
+	QuarantineDelete  = "quarantine.delete" // an officer deleted one
 	AuditRead         = "audit.read"
 	AuditVerify       = "audit.verify"
 	KeysRotated       = "keys.rotated"
@@ -63,6 +66,7 @@ const (
 var knownEvents = []string{
 	TokenCreated, TokenResolved, TokenExpired, TokenErased,
 	ComplianceResolve, ComplianceLookup, ComplianceExport, ComplianceErase, ComplianceRefused,
+	QuarantineList, QuarantineExport, QuarantineDelete,
 	AuditRead, AuditVerify, KeysRotated, ConfigReloaded, Backup, Restore, StoreMigrated, ErasuresReplayed,
 	Checkpoint, Recovered, Started, Stopped,
 }

@@ -37,6 +37,7 @@ func (api *httpAPI) register(mux Mux) {
 	mux.Handle("GET /v1/audit/records", api.with(policy.RoleAuditor, "audit_read", api.records))
 	mux.Handle("GET /v1/audit/verify", api.with(policy.RoleAuditor, "audit_verify", api.verify))
 	mux.Handle("GET /v1/backup", api.with(policy.RoleOperator, "backup", api.backup))
+	api.registerQuarantine(mux) // quarantine.go
 }
 
 // with authenticates (HTTPS only, client certificate or bearer token),

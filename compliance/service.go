@@ -39,6 +39,8 @@ type Service struct {
 	// refusals aggregates the API's refused calls per client.
 	refusals *refusals
 	log      *slog.Logger
+	// quarantine holds stripped attachments (quarantine.go); nil: none.
+	quarantine Quarantine
 }
 
 // Options are what a Service works on.
@@ -52,12 +54,14 @@ type Options struct {
 	// Reload replaces both.
 	Config policy.Compliance
 	Log    *slog.Logger
+	// Quarantine is the store of stripped attachments; nil: none.
+	Quarantine Quarantine
 }
 
 // New returns the compliance service. Mount its HTTP API with Register.
 func New(o Options) *Service {
 	s := &Service{m: o.Map, db: o.DB, trail: o.Trail, keys: o.Keys, who: newPrincipals(o.Config.Principals),
-		guard: newResolveGuard(o.Config.MaxResolutionsPerHour), log: o.Log}
+		guard: newResolveGuard(o.Config.MaxResolutionsPerHour), log: o.Log, quarantine: o.Quarantine}
 	s.refusals = newRefusals(s.writeRefusals)
 	return s
 }

@@ -70,9 +70,10 @@ type Tokens struct {
 
 // Rewrite configures the message rewriter.
 type Rewrite struct {
-	DisplayNames string `yaml:"display_names"` // keep | pseudonymize | drop
-	Unscannable  string `yaml:"unscannable"`   // reject | headers-only
-	Limits       Limits `yaml:"limits"`
+	DisplayNames string      `yaml:"display_names"` // keep | pseudonymize | drop
+	Unscannable  string      `yaml:"unscannable"`   // reject | headers-only
+	Limits       Limits      `yaml:"limits"`
+	Attachments  Attachments `yaml:"attachments"` // config_attachments.go
 }
 
 // Limits bound the messages the rewriter accepts.
@@ -154,6 +155,7 @@ func Defaults() Config {
 	defaultMailAuth(&c)
 	defaultCompliance(&c)
 	defaultStore(&c)
+	defaultAttachments(&c)
 	return c
 }
 

@@ -19,7 +19,7 @@ var (
 // Validate checks every field and returns the first error, naming the
 // field and the reason.
 func (c *Config) Validate() error {
-	for _, check := range []func() error{c.validateDomains, c.validateMailboxes, c.validateTokens, c.validateRewrite, c.validateKeys, c.validateLog, c.validateRoutes, c.validateMailAuth, c.validateCompliance, c.validateStore} {
+	for _, check := range []func() error{c.validateDomains, c.validateMailboxes, c.validateTokens, c.validateRewrite, c.validateAttachments, c.validateKeys, c.validateLog, c.validateRoutes, c.validateMailAuth, c.validateCompliance, c.validateStore} {
 		if err := check(); err != nil {
 			return err
 		}

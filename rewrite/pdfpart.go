@@ -26,8 +26,6 @@ const (
 	maxPDFDecodedBytes = 32 << 20
 )
 
-func isPDFType(mt string) bool { return mt == "application/pdf" || mt == "application/x-pdf" }
-
 // pdfPart handles a PDF part whose first raw bytes, if any were read to
 // sniff it, are head.
 func (w *walker) pdfPart(h *mimeHeader, cte string, head []byte) error {

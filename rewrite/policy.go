@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tokenproxy/tokenproxy/address"
+	"github.com/tokenproxy/tokenproxy/rewrite/attach"
 	"github.com/tokenproxy/tokenproxy/rewrite/header"
 	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 	"github.com/tokenproxy/tokenproxy/tokenize"
@@ -21,6 +22,10 @@ type direction struct {
 	guard             bool               // scan raw bytes as well; write nothing
 	rejectUnscannable bool
 	unknown           []string // outbound: unknown or erased tokens
+	// attachments is the attachment policy; enforce applies it (inbound
+	// only: outbound and the guard read what they can, pass the rest).
+	attachments *attach.Policy
+	enforce     bool
 }
 
 func (d *direction) rewriteText(kind scan.TextKind, b []byte) ([]byte, bool, error) {
@@ -153,7 +158,8 @@ type inbound struct {
 
 func (rw *Rewriter) inboundPolicy(ctx context.Context, rep *Report, base int) *direction {
 	p := &inbound{rw: rw, ctx: ctx, rep: rep, base: base}
-	return &direction{addr: p.addr, mailbox: p.mailbox, rejectUnscannable: rw.opts.Unscannable == UnscannableReject}
+	return &direction{addr: p.addr, mailbox: p.mailbox, rejectUnscannable: rw.opts.Unscannable == UnscannableReject,
+		attachments: rw.attachments, enforce: true}
 }
 
 // internal reports whether an address stays as it is: an internal domain
@@ -230,7 +236,7 @@ type outbound struct {
 
 func (rw *Rewriter) outboundPolicy(ctx context.Context, rep *Report) *direction {
 	p := &outbound{rw: rw, ctx: ctx, rep: rep}
-	p.d = &direction{addr: p.addr, mailbox: p.mailbox}
+	p.d = &direction{addr: p.addr, mailbox: p.mailbox, attachments: rw.attachments}
 	return p.d
 }
 
@@ -317,5 +323,5 @@ func (rw *Rewriter) guardPolicy() *direction {
 		_, _, err := scan.ReplaceAddresses(scan.TextPlain, []byte(m.Name), check)
 		return m, false, err
 	}
-	return &direction{addr: check, mailbox: mailbox, guard: true}
+	return &direction{addr: check, mailbox: mailbox, guard: true, attachments: rw.attachments}
 }

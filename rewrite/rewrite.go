@@ -3,6 +3,8 @@ package rewrite
 import (
 	"context"
 	"io"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/attach"
 )
 
 // Policy values.
@@ -70,12 +72,18 @@ type RewriteOptions struct {
 	DisplayNames string // keep | pseudonymize | drop; default pseudonymize
 	Unscannable  string // reject | headers-only; default reject
 	Limits       Limits
+	// Attachments: what becomes of office documents, archives, PDFs and
+	// other attachments, per kind (rewrite/attach); zero fields default.
+	Attachments attach.Policy
 }
 
 // Rewriter rewrites messages in both directions with one token map.
 type Rewriter struct {
 	tokens Tokens
 	opts   RewriteOptions
+	// attachments is opts.Attachments, shared by the copies of the
+	// Rewriter (staged, guard) and pointed to by each message's passes.
+	attachments *attach.Policy
 }
 
 // NewRewriter returns a Rewriter over the token map m.
@@ -90,7 +98,8 @@ func NewRewriter(m Tokens, opts RewriteOptions) *Rewriter {
 		opts.Internal = func(string) bool { return false }
 	}
 	opts.Limits = opts.Limits.withDefaults()
-	return &Rewriter{tokens: m, opts: opts}
+	opts.Attachments = opts.Attachments.WithDefaults()
+	return &Rewriter{tokens: m, opts: opts, attachments: &opts.Attachments}
 }
 
 // Report tells what a rewrite did, for the routes' logs and audit: tokens
@@ -100,6 +109,11 @@ type Report struct {
 	Created int      // tokens created by this message (inbound)
 	Parts   int      // MIME parts walked
 	Changed int      // parts whose body changed
+	// Stripped holds the references of the attachments the policy
+	// replaced by a notice, for the log line that finds them; Quarantine
+	// the originals, for the caller to keep once the message passed.
+	Stripped   []string
+	Quarantine []Stripped
 
 	seen map[string]bool // Tokens as a set: a CSV can hold thousands
 }

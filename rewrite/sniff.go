@@ -5,8 +5,6 @@ import (
 	"mime"
 	"path"
 	"strings"
-
-	"github.com/tokenproxy/tokenproxy/rewrite/pdf"
 )
 
 // This file reads text sent under a media type that says nothing of its
@@ -18,20 +16,6 @@ import (
 // text is read whole, as the kind of text it holds, and rewritten like
 // any text part (same transfer encoding and charset, byte-identical when
 // nothing changed); anything else streams as before.
-
-// genericTypes are the media types that name no content.
-var genericTypes = map[string]bool{
-	"application/octet-stream": true, "application/x-octet-stream": true, "binary/octet-stream": true,
-	"application/x-unknown": true, "application/unknown": true, "unknown/unknown": true,
-	"application/binary": true, "application/x-binary": true, "application/data": true,
-	"application/download": true, "application/x-download": true, "application/force-download": true,
-}
-
-// isGenericType: a generic type, or a Content-Type that is no type/subtype
-// at all ("text", "", "octet-stream").
-func isGenericType(mt string) bool {
-	return genericTypes[mt] || !strings.Contains(mt, "/")
-}
 
 // textTypeByExt is the media type whose reader a file name's extension
 // asks for; a name is believed only if the content is text too.
@@ -74,28 +58,6 @@ func untypedByName(h *mimeHeader, mt string, params map[string]string) string {
 		return "application/octet-stream"
 	}
 	return mt
-}
-
-// genericSniffBytes is how much of a generic part's raw body is read
-// before deciding: a few KiB of text, even in base64.
-const genericSniffBytes = 8 << 10
-
-// generic handles a part of a generic media type.
-func (w *walker) generic(h *mimeHeader, params map[string]string, cte string, depth int) error {
-	head, _, err := w.collectHead(nil, genericSniffBytes)
-	if err != nil {
-		return err
-	}
-	content, err := decodeCTE(cte, head)
-	name := partFileName(h, params)
-	if err == nil && (pdf.IsPDF(content) || strings.EqualFold(path.Ext(name), ".pdf")) {
-		return w.pdfPart(h, cte, head) // pdfpart.go
-	}
-	mt, ok := sniffText(name, content)
-	if err != nil || !ok {
-		return w.streamAfter(h, head)
-	}
-	return w.sniffedText(h, params, cte, depth, mt, head)
 }
 
 // maxSniffedTextBytes bounds the raw size of a generic part read whole as

@@ -125,15 +125,8 @@ func (w *walker) entity(depth int) error {
 		return w.entity(depth + 1)
 	case textKindOf(mt) >= 0 || strings.HasPrefix(mt, "message/"):
 		return w.leaf(h, mt, params, cte, depth)
-	case isPDFType(mt):
-		return w.pdfPart(h, cte, nil) // pdfpart.go
-	case isGenericType(mt):
-		return w.generic(h, params, cte, depth) // sniff.go
 	}
-	if err := w.writeHeader(h); err != nil {
-		return err
-	}
-	return w.rawBody(false)
+	return w.attachment(h, mt, params, cte, depth) // attachment.go
 }
 
 // multipart walks the parts between the delimiters of boundary, keeping

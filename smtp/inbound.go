@@ -53,6 +53,13 @@ type InboundOptions struct {
 	TrustedRelays      []netip.Prefix
 	TrustedAuthservIDs []string
 	Postmaster         string
+	// Quarantine keeps the originals of the attachments the policy
+	// stripped (quarantine.Store), with the new tokens, before the final
+	// dot; nil keeps none. Its failure refuses the message (451).
+	// Unquarantine removes them again when the downstream then refuses
+	// the message, which leaves nothing behind (DESIGN.md invariant 4).
+	Quarantine   func(ctx context.Context, parts []rewrite.Stripped) error
+	Unquarantine func(ctx context.Context, refs []string) error
 }
 
 // inboundPolicy tokenizes the envelope sender and the message and accepts
@@ -175,6 +182,35 @@ func (p *inboundPolicy) rewrite(ctx context.Context, s *session, dst io.Writer, 
 // invariant 3). The rate is checked first: a message over it commits
 // nothing.
 func (p *inboundPolicy) commit(ctx context.Context, s *session, res *dataResult) error {
+	if err := p.commitTokens(ctx, s, res); err != nil {
+		return err
+	}
+	if rep := res.report; p.o.Quarantine != nil && rep != nil && len(rep.Quarantine) > 0 {
+		if err := p.o.Quarantine(ctx, rep.Quarantine); err != nil {
+			return fmt.Errorf("smtp: quarantine stripped attachments: %w", err)
+		}
+		res.undo = p.unquarantine(s, rep.Stripped)
+	}
+	return nil
+}
+
+// unquarantine returns the undo of a message's quarantined originals.
+func (p *inboundPolicy) unquarantine(s *session, refs []string) func() {
+	if p.o.Unquarantine == nil {
+		return nil
+	}
+	return func() {
+		// The transaction's context may be what ended it.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.o.Unquarantine(ctx, refs); err != nil {
+			s.log.Error("quarantined originals of a refused message not removed", "event", "quarantine_undo",
+				"refs", refs, "err", err)
+		}
+	}
+}
+
+func (p *inboundPolicy) commitTokens(ctx context.Context, s *session, res *dataResult) error {
 	n := s.stage.Staged()
 	if n == 0 {
 		return nil

@@ -76,6 +76,9 @@ type harnessOpts struct {
 	trustedRelays []netip.Prefix
 	trustedIDs    []string
 	postmaster    string
+	// quarantine and unquarantine: the inbound route's; nil: none.
+	quarantine   func(context.Context, []rewrite.Stripped) error
+	unquarantine func(context.Context, []string) error
 }
 
 func testLimits() policy.SMTP {
@@ -118,7 +121,8 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	h.in, err = NewInbound(InboundOptions{Route: route("mx.test"), Map: h.m, Rewriter: rw, Internal: internal,
 		Mailboxes: map[string]string{"support@company.example": "support@crm.example"}, LocalCase: address.LocalFold,
 		AuthCheck: o.auth, NewTokenRate: o.tokenRate, Now: o.now, TrustedRelays: o.trustedRelays,
-		TrustedAuthservIDs: o.trustedIDs, Postmaster: o.postmaster})
+		TrustedAuthservIDs: o.trustedIDs, Postmaster: o.postmaster,
+		Quarantine: o.quarantine, Unquarantine: o.unquarantine})
 	if err != nil {
 		t.Fatal(err)
 	}

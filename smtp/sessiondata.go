@@ -37,6 +37,10 @@ type dataResult struct {
 	// an ARC seal repeats; arcSealed the instance of our seal (0: none).
 	authResults string
 	arcSealed   int
+	// undo removes what the message left before its final dot that a
+	// refused message must not leave (the quarantined originals); nil:
+	// nothing.
+	undo func()
 }
 
 // Data reads the message through the strict reader, rewrites it and
@@ -64,6 +68,9 @@ func (s *session) Data(r io.Reader) error {
 	// aborted here: the downstream never sees a dot.
 	s.txn.Abort()
 	s.txn = nil
+	if err != nil && res.undo != nil {
+		res.undo() // DESIGN.md invariant 4
+	}
 	s.logMessage(res, err)
 	return s.reply("data", err)
 }
@@ -308,6 +315,9 @@ func (s *session) logMessage(res dataResult, err error) {
 		"recipients", len(s.rcpts), "bytes", res.bytesIn, "relay_ms", res.relay.Milliseconds()}
 	if rep := res.report; rep != nil {
 		attrs = append(attrs, "tokens", len(rep.Tokens), "tokens_created", res.created, "parts_changed", rep.Changed)
+		if len(rep.Stripped) > 0 { // the references in the notices the CRM got
+			attrs = append(attrs, "attachments_stripped", rep.Stripped)
+		}
 	}
 	attrs = append(attrs, authAttrs(res)...)
 	if err == nil {

@@ -20,8 +20,10 @@ duration=${1:-10s}
 targets=(
 	"./smtp FuzzStrictData"
 	"./smtp/downstream FuzzDownWire"
+	"./smtp/downstream FuzzToSevenBit"
 	"./mailauth FuzzStripAuthResults"
 	"./mailauth FuzzParseReceived"
+	"./mailauth FuzzARCChain"
 	"./smtp FuzzParseXAttrs"
 	"./rewrite/scan FuzzReplaceAddresses"
 	"./rewrite/header FuzzRewriteAddressField"
@@ -29,6 +31,8 @@ targets=(
 	"./rewrite FuzzRewrite"
 	"./rewrite FuzzUTF7"
 	"./rewrite/pdf FuzzScan"
+	"./rewrite/attach FuzzPart"
+	"./rewrite/attach FuzzRewriteXML"
 	"./address FuzzNormalize"
 	"./tokenize FuzzParse"
 )

@@ -65,7 +65,36 @@ func complianceCommands() []*command {
 		subjectCommand("lookup", "ADDRESS", "print the tokens of an address (officer; subject access)", "address"),
 		subjectCommand("export", "ADDRESS", "print a subject's tokens and audit records as JSON (officer; GDPR Art. 15)", "address"),
 		subjectCommand("erase", "ADDRESS", "erase a subject: its tokens are refused from then on (officer; GDPR Art. 17)", "address"),
+		subjectCommand("quarantine-export", "REF", "print a stripped attachment kept in the quarantine as JSON, content in base64 (officer; audited)", "ref"),
+		subjectCommand("quarantine-delete", "REF", "delete a stripped attachment from the quarantine (officer; audited)", "ref"),
+		quarantineListCommand(),
 		auditListCommand(), auditVerifyRemoteCommand(), backupRemoteCommand(), newTokenCommand(),
+	}
+}
+
+// quarantineListCommand lists the stripped attachments the quarantine
+// keeps: reference, kind, file name as the CRM saw it, size, time.
+func quarantineListCommand() *command {
+	var cf clientFlags
+	return &command{
+		name: "compliance quarantine", summary: "list the stripped attachments the quarantine keeps, as JSON (officer; audited)",
+		flags: cf.register,
+		run: func(ctx context.Context, a *app, args []string) error {
+			if err := nArgs(args, 0, ""); err != nil {
+				return err
+			}
+			c, err := a.apiClient(cf)
+			if err != nil {
+				return err
+			}
+			rc, err := c.Do(ctx, http.MethodGet, "/v1/compliance/quarantine", nil)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(a.stdout, rc)
+			return err
+		},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/rewrite"
+	"github.com/tokenproxy/tokenproxy/rewrite/attach"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
@@ -52,8 +53,12 @@ func runRewrite(ctx context.Context, a *app, args []string, route string) error 
 		if err != nil {
 			return rewriteError(err)
 		}
+		if err := keepQuarantine(ctx, cfg, e, rep); err != nil {
+			return fmt.Errorf("message not rewritten: %w", err)
+		}
 		a.log.Info("message rewritten", "event", "rewrite", "route", route, "parts", rep.Parts,
-			"changed_parts", rep.Changed, "tokens", len(rep.Tokens), "tokens_created", rep.Created)
+			"changed_parts", rep.Changed, "tokens", len(rep.Tokens), "tokens_created", rep.Created,
+			"attachments_stripped", rep.Stripped)
 		if _, err := spool.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
@@ -75,6 +80,19 @@ func rewriteInbound(ctx context.Context, rw *rewrite.Rewriter, m *tokenize.Map, 
 		return rep, fmt.Errorf("commit new tokens: %w", err)
 	}
 	return rep, nil
+}
+
+// keepQuarantine stores the originals of the attachments the inbound
+// rewrite stripped, as the inbound route does before its final dot.
+func keepQuarantine(ctx context.Context, cfg *policy.Config, e *engine, rep *rewrite.Report) error {
+	if len(rep.Quarantine) == 0 {
+		return nil
+	}
+	q, err := e.quarantine(cfg)
+	if err != nil {
+		return err
+	}
+	return keepStripped(q)(ctx, rep.Quarantine)
 }
 
 // rewriteError gives the one-line reason; the rewriter's errors carry no
@@ -99,5 +117,19 @@ func newRewriter(cfg *policy.Config, m *tokenize.Map) *rewrite.Rewriter {
 		Limits: rewrite.Limits{MaxMessageBytes: l.MaxMessageBytes, MaxHeaderBytes: l.MaxHeaderBytes,
 			MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes,
 			MaxNewTokens: l.MaxNewTokens},
+		Attachments: attachmentPolicy(cfg.Rewrite.Attachments),
 	})
+}
+
+// attachmentPolicy is the validated rewrite.attachments section as the
+// attachment rewriter takes it.
+func attachmentPolicy(a policy.Attachments) attach.Policy {
+	l := a.Limits
+	return attach.Policy{
+		Office: attach.Action(a.Office), Archive: attach.Action(a.Archive), Text: attach.Action(a.Text),
+		Signed: attach.Action(a.Signed), PDF: attach.Action(a.PDF), Media: attach.Action(a.Media),
+		Unreadable: attach.Action(a.Unreadable),
+		Limits: attach.Limits{MaxBytes: l.MaxBytes, MaxDepth: l.MaxDepth, MaxMembers: l.MaxMembers,
+			MaxExpandedBytes: l.MaxExpandedBytes, MaxRatio: l.MaxRatio},
+	}
 }

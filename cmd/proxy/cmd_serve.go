@@ -69,6 +69,14 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 	registerCertMetrics(reg, rs, adminCert)
 	svc, stopSweep := startCompliance(a, cfg, e, adminSrv)
 	defer stopSweep()
+	stopQuarantine, err := startQuarantineSweep(cfg, e, a.log) // quarantine.go
+	if err != nil {
+		rs.in.Close()
+		rs.out.Close()
+		rs.closeDownstreams()
+		return err
+	}
+	defer stopQuarantine()
 	if err := adminSrv.Start(); err != nil {
 		rs.in.Close()
 		rs.out.Close()

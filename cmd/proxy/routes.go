@@ -116,13 +116,20 @@ func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, 
 		inDown.Close()
 		return in, out, fmt.Errorf("outbound: %w", err)
 	}
+	q, err := d.e.quarantine(cfg)
+	if err != nil {
+		inDown.Close()
+		outDown.Close()
+		return in, out, err
+	}
 	lc := address.LocalCase(cfg.Tokens.LocalPartCase)
 	in = smtp.InboundOptions{Route: smtp.RouteOptions{Hostname: d.hosts[0], Limits: cfg.SMTP, Downstream: inDown},
 		Mailboxes: mailboxes, Map: d.e.m, Rewriter: d.rw, LocalCase: lc, Internal: cfg.IsInternal,
 		AuthservID: authservID(cfg), AuthCheck: check, MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes,
 		NewTokenRate:  smtp.NewTokenRate{PerIP: cfg.Inbound.NewTokenRate.PerIP, Total: cfg.Inbound.NewTokenRate.Total},
 		TrustedRelays: cfg.TrustedRelayPrefixes(), TrustedAuthservIDs: cfg.Inbound.AuthCheck.TrustedAuthservIDs,
-		Postmaster: cfg.Inbound.Postmaster}
+		Postmaster: cfg.Inbound.Postmaster,
+		Quarantine: keepStripped(q), Unquarantine: dropStripped(q)}
 	o := cfg.Outbound
 	users := map[string]string{}
 	for _, u := range o.AuthUsers {

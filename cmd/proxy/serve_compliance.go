@@ -55,8 +55,14 @@ var (
 
 // compliance returns the compliance service over the engine.
 func (e *engine) compliance(cfg *policy.Config, log *slog.Logger) *compliance.Service {
+	var q compliance.Quarantine // a nil *quarantine.Store would not be a nil interface
+	if s, err := e.quarantine(cfg); err == nil {
+		q = s
+	} else {
+		log.Error("quarantine unavailable to the compliance API", "event", "quarantine_open", "err", err)
+	}
 	return compliance.New(compliance.Options{Map: e.m, DB: backuper(e.db), Trail: e.trail, Keys: e.auditKeys,
-		Config: cfg.Compliance, Log: log})
+		Config: cfg.Compliance, Log: log, Quarantine: q})
 }
 
 // startCompliance mounts the compliance API on the admin server (when

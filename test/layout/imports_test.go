@@ -41,16 +41,22 @@ var allowed = map[string][]string{
 	"rewrite/scan":   {"address", "internal/..."},
 	"rewrite/pdf":    {"rewrite/scan"}, // finds addresses in PDFs with the body scanner
 	"rewrite/header": {"rewrite/scan", "tokenize", "address", "internal/..."},
+	// Attachments (office documents, archives) find addresses with the
+	// same scanner as bodies; what each becomes is the caller's AddrFunc.
+	"rewrite/attach": {"rewrite/scan", "internal/..."},
 
 	"mailauth": {"internal/..."},
 	// compliance/reason.go refuses a reason in which the mail scanner
 	// sees an address: the same scanner, not a second, weaker copy.
-	"compliance": {"tokenize", "audit", "policy", "address", "rewrite/scan", "internal/..."},
+	// It also audits every access to the quarantine of stripped attachments.
+	"compliance": {"tokenize", "audit", "policy", "address", "rewrite/scan", "quarantine", "internal/..."},
 	"admin":      {"compliance", "audit", "policy", "internal/..."},
 	// The console's pages call the compliance service (the same audited
 	// acts as the API) and show audit records; cmd/proxy mounts it on
 	// the admin listener.
 	"console": {"compliance", "audit", "policy", "tokenize", "internal/..."},
+	// The quarantine seals stripped attachments under the record key.
+	"quarantine": {"vault", "internal/..."},
 
 	"smtp/downstream":                {"policy", "internal/..."},
 	"smtp/downstream/downstreamtest": {},

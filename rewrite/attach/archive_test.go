@@ -1,0 +1,143 @@
+package attach
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestZipArchiveMembers(t *testing.T) {
+	in := buildZip(t,
+		member{name: "notes.txt", body: "call jane@example.com", method: zip.Deflate},
+		member{name: "page.html", body: `<a href="mailto:bob@example.org">bob</a>`, method: zip.Deflate},
+		member{name: "photo.jpg", body: "\xff\xd8\xff jane@example.com in EXIF", method: zip.Store},
+		member{name: "dir/", body: ""},
+		member{name: "blob.bin", body: "\x00\x01\x02jane@example.com", method: zip.Deflate})
+	res := part(t, newTest(Policy{}, true), KindArchive, "a.zip", in)
+	got, _ := readZip(t, res.Data)
+	if got["notes.txt"] != "call tok-jane@relay.example" || !strings.Contains(got["page.html"], "mailto:tok-bob@relay.example") {
+		t.Fatalf("text members: %q", got)
+	}
+	if got["photo.jpg"] != "\xff\xd8\xff jane@example.com in EXIF" || got["blob.bin"] != "\x00\x01\x02jane@example.com" {
+		t.Fatalf("media and unreadable members under pass must stay as they are: %q", got)
+	}
+}
+
+func TestArchiveMemberPolicy(t *testing.T) {
+	in := buildZip(t, member{name: "notes.txt", body: "jane@example.com"},
+		member{name: "blob.bin", body: "\x00\x01\x02", method: zip.Deflate})
+	for _, c := range []struct {
+		p    Policy
+		want Action
+		err  error
+	}{
+		{Policy{Unreadable: Refuse}, "", ErrRefused},
+		{Policy{Unreadable: Strip}, Strip, nil}, // a member to strip strips its archive
+		{Policy{Text: Refuse}, "", ErrRefused},
+		{Policy{Archive: Strip}, Strip, nil},
+		{Policy{}, Rewrite, nil},
+	} {
+		res, err := newTest(c.p, true).Part(context.Background(), KindArchive, "a.zip", in)
+		if !errors.Is(err, c.err) || err == nil && res.Action != c.want {
+			t.Errorf("%+v: %v %v", c.p, res.Action, err)
+		}
+	}
+}
+
+func TestGzipAndTar(t *testing.T) {
+	tgz := gz(t, "", tarOf(t, map[string]string{"a.txt": "jane@example.com", "b.eml": "To: bob@example.org\r\n\r\nhi"}))
+	res := part(t, newTest(Policy{}, true), KindUnknown, "logs.tgz", tgz)
+	if !res.Changed || res.Kind != KindArchive {
+		t.Fatalf("tar.gz not rewritten: %+v", res.Kind)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(res.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := io.ReadAll(zr)
+	if bytes.Contains(plain, []byte("example.")) || !bytes.Contains(plain, []byte("tok-jane@relay.example")) {
+		t.Fatalf("tar content: %q", plain)
+	}
+	one := gz(t, "notes.txt", []byte("mail jane@example.com"))
+	res = part(t, newTest(Policy{}, true), KindArchive, "notes.txt.gz", one)
+	zr, _ = gzip.NewReader(bytes.NewReader(res.Data))
+	plain, _ = io.ReadAll(zr)
+	if string(plain) != "mail tok-jane@relay.example" || zr.Name != "notes.txt" {
+		t.Fatalf("gzip: %q name %q", plain, zr.Name)
+	}
+}
+
+func TestSavedMessageMember(t *testing.T) {
+	var seen string
+	r := New(Options{Addr: tokenOf, Enforce: true, Message: func(_ context.Context, msg []byte) ([]byte, bool, error) {
+		seen = string(msg)
+		return []byte("rewritten"), true, nil
+	}})
+	in := buildZip(t, member{name: "saved.eml", body: "From: jane@example.com\r\n\r\nx"})
+	res := part(t, r, KindArchive, "a.zip", in)
+	got, _ := readZip(t, res.Data)
+	if seen == "" || got["saved.eml"] != "rewritten" {
+		t.Fatalf("a saved message goes to the message rewriter: %q", got)
+	}
+}
+
+// TestBombsAndDamage: every hostile or broken archive gets a defined
+// answer: ErrLimit, or the unreadable policy; never a panic or runaway
+// memory.
+func TestBombsAndDamage(t *testing.T) {
+	zeros := buildZip(t, member{name: "zeros.txt", body: strings.Repeat("\x00", 8<<20), method: zip.Deflate})
+	var nested []byte = buildZip(t, member{name: "a.txt", body: "x"})
+	for i := 0; i < 6; i++ {
+		nested = buildZip(t, member{name: "n.zip", body: string(nested)})
+	}
+	many := make([]member, 300)
+	for i := range many {
+		many[i] = member{name: strings.Repeat("m", i%50+1) + ".txt", body: "x"}
+	}
+	encrypted := buildZip(t, member{name: "secret.txt", body: "jane@example.com", flags: 0x1})
+	good := buildZip(t, member{name: "a.txt", body: "jane@example.com", method: zip.Deflate})
+	truncated := good[:len(good)-10]
+	lying := bytes.Clone(good)
+	// The central directory says 4 bytes; the member holds 16.
+	cd := bytes.Index(lying, []byte("PK\x01\x02"))
+	binary.LittleEndian.PutUint32(lying[cd+24:], 4)
+	bigGz := gz(t, "", bytes.Repeat([]byte("a"), 4<<20))
+
+	lim := Limits{MaxDepth: 4, MaxMembers: 200, MaxExpandedBytes: 16 << 20, MaxRatio: 100}
+	for _, c := range []struct {
+		name string
+		data []byte
+		p    Policy
+		err  error
+		act  Action
+	}{
+		{"ratio bomb", zeros, Policy{Limits: lim}, ErrLimit, ""},
+		{"expanded bytes", zeros, Policy{Limits: Limits{MaxExpandedBytes: 1 << 20, MaxRatio: 1 << 20}}, ErrLimit, ""},
+		{"gzip ratio", bigGz, Policy{Limits: lim}, ErrLimit, ""},
+		{"deep nesting", nested, Policy{Limits: lim}, ErrLimit, ""},
+		{"too many members", buildZip(t, many...), Policy{Limits: lim}, ErrLimit, ""},
+		{"encrypted member, pass", encrypted, Policy{}, nil, Rewrite},
+		{"encrypted member, refuse", encrypted, Policy{Unreadable: Refuse}, ErrRefused, ""},
+		{"truncated, pass", truncated, Policy{}, nil, Pass},
+		{"truncated, refuse", truncated, Policy{Unreadable: Refuse}, ErrRefused, ""},
+		{"truncated, strip", truncated, Policy{Unreadable: Strip}, nil, Strip},
+		{"size larger than declared", lying, Policy{Unreadable: Refuse}, ErrRefused, ""},
+		{"claims zip, is not", []byte("hello jane@example.com"), Policy{Unreadable: Refuse}, ErrRefused, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := newTest(c.p, true).Part(context.Background(), KindArchive, "x.zip", c.data)
+			if !errors.Is(err, c.err) || err == nil && res.Action != c.act {
+				t.Fatalf("got %v %v, want %v %v", res.Action, err, c.act, c.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "example.com") {
+				t.Fatalf("error text holds an address: %v", err)
+			}
+		})
+	}
+}
