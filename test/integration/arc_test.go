@@ -62,8 +62,14 @@ func TestServeARCBehindGateway(t *testing.T) {
 				if code == 0 || !strings.Contains(out, "550 5.7.1") {
 					t.Fatalf("untrusted gateway: exit %d, want 550 5.7.1\n%s", code, out)
 				}
-				if n := len(sinkMessages(t, crmDir)); n != 0 {
-					t.Fatalf("the CRM received %d messages", n)
+				// Only this message counts: the sink's port was free a
+				// moment ago, and another package's test dialling what it
+				// thinks a dead port may reach it (seen once under CI load).
+				for _, m := range sinkMessages(t, crmDir) {
+					if strings.Contains(m, "[EXTERNAL] hello") {
+						t.Fatalf("the CRM received the refused message:\n%s", m)
+					}
+					t.Logf("the sink received another message (not ours):\n%.400s", m)
 				}
 				return
 			}
