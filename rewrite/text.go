@@ -25,6 +25,9 @@ var errUndecodable = errors.New("undecodable")
 // in the part's own transfer encoding and charset. An unchanged part is
 // written back byte for byte.
 func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte string, depth int) error {
+	if w.streamable(mt, params, cte) {
+		return w.streamText(h)
+	}
 	raw, err := w.collect()
 	if err != nil {
 		return err
