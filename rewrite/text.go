@@ -26,7 +26,7 @@ var errUndecodable = errors.New("undecodable")
 // written back byte for byte.
 func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte string, depth int) error {
 	if w.streamable(mt, params, cte) {
-		return w.streamText(h)
+		return w.streamText(h, cte)
 	}
 	raw, err := w.collect()
 	if err != nil {

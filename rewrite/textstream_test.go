@@ -3,7 +3,9 @@ package rewrite
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"mime/quotedprintable"
 	"strings"
 	"testing"
 )
@@ -96,7 +98,8 @@ func TestStreamable(t *testing.T) {
 		{outbound, "text/plain", "7bit", nil, false}, // a UTF-8 address would need quoted-printable
 		{outbound, "text/plain", "8bit", map[string]string{"charset": "utf-8"}, true},
 		{outbound, "text/csv", "binary", nil, true},
-		{inbound, "text/plain", "quoted-printable", nil, false},
+		{inbound, "text/plain", "quoted-printable", nil, true},
+		{outbound, "text/plain", "quoted-printable", map[string]string{"charset": "utf-8"}, true},
 		{inbound, "text/plain", "base64", nil, false},
 		{inbound, "text/plain", "8bit", map[string]string{"charset": "iso-8859-1"}, false},
 		{inbound, "text/plain", "8bit", map[string]string{"format": "flowed"}, false},
@@ -113,4 +116,92 @@ func TestStreamable(t *testing.T) {
 			t.Errorf("streamable(%s, %v, %q) with asciiOut %v = %v, want %v", tt.mt, tt.params, tt.cte, tt.d.asciiOut, got, tt.want)
 		}
 	}
+}
+
+// TestStreamedQuotedPrintable: a quoted-printable part streams in chunks
+// that end at hard line breaks. One chunk is written as the held part
+// would be; in a larger part only the changed chunks are re-encoded, and
+// the text decodes to what the held part's does, addresses cut by soft
+// line breaks included.
+func TestStreamedQuotedPrintable(t *testing.T) {
+	for _, eol := range []string{"\r\n", "\n"} {
+		for _, size := range []int{1 << 10, streamChunkBytes - 10, 400 << 10} {
+			t.Run(fmt.Sprintf("%q/%d", eol, size), func(t *testing.T) {
+				var enc bytes.Buffer
+				qw := quotedprintable.NewWriter(&enc)
+				qw.Write([]byte(strings.ReplaceAll(streamBody(size, "\r\n"), "\r\n", "\n")))
+				qw.Close()
+				body := strings.ReplaceAll(enc.String(), "\r\n", eol) + eol
+				head := func(charset string) string {
+					return "From: support@company.example" + eol + "Content-Type: text/plain; charset=" + charset + eol +
+						"Content-Transfer-Encoding: quoted-printable" + eol + eol
+				}
+				rw, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{MaxNewTokens: 1000}})
+				streamed, _, err := runInbound(t, rw, []byte(head("utf-8")+body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				held, _, err := runInbound(t, rw, []byte(head("iso-8859-1")+body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				held = bytes.Replace(held, []byte("charset=iso-8859-1"), []byte("charset=utf-8"), 1)
+				if size < streamChunkBytes {
+					if !bytes.Equal(streamed, held) {
+						t.Fatalf("one chunk: streamed output differs from held output")
+					}
+					return
+				}
+				sText, hText := qpBody(t, streamed, eol), qpBody(t, held, eol)
+				if !bytes.Equal(sText, hText) {
+					t.Fatalf("streamed text differs from held text (%d vs %d bytes)", len(sText), len(hText))
+				}
+				if left := customerAddresses(sText); len(left) > 0 {
+					t.Errorf("%d addresses left, e.g. %s", len(left), left[0])
+				}
+				back, err := runOutbound(t, rw, streamed)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if orig := qpBody(t, []byte(head("utf-8")+body), eol); !bytes.Equal(qpBody(t, back, eol), orig) {
+					t.Errorf("outbound did not restore the text")
+				}
+			})
+		}
+	}
+}
+
+// TestStreamedQuotedPrintableKeepsUnchangedChunks: only the chunk with an
+// address is re-encoded; the rest of the part stays as it came, even
+// where a re-encoding would write it otherwise ("=20" for a space).
+func TestStreamedQuotedPrintableKeepsUnchangedChunks(t *testing.T) {
+	tail := strings.Repeat("no address=20in this line=\r\nat all\r\n", 8000) // 300 KB
+	msg := "From: support@company.example\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+		"Content-Transfer-Encoding: quoted-printable\r\n\r\nwrite to jane=\r\n@example.net\r\n" + tail
+	rw, _ := newTestRewriter(t, RewriteOptions{})
+	out, rep, err := runInbound(t, rw, []byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Changed != 1 || len(customerAddresses(qpBody(t, out, "\r\n"))) > 0 {
+		t.Fatalf("address not rewritten: %+v", rep)
+	}
+	// The first chunk (64 KiB and up to a hard line break) is re-encoded.
+	if !bytes.HasSuffix(out, []byte(tail[len(tail)-200<<10:])) {
+		t.Errorf("the unchanged chunks were not kept as they came")
+	}
+}
+
+// qpBody decodes the quoted-printable body of a one-part message.
+func qpBody(t *testing.T, msg []byte, eol string) []byte {
+	t.Helper()
+	_, body, ok := bytes.Cut(msg, []byte(eol+eol))
+	if !ok {
+		t.Fatal("no body")
+	}
+	text, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
 }
