@@ -52,6 +52,7 @@ func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte st
 	w.rep.Changed++
 	newContent := encodeCharset(h, params, enc, newText)
 	newRaw := encodeCTE(h, cte, newContent, w.lr.eol(), bytes.HasSuffix(raw, []byte("\n")))
+	w.dropLargeScratch() // raw is not read again
 	return w.writeHeaderAnd(h, newRaw)
 }
 

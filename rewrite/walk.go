@@ -217,21 +217,21 @@ func (w *walker) textLines() error {
 
 // collect reads a body up to the next delimiter, bounded by
 // MaxTextPartBytes. The result is valid until the next collect.
-func (w *walker) collect() ([]byte, error) {
-	raw := w.scratch[:0]
+func (w *walker) collect() (raw []byte, err error) {
+	h := held{cur: w.scratch[:0]}
 	defer func() { w.scratch = raw[:0] }()
 	for {
 		l, err := w.lr.next()
 		if err != nil {
-			return raw, eofOK(err)
+			return h.bytes(), eofOK(err)
 		}
 		if l.delim >= 0 {
-			return raw, nil
+			return h.bytes(), nil
 		}
-		if len(raw)+len(l.b) > w.limits.MaxTextPartBytes {
+		if h.n+len(l.b) > w.limits.MaxTextPartBytes {
 			return nil, fmt.Errorf("%w: text part larger than %d bytes", ErrLimit, w.limits.MaxTextPartBytes)
 		}
-		raw = append(raw, l.b...)
+		h.add(l.b)
 	}
 }
 
