@@ -111,11 +111,13 @@ func decodeCTE(cte string, raw []byte) ([]byte, error) {
 	case "", "7bit", "8bit", "binary":
 		return raw, nil
 	case "quoted-printable":
-		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw)))
-		if err != nil {
+		// Decoded text is never longer than its encoding: sized once, it
+		// is read without the copies of a growing buffer.
+		out := bytes.NewBuffer(make([]byte, 0, len(raw)+bytes.MinRead))
+		if _, err := out.ReadFrom(quotedprintable.NewReader(bytes.NewReader(raw))); err != nil {
 			return raw, nil
 		}
-		return out, nil
+		return out.Bytes(), nil
 	case "base64":
 		return decodeBase64Lenient(raw), nil
 	}
@@ -136,9 +138,16 @@ func decodeBase64Lenient(raw []byte) []byte {
 	if len(clean)%4 == 1 {
 		clean = clean[:len(clean)-1]
 	}
-	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
-	n, _ := base64.RawStdEncoding.Decode(out, clean)
-	return out[:n]
+	// Decoded in place, a block at a time: each block's bytes are shorter
+	// than its characters and land behind them, so the part needs no
+	// second buffer.
+	var block [3 << 10]byte
+	n := 0
+	for i := 0; i < len(clean); i += 4 << 10 {
+		k, _ := base64.RawStdEncoding.Decode(block[:], clean[i:min(i+4<<10, len(clean))])
+		n += copy(clean[n:], block[:k])
+	}
+	return clean[:n]
 }
 
 // encodeCTE re-encodes changed content in the part's transfer encoding.
@@ -153,13 +162,14 @@ func encodeCTE(h *mimeHeader, cte string, content []byte, eol string, endsWithEO
 	var out []byte
 	switch cte {
 	case "quoted-printable":
-		var b bytes.Buffer
-		qw := quotedprintable.NewWriter(&b)
+		// Sized for the usual growth (soft breaks, a few escapes) once.
+		b := bytes.NewBuffer(make([]byte, 0, len(content)+len(content)/16+64))
+		qw := quotedprintable.NewWriter(b)
 		qw.Write(content)
 		qw.Close()
 		out = b.Bytes()
 		if eol == "\n" {
-			out = bytes.ReplaceAll(out, []byte("\r\n"), []byte("\n"))
+			out = crlfToLF(out)
 		}
 	case "base64":
 		out = wrapBase64(content, eol)
@@ -172,18 +182,32 @@ func encodeCTE(h *mimeHeader, cte string, content []byte, eol string, endsWithEO
 	return out
 }
 
-// wrapBase64 writes base64 in lines of 76 characters (RFC 2045 6.8).
+// wrapBase64 writes base64 in lines of 76 characters (RFC 2045 6.8): 57
+// bytes a line, encoded straight into an output of its final size.
 func wrapBase64(content []byte, eol string) []byte {
-	enc := base64.StdEncoding.EncodeToString(content)
-	var b bytes.Buffer
-	for len(enc) > 76 {
-		b.WriteString(enc[:76])
-		b.WriteString(eol)
-		enc = enc[76:]
+	n := base64.StdEncoding.EncodedLen(len(content))
+	lines := max((n+75)/76, 1)
+	out := make([]byte, 0, n+lines*len(eol))
+	for len(content) > 57 {
+		out = base64.StdEncoding.AppendEncode(out, content[:57])
+		out = append(out, eol...)
+		content = content[57:]
 	}
-	b.WriteString(enc)
-	b.WriteString(eol)
-	return b.Bytes()
+	out = base64.StdEncoding.AppendEncode(out, content)
+	return append(out, eol...)
+}
+
+// crlfToLF turns CRLF line ends into LF in place.
+func crlfToLF(b []byte) []byte {
+	n := 0
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+			continue
+		}
+		b[n] = b[i]
+		n++
+	}
+	return b[:n]
 }
 
 // decodeCharset returns the text as UTF-8. UTF-8 and US-ASCII (and no
