@@ -76,6 +76,7 @@ func (w *walker) rewriteBody(mt string, text []byte, depth int) ([]byte, bool, e
 	sub.takeScratch()
 	defer sub.releaseScratch()
 	if w.out != nil {
+		out.Grow(len(text) + len(text)/16 + 64) // tokens grow a text a little: sized once
 		sub.out = bufioWriter(&out)
 	}
 	if err := sub.entity(depth + 1); err != nil {
