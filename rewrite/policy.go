@@ -22,6 +22,7 @@ type direction struct {
 	asciiOut          bool               // replacements are ASCII (tokens), or nothing is written
 	rejectUnscannable bool
 	unknown           []string // outbound: unknown or erased tokens
+	held              int64    // bytes of the held-part budget this pass has reserved
 }
 
 func (d *direction) rewriteText(kind scan.TextKind, b []byte) ([]byte, bool, error) {

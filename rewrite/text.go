@@ -71,8 +71,9 @@ func (w *walker) rewriteBody(mt string, text []byte, depth int) ([]byte, bool, e
 		return w.d.rewriteText(kind, text)
 	}
 	var out bytes.Buffer
-	sub := &walker{ctx: w.ctx, lr: newLineReader(bytes.NewReader(text), 0), d: w.d, rep: w.rep, limits: w.limits}
+	sub := &walker{ctx: w.ctx, lr: newLineReader(bytes.NewReader(text), 0), d: w.d, rep: w.rep, limits: w.limits, budget: w.budget}
 	defer sub.lr.release()
+	defer sub.releaseHeld()
 	sub.takeScratch()
 	defer sub.releaseScratch()
 	if w.out != nil {

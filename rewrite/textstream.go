@@ -115,6 +115,9 @@ func (w *walker) rewriteChunk(chunk []byte, cte string, qp bool) ([]byte, bool, 
 func (w *walker) collectChunk(total *int, qp bool) (chunk []byte, end bool, err error) {
 	raw := w.scratch[:0]
 	defer func() { w.scratch = raw[:0] }()
+	if *total == 0 {
+		w.releaseHeld() // a new part: the previous one is written
+	}
 	lineStart := 0 // where the last line read starts in raw
 	for len(raw) < streamChunkBytes || !chunkEnds(raw[lineStart:], qp) {
 		l, err := w.lr.next()
@@ -131,6 +134,9 @@ func (w *walker) collectChunk(total *int, qp bool) (chunk []byte, end bool, err 
 			lineStart = len(raw)
 		}
 		raw = append(raw, l.b...)
+		if err := w.reserveHeld(len(raw)); err != nil { // a long line makes a long chunk
+			return nil, false, err
+		}
 	}
 	return raw, false, nil
 }

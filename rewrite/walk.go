@@ -26,6 +26,10 @@ type walker struct {
 	// headers are reused per nesting level: a level is done with its
 	// header before its next sibling is read.
 	headers []*mimeHeader
+	// budget bounds what parts held whole take (nil: the guard's walks);
+	// reserved is what this walker's current held part has of it.
+	budget   *heldBudget
+	reserved int64
 }
 
 func (w *walker) header(depth int) *mimeHeader {
@@ -54,6 +58,10 @@ func (w *walker) releaseScratch() {
 func (rw *Rewriter) walk(ctx context.Context, src io.Reader, dst io.Writer, d *direction, rep *Report) error {
 	w := &walker{ctx: ctx, lr: newLineReader(src, rw.opts.Limits.MaxMessageBytes), d: d, rep: rep, limits: rw.opts.Limits}
 	defer w.lr.release()
+	if !d.guard {
+		w.budget = rw.held
+		defer w.releaseHeld()
+	}
 	w.takeScratch()
 	defer w.releaseScratch()
 	if dst != nil {
@@ -220,6 +228,7 @@ func (w *walker) textLines() error {
 func (w *walker) collect() (raw []byte, err error) {
 	h := held{cur: w.scratch[:0]}
 	defer func() { w.scratch = raw[:0] }()
+	w.releaseHeld() // the previous part is written
 	for {
 		l, err := w.lr.next()
 		if err != nil {
@@ -232,6 +241,9 @@ func (w *walker) collect() (raw []byte, err error) {
 			return nil, fmt.Errorf("%w: text part larger than %d bytes", ErrLimit, w.limits.MaxTextPartBytes)
 		}
 		h.add(l.b)
+		if err := w.reserveHeld(h.n); err != nil {
+			return nil, err
+		}
 	}
 }
 
