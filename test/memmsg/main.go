@@ -7,6 +7,8 @@
 //	memmsg -kind text -size 15000000 > text.eml       # text/plain, 8bit
 //	memmsg -kind qp -size 5000000 > qp.eml             # text/plain, quoted-printable
 //	memmsg -kind html -size 5000000 > html.eml         # text/html, 8bit
+//	memmsg -kind html64 -size 5000000 > html64.eml     # text/html, base64
+//	memmsg -kind msg64 -size 5000000 > msg64.eml       # message/rfc822, base64, holding text/html
 //	memmsg -kind attach -size 35000000 -text 5000000 > attach.eml
 //	                                  # 35 MB of base64 attachment after a 5 MB text part
 package main
@@ -49,11 +51,32 @@ func main() {
 		qw.Write([]byte(b.String()))
 		qw.Close()
 		fmt.Fprint(w, "\r\n")
+	case "html64", "msg64":
+		var b strings.Builder
+		if *kind == "msg64" {
+			b.WriteString("From: Bob <bob@example.org>\r\nSubject: forwarded\r\nContent-Type: text/html; charset=utf-8\r\n\r\n")
+		}
+		text(&b, *size*3/4, "<br>\r\n")
+		mt := map[string]string{"html64": "text/html; charset=utf-8", "msg64": "message/rfc822"}[*kind]
+		fmt.Fprintf(w, "Content-Type: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n", mt)
+		wrap64(w, []byte(b.String()))
 	case "attach":
 		attach(w, *size, *textSize)
 	default:
 		fmt.Fprintln(os.Stderr, "memmsg: unknown -kind", *kind)
 		os.Exit(2)
+	}
+}
+
+// wrap64 writes b in base64, 76 characters a line.
+func wrap64(w *bufio.Writer, b []byte) {
+	line := make([]byte, 76)
+	for len(b) > 0 {
+		n := min(len(b), 57)
+		base64.StdEncoding.Encode(line, b[:n])
+		w.Write(line[:base64.StdEncoding.EncodedLen(n)])
+		w.WriteString("\r\n")
+		b = b[n:]
 	}
 }
 
