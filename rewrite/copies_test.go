@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -64,6 +65,14 @@ func TestCopyFreeCodecsMatchReference(t *testing.T) {
 	for _, s := range []string{"", "a\r\nb", "\r\r\n", "\r", "\n\r\n\r", "x\r\n\r\ny\r"} {
 		if got, want := crlfToLF([]byte(s)), bytes.ReplaceAll([]byte(s), []byte("\r\n"), []byte("\n")); !bytes.Equal(got, want) {
 			t.Errorf("crlfToLF(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+func TestASCIIBytes(t *testing.T) {
+	for _, s := range []string{"", "a", "abcdefg", "abcdefgh", "abcdefghi", "abcdefgh\x80", "\xffabcdefgh", "abc\xc3\xa9defghijklmnop", strings.Repeat("x", 100)} {
+		if got, want := asciiBytes([]byte(s)), isASCII(s); got != want {
+			t.Errorf("asciiBytes(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

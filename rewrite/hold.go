@@ -66,25 +66,36 @@ func (w *walker) releaseHeld() {
 	}
 }
 
-// heldBlockBytes is the block size a held part grows by once it outgrows
-// one block. Growing one slice by append costs its size about five times
-// over in copies (Go grows large slices by a quarter), and twice and a
-// quarter at once while the last copy is made; blocks cost each byte one
-// copy, into one slice of exactly the part's size at the end (twice the
-// part at once, for that copy only).
+// heldBlockBytes is the most a held part's first block grows to, and the
+// most the blocks after it grow to. Growing one slice by append copies a large
+// part about five times over (Go grows large slices by a quarter), and
+// holds twice and a quarter its size while the last copy is made. The
+// first block (the walker's scratch, pooled) grows by doubling; a larger
+// part goes on in blocks, joined once into a slice of exactly its size.
 const heldBlockBytes = 1 << 20
 
 // held gathers the bytes of a part that is held whole (walker.collect).
 type held struct {
-	cur  []byte   // the block being filled; the walker's scratch at first
-	full [][]byte // the blocks filled before cur
-	n    int      // bytes in all
+	first []byte   // the first block: the walker's scratch, kept for the next part
+	cur   []byte   // the block being filled
+	full  [][]byte // the blocks filled before cur
+	n     int      // bytes in all
 }
 
+func newHeld(scratch []byte) held { return held{first: scratch[:0], cur: scratch[:0]} }
+
 func (h *held) add(b []byte) {
-	if len(h.cur)+len(b) > cap(h.cur) && cap(h.cur) >= heldBlockBytes {
-		h.full = append(h.full, h.cur)
-		h.cur = make([]byte, 0, max(heldBlockBytes, len(b)))
+	if need := len(h.cur) + len(b); need > cap(h.cur) {
+		if h.full == nil && need <= heldBlockBytes {
+			c := min(max(2*cap(h.cur), need, 4<<10), heldBlockBytes)
+			h.cur = append(make([]byte, 0, c), h.cur...)
+			h.first = h.cur
+		} else {
+			// The next block grows with the part, up to heldBlockBytes:
+			// a part just over one block gets no second block in full.
+			h.full = append(h.full, h.cur)
+			h.cur = make([]byte, 0, max(len(b), min(heldBlockBytes, max(64<<10, h.n/4))))
+		}
 	}
 	h.cur = append(h.cur, b...)
 	h.n += len(b)
@@ -103,14 +114,4 @@ func (h *held) bytes() []byte {
 	out = append(out, h.cur...)
 	h.full, h.cur = nil, nil
 	return out
-}
-
-// dropLargeScratch lets the collector have a large part's bytes once
-// nothing reads them any more: the scratch would otherwise keep them until
-// the walk ends, while the rewritten part is written and the leak guard
-// holds its own copy of it.
-func (w *walker) dropLargeScratch() {
-	if cap(w.scratch) > heldBlockBytes {
-		w.scratch = nil
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -52,7 +53,6 @@ func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte st
 	w.rep.Changed++
 	newContent := encodeCharset(h, params, enc, newText)
 	newRaw := encodeCTE(h, cte, newContent, w.lr.eol(), bytes.HasSuffix(raw, []byte("\n")))
-	w.dropLargeScratch() // raw is not read again
 	return w.writeHeaderAnd(h, newRaw)
 }
 
@@ -157,7 +157,7 @@ func decodeBase64Lenient(raw []byte) []byte {
 // becomes quoted-printable, and the header says so.
 func encodeCTE(h *mimeHeader, cte string, content []byte, eol string, endsWithEOL bool) []byte {
 	cte = strings.TrimSpace(cte)
-	if (cte == "" || cte == "7bit") && !isASCII(string(content)) {
+	if (cte == "" || cte == "7bit") && !asciiBytes(content) {
 		cte = "quoted-printable"
 		h.set("Content-Transfer-Encoding", "content-transfer-encoding", cte)
 	}
@@ -278,6 +278,22 @@ func formatMediaType(mt string, params map[string]string) string {
 }
 
 func bufioWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 4096) }
+
+// asciiBytes is isASCII for bytes, eight at a time: it runs over whole
+// parts, which a conversion to string would copy first.
+func asciiBytes(b []byte) bool {
+	for ; len(b) >= 8; b = b[8:] {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
 
 // isASCII is tokenize's, kept private here: a character test is not worth
 // an exported helper in the token map's package.

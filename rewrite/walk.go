@@ -226,8 +226,8 @@ func (w *walker) textLines() error {
 // collect reads a body up to the next delimiter, bounded by
 // MaxTextPartBytes. The result is valid until the next collect.
 func (w *walker) collect() (raw []byte, err error) {
-	h := held{cur: w.scratch[:0]}
-	defer func() { w.scratch = raw[:0] }()
+	h := newHeld(w.scratch)
+	defer func() { w.scratch = h.first[:0] }()
 	w.releaseHeld() // the previous part is written
 	for {
 		l, err := w.lr.next()
