@@ -66,12 +66,12 @@ func (w *walker) releaseHeld() {
 	}
 }
 
-// heldBlockBytes is the most a held part's first block grows to, and the
-// most the blocks after it grow to. Growing one slice by append copies a large
-// part about five times over (Go grows large slices by a quarter), and
-// holds twice and a quarter its size while the last copy is made. The
-// first block (the walker's scratch, pooled) grows by doubling; a larger
-// part goes on in blocks, joined once into a slice of exactly its size.
+// heldBlockBytes is the most a held part's first block, and each block
+// after it, grows to. Growing one slice by append copies a large part
+// about five times over (Go grows large slices by a quarter), and holds
+// twice and a quarter its size while the last copy is made. The first
+// block (the walker's scratch, pooled) grows by doubling; a larger part
+// goes on in blocks, joined once into a slice of exactly its size.
 const heldBlockBytes = 1 << 20
 
 // held gathers the bytes of a part that is held whole (walker.collect).
