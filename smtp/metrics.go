@@ -19,7 +19,7 @@ var (
 	metricResults = []string{
 		"relayed", "rejected", "tempfail", "refused_leak", "refused_unscannable",
 		"unknown_token", "bare_line_ending", "line_too_long", "too_large", "refused_dmarc",
-		"refused_new_tokens", "rate_new_tokens", "nul_in_data",
+		"refused_new_tokens", "rate_new_tokens", "nul_in_data", "busy",
 	}
 	metricTLSVersions    = []string{"1.2", "1.3"}
 	metricRefuseReasons  = []string{"total", "per_ip"}
@@ -177,8 +177,8 @@ func (m *Metrics) initSeries() {
 // Message counts a finished transaction. route is "inbound" or "outbound";
 // result is one of "relayed", "rejected", "tempfail", "refused_leak",
 // "refused_unscannable", "unknown_token", "bare_line_ending", "line_too_long", "too_large",
-// "refused_dmarc", "refused_new_tokens", "rate_new_tokens", "nul_in_data".
-// Any other value is counted as "other".
+// "refused_dmarc", "refused_new_tokens", "rate_new_tokens", "nul_in_data",
+// "busy". Any other value is counted as "other".
 func (m *Metrics) Message(route, result string) {
 	if m == nil {
 		return

@@ -104,7 +104,7 @@ func TestMetricsKnownSeriesPreCreated(t *testing.T) {
 		c    prometheus.Collector
 		want int
 	}{
-		{"messages", m.messages, 2 * 13},
+		{"messages", m.messages, 2 * 14},
 		{"relay latency", m.relayLatency, 2},
 		{"message size", m.messageSize, 2},
 		{"tokens created", m.tokensCreated, 1},

@@ -355,6 +355,8 @@ func messageResult(err error) string {
 		return "too_large"
 	case errors.Is(err, rewrite.ErrTooManyNewTokens):
 		return "refused_new_tokens"
+	case errors.Is(err, rewrite.ErrBusy):
+		return "busy"
 	case errors.Is(err, errNewTokenRate):
 		return "rate_new_tokens"
 	case errors.As(err, &de) && errors.Is(de, downstream.ErrPerm):
