@@ -123,6 +123,11 @@ func (c *Console) Register(mux Mux) {
 	mux.Handle("POST /console/subject/export", c.page(policy.RoleOfficer, "export", c.subjectExport))
 	mux.Handle("GET /console/subject/download/{id}", c.page(policy.RoleOfficer, "export", c.subjectDownload))
 	mux.Handle("POST /console/subject/erase", c.page(policy.RoleOfficer, "erase", c.subjectErase))
+
+	mux.Handle("GET /console/quarantine", c.page(policy.RoleOfficer, "quarantine_list", c.quarantinePage))
+	mux.Handle("POST /console/quarantine/export", c.page(policy.RoleOfficer, "quarantine_export", c.quarantineExport))
+	mux.Handle("GET /console/quarantine/download/{id}", c.page(policy.RoleOfficer, "quarantine_export", c.quarantineDownload))
+	mux.Handle("POST /console/quarantine/delete", c.page(policy.RoleOfficer, "quarantine_delete", c.quarantineDelete))
 }
 
 // secure sets the headers every console answer carries and refuses plain
@@ -269,7 +274,8 @@ func (c *Console) errorPage(w http.ResponseWriter, _ *http.Request, r *request, 
 
 // parsePages parses each page template with the layout.
 func parsePages() (map[string]*template.Template, error) {
-	funcs := template.FuncMap{"utc": utc, "join": joinStrings, "pair": func(a, b chart) []chart { return []chart{a, b} }}
+	funcs := template.FuncMap{"utc": utc, "join": joinStrings, "pair": func(a, b chart) []chart { return []chart{a, b} },
+		"size": byteSize}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
