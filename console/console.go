@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -38,6 +39,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Fresh reports a cluster node's freshness (etcd); nil on one node.
 	Fresh func() error
+	// Cluster reads the etcd cluster's members (cluster.go); nil on one
+	// node.
+	Cluster func(context.Context) (Cluster, error)
 	// Config gives the idle timeout.
 	Config policy.Console
 	Log    *slog.Logger
@@ -50,6 +54,7 @@ type Options struct {
 type Console struct {
 	svc      *compliance.Service
 	fresh    func() error
+	cluster  func(context.Context) (Cluster, error)
 	log      *slog.Logger
 	now      func() time.Time
 	sessions *sessions
@@ -81,7 +86,7 @@ func New(o Options) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Console{svc: o.Service, fresh: o.Fresh, log: o.Log, now: o.Now, pages: pages,
+	c := &Console{svc: o.Service, fresh: o.Fresh, cluster: o.Cluster, log: o.Log, now: o.Now, pages: pages,
 		sessions: newSessions(o.Config.IdleTimeout, o.Now), hist: newHistory(o.Gatherer, o.Now),
 		cop: http.NewCrossOriginProtection()}
 	c.verifier = newVerifications(c)
