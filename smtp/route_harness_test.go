@@ -76,6 +76,8 @@ type harnessOpts struct {
 	trustedRelays []netip.Prefix
 	trustedIDs    []string
 	postmaster    string
+	// dsConfig adjusts both routes' downstream configuration.
+	dsConfig func(*downstream.Config)
 }
 
 func testLimits() policy.SMTP {
@@ -112,6 +114,9 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 		return RouteOptions{Hostname: name, TLS: ServerTLSConfig(cert), Limits: o.limits, SpoolDir: o.spoolDir,
 			Downstream: newDS(t, h.dsAddr, log, func(c *downstream.Config) {
 				c.PoolSize, c.Timeout = o.limits.DownstreamPoolSize, o.limits.DownstreamTimeout
+				if o.dsConfig != nil {
+					o.dsConfig(c)
+				}
 			}),
 			Limiter: NewConnLimiter(o.limits.MaxConnections, o.limits.MaxConnectionsPerIP), Log: log, Audit: o.audit, Metrics: h.met}
 	}
