@@ -206,6 +206,9 @@ func authAttrs(res dataResult) []any {
 			spf = v.SPF[0].Result
 		}
 		attrs = append(attrs, "spf", string(spf), "dkim", string(dkimSummary(v.DKIM)), "dmarc", string(v.DMARC.Result))
+		if v.DMARC.AuthresOverride != "" {
+			attrs = append(attrs, "dmarc_override", "trusted_authres")
+		}
 		attrs = append(attrs, arcAttrs(v)...)
 	}
 	if res.arcSealed > 0 {
