@@ -71,3 +71,46 @@ func TestServeEightBitRefusedLeavesNoToken(t *testing.T) {
 		}
 	}
 }
+
+// TestServePartHeaderUTF8WithSmtpSink: a customer message whose
+// attachment has a raw UTF-8 file name (RFC 6532 in a MIME part header),
+// to Postfix's smtp-sink as the CRM intake (8BITMIME, no SMTPUTF8), is
+// refused 553 5.6.7, held or streamed, and creates no token (issue 16
+// follow-up: it went out as it was, a header 8BITMIME does not carry);
+// the same message with the file name encoded per RFC 2231 is relayed.
+func TestServePartHeaderUTF8WithSmtpSink(t *testing.T) {
+	crmPort, crmDir := startSink(t)
+	smartPort, _ := startSink(t)
+	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), fmt.Sprintf("127.0.0.1:%d", smartPort), "info", "client_networks: [127.0.0.0/8]")
+	p := startServe(t, sv.config, sv.admin)
+	inAddr := fmt.Sprintf("127.0.0.1:%d", sv.inPort)
+	msg := func(from, disposition string, lines int) string {
+		return "From: <" + from + ">\r\nTo: support@company.example\r\nSubject: invoice\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+			strings.Repeat("see the attached invoice, it lists the missing items\r\n", lines) +
+			"--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; " + disposition +
+			"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1--\r\n"
+	}
+	opts := &gosmtp.MailOptions{Body: gosmtp.Body8BitMIME}
+	for _, lines := range []int{1, 2500} {
+		err := smtpSend(t, inAddr, true, "raw.name@example.com", opts, "support@company.example", msg("raw.name@example.com", `filename="Rechnung-März.pdf"`, lines))
+		wantReply(t, err, 553, gosmtp.EnhancedCode{5, 6, 7}, fmt.Sprintf("a raw UTF-8 file name, %d lines", lines))
+	}
+	if err := smtpSend(t, inAddr, true, "encoded.name@example.com", opts, "support@company.example",
+		msg("encoded.name@example.com", `filename*=utf-8''Rechnung-M%C3%A4rz.pdf`, 2500)); err != nil {
+		t.Fatalf("an RFC 2231 file name: %v\n%s", err, p.log.String())
+	}
+	if got := waitSink(t, crmDir, 1); len(got) != 1 || !strings.Contains(got[0], "Rechnung-M%C3%A4rz.pdf") {
+		t.Fatalf("the CRM got %d messages, want the encoded one only", len(got))
+	}
+	trail := filepath.Join(sv.dataDir, "audit.jsonl")
+	var created int
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if created = countEvents(t, trail, audit.TokenCreated); created > 0 {
+			break
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d token.created records, want 1 (the relayed message's sender)", created)
+	}
+}
