@@ -125,6 +125,11 @@ type Report struct {
 	// the originals, for the caller to keep once the message passed.
 	Stripped   []string
 	Quarantine []Stripped
+	// HeaderUTF8: a header section written, the message's or a MIME
+	// part's, carries 8-bit octets, so the message needs SMTPUTF8 to
+	// travel (RFC 6532 §3); the next hop's client checks the message's
+	// own header, not its parts'.
+	HeaderUTF8 bool
 
 	seen map[string]bool // Tokens as a set: a CSV can hold thousands
 }

@@ -58,6 +58,7 @@ type Metrics struct {
 	downstreamErrors *prometheus.CounterVec
 	tokenLimits      *prometheus.CounterVec
 	downstreamHosts  *prometheus.CounterVec // metrics_downstream.go
+	arc              arcCounters            // metrics_arc.go
 }
 
 // NewMetrics creates the metrics and registers them on reg. A nil reg leaves
@@ -126,12 +127,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"limit"}),
 	}
 	m.downstreamHosts = newDownstreamHostCounter()
+	m.arc = newARCCounters()
 	m.initSeries()
 	if reg != nil {
 		reg.MustRegister(
 			m.messages, m.relayLatency, m.messageSize, m.tokensCreated, m.unknownTokens,
 			m.tlsHandshakes, m.connsOpen, m.connsTotal, m.connsRefused, m.replies,
 			m.authAttempts, m.authLockouts, m.downstreamErrors, m.tokenLimits, m.downstreamHosts,
+			m.arc.results, m.arc.seals,
 		)
 	}
 	return m
