@@ -155,6 +155,7 @@ type Store struct {
 	metrics *metrics
 
 	session   atomic.Pointer[concurrency.Session] // this node's lease (liveness.go)
+	peerEntry atomic.Pointer[[]byte]              // this node's peer entry, put again under a renewed lease (peers.go)
 	takeovers takeovers                           // dead nodes' outboxes (takeover.go)
 }
 
@@ -308,6 +309,7 @@ func fail(op string, err error) error {
 //	<prefix><tenant>/nodes/<node>          live node, under its lease
 //	<prefix><tenant>/takeover/<node>       dead node's outbox claimed, under the claimer's lease
 //	<prefix><tenant>/elect/<task>/<lease>  election of the node that runs task
+//	<prefix><tenant>/peers/<node>          how other nodes reach the node's compliance API, under its lease
 //	<prefix>wipe                           compaction asked of the members' maintenance job
 type layout struct {
 	base, tokens, outbox, outboxes, meta, wrapped, nodes, takeovers, elections string
