@@ -25,6 +25,7 @@ func clusterNode(t *testing.T, crm, smart *memSink, endpoints []string, node, ke
 	t.Helper()
 	sv := writeServeConfig(t, crm.addr, smart.addr, "info", "client_networks: [127.0.0.0/8]")
 	h := sha256.Sum256([]byte("alice-token"))
+	hs := sha256.Sum256([]byte("sam-token"))
 	f, err := os.OpenFile(sv.config, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +37,8 @@ store:
   etcd: {endpoints: ["%s"], node_id: %s}
 compliance:
   enabled: true
-  principals: [{name: alice, roles: [officer], token_sha256: %s}]
-`, keyring, strings.Join(endpoints, `", "`), node, hex.EncodeToString(h[:]))
+  principals: [{name: alice, roles: [officer], token_sha256: %s}, {name: sam, roles: [auditor], token_sha256: %s}]
+`, keyring, strings.Join(endpoints, `", "`), node, hex.EncodeToString(h[:]), hex.EncodeToString(hs[:]))
 	return sv
 }
 
