@@ -48,6 +48,7 @@ store:
 compliance:
   enabled: true
   principals: [{name: alice, roles: [officer], token_sha256: %s}]
+retention: {token_max_idle: 8760h}
 `, shared.Addr, key, tokenFile, strings.Join(cl.Endpoints(), `", "`), ca.CertFile, etcdCert, etcdKey, hex.EncodeToString(h[:])))
 	p := startServe(t, sv.config, sv.admin)
 	if r := sendCustomer(sv.inPort, "monitoring.customer@example.com", "<m1@mail.example.com>"); r != "250" {
@@ -71,7 +72,8 @@ compliance:
 	for _, name := range []string{
 		"tokenproxy_tls_certificate_expiry_timestamp_seconds", "tokenproxy_vault_token_expiry_timestamp_seconds",
 		"tokenproxy_vault_logins_total", "tokenproxy_store_fresh", "tokenproxy_audit_checkpoints_total",
-		"tokenproxy_tls_client_certificate_expiry_timestamp_seconds",
+		"tokenproxy_tls_client_certificate_expiry_timestamp_seconds", "tokenproxy_cluster_leader",
+		"tokenproxy_outbox_takeovers_total", "tokenproxy_outbox_takeover_records_total",
 	} {
 		if _, ok := types[name]; !ok {
 			t.Errorf("/metrics lacks %s", name)

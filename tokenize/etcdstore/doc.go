@@ -125,8 +125,13 @@
 //
 // With Options.Registerer: tokenproxy_etcd_request_duration_seconds by op
 // (view, update, commit, revision), tokenproxy_store_fresh (0 or 1),
-// tokenproxy_store_freshness_age_seconds and
-// tokenproxy_etcd_watch_restarts_total. No label holds a key.
+// tokenproxy_store_freshness_age_seconds,
+// tokenproxy_etcd_watch_restarts_total, tokenproxy_cluster_leader{task}
+// (1 while this node leads the task: set by Lead, back to 0 when the
+// leadership ends), tokenproxy_outbox_takeovers_total (dead nodes'
+// outboxes this node claimed) and tokenproxy_outbox_takeover_records_total
+// (their entries, counted when the emptied outbox is released: by then
+// each reached this node's trail). No label holds a key.
 //
 // # Erasure
 //
