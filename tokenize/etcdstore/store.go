@@ -303,6 +303,7 @@ func fail(op string, err error) error {
 //
 //	<prefix><tenant>/schema
 //	<prefix><tenant>/t/<token>             record or tombstone
+//	<prefix><tenant>/seen/<token>/<node>   the node's last-seen time of the token
 //	<prefix><tenant>/outbox/<node>/<id>    audit outbox entry
 //	<prefix><tenant>/meta/<name>           map values
 //	<prefix><tenant>/keys/<purpose>/<ver>  wrapped data keys
@@ -312,7 +313,7 @@ func fail(op string, err error) error {
 //	<prefix><tenant>/peers/<node>          how other nodes reach the node's compliance API, under its lease
 //	<prefix>wipe                           compaction asked of the members' maintenance job
 type layout struct {
-	base, tokens, outbox, outboxes, meta, wrapped, nodes, takeovers, elections string
+	base, tokens, outbox, outboxes, meta, wrapped, nodes, takeovers, elections, seen string
 
 	wipe string // <prefix>wipe: a wipe scheduled for the members (wipe.go)
 }
@@ -322,7 +323,7 @@ func newLayout(o Options) layout {
 	return layout{base: base, tokens: base + "t/", outbox: base + "outbox/" + o.NodeID + "/",
 		outboxes: base + "outbox/", meta: base + "meta/", wrapped: base + "keys/",
 		nodes: base + "nodes/", takeovers: base + "takeover/", elections: base + "elect/",
-		wipe: o.Prefix + "wipe"}
+		seen: base + "seen/", wipe: o.Prefix + "wipe"}
 }
 
 func (l layout) node(id string) string       { return l.nodes + id }
