@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/storetest"
 )
 
 // fakeAuditor stands in for the audit trail.
@@ -312,5 +313,34 @@ func TestOutboxRetriesOnDemand(t *testing.T) {
 	fa.set(func(f *fakeAuditor) { f.deliverErr = nil })
 	if _, err := tm.Tokenize(ctx, "after@example.com", ""); err != nil {
 		t.Fatalf("first creation after the trail recovered: %v", err)
+	}
+}
+
+// sharedMem is the in-memory store posing as one whose outbox another
+// node may take over.
+type sharedMem struct{ *storetest.Mem }
+
+func (sharedMem) TakenOver(context.Context) <-chan int { return nil }
+
+// TestAppendRecord: a record that names no token goes into a shared
+// store's outbox; a one-node store (no OutboxTakeover) refuses it, and so
+// does a shared one for a record of another kind.
+func TestAppendRecord(t *testing.T) {
+	ctx := context.Background()
+	rotated := tokenize.Change{Event: tokenize.EventKeysRotated, Actor: "cli:root", At: time.Now()}
+	if err := tokenize.AppendRecord(ctx, storetest.NewMem(), rotated); !errors.Is(err, tokenize.ErrAudit) {
+		t.Errorf("AppendRecord on a one-node store = %v, want ErrAudit", err)
+	}
+	s := sharedMem{storetest.NewMem()}
+	if err := tokenize.AppendRecord(ctx, s, tokenize.Change{Event: tokenize.EventCreated}); !errors.Is(err, tokenize.ErrAudit) {
+		t.Errorf("AppendRecord of a creation = %v, want ErrAudit", err)
+	}
+	if err := tokenize.AppendRecord(ctx, s, rotated); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	s.View(ctx, func(tx tokenize.ReadTx) error { var err error; n, err = tx.OutboxLen(); return err })
+	if n != 1 {
+		t.Errorf("outbox holds %d entries, want 1", n)
 	}
 }
