@@ -3,6 +3,7 @@ package compliance
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -312,5 +313,22 @@ func TestSortByEvent(t *testing.T) {
 	}
 	if g := strings.Join(got, ","); g != "token.created,token.resolved,compliance.export" {
 		t.Errorf("order = %s, want the creation first", g)
+	}
+}
+
+// TestClusterStoreAway: with the store unable to list the nodes, a read
+// answers with this node's records and says the others' are missing.
+func TestClusterStoreAway(t *testing.T) {
+	p := newClusterPair(t)
+	p.svcB.cluster.Peers = func(context.Context) (map[string][]byte, error) { return nil, errors.New("etcd: no leader") }
+	rec := httptest.NewRecorder()
+	if err := p.svcB.listAudit(context.Background(), audit.Query{}, rec, func(s []TrailState) { setTrailHeaders(rec, s) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Header().Get(TrailsMissingHeader); got != clusterUnknown {
+		t.Errorf("%s = %q, want %q", TrailsMissingHeader, got, clusterUnknown)
+	}
+	if !strings.Contains(rec.Body.String(), `"audit.read"`) {
+		t.Errorf("the listing lost this node's records:\n%s", rec.Body.String())
 	}
 }

@@ -35,6 +35,10 @@ const (
 	maxPeerHeader     = 200
 )
 
+// clusterUnknown stands for the other nodes in a merge's states when the
+// store could not say which nodes there are.
+const clusterUnknown = "(other nodes)"
+
 // errPeerUnavailable marks a peer trail that could not be read.
 var errPeerUnavailable = errors.New("peer trail unavailable")
 
@@ -220,8 +224,10 @@ func (c *Service) sources(ctx context.Context, q audit.Query) (srcs []TrailSourc
 	}
 	live, absent, err := c.cluster.others(ctx)
 	if err != nil {
-		closeAll()
-		return nil, nil, func() {}, err
+		// The store is away (quorum lost): this node's records are still
+		// read, and the answer says that the others' could not be.
+		c.log.Warn("the cluster's nodes could not be listed; reading this node's trail only", "event", "peer_trail_unavailable", "err", err)
+		return srcs, append(states, TrailState{Node: clusterUnknown, Missing: "the cluster's node list could not be read from the store (see the log)"}), closeAll, nil
 	}
 	actor := audit.ActorFrom(ctx)
 	for _, t := range live {
