@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/compliance"
@@ -32,17 +33,24 @@ func clusterPeers(ctx context.Context, cfg *policy.Config, db tokenize.Store, ce
 	if !ok || !cfg.Compliance.Enabled || cert == nil {
 		return nil
 	}
-	url := peerURL(cfg)
-	self, err := compliance.NewPeer(url, cert.Leaf())
+	base := peerURL(cfg)
+	self, err := compliance.NewPeer(base, cert.Leaf())
 	if err != nil {
 		log.Error("no peer token: this node's trail is not read by the others", "event", "peer_unpublished", "err", err)
 		return nil
 	}
 	c := &compliance.Cluster{Node: ps.NodeID(), Self: self, Peers: ps.Peers, Heads: ps.AuditHeads}
-	if url == "" {
+	if base == "" {
 		log.Warn("admin.listen names no host: the other nodes cannot read this node's audit trail; set store.etcd.admin_url",
 			"event", "peer_unpublished")
 		return c
+	}
+	if loopbackURL(base) {
+		// Fine for nodes sharing one host (tests, evaluation); nodes on
+		// other hosts would dial their own loopback, find a certificate
+		// other than the one pinned, and report this node's trail missing.
+		log.Warn("the other nodes read this node's audit trail at a loopback address; on several hosts set store.etcd.admin_url",
+			"event", "peer_loopback", "url", base)
 	}
 	publishPeer(ctx, ps, self, log)
 	return c
@@ -72,6 +80,16 @@ func peerURL(cfg *policy.Config) string {
 		return ""
 	}
 	return "https://" + cfg.Admin.Listen
+}
+
+// loopbackURL says whether a URL names a loopback host.
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return u.Hostname() == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // republishPeer publishes the entry with the reloaded admin certificate.
