@@ -4,12 +4,9 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tokenproxy/tokenproxy/test/etcdtest"
 )
 
 // TestClusterComplianceMergesTrails: a subject's token created on node A
@@ -19,13 +16,8 @@ import (
 // With B stopped, A's export names B's trail as missing and A's listing
 // fails as incomplete. No node logs the address.
 func TestClusterComplianceMergesTrails(t *testing.T) {
-	cl := etcdtest.Start(t)
-	crm, smart := startMemSink(t), startMemSink(t)
-	keyring := filepath.Join(t.TempDir(), "keyring.json")
-	a := clusterNode(t, crm, smart, cl.Endpoints(), "node-a", keyring)
-	pa := startServe(t, a.config, a.admin)
-	b := clusterNode(t, crm, smart, cl.Endpoints(), "node-b", keyring)
-	pb := startServe(t, b.config, b.admin)
+	n := startTwoNodes(t)
+	crm, a, b, pa, pb := n.crm, n.a, n.b, n.pa, n.pb
 
 	if r := sendCustomer(a.inPort, "jane.doe@example.com", "<c1@mail.example.com>"); r != "250" {
 		t.Fatalf("customer message through A: %s\n%s", r, pa.log.String())

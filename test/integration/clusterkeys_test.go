@@ -47,13 +47,8 @@ func TestClusterForeignKeyring(t *testing.T) {
 // known customer keeps his t1- token, and the command returns once every
 // record is sealed under the new record key.
 func TestClusterKeysRotateWhileServing(t *testing.T) {
-	cl := etcdtest.Start(t)
-	crm, smart := startMemSink(t), startMemSink(t)
-	keyring := filepath.Join(t.TempDir(), "keyring.json")
-	a := clusterNode(t, crm, smart, cl.Endpoints(), "node-a", keyring)
-	pa := startServe(t, a.config, a.admin)
-	b := clusterNode(t, crm, smart, cl.Endpoints(), "node-b", keyring)
-	pb := startServe(t, b.config, b.admin)
+	n := startTwoNodes(t)
+	cl, crm, smart, keyring, a, b, pa, pb := n.cl, n.crm, n.smart, n.keyring, n.a, n.b, n.pa, n.pb
 	if r := sendCustomer(a.inPort, "jane.doe@example.com", "<c1@mail.example.com>"); r != "250" {
 		t.Fatalf("customer message through A: %s\n%s", r, pa.log.String())
 	}
@@ -100,13 +95,8 @@ func TestClusterKeysRotateWhileServing(t *testing.T) {
 // serving node writes it to its trail once the command ended. Both
 // trails verify afterwards.
 func TestClusterKeysRotateOnServingNode(t *testing.T) {
-	cl := etcdtest.Start(t)
-	crm, smart := startMemSink(t), startMemSink(t)
-	keyring := filepath.Join(t.TempDir(), "keyring.json")
-	a := clusterNode(t, crm, smart, cl.Endpoints(), "node-a", keyring)
-	pa := startServe(t, a.config, a.admin)
-	b := clusterNode(t, crm, smart, cl.Endpoints(), "node-b", keyring)
-	pb := startServe(t, b.config, b.admin)
+	n := startTwoNodes(t)
+	a, b, pa, pb := n.a, n.b, n.pa, n.pb
 
 	r := runProxyBounded(t, 60*time.Second, a.config, "keys", "rotate", "--record-key")
 	if r.code != 0 || !strings.Contains(r.stdout, "every record is sealed under the newest record key") {
