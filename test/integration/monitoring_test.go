@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -55,7 +56,16 @@ retention: {token_max_idle: 8760h}
 		t.Fatalf("customer message: %s\n%s", r, p.log.String())
 	}
 
-	code, body := httpGet("https://" + sv.admin + "/metrics")
+	// The retention sweeper's first campaign (tokenproxy_cluster_leader)
+	// runs in the background: give it a few seconds on a loaded machine.
+	var code int
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body = httpGet("https://" + sv.admin + "/metrics")
+		if code != 200 || strings.Contains(body, "tokenproxy_cluster_leader{") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if code != 200 {
 		t.Fatalf("/metrics: %d\n%s", code, body)
 	}
