@@ -19,9 +19,12 @@ type fakeAuditor struct {
 	recs       []tokenize.Change
 	ready      error
 	deliverErr error
-	inTrail    map[string]bool // refs Delivered reports as present
-	asked      []string        // refs Delivered was asked about
-	since      time.Time
+	// writeThenFail makes the next Deliver write its records and fail
+	// (as a trail's Append whose ctx ended while its writer wrote them).
+	writeThenFail bool
+	inTrail       map[string]bool // refs Delivered reports as present
+	asked         []string        // refs Delivered was asked about
+	since         time.Time
 }
 
 type actorKey struct{}
@@ -44,6 +47,16 @@ func (f *fakeAuditor) Deliver(_ context.Context, recs []tokenize.Change) error {
 		return f.deliverErr
 	}
 	f.recs = append(f.recs, recs...)
+	if f.writeThenFail {
+		f.writeThenFail = false
+		if f.inTrail == nil {
+			f.inTrail = map[string]bool{}
+		}
+		for _, r := range recs {
+			f.inTrail[r.Ref] = true
+		}
+		return context.Canceled
+	}
 	return nil
 }
 
@@ -124,6 +137,28 @@ func TestOutboxDeliversEachCreationOnce(t *testing.T) {
 	waitFor(t, "an empty outbox", func() bool { return outboxLen(t, tm) == 0 })
 	if len(fa.asked) != 0 {
 		t.Errorf("Delivered asked %v after a clean start", fa.asked)
+	}
+}
+
+// TestOutboxDeliveryFailedAfterWriting: a delivery that wrote its records
+// and then failed (the trail's Append returned on a cancelled context) is
+// not written again: the next pass finds the records in the trail and
+// only deletes them from the outbox.
+func TestOutboxDeliveryFailedAfterWriting(t *testing.T) {
+	fa := &fakeAuditor{writeThenFail: true}
+	tm := openTestMap(t, tokenize.Options{Audit: fa})
+	for _, a := range []string{"a@example.com", "b@example.com"} {
+		if _, err := tm.Tokenize(context.Background(), a, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "an empty outbox", func() bool { return outboxLen(t, tm) == 0 })
+	refs := map[string]int{}
+	for _, r := range fa.delivered() {
+		refs[r.Ref]++
+	}
+	if len(refs) != 2 || refs[fa.delivered()[0].Ref] != 1 || len(fa.delivered()) != 2 {
+		t.Errorf("delivered %+v; want each of the two records once", fa.delivered())
 	}
 }
 
