@@ -38,6 +38,9 @@ func (api *httpAPI) register(mux Mux) {
 	mux.Handle("GET /v1/audit/verify", api.with(policy.RoleAuditor, "audit_verify", api.verify))
 	mux.Handle("GET /v1/backup", api.with(policy.RoleOperator, "backup", api.backup))
 	api.registerQuarantine(mux) // quarantine.go
+	if api.svc.cluster != nil {
+		mux.Handle("GET "+peerPath, api.peerOnly(api.peerRecords))
+	}
 }
 
 // with authenticates (HTTPS only, client certificate or bearer token),
@@ -168,7 +171,7 @@ func (api *httpAPI) records(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := api.svc.listAudit(r.Context(), q, w); err != nil {
+	if err := api.svc.listAudit(r.Context(), q, w, func(states []TrailState) { setTrailHeaders(w, states) }); err != nil {
 		api.svc.log.Error("audit listing failed", "event", "audit_read_failed", "err", err)
 	}
 }

@@ -76,17 +76,23 @@ func clientTLS(o ClientOptions) (*tls.Config, error) {
 // Do sends a request (body, when not nil, as JSON) and returns the body
 // of a 2xx reply, or an error carrying the server's message.
 func (c *Client) Do(ctx context.Context, method, path string, body any) (io.ReadCloser, error) {
+	rc, _, err := c.DoHeader(ctx, method, path, body)
+	return rc, err
+}
+
+// DoHeader is Do that also returns the reply's header.
+func (c *Client) DoHeader(ctx context.Context, method, path string, body any) (io.ReadCloser, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -96,15 +102,15 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) (io.Read
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode/100 == 2 {
-		return resp.Body, nil
+		return resp.Body, resp.Header, nil
 	}
 	defer resp.Body.Close()
 	var e struct{ Error string }
 	json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
-	return nil, fmt.Errorf("%s: %s", resp.Status, e.Error)
+	return nil, nil, fmt.Errorf("%s: %s", resp.Status, e.Error)
 }
 
 // Backup saves an online backup of the token map to path and returns its

@@ -132,7 +132,7 @@ func (s *Service) SubjectTokens(ctx context.Context, address, reason string) ([]
 // ListAudit streams the records matching q as JSON lines, as written
 // (audited audit.read).
 func (s *Service) ListAudit(ctx context.Context, q audit.Query, w io.Writer) error {
-	return s.listAudit(ctx, q, w)
+	return s.listAudit(ctx, q, w, nil)
 }
 
 // AuditPage returns up to limit records matching q, newest first, of

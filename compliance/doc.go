@@ -29,6 +29,18 @@
 // export, backup) or before the change (erase, expiry); when it cannot be
 // written the operation does not happen and the API answers 503.
 //
+// # Across a cluster
+//
+// On a cluster node (Options.Cluster) a subject export and an audit
+// listing merge every node's trail (merge.go): each node's records in its
+// chain's order, the map's changes in etcd revision order, the rest by
+// time. The other nodes' records are read through their admin listeners
+// (peer.go), authenticated by a token each node publishes in the store
+// with its URL and its certificate's fingerprint (cluster.go); the read is
+// audited on the node read. A node that cannot be read is named in the
+// result, never silently left out. The console's paged trail view reads
+// this node's trail only.
+//
 // # The contract
 //
 // The service reaches the token map only through TokenMap, and the map's

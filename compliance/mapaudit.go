@@ -61,6 +61,10 @@ func record(cs []tokenize.Change) audit.Record {
 	first := cs[0]
 	detail := map[string]string{"committed": first.At.UTC().Format(time.RFC3339Nano)}
 	maps.Copy(detail, first.Detail)
+	if first.Event == tokenize.EventKeysRotated {
+		detail["ref"] = first.Ref
+		return audit.Record{Event: audit.KeysRotated, Actor: first.Actor, Outcome: "ok", Detail: detail}
+	}
 	if first.Event != tokenize.EventExpired {
 		detail["ref"] = first.Ref
 		return audit.Record{Event: audit.TokenCreated, Actor: first.Actor, Tokens: []string{first.Token}, Detail: detail}
@@ -110,13 +114,14 @@ func (t MapAudit) Delivered(ctx context.Context, since time.Time, refs []string)
 }
 
 // RefsOf returns the outbox refs a trail record names: a token.created
-// record its "ref", a token.expired batch its "refs". A ref names one
+// record (and a keys.rotated one that came through a store's outbox,
+// tokenize.AppendRecord) its "ref", a token.expired batch its "refs". A ref names one
 // change of the map; a record that carries refs already in the trail was
 // delivered twice (a crash between delivery and the outbox delete, or a
 // dead node's outbox delivered by another node).
 func RefsOf(r audit.Record) []string {
 	switch r.Event {
-	case audit.TokenCreated:
+	case audit.TokenCreated, audit.KeysRotated:
 		if ref := r.Detail["ref"]; ref != "" {
 			return []string{ref}
 		}

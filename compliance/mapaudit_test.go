@@ -178,3 +178,35 @@ func TestExpiriesReachTheTrail(t *testing.T) {
 		t.Fatalf("expiry records %+v; want one for the batch of two", expired)
 	}
 }
+
+// TestKeysRotatedThroughTheOutbox: a rotation recorded in a shared
+// store's outbox (tokenize.AppendRecord) reaches the trail as keys.rotated
+// with its actor, detail, commit time and ref, naming no token, and its
+// ref makes a second delivery recognisable.
+func TestKeysRotatedThroughTheOutbox(t *testing.T) {
+	trailPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := mustOpen(t, audit.Options{Path: trailPath, Sync: true})
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	c := tokenize.Change{Ref: "00000000000000000042-ab-0000", Event: tokenize.EventKeysRotated, Actor: "cli:root", At: at,
+		Detail: map[string]string{"kek": "rotate", "record_key": "true"}}
+	if err := (MapAudit{Log: l}).Deliver(context.Background(), []tokenize.Change{c}); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, l)
+	var got *audit.Record
+	for _, r := range records(t, trailPath) {
+		if r.Event == audit.KeysRotated {
+			got = &r
+		}
+	}
+	switch {
+	case got == nil:
+		t.Fatal("no keys.rotated record in the trail")
+	case got.Actor != "cli:root" || len(got.Tokens) != 0 || got.Detail["record_key"] != "true" ||
+		got.Detail["committed"] != at.Format(time.RFC3339Nano) || got.Outcome != "ok":
+		t.Errorf("record %+v", *got)
+	}
+	if refs := RefsOf(*got); len(refs) != 1 || refs[0] != c.Ref {
+		t.Errorf("RefsOf = %v, want [%s]", refs, c.Ref)
+	}
+}

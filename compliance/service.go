@@ -41,6 +41,8 @@ type Service struct {
 	log      *slog.Logger
 	// quarantine holds stripped attachments (quarantine.go); nil: none.
 	quarantine Quarantine
+	// cluster reaches the other nodes' trails; nil on a single node.
+	cluster *Cluster
 }
 
 // Options are what a Service works on.
@@ -56,12 +58,15 @@ type Options struct {
 	Log    *slog.Logger
 	// Quarantine is the store of stripped attachments; nil: none.
 	Quarantine Quarantine
+	// Cluster, on a cluster node, makes exports and audit listings merge
+	// every node's trail (cluster.go); nil: this node's trail only.
+	Cluster *Cluster
 }
 
 // New returns the compliance service. Mount its HTTP API with Register.
 func New(o Options) *Service {
 	s := &Service{m: o.Map, db: o.DB, trail: o.Trail, keys: o.Keys, who: newPrincipals(o.Config.Principals),
-		guard: newResolveGuard(o.Config.MaxResolutionsPerHour), log: o.Log, quarantine: o.Quarantine}
+		guard: newResolveGuard(o.Config.MaxResolutionsPerHour), log: o.Log, quarantine: o.Quarantine, cluster: o.Cluster}
 	s.refusals = newRefusals(s.writeRefusals)
 	return s
 }
@@ -190,6 +195,9 @@ type subjectExport struct {
 	Address string          `json:"address"`
 	Tokens  []exportedToken `json:"tokens"`
 	Audit   []audit.Record  `json:"audit"`
+	// Trails, on a cluster, lists each node whose trail was read for
+	// Audit, and why one's records are missing.
+	Trails []TrailState `json:"trails,omitempty"`
 }
 
 type exportedToken struct {
@@ -216,11 +224,18 @@ func (c *Service) export(ctx context.Context, address, reason string) (subjectEx
 			return subjectExport{}, err
 		}
 		out.Tokens = append(out.Tokens, exportedToken{Token: t, DisplayName: e.DisplayName, Created: e.Created.UTC(), LastSeen: e.LastSeen.UTC()})
-		recs, err := c.auditRecords(ctx, audit.Query{Token: t})
+		recs, states, err := c.mergedRecords(ctx, audit.Query{Token: t})
 		if err != nil {
 			return subjectExport{}, err
 		}
-		out.Audit = append(out.Audit, recs...)
+		sortByEvent(recs)
+		for _, r := range recs {
+			out.Audit = append(out.Audit, r.Rec)
+		}
+		out.Trails = addStates(out.Trails, states)
+	}
+	if c.cluster == nil {
+		out.Trails = nil
 	}
 	err = c.record(ctx, audit.Record{Event: audit.ComplianceExport, Reason: reason, Tokens: tokens,
 		Count: len(out.Audit), Outcome: outcomeOf(len(tokens))})
@@ -252,20 +267,23 @@ func (c *Service) erase(ctx context.Context, address, reason string) ([]string, 
 	return c.addresses(erased), err
 }
 
-// auditRecords reads matching records from the trail file, which the
-// writer only appends to, so reading it while serving is safe.
-func (c *Service) auditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
-	f, err := c.openTrail(ctx)
+// mergedRecords reads the records q selects from the trail file (the
+// writer only appends to it, so reading it while serving is safe) and, on
+// a cluster, from every other node's, merged (merge.go).
+func (c *Service) mergedRecords(ctx context.Context, q audit.Query) ([]MergedRecord, []TrailState, error) {
+	srcs, states, closeAll, err := c.sources(ctx, q)
+	defer closeAll()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
-	var out []audit.Record
-	err = audit.Select(f, q, func(r audit.Record) error {
+	var out []MergedRecord
+	for r, err := range Merge(ctx, srcs, q, nil) {
+		if err != nil {
+			return nil, nil, err
+		}
 		out = append(out, r)
-		return ctx.Err()
-	})
-	return out, err
+	}
+	return out, counted(states, out), nil
 }
 
 // openTrail opens the trail for reading once the creation records of
@@ -279,25 +297,30 @@ func (c *Service) openTrail(ctx context.Context) (*os.File, error) {
 	return os.Open(c.trail.Path())
 }
 
-// listAudit streams matching records to w as JSON lines (auditor).
-func (c *Service) listAudit(ctx context.Context, q audit.Query, w io.Writer) error {
+// listAudit streams matching records to w as JSON lines, as written
+// (auditor); on a cluster every node's, merged. opened, when not nil, is
+// told which trails are read before the first line is written.
+func (c *Service) listAudit(ctx context.Context, q audit.Query, w io.Writer, opened func([]TrailState)) error {
 	if err := c.record(ctx, audit.Record{Event: audit.AuditRead, Outcome: "ok"}); err != nil {
 		return err
 	}
-	f, err := c.openTrail(ctx)
+	srcs, states, closeAll, err := c.sources(ctx, q)
+	defer closeAll()
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return audit.SelectLines(f, q, func(_ audit.Record, line []byte) error {
-		if _, err := w.Write(line); err != nil {
+	if opened != nil {
+		opened(states)
+	}
+	for r, err := range Merge(ctx, srcs, q, nil) {
+		if err != nil {
 			return err
 		}
-		if _, err := io.WriteString(w, "\n"); err != nil {
+		if _, err := w.Write(append(r.Line, '\n')); err != nil {
 			return err
 		}
-		return ctx.Err()
-	})
+	}
+	return nil
 }
 
 // verifyAudit verifies the whole trail against the head file and the

@@ -29,6 +29,11 @@ type EtcdStore struct {
 	// KnownSenderGrace is how long after the node lost freshness known
 	// senders are still tokenized from its cache; 0: not at all.
 	KnownSenderGrace time.Duration `yaml:"known_sender_grace"`
+	// AdminURL is where the other nodes reach this node's admin listener
+	// to read its audit trail (a subject export or an audit listing on
+	// any node merges every node's trail); empty: https://<admin.listen>
+	// when that names a host.
+	AdminURL string `yaml:"admin_url"`
 }
 
 // EtcdTLS names the PEM files of the mTLS client connection.
@@ -85,6 +90,12 @@ func (c *Config) validateEtcd() error {
 	}
 	if e.KnownSenderGrace < 0 {
 		return c.fail("store.etcd.known_sender_grace", "must be 0 (no grace) or positive, got %s", e.KnownSenderGrace)
+	}
+	if e.AdminURL != "" {
+		u, err := url.Parse(e.AdminURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+			return c.fail("store.etcd.admin_url", "must be an https URL like https://10.0.0.11:9443 (the compliance API is HTTPS only), got %q", e.AdminURL)
+		}
 	}
 	return nil
 }

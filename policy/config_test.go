@@ -112,6 +112,8 @@ func TestValidationNamesFieldAndReason(t *testing.T) {
 		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], tls: {cert_file: c.pem}}}", "store.etcd.tls", "both cert_file and key_file"},
 		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], request_timeout: 0s}}", "store.etcd.request_timeout", "positive"},
 		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], known_sender_grace: -1s}}", "store.etcd.known_sender_grace", "0 (no grace) or positive"},
+		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], admin_url: 'http://10.0.0.11:9443'}}", "store.etcd.admin_url", "must be an https URL"},
+		{"store: {backend: etcd, etcd: {endpoints: ['http://127.0.0.1:2379'], admin_url: 'https://10.0.0.11:9443/v1'}}", "store.etcd.admin_url", "must be an https URL"},
 		{"data_dir: ''", "data_dir", "empty"},
 		{"inbound: {listen: '127.0.0.1'}", "inbound.listen", "host:port"},
 		{"inbound: {listen: '127.0.0.1:smtp'}", "inbound.listen", "port must be a number"},

@@ -128,7 +128,11 @@ func copyTokens(ctx context.Context, from, to Store, st *CopyStats) error {
 		err := from.View(ctx, func(tx ReadTx) error {
 			batch = batch[:0]
 			return tx.Tokens(after, func(local string, v []byte) (bool, error) {
-				batch = append(batch, kv{local, slices.Clone(v)})
+				v, err := withSeenValue(tx, local, v)
+				if err != nil {
+					return false, err
+				}
+				batch = append(batch, kv{local, v})
 				return len(batch) < to.MaxBatch(), nil
 			})
 		})
@@ -186,4 +190,24 @@ func copyMeta(ctx context.Context, from, to Store, st *CopyStats) error {
 		}
 		return nil
 	})
+}
+
+// withSeenValue returns a copy of a token's stored value with the nodes'
+// last-seen times folded into the record, where the source keeps them
+// apart (SeenTx): the destination keeps them in the record, or starts its
+// own apart from it. Tombstones and undecodable values are copied as
+// they are.
+func withSeenValue(tx ReadTx, local string, v []byte) ([]byte, error) {
+	rec, err := decodeLive(v)
+	if err != nil {
+		return slices.Clone(v), nil
+	}
+	before := rec.lastSeen
+	if err := withSeen(tx, local, rec); err != nil {
+		return nil, err
+	}
+	if rec.lastSeen == before {
+		return slices.Clone(v), nil
+	}
+	return rec.encode(), nil
 }

@@ -19,7 +19,9 @@
 //     the conformance suite in tokenize/storetest. A store shared by
 //     several nodes also implements Elector (re-encryption and retention
 //     run on one node at a time) and OutboxTakeover (a dead node's audit
-//     outbox is delivered by a survivor).
+//     outbox is delivered by a survivor), and may keep last-seen times
+//     apart from the records (SeenTx: etcd, each node's own, so a use
+//     never rewrites a record); bbolt keeps them in the record.
 //
 // No address reaches a log, an error text or the store in plaintext.
 package tokenize

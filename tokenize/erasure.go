@@ -86,7 +86,7 @@ func (m *Map) expireBatch(ctx context.Context, before int64, after string, detai
 		return 0, "", err
 	}
 	actor := m.outbox.actor(ctx)
-	limit := max(1, m.store.MaxBatch()/2) // a tombstone and an outbox entry each
+	limit := max(1, m.store.MaxBatch()/(eraseWrites+1)) // an erase and an outbox entry each
 	var locals []string
 	var last string
 	err := m.store.Update(ctx, func(tx Tx) error {
@@ -95,7 +95,13 @@ func (m *Map) expireBatch(ctx context.Context, before int64, after string, detai
 			last = k
 			rec, err := decodeLive(v)
 			if err == nil && rec.lastSeen < before && !m.touch.isPending(k) {
+				err = withSeen(tx, k, rec) // the nodes' uses, when kept apart
+			}
+			if err == nil && rec.lastSeen < before && !m.touch.isPending(k) {
 				locals = append(locals, k) // else erased, corrupt (left for the operator), or in use
+			}
+			if errors.Is(err, ErrStore) {
+				return false, err
 			}
 			return len(locals) < limit, nil
 		})

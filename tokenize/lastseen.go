@@ -84,21 +84,46 @@ func (t *toucher) flush() error {
 	return nil
 }
 
-// write stores the last-seen times of locals in one transaction.
+// write stores the last-seen times of locals in one transaction: apart
+// from the records where the store keeps them so (SeenTx), else in them.
+// Each token is read first, so that an erased one gets no time: its
+// erasure removed them, and the read makes a racing erasure fail the
+// commit and this run see the tombstone.
 func (t *toucher) write(locals []string, at map[string]int64) error {
 	return t.m.store.Update(context.Background(), func(tx Tx) error {
+		seen, apart := tx.(SeenTx)
 		for _, local := range locals {
 			rec, err := liveRecord(tx, local)
 			if err != nil || rec.lastSeen >= at[local] {
 				continue
 			}
-			rec.lastSeen = at[local]
-			if err := tx.PutToken(local, rec.encode()); err != nil {
+			if apart {
+				err = seen.PutSeen(local, at[local])
+			} else {
+				rec.lastSeen = at[local]
+				err = tx.PutToken(local, rec.encode())
+			}
+			if err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// withSeen sets rec's last-seen time to the latest of its own and the
+// nodes' (SeenTx); a store without SeenTx keeps it in the record.
+func withSeen(tx ReadTx, local string, rec *record) error {
+	seen, ok := tx.(SeenTx)
+	if !ok {
+		return nil
+	}
+	at, err := seen.Seen(local)
+	if err != nil {
+		return err
+	}
+	rec.lastSeen = max(rec.lastSeen, at)
+	return nil
 }
 
 // requeue puts back times not written, unless a newer use came meanwhile.

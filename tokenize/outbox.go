@@ -53,6 +53,9 @@ type Event string
 const (
 	EventCreated Event = "created" // a new token
 	EventExpired Event = "expired" // a token erased by retention (Expire)
+	// EventKeysRotated is a key rotation made by a process that holds no
+	// trail of its own (AppendRecord); it names no token.
+	EventKeysRotated Event = "keys_rotated"
 )
 
 // Change is one audit record committed with a change of the map.
@@ -232,6 +235,9 @@ func (o *outbox) decode(ref string, v []byte) (Change, error) {
 		e = outboxEntry{Event: EventCreated, Token: string(v[n:]), Actor: string(v[9:n]),
 			At: time.Unix(0, int64(binary.BigEndian.Uint64(v)))}
 	}
-	return Change{Ref: ref, Event: e.Event, Token: o.m.opts.Format.Address(e.Token), Actor: e.Actor,
-		At: e.At.UTC(), Detail: e.Detail}, nil
+	c := Change{Ref: ref, Event: e.Event, Actor: e.Actor, At: e.At.UTC(), Detail: e.Detail}
+	if e.Token != "" {
+		c.Token = o.m.opts.Format.Address(e.Token)
+	}
+	return c, nil
 }

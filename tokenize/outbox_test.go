@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/tokenize"
+	"github.com/tokenproxy/tokenproxy/tokenize/storetest"
 )
 
 // fakeAuditor stands in for the audit trail.
@@ -18,9 +19,12 @@ type fakeAuditor struct {
 	recs       []tokenize.Change
 	ready      error
 	deliverErr error
-	inTrail    map[string]bool // refs Delivered reports as present
-	asked      []string        // refs Delivered was asked about
-	since      time.Time
+	// writeThenFail makes the next Deliver write its records and fail
+	// (as a trail's Append whose ctx ended while its writer wrote them).
+	writeThenFail bool
+	inTrail       map[string]bool // refs Delivered reports as present
+	asked         []string        // refs Delivered was asked about
+	since         time.Time
 }
 
 type actorKey struct{}
@@ -43,6 +47,16 @@ func (f *fakeAuditor) Deliver(_ context.Context, recs []tokenize.Change) error {
 		return f.deliverErr
 	}
 	f.recs = append(f.recs, recs...)
+	if f.writeThenFail {
+		f.writeThenFail = false
+		if f.inTrail == nil {
+			f.inTrail = map[string]bool{}
+		}
+		for _, r := range recs {
+			f.inTrail[r.Ref] = true
+		}
+		return context.Canceled
+	}
 	return nil
 }
 
@@ -123,6 +137,28 @@ func TestOutboxDeliversEachCreationOnce(t *testing.T) {
 	waitFor(t, "an empty outbox", func() bool { return outboxLen(t, tm) == 0 })
 	if len(fa.asked) != 0 {
 		t.Errorf("Delivered asked %v after a clean start", fa.asked)
+	}
+}
+
+// TestOutboxDeliveryFailedAfterWriting: a delivery that wrote its records
+// and then failed (the trail's Append returned on a cancelled context) is
+// not written again: the next pass finds the records in the trail and
+// only deletes them from the outbox.
+func TestOutboxDeliveryFailedAfterWriting(t *testing.T) {
+	fa := &fakeAuditor{writeThenFail: true}
+	tm := openTestMap(t, tokenize.Options{Audit: fa})
+	for _, a := range []string{"a@example.com", "b@example.com"} {
+		if _, err := tm.Tokenize(context.Background(), a, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "an empty outbox", func() bool { return outboxLen(t, tm) == 0 })
+	refs := map[string]int{}
+	for _, r := range fa.delivered() {
+		refs[r.Ref]++
+	}
+	if len(refs) != 2 || refs[fa.delivered()[0].Ref] != 1 || len(fa.delivered()) != 2 {
+		t.Errorf("delivered %+v; want each of the two records once", fa.delivered())
 	}
 }
 
@@ -312,5 +348,34 @@ func TestOutboxRetriesOnDemand(t *testing.T) {
 	fa.set(func(f *fakeAuditor) { f.deliverErr = nil })
 	if _, err := tm.Tokenize(ctx, "after@example.com", ""); err != nil {
 		t.Fatalf("first creation after the trail recovered: %v", err)
+	}
+}
+
+// sharedMem is the in-memory store posing as one whose outbox another
+// node may take over.
+type sharedMem struct{ *storetest.Mem }
+
+func (sharedMem) TakenOver(context.Context) <-chan int { return nil }
+
+// TestAppendRecord: a record that names no token goes into a shared
+// store's outbox; a one-node store (no OutboxTakeover) refuses it, and so
+// does a shared one for a record of another kind.
+func TestAppendRecord(t *testing.T) {
+	ctx := context.Background()
+	rotated := tokenize.Change{Event: tokenize.EventKeysRotated, Actor: "cli:root", At: time.Now()}
+	if err := tokenize.AppendRecord(ctx, storetest.NewMem(), rotated); !errors.Is(err, tokenize.ErrAudit) {
+		t.Errorf("AppendRecord on a one-node store = %v, want ErrAudit", err)
+	}
+	s := sharedMem{storetest.NewMem()}
+	if err := tokenize.AppendRecord(ctx, s, tokenize.Change{Event: tokenize.EventCreated}); !errors.Is(err, tokenize.ErrAudit) {
+		t.Errorf("AppendRecord of a creation = %v, want ErrAudit", err)
+	}
+	if err := tokenize.AppendRecord(ctx, s, rotated); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	s.View(ctx, func(tx tokenize.ReadTx) error { var err error; n, err = tx.OutboxLen(); return err })
+	if n != 1 {
+		t.Errorf("outbox holds %d entries, want 1", n)
 	}
 }

@@ -159,6 +159,12 @@ func (o *outbox) drain(ctx context.Context) (int, error) {
 	}
 	if len(todo) > 0 {
 		if err := o.audit.Deliver(ctx, todo); err != nil {
+			// A failed delivery may have written records all the same
+			// (a trail's Append returns when ctx ends, Close's, while its
+			// writer may still write them): the next pass checks the
+			// trail for this batch, as for entries an unclean stop left,
+			// instead of writing it twice.
+			o.uncertain(recs)
 			return 0, err
 		}
 	}
@@ -233,6 +239,14 @@ func (o *outbox) skipRecovered(ctx context.Context, recs []Change) ([]Change, er
 	}
 	o.clearLeftover(recs)
 	return out, nil
+}
+
+// uncertain has the trail checked for recs before they are delivered
+// again.
+func (o *outbox) uncertain(recs []Change) {
+	if last := recs[len(recs)-1].Ref; last > o.leftover {
+		o.leftover = last
+	}
 }
 
 // clearLeftover ends the start-up check once the batch reached past the

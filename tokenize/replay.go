@@ -21,7 +21,7 @@ type ReplayStats struct {
 // is wiped at the end.
 func (m *Map) EraseTokens(ctx context.Context, tokens []string) (ReplayStats, error) {
 	var st ReplayStats
-	batch := max(1, m.store.MaxBatch())
+	batch := max(1, m.store.MaxBatch()/eraseWrites)
 	for start := 0; start < len(tokens); start += batch {
 		if err := ctx.Err(); err != nil {
 			return st, err

@@ -171,3 +171,24 @@ type KeysWatcher interface {
 	// The channel closes when ctx ends or the store closes.
 	WatchKeys(ctx context.Context) <-chan struct{}
 }
+
+// SeenTx is implemented by the transactions of a store that keeps
+// last-seen times apart from the records (etcdstore; DESIGN.md, Tokens):
+// a use then never rewrites a record, whose ciphertext is written once
+// (on etcd every rewrite is a new revision of it, kept until compaction,
+// and a cache drop on every other node through the watch). Each node
+// writes its own time of a token, so the nodes' flushes never conflict;
+// a token's last-seen time is the latest of its record's and every
+// node's. A store without it (boltstore, storetest's in-memory store:
+// one node) has the map write last-seen times into the records.
+type SeenTx interface {
+	// Seen returns the latest last-seen time any node wrote for a token
+	// (unix seconds), 0 if none. It is not compared at commit: a use
+	// noted meanwhile is as late as one noted just after.
+	Seen(local string) (int64, error)
+	// PutSeen writes this node's last-seen time of a token. One write.
+	PutSeen(local string, at int64) error
+	// DeleteSeen removes every node's last-seen time of a token (its
+	// erasure). One write.
+	DeleteSeen(local string) error
+}

@@ -525,8 +525,10 @@ func (m *Map) read(ctx context.Context, token string) (Entry, int64, error) {
 	var rec *record
 	err = m.store.View(ctx, func(tx ReadTx) error {
 		var err error
-		rec, err = liveRecord(tx, t.Local)
-		return err
+		if rec, err = liveRecord(tx, t.Local); err != nil {
+			return err
+		}
+		return withSeen(tx, t.Local, rec)
 	})
 	if err != nil {
 		return Entry{}, 0, err
@@ -593,7 +595,9 @@ func (m *Map) Erase(ctx context.Context, token string) error {
 	return m.store.Wipe(ctx) // see EraseSubject
 }
 
-// erase turns a live record into a tombstone inside tx.
+// erase turns a live record into a tombstone inside tx, and removes its
+// last-seen times where the store keeps them apart: two writes at most
+// (eraseWrites).
 func (m *Map) erase(tx Tx, local string) error {
 	rec, err := liveRecord(tx, local)
 	if err != nil {
@@ -603,8 +607,16 @@ func (m *Map) erase(tx Tx, local string) error {
 	if m.opts.SuppressErased {
 		keep = &rec.mac
 	}
+	if seen, ok := tx.(SeenTx); ok {
+		if err := seen.DeleteSeen(local); err != nil {
+			return err
+		}
+	}
 	return tx.PutToken(local, tombstone(m.opts.Now(), keep))
 }
+
+// eraseWrites bounds the writes of one erase, for batches under MaxBatch.
+const eraseWrites = 2
 
 // forget drops an erased or changed token from the caches, after its
 // commit: a pending last-seen time would rewrite it, and the known-address
@@ -653,6 +665,9 @@ func (m *Map) Each(ctx context.Context, fn func(Entry) error) error {
 			t, err := m.opts.Format.Parse(k)
 			if err != nil {
 				return false, fmt.Errorf("%w: key is not a token", ErrCorruptRecord)
+			}
+			if err := withSeen(tx, k, rec); err != nil {
+				return false, err
 			}
 			e, err := m.entry(t, rec)
 			if err != nil {

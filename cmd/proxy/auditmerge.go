@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -120,109 +119,27 @@ type trailLine struct {
 	line []byte
 }
 
-var errStopScan = errors.New("stop")
-
-// trailLines yields a trail's records in file order.
-func trailLines(ctx context.Context, node, path string) iter.Seq2[trailLine, error] {
-	return func(yield func(trailLine, error) bool) {
-		f, err := os.Open(path)
-		if err != nil {
-			yield(trailLine{}, fmt.Errorf("read trail: %w", err))
-			return
-		}
-		defer f.Close()
-		err = audit.Scan(f, func(r audit.Record, line []byte) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if !yield(trailLine{node: node, rec: r, line: slices.Clone(line)}, nil) {
-				return errStopScan
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errStopScan) {
-			yield(trailLine{}, fmt.Errorf("trail of node %s: %w", node, err))
-		}
-	}
-}
-
-// mergeTrails yields the records of every trail in time order (a k-way
-// merge: each trail keeps its own order, which is its chain's), ties by
-// node id, and leaves out a record whose refs were all delivered before:
-// the second delivery of one change. dups counts what it left out.
+// mergeTrails yields the records of every trail merged as the compliance
+// API merges a cluster's trails (compliance.Merge: each trail in its own
+// order, interleaved by commit revision or time, ties by node id), and
+// leaves out a record whose refs were all delivered before: the second
+// delivery of one change. dups counts what it left out.
 func mergeTrails(ctx context.Context, files map[string]string, dups *int) iter.Seq2[trailLine, error] {
 	return func(yield func(trailLine, error) bool) {
-		type cursor struct {
-			next func() (trailLine, error, bool)
-			cur  trailLine
-		}
-		var cs []*cursor
+		var srcs []compliance.TrailSource
 		for _, node := range slices.Sorted(maps.Keys(files)) {
-			next, stop := iter.Pull2(trailLines(ctx, node, files[node]))
-			defer stop()
-			cs = append(cs, &cursor{next: next})
-		}
-		advance := func(c *cursor) (bool, error) {
-			l, err, ok := c.next()
-			c.cur = l
-			return ok && err == nil, err
-		}
-		var live []*cursor
-		for _, c := range cs {
-			ok, err := advance(c)
+			f, err := os.Open(files[node])
 			if err != nil {
-				yield(trailLine{}, err)
+				yield(trailLine{}, fmt.Errorf("read trail: %w", err))
 				return
 			}
-			if ok {
-				live = append(live, c)
-			}
+			defer f.Close()
+			srcs = append(srcs, compliance.TrailSource{Node: node, R: f})
 		}
-		seen := map[string]bool{}
-		for len(live) > 0 {
-			i := earliest(live, func(c *cursor) trailLine { return c.cur })
-			l := live[i].cur
-			if !delivered(seen, l.rec) {
-				if !yield(l, nil) {
-					return
-				}
-			} else {
-				*dups++
-			}
-			ok, err := advance(live[i])
-			if err != nil {
-				yield(trailLine{}, err)
+		for r, err := range compliance.Merge(ctx, srcs, audit.Query{}, dups) {
+			if !yield(trailLine{node: r.Node, rec: r.Rec, line: r.Line}, err) || err != nil {
 				return
 			}
-			if !ok {
-				live = slices.Delete(live, i, i+1)
-			}
 		}
 	}
-}
-
-// earliest is the index of the cursor whose record comes first: by time,
-// then by node id (cursors are in node order, so the first wins a tie).
-func earliest[C any](cs []C, cur func(C) trailLine) int {
-	best := 0
-	for i := 1; i < len(cs); i++ {
-		if cur(cs[i]).rec.Time.Before(cur(cs[best]).rec.Time) {
-			best = i
-		}
-	}
-	return best
-}
-
-// delivered reports whether every ref a record names was seen before,
-// and notes its refs. A record without refs is never a duplicate.
-func delivered(seen map[string]bool, r audit.Record) bool {
-	refs := compliance.RefsOf(r)
-	dup := len(refs) > 0
-	for _, ref := range refs {
-		if !seen[ref] {
-			dup = false
-			seen[ref] = true
-		}
-	}
-	return dup
 }

@@ -163,13 +163,22 @@ func auditListCommand() *command {
 			if err != nil {
 				return err
 			}
-			rc, err := c.Do(ctx, http.MethodGet, "/v1/audit/records?"+q.Encode(), nil)
+			rc, h, err := c.DoHeader(ctx, http.MethodGet, "/v1/audit/records?"+q.Encode(), nil)
 			if err != nil {
 				return err
 			}
 			defer rc.Close()
-			_, err = io.Copy(a.stdout, rc)
-			return err
+			if _, err = io.Copy(a.stdout, rc); err != nil {
+				return err
+			}
+			// A cluster's listing merges every node's trail; one whose
+			// node did not answer is missing, and an auditor must not take
+			// the rest for the whole.
+			if missing := h.Get(compliance.TrailsMissingHeader); missing != "" {
+				return fmt.Errorf("incomplete listing: the records of node(s) %s are missing (their nodes did not answer; see the proxy log); "+
+					"the listing holds those of %s", missing, h.Get(compliance.TrailsHeader))
+			}
+			return nil
 		},
 	}
 }

@@ -75,7 +75,7 @@ func runKeysRotate(ctx context.Context, a *app, args []string, o rotateFlags) er
 		return fmt.Errorf("load data keys: %w", err)
 	}
 	detail := map[string]string{"kek": "rotate", "token_key": fmt.Sprint(o.tokenKey), "record_key": fmt.Sprint(o.recordKey)}
-	if err := a.auditOnce(ctx, cfg, kek, audit.Record{Event: audit.KeysRotated, Outcome: "ok", Detail: detail}); err != nil {
+	if err := a.auditRotation(ctx, cfg, kek, db, detail); err != nil {
 		return err
 	}
 	n, err := vault.RotateKEK(ctx, kek, db)
@@ -105,6 +105,25 @@ func runKeysRotate(ctx context.Context, a *app, args []string, o rotateFlags) er
 	return a.finishReencryption(ctx, cfg)
 }
 
+// auditRotation writes the keys.rotated record before anything rotates.
+// On etcd it goes into the cluster's store, not a trail: this host's
+// proxy serve may hold the trail the configuration names (its lock
+// stopped the command before), and a node of the cluster delivers the
+// record to its own trail once this command's node has ended
+// (tokenize.AppendRecord). On bbolt the local trail takes it: the
+// command runs with the proxy stopped, as the map's file is locked too.
+func (a *app) auditRotation(ctx context.Context, cfg *policy.Config, kek vault.KEK, db tokenize.Store, detail map[string]string) error {
+	if cfg.Store.Backend != "etcd" {
+		return a.auditOnce(ctx, cfg, kek, audit.Record{Event: audit.KeysRotated, Outcome: "ok", Detail: detail})
+	}
+	c := tokenize.Change{Event: tokenize.EventKeysRotated, Actor: audit.ActorFrom(ctx), At: time.Now().UTC(), Detail: detail}
+	if err := tokenize.AppendRecord(ctx, db, c); err != nil {
+		return fmt.Errorf("audit the rotation (nothing rotated): %w", err)
+	}
+	fmt.Fprintln(a.stdout, "keys.rotated recorded in the cluster's store: a serving node writes it to its audit trail")
+	return nil
+}
+
 // asCLINode gives a command that joins the cluster briefly a node id of
 // its own, <node_id>-cli-<pid>: this host's proxy serve may hold the
 // configured one, and a second holder is refused for a lease TTL.
@@ -122,7 +141,8 @@ func asCLINode(cfg *policy.Config) *policy.Config {
 // versions up through their watch and the one that leads "reencrypt" does
 // the work; this command's map campaigns too, so that a cluster with no
 // node serving is finished here. It opens no audit trail: re-encryption
-// writes no audit record, and this host's proxy may hold the trail.
+// writes no audit record, the rotation's went through the store
+// (auditRotation), and this host's proxy may hold the trail.
 func (a *app) awaitClusterReencryption(ctx context.Context, cfg *policy.Config, kek vault.KEK, db tokenize.Store) error {
 	keys, err := vault.Load(ctx, kek, db)
 	if err != nil {

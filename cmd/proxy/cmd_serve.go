@@ -67,7 +67,8 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 		adminSrv.ServeTLS(adminTC)
 	}
 	registerCertMetrics(reg, rs, adminCert)
-	svc, stopSweep := startCompliance(a, cfg, e, adminSrv)
+	peers := clusterPeers(ctx, cfg, e.db, adminCert, a.log) // before the API: it serves the peers too
+	svc, stopSweep := startCompliance(a, cfg, e, adminSrv, peers)
 	defer stopSweep()
 	stopQuarantine, err := startQuarantineSweep(cfg, e, a.log) // quarantine.go
 	if err != nil {
@@ -92,6 +93,7 @@ func serve(ctx context.Context, a *app, cfg *policy.Config, e *engine) error {
 			if err := adminCert.Reload(); err != nil {
 				a.log.Error("admin certificate reload failed; keeping the previous one", "event", "reload_failed", "err", err)
 			}
+			republishPeer(ctx, peers, cfg, e.db, adminCert, a.log)
 		}
 	}
 	stopHUP := a.reloadOnHUP(rl)

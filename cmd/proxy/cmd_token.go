@@ -31,7 +31,7 @@ func runTokenResolve(ctx context.Context, a *app, args []string, reason string) 
 		return usagef("--reason: %v", err)
 	}
 	return a.withEngine(ctx, func(cfg *policy.Config, e *engine) error {
-		svc := e.compliance(cfg, a.log)
+		svc := e.compliance(cfg, a.log, nil)
 		ent, err := svc.Resolve(ctx, args[0], reason)
 		if err != nil {
 			return err

@@ -54,7 +54,9 @@ var (
 )
 
 // compliance returns the compliance service over the engine.
-func (e *engine) compliance(cfg *policy.Config, log *slog.Logger) *compliance.Service {
+// cluster, on a cluster node, merges the other nodes' trails into
+// exports and listings (nil: this node's trail only).
+func (e *engine) compliance(cfg *policy.Config, log *slog.Logger, cluster *compliance.Cluster) *compliance.Service {
 	var q compliance.Quarantine // a nil *quarantine.Store would not be a nil interface
 	if s, err := e.quarantine(cfg); err == nil {
 		q = s
@@ -62,14 +64,14 @@ func (e *engine) compliance(cfg *policy.Config, log *slog.Logger) *compliance.Se
 		log.Error("quarantine unavailable to the compliance API", "event", "quarantine_open", "err", err)
 	}
 	return compliance.New(compliance.Options{Map: e.m, DB: backuper(e.db), Trail: e.trail, Keys: e.auditKeys,
-		Config: cfg.Compliance, Log: log, Quarantine: q})
+		Config: cfg.Compliance, Log: log, Quarantine: q, Cluster: cluster})
 }
 
 // startCompliance mounts the compliance API on the admin server (when
 // enabled) and starts the retention sweeper (when configured); stop ends
 // the sweeper.
-func startCompliance(a *app, cfg *policy.Config, e *engine, srv *admin.Server) (svc *compliance.Service, stop func()) {
-	svc = e.compliance(cfg, a.log)
+func startCompliance(a *app, cfg *policy.Config, e *engine, srv *admin.Server, cluster *compliance.Cluster) (svc *compliance.Service, stop func()) {
+	svc = e.compliance(cfg, a.log, cluster)
 	if cfg.Compliance.Enabled {
 		svc.Register(srv)
 	}

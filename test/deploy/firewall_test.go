@@ -75,6 +75,10 @@ func TestNftRuleset(t *testing.T) {
 		"ip6 saddr @etcd_peers_v6 tcp dport { 2379, 2380 } accept",
 		"ip daddr @etcd_peers_v4 tcp dport { 2379, 2380 } accept",
 		"ip6 daddr @etcd_peers_v6 tcp dport { 2379, 2380 } accept",
+		"ip saddr @etcd_peers_v4 tcp dport 8025 accept",
+		"ip6 saddr @etcd_peers_v6 tcp dport 8025 accept",
+		"ip daddr @etcd_peers_v4 tcp dport 8025 accept",
+		"ip6 daddr @etcd_peers_v6 tcp dport 8025 accept",
 	} {
 		if !strings.Contains(listing, want) {
 			t.Errorf("ruleset lacks %q; listing:\n%s", want, listing)

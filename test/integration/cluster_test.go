@@ -25,6 +25,7 @@ func clusterNode(t *testing.T, crm, smart *memSink, endpoints []string, node, ke
 	t.Helper()
 	sv := writeServeConfig(t, crm.addr, smart.addr, "info", "client_networks: [127.0.0.0/8]")
 	h := sha256.Sum256([]byte("alice-token"))
+	hs := sha256.Sum256([]byte("sam-token"))
 	f, err := os.OpenFile(sv.config, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -36,9 +37,32 @@ store:
   etcd: {endpoints: ["%s"], node_id: %s}
 compliance:
   enabled: true
-  principals: [{name: alice, roles: [officer], token_sha256: %s}]
-`, keyring, strings.Join(endpoints, `", "`), node, hex.EncodeToString(h[:]))
+  principals: [{name: alice, roles: [officer], token_sha256: %s}, {name: sam, roles: [auditor], token_sha256: %s}]
+`, keyring, strings.Join(endpoints, `", "`), node, hex.EncodeToString(h[:]), hex.EncodeToString(hs[:]))
 	return sv
+}
+
+// twoNodes is two `proxy serve` nodes, A and B, on one 3-member etcd
+// cluster, sharing a keyring file and the CRM and smarthost sinks.
+type twoNodes struct {
+	cl         *etcdtest.Cluster
+	crm, smart *memSink
+	keyring    string
+	a, b       served
+	pa, pb     *proxyProc
+}
+
+// startTwoNodes starts A first (it creates the keyring and the map's data
+// keys), then B.
+func startTwoNodes(t *testing.T) twoNodes {
+	t.Helper()
+	n := twoNodes{cl: etcdtest.Start(t), crm: startMemSink(t), smart: startMemSink(t),
+		keyring: filepath.Join(t.TempDir(), "keyring.json")}
+	n.a = clusterNode(t, n.crm, n.smart, n.cl.Endpoints(), "node-a", n.keyring)
+	n.pa = startServe(t, n.a.config, n.a.admin)
+	n.b = clusterNode(t, n.crm, n.smart, n.cl.Endpoints(), "node-b", n.keyring)
+	n.pb = startServe(t, n.b.config, n.b.admin)
+	return n
 }
 
 // sendReply sends the CRM's reply to token through a node's outbound route
@@ -60,13 +84,8 @@ func sendReply(t *testing.T, sv served, token, id string) string {
 // its token; an erasure on B stops replies through A (550 5.1.1), and the
 // time that takes is the propagation bound measured here.
 func TestClusterTwoNodes(t *testing.T) {
-	cl := etcdtest.Start(t)
-	crm, smart := startMemSink(t), startMemSink(t)
-	keyring := filepath.Join(t.TempDir(), "keyring.json")
-	a := clusterNode(t, crm, smart, cl.Endpoints(), "node-a", keyring)
-	pa := startServe(t, a.config, a.admin) // first: creates the keyring and the map's data keys
-	b := clusterNode(t, crm, smart, cl.Endpoints(), "node-b", keyring)
-	pb := startServe(t, b.config, b.admin)
+	n := startTwoNodes(t)
+	crm, smart, a, b, pa, pb := n.crm, n.smart, n.a, n.b, n.pa, n.pb
 
 	if r := sendCustomer(a.inPort, "jane.doe@example.com", "<c1@mail.example.com>"); r != "250" {
 		t.Fatalf("customer message through A: %s\n%s", r, pa.log.String())

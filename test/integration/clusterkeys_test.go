@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -46,13 +47,8 @@ func TestClusterForeignKeyring(t *testing.T) {
 // known customer keeps his t1- token, and the command returns once every
 // record is sealed under the new record key.
 func TestClusterKeysRotateWhileServing(t *testing.T) {
-	cl := etcdtest.Start(t)
-	crm, smart := startMemSink(t), startMemSink(t)
-	keyring := filepath.Join(t.TempDir(), "keyring.json")
-	a := clusterNode(t, crm, smart, cl.Endpoints(), "node-a", keyring)
-	pa := startServe(t, a.config, a.admin)
-	b := clusterNode(t, crm, smart, cl.Endpoints(), "node-b", keyring)
-	pb := startServe(t, b.config, b.admin)
+	n := startTwoNodes(t)
+	cl, crm, smart, keyring, a, b, pa, pb := n.cl, n.crm, n.smart, n.keyring, n.a, n.b, n.pa, n.pb
 	if r := sendCustomer(a.inPort, "jane.doe@example.com", "<c1@mail.example.com>"); r != "250" {
 		t.Fatalf("customer message through A: %s\n%s", r, pa.log.String())
 	}
@@ -91,4 +87,58 @@ func TestClusterKeysRotateWhileServing(t *testing.T) {
 	}
 	stopServe(t, pb)
 	stopServe(t, pa)
+}
+
+// TestClusterKeysRotateOnServingNode: `proxy keys rotate` run with a
+// serving node's own configuration (its trail locked by the serving
+// process) rotates: the keys.rotated record goes through etcd, and a
+// serving node writes it to its trail once the command ended. Both
+// trails verify afterwards.
+func TestClusterKeysRotateOnServingNode(t *testing.T) {
+	n := startTwoNodes(t)
+	a, b, pa, pb := n.a, n.b, n.pa, n.pb
+
+	r := runProxyBounded(t, 60*time.Second, a.config, "keys", "rotate", "--record-key")
+	if r.code != 0 || !strings.Contains(r.stdout, "every record is sealed under the newest record key") {
+		t.Fatalf("keys rotate with node A's configuration while A serves: exit %d\n%s%s", r.code, r.stdout, r.log)
+	}
+	trails := []string{filepath.Join(a.dataDir, "audit.jsonl"), filepath.Join(b.dataDir, "audit.jsonl")}
+	deadline := time.Now().Add(30 * time.Second)
+	for rotated(t, trails) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no keys.rotated record in either trail 30 s after the command\nA:\n%s\nB:\n%s", pa.log.String(), pb.log.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r := sendCustomer(b.inPort, "jane.doe@example.com", "<c1@mail.example.com>"); r != "250" {
+		t.Fatalf("customer message through B after the rotation: %s", r)
+	}
+	stopServe(t, pb)
+	stopServe(t, pa)
+	if n := rotated(t, trails); n != 1 {
+		t.Errorf("%d keys.rotated records over both trails, want 1", n)
+	}
+	for _, sv := range []served{a, b} {
+		if r := runProxyBounded(t, 30*time.Second, sv.config, "audit", "verify"); r.code != 0 {
+			t.Errorf("audit verify of %s: exit %d\n%s%s", sv.config, r.code, r.stdout, r.log)
+		}
+	}
+}
+
+// rotated counts the keys.rotated records with record_key=true in trails.
+func rotated(t *testing.T, trails []string) int {
+	t.Helper()
+	n := 0
+	for _, p := range trails {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `"event":"keys.rotated"`) && strings.Contains(line, `"record_key":"true"`) {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -48,13 +49,23 @@ store:
 compliance:
   enabled: true
   principals: [{name: alice, roles: [officer], token_sha256: %s}]
+retention: {token_max_idle: 8760h}
 `, shared.Addr, key, tokenFile, strings.Join(cl.Endpoints(), `", "`), ca.CertFile, etcdCert, etcdKey, hex.EncodeToString(h[:])))
 	p := startServe(t, sv.config, sv.admin)
 	if r := sendCustomer(sv.inPort, "monitoring.customer@example.com", "<m1@mail.example.com>"); r != "250" {
 		t.Fatalf("customer message: %s\n%s", r, p.log.String())
 	}
 
-	code, body := httpGet("https://" + sv.admin + "/metrics")
+	// The retention sweeper's first campaign (tokenproxy_cluster_leader)
+	// runs in the background: give it a few seconds on a loaded machine.
+	var code int
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body = httpGet("https://" + sv.admin + "/metrics")
+		if code != 200 || strings.Contains(body, "tokenproxy_cluster_leader{") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if code != 200 {
 		t.Fatalf("/metrics: %d\n%s", code, body)
 	}
@@ -71,7 +82,8 @@ compliance:
 	for _, name := range []string{
 		"tokenproxy_tls_certificate_expiry_timestamp_seconds", "tokenproxy_vault_token_expiry_timestamp_seconds",
 		"tokenproxy_vault_logins_total", "tokenproxy_store_fresh", "tokenproxy_audit_checkpoints_total",
-		"tokenproxy_tls_client_certificate_expiry_timestamp_seconds",
+		"tokenproxy_tls_client_certificate_expiry_timestamp_seconds", "tokenproxy_cluster_leader",
+		"tokenproxy_outbox_takeovers_total", "tokenproxy_outbox_takeover_records_total",
 	} {
 		if _, ok := types[name]; !ok {
 			t.Errorf("/metrics lacks %s", name)

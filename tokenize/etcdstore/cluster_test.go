@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tokenproxy/tokenproxy/compliance"
@@ -28,10 +29,15 @@ const testLeaseTTL = 2 * time.Second
 // openNode opens a store on the cluster as one node of it, with a short
 // lease.
 func openNode(t testing.TB, c *etcdtest.Cluster, prefix, node string) (*etcdstore.Store, error) {
+	return openNodeMetrics(t, c, prefix, node, nil)
+}
+
+// openNodeMetrics is openNode with the store's metrics on reg.
+func openNodeMetrics(t testing.TB, c *etcdtest.Cluster, prefix, node string, reg prometheus.Registerer) (*etcdstore.Store, error) {
 	t.Helper()
 	s, err := etcdstore.Open(context.Background(), etcdstore.Options{
 		Endpoints: c.Endpoints(), Prefix: prefix, Tenant: "test", NodeID: node,
-		DialTimeout: 5 * time.Second, LeaseTTL: testLeaseTTL,
+		DialTimeout: 5 * time.Second, LeaseTTL: testLeaseTTL, Registerer: reg,
 	})
 	if err == nil {
 		t.Cleanup(func() { s.Close() })
@@ -96,8 +102,13 @@ func testOutboxTakeover(t *testing.T, c *etcdtest.Cluster) {
 	s1 := mustOpenNode(t, c, prefix, "n1")
 	m1 := newMap(t, s1, keys, stuck)
 	survivors := []*storetest.Auditor{{}, {}}
+	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry()}
 	for i, a := range survivors {
-		newMap(t, mustOpenNode(t, c, prefix, fmt.Sprintf("n%d", i+2)), keys, a)
+		s, err := openNodeMetrics(t, c, prefix, fmt.Sprintf("n%d", i+2), regs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		newMap(t, s, keys, a)
 	}
 	made := map[string]bool{}
 	for i := range n {
@@ -128,7 +139,61 @@ func testOutboxTakeover(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatalf("both survivors delivered n1's records: %d and %d", len(survivors[0].Records()), len(survivors[1].Records()))
 	}
 	waitNoKey(t, c, prefix+"test/takeover/n1", 10*time.Second)
+	// The survivor that delivered counts one takeover and n records.
+	waitMetrics(t, regs, map[string]float64{"tokenproxy_outbox_takeovers_total": 1, "tokenproxy_outbox_takeover_records_total": n}, 5*time.Second)
 	mustOpenNode(t, c, prefix, "n1") // the outbox is handed back: n1 may register
+}
+
+// waitMetrics waits until each named metric, summed over the registries,
+// has its value.
+func waitMetrics(t *testing.T, regs []*prometheus.Registry, want map[string]float64, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := map[string]float64{}
+		for _, reg := range regs {
+			for name, v := range values(t, reg) {
+				got[name] += v
+			}
+		}
+		ok := true
+		for name, v := range want {
+			ok = ok && got[name] == v
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics %v, want %v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// values returns a registry's counters and gauges by name and labels
+// (name{label="value"}).
+func values(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += fmt.Sprintf("{%s=%q}", l.GetName(), l.GetValue())
+			}
+			switch {
+			case m.Counter != nil:
+				out[name] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[name] = m.Gauge.GetValue()
+			}
+		}
+	}
+	return out
 }
 
 // checkOnce fails unless recs are the creation records of exactly refs,
@@ -276,7 +341,16 @@ func testKilledMidStream(t *testing.T, c *etcdtest.Cluster) {
 // it dies (crash: its lease must end) the other leads.
 func testElectionFailover(t *testing.T, c *etcdtest.Cluster) {
 	prefix := freshPrefix()
-	stores := []*etcdstore.Store{mustOpenNode(t, c, prefix, "n1"), mustOpenNode(t, c, prefix, "n2")}
+	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry()}
+	var stores []*etcdstore.Store
+	for i, reg := range regs {
+		s, err := openNodeMetrics(t, c, prefix, fmt.Sprintf("n%d", i+1), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, s)
+	}
+	const leads = `tokenproxy_cluster_leader{task="task"}`
 	type won struct {
 		i   int
 		ctx context.Context
@@ -297,6 +371,9 @@ func testElectionFailover(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatalf("n%d and n%d lead at once", first.i+1, w.i+1)
 	case <-time.After(time.Second):
 	}
+	if a, b := values(t, regs[first.i])[leads], values(t, regs[1-first.i])[leads]; a != 1 || b != 0 {
+		t.Fatalf("leader gauge: %v on the leader, %v on the other node; want 1 and 0", a, b)
+	}
 	etcdstore.Crash(stores[first.i])
 	died := time.Now()
 	select {
@@ -310,6 +387,8 @@ func testElectionFailover(t *testing.T, c *etcdtest.Cluster) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the dead leader's context did not end")
 	}
+	waitMetrics(t, regs[1-first.i:2-first.i], map[string]float64{leads: 1}, 5*time.Second)
+	waitMetrics(t, regs[first.i:first.i+1], map[string]float64{leads: 0}, 5*time.Second)
 }
 
 // testRetentionOneNode: two nodes run the retention sweeper; only the

@@ -8,9 +8,22 @@
 // # Layout
 //
 // Every key lives under <prefix><tenant>/ (store.go, layout): t/<token>
-// records and tombstones, outbox/<node>/<txn id>-<index> audit outbox
+// records and tombstones, seen/<token>/<node> each node's last-seen time
+// of a token (seen.go), outbox/<node>/<txn id>-<index> audit outbox
 // entries, meta/<name> map values, keys/<purpose>/<version> wrapped data
 // keys, and schema.
+//
+// # Last-seen times
+//
+// A record is written at its creation and then only by a rename,
+// re-encryption or erasure: last-seen times live apart
+// (tokenize.SeenTx), each node's under its own key, written by the map's
+// batched flush (one Txn per MaxBatch tokens, each token read so that a
+// racing erasure fails the commit), read as the latest over the nodes,
+// and deleted as one range with the token's erasure. So a use neither
+// adds a revision of the record's ciphertext to etcd's history nor, as
+// the watch covers t/ only, drops the token from the other nodes'
+// caches.
 //
 // # Transactions
 //
@@ -57,10 +70,13 @@
 // MaxBatch is etcd's --max-txn-ops (128 by default, Options.MaxTxnOps):
 // etcd checks a transaction's compares and its writes against it
 // separately, and under the rule above no caller of the map compares more
-// keys than it writes or reads by Token: expiry erases MaxBatch/2 tokens
-// (a tombstone and an outbox entry each, every tombstone read by Token),
-// a last-seen flush reads and writes at most MaxBatch tokens, outbox
-// deletes are blind. A transaction over the bound fails with ErrStore
+// keys than it writes or reads by Token: expiry erases MaxBatch/3 tokens
+// (a tombstone, a range delete of its last-seen times and an outbox
+// entry each, every tombstone read by Token), a replay of erasures
+// MaxBatch/2, a last-seen flush reads at most MaxBatch tokens and writes
+// as many last-seen keys, outbox deletes are blind. Last-seen reads are
+// not compared: a use noted just after the read is as late as one noted
+// just before. A transaction over the bound fails with ErrStore
 // rather than being split, as its writes must land together.
 //
 // # Outbox
@@ -125,8 +141,13 @@
 //
 // With Options.Registerer: tokenproxy_etcd_request_duration_seconds by op
 // (view, update, commit, revision), tokenproxy_store_fresh (0 or 1),
-// tokenproxy_store_freshness_age_seconds and
-// tokenproxy_etcd_watch_restarts_total. No label holds a key.
+// tokenproxy_store_freshness_age_seconds,
+// tokenproxy_etcd_watch_restarts_total, tokenproxy_cluster_leader{task}
+// (1 while this node leads the task: set by Lead, back to 0 when the
+// leadership ends), tokenproxy_outbox_takeovers_total (dead nodes'
+// outboxes this node claimed) and tokenproxy_outbox_takeover_records_total
+// (their entries, counted when the emptied outbox is released: by then
+// each reached this node's trail). No label holds a key.
 //
 // # Erasure
 //

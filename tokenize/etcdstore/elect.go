@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/tokenproxy/tokenproxy/tokenize"
@@ -20,6 +21,8 @@ const campaignRetry = time.Second
 // leads until it gives up (ctx ends, or the store closes and revokes the
 // lease) or its lease ends, after which the next candidate leads.
 func (s *Store) Lead(ctx context.Context, task string) (context.Context, error) {
+	leads := s.metrics.leader.WithLabelValues(task)
+	leads.Set(0) // a candidate: the gauge shows the task from the first campaign on
 	for {
 		if s.closed.Load() {
 			return nil, errClosed
@@ -31,7 +34,8 @@ func (s *Store) Lead(ctx context.Context, task string) (context.Context, error) 
 		}
 		if err == nil {
 			s.log.Info("this node leads a task of the cluster", "event", "leader", "task", task, "node", s.opts.NodeID)
-			return s.leading(ctx, e, sess, task), nil
+			leads.Set(1)
+			return s.leading(ctx, e, sess, task, leads), nil
 		}
 		s.log.Debug("campaign failed; retrying", "event", "campaign_retry", "task", task, "err", err)
 		sleep(ctx, campaignRetry)
@@ -69,10 +73,11 @@ func (s *Store) campaign(ctx context.Context, sess *concurrency.Session, task st
 // leading returns the context of a leadership: it ends when the lease
 // ends or ctx ends, and then the election is resigned (if the lease still
 // holds), so that the next candidate leads at once.
-func (s *Store) leading(ctx context.Context, e *concurrency.Election, sess *concurrency.Session, task string) context.Context {
+func (s *Store) leading(ctx context.Context, e *concurrency.Election, sess *concurrency.Session, task string, leads prometheus.Gauge) context.Context {
 	lctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer cancel()
+		defer leads.Set(0)
 		select {
 		case <-sess.Done():
 			s.log.Warn("leadership lost with the node's lease", "event", "leadership_lost", "task", task, "node", s.opts.NodeID)

@@ -128,6 +128,7 @@ func (s *Store) keepRegistered(sess *concurrency.Session) {
 					s.session.Store(next)
 					sess = next
 					s.log.Info("node registered again", "event", "etcd_lease_renewed", "node", s.opts.NodeID)
+					s.republishPeer()
 					break
 				}
 				s.revokeLease(next)

@@ -23,6 +23,9 @@ var requestBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 type metrics struct {
 	latency    *prometheus.HistogramVec
 	restarts   prometheus.Counter
+	leader     *prometheus.GaugeVec // by task: 1 while this node leads it (elect.go)
+	takeovers  prometheus.Counter   // dead nodes' outboxes this node claimed (takeover.go)
+	takenOver  prometheus.Counter   // their records this node delivered
 	collectors []prometheus.Collector
 	reg        prometheus.Registerer
 }
@@ -40,6 +43,18 @@ func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tokenproxy_etcd_watch_restarts_total",
 			Help: "Times the watch that invalidates the caches broke and was reopened.",
+		}),
+		leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tokenproxy_cluster_leader",
+			Help: "1 while this node leads a task of the cluster (retention: the expiry sweeps, reencrypt: record re-encryption), 0 while another node does or none is elected yet.",
+		}, []string{"task"}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tokenproxy_outbox_takeovers_total",
+			Help: "Audit outboxes of dead nodes this node took over (claimed after their lease ended) to deliver their records to its own trail.",
+		}),
+		takenOver: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tokenproxy_outbox_takeover_records_total",
+			Help: "Records of dead nodes' outboxes this node delivered to its trail, counted when a taken-over outbox is empty and handed back.",
 		}),
 		reg: reg,
 	}
@@ -59,7 +74,7 @@ func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
 		Name: "tokenproxy_store_freshness_age_seconds",
 		Help: "Seconds since the last confirmed freshness check was sent (since the store opened, if none was).",
 	}, func() float64 { return s.freshnessAge().Seconds() })
-	m.collectors = []prometheus.Collector{m.latency, m.restarts, fresh, age}
+	m.collectors = []prometheus.Collector{m.latency, m.restarts, m.leader, m.takeovers, m.takenOver, fresh, age}
 	if cert := clientCertGauge(s.opts.TLS); cert != nil {
 		m.collectors = append(m.collectors, cert)
 	}

@@ -155,6 +155,7 @@ type Store struct {
 	metrics *metrics
 
 	session   atomic.Pointer[concurrency.Session] // this node's lease (liveness.go)
+	peerEntry atomic.Pointer[[]byte]              // this node's peer entry, put again under a renewed lease (peers.go)
 	takeovers takeovers                           // dead nodes' outboxes (takeover.go)
 }
 
@@ -302,15 +303,17 @@ func fail(op string, err error) error {
 //
 //	<prefix><tenant>/schema
 //	<prefix><tenant>/t/<token>             record or tombstone
+//	<prefix><tenant>/seen/<token>/<node>   the node's last-seen time of the token
 //	<prefix><tenant>/outbox/<node>/<id>    audit outbox entry
 //	<prefix><tenant>/meta/<name>           map values
 //	<prefix><tenant>/keys/<purpose>/<ver>  wrapped data keys
 //	<prefix><tenant>/nodes/<node>          live node, under its lease
 //	<prefix><tenant>/takeover/<node>       dead node's outbox claimed, under the claimer's lease
 //	<prefix><tenant>/elect/<task>/<lease>  election of the node that runs task
+//	<prefix><tenant>/peers/<node>          how other nodes reach the node's compliance API, under its lease
 //	<prefix>wipe                           compaction asked of the members' maintenance job
 type layout struct {
-	base, tokens, outbox, outboxes, meta, wrapped, nodes, takeovers, elections string
+	base, tokens, outbox, outboxes, meta, wrapped, nodes, takeovers, elections, seen string
 
 	wipe string // <prefix>wipe: a wipe scheduled for the members (wipe.go)
 }
@@ -320,7 +323,7 @@ func newLayout(o Options) layout {
 	return layout{base: base, tokens: base + "t/", outbox: base + "outbox/" + o.NodeID + "/",
 		outboxes: base + "outbox/", meta: base + "meta/", wrapped: base + "keys/",
 		nodes: base + "nodes/", takeovers: base + "takeover/", elections: base + "elect/",
-		wipe: o.Prefix + "wipe"}
+		seen: base + "seen/", wipe: o.Prefix + "wipe"}
 }
 
 func (l layout) node(id string) string       { return l.nodes + id }

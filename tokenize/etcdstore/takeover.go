@@ -33,6 +33,9 @@ type takeovers struct {
 	// (the ref the dead node gave it, which its trail record keeps).
 	foreign map[string]string
 	subs    []chan int
+	// claimed is how many entries each outbox this node claimed held
+	// then, counted as delivered when it is released.
+	claimed map[string]int
 }
 
 // TakenOver implements tokenize.OutboxTakeover.
@@ -217,6 +220,8 @@ func (s *Store) claim(ctx context.Context, id string, lease clientv3.LeaseID) er
 	}
 	n := int(resp.Responses[1].GetResponseRange().Count)
 	s.log.Info("outbox of a dead node taken over", "event", "outbox_takeover", "dead_node", id, "entries", n)
+	s.metrics.takeovers.Inc()
+	s.noteClaimed(id, n)
 	s.notify(n)
 	return nil
 }
@@ -235,6 +240,30 @@ func (s *Store) release(ctx context.Context, id string, lease clientv3.LeaseID) 
 		return fail("release an outbox", err)
 	}
 	s.forgetForeign(s.keys.nodeOutbox(id))
-	s.log.Info("outbox of a dead node delivered", "event", "outbox_takeover_done", "dead_node", id)
+	n := s.releasedClaim(id)
+	s.metrics.takenOver.Add(float64(n))
+	s.log.Info("outbox of a dead node delivered", "event", "outbox_takeover_done", "dead_node", id, "entries", n)
 	return nil
+}
+
+// noteClaimed remembers how many entries a claimed outbox held: no entry
+// is added to it while the claim holds (release), so all of them have
+// reached this node's trail when it is released.
+func (s *Store) noteClaimed(id string, n int) {
+	s.takeovers.mu.Lock()
+	defer s.takeovers.mu.Unlock()
+	if s.takeovers.claimed == nil {
+		s.takeovers.claimed = map[string]int{}
+	}
+	s.takeovers.claimed[id] = n
+}
+
+// releasedClaim returns and forgets the entries of a released claim (0
+// for a claim this run did not make: one held under a lease it lost).
+func (s *Store) releasedClaim(id string) int {
+	s.takeovers.mu.Lock()
+	defer s.takeovers.mu.Unlock()
+	n := s.takeovers.claimed[id]
+	delete(s.takeovers.claimed, id)
+	return n
 }

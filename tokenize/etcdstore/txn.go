@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -153,7 +151,7 @@ func (s *Store) commit(ctx context.Context, tx *txn) (bool, error) {
 		return false, fmt.Errorf("%w: etcd txn of %d writes and %d compares exceeds max-txn-ops %d",
 			tokenize.ErrStore, len(ops), len(cmps), s.opts.MaxTxnOps)
 	}
-	r := s.commits.do(&commit{cmps: cmps, ops: ops, keys: slices.Collect(maps.Keys(tx.write.puts))})
+	r := s.commits.do(&commit{cmps: cmps, ops: ops, keys: tx.write.keys(s.keys)})
 	if r.err != nil {
 		return false, r.err
 	}

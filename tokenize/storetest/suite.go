@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Opener) {
 		{"collisions", testCollisions},
 		{"tombstones", testTombstones},
 		{"expiry", testExpiry},
+		{"last-seen", testLastSeen},
 		{"outbox-delivery", testOutboxDelivery},
 		{"restart", testRestart},
 		{"staged-commit", testStagedCommit},
