@@ -49,13 +49,13 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 			return w.sniffedText(h, params, cte, depth, tmt, raw)
 		}
 	}
-	if kind == attach.KindMedia || kind == attach.KindPDF || kind == attach.KindUnreadable {
+	if kind == attach.KindPDF {
+		return w.pdfPart(h, ar, raw, pi) // read, never rewritten (pdfpart.go)
+	}
+	if kind == attach.KindMedia || kind == attach.KindUnreadable {
 		act, err := ar.Verdict(kind)
 		if err != nil {
 			return attachErr(err)
-		}
-		if kind == attach.KindPDF && act == attach.Pass {
-			return w.pdfPart(h, cte, raw) // the guard reads it (pdfpart.go)
 		}
 		return w.unopened(h, raw, act, kind, pi)
 	}

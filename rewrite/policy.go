@@ -26,6 +26,9 @@ type direction struct {
 	// only: outbound and the guard read what they can, pass the rest).
 	attachments *attach.Policy
 	enforce     bool
+	// names finds a customer address without tokenizing it (ErrLeak): a
+	// PDF is read for one, never rewritten (pdfpart.go). Inbound only.
+	names scan.AddrFunc
 }
 
 func (d *direction) rewriteText(kind scan.TextKind, b []byte) ([]byte, bool, error) {
@@ -159,7 +162,7 @@ type inbound struct {
 func (rw *Rewriter) inboundPolicy(ctx context.Context, rep *Report, base int) *direction {
 	p := &inbound{rw: rw, ctx: ctx, rep: rep, base: base}
 	return &direction{addr: p.addr, mailbox: p.mailbox, rejectUnscannable: rw.opts.Unscannable == UnscannableReject,
-		attachments: rw.attachments, enforce: true}
+		attachments: rw.attachments, enforce: true, names: rw.leakCheck}
 }
 
 // internal reports whether an address stays as it is: an internal domain
@@ -308,12 +311,7 @@ func (p *outbound) mailbox(m header.Mailbox) (header.Mailbox, bool, error) {
 // guardPolicy fails on any address that is neither internal nor at the
 // relay domain.
 func (rw *Rewriter) guardPolicy() *direction {
-	check := func(addr string) (string, error) {
-		if keep, err := rw.internal(addr); keep && err == nil {
-			return "", nil
-		}
-		return "", ErrLeak
-	}
+	check := rw.leakCheck
 	mailbox := func(m header.Mailbox) (header.Mailbox, bool, error) {
 		if m.Addr != "" {
 			if _, err := check(m.Addr); err != nil {
@@ -324,4 +322,13 @@ func (rw *Rewriter) guardPolicy() *direction {
 		return m, false, err
 	}
 	return &direction{addr: check, mailbox: mailbox, guard: true, attachments: rw.attachments}
+}
+
+// leakCheck is the guard's AddrFunc: ErrLeak for any address that is
+// neither internal nor at the relay domain.
+func (rw *Rewriter) leakCheck(addr string) (string, error) {
+	if keep, err := rw.internal(addr); keep && err == nil {
+		return "", nil
+	}
+	return "", ErrLeak
 }

@@ -210,6 +210,9 @@ func TestBadConfig(t *testing.T) {
 	if !strings.Contains(out, "known_sender_grace: 30s") {
 		t.Errorf("check-config does not show store.etcd.known_sender_grace:\n%s", out)
 	}
+	if !strings.Contains(out, "pdf: strip") {
+		t.Errorf("check-config does not show rewrite.attachments.pdf's default, strip:\n%s", out)
+	}
 }
 
 func TestVaultUnreachableRefusesToStart(t *testing.T) {
