@@ -68,7 +68,11 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 // a heap walker, attachment or not.
 func (w *walker) attachRewriter(depth int) *attach.Rewriter {
 	msgs := &walker{ctx: w.ctx, out: w.out, d: w.d, rep: w.rep, limits: w.limits}
-	return attach.New(attach.Options{Policy: *w.d.attachments, Enforce: w.d.enforce, Addr: w.d.addr,
+	pdfNames := w.d.names // inbound: finds a customer address, tokenizing nothing
+	if w.d.guard {
+		pdfNames = w.d.addr
+	}
+	return attach.New(attach.Options{Policy: *w.d.attachments, Enforce: w.d.enforce, Addr: w.d.addr, PDF: pdfNames,
 		Message: func(ctx context.Context, msg []byte) ([]byte, bool, error) {
 			return msgs.rewriteBody("message/rfc822", msg, depth)
 		}})

@@ -1,12 +1,14 @@
 package rewrite
 
 import (
+	"archive/zip"
 	"bytes"
 	"compress/zlib"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -156,4 +158,67 @@ func TestPDFBombIsRefused(t *testing.T) {
 	if _, _, err := runInbound(t, rw, genericPart("application/pdf", "", "base64", doc)); !errors.Is(err, ErrLimit) {
 		t.Fatalf("err = %v, want ErrLimit", err)
 	}
+}
+
+// TestPDFInArchive: a PDF inside a zip is read as an attached one is.
+// One naming a customer strips the zip that holds it (the default) or
+// refuses the message; one naming nobody stays in the rewritten zip byte
+// for byte. The guard reads PDFs in archives too: before, a PDF member
+// passed unread by both passes.
+func TestPDFInArchive(t *testing.T) {
+	named := string(textforms.ReportLabPDF(t, invoiceWithAddress))
+	clean := string(textforms.ReportLabPDF(t, "c = canvas.Canvas(path, pageCompression=1)\nc.drawString(72, 720, 'Invoice 1234')\nc.save()"))
+	withNamed := zipOf(t, "notes.txt", "nothing here", "invoice.pdf", named)
+	for _, c := range []struct {
+		pdf    attach.Action
+		err    error
+		notice bool
+	}{{"", nil, true}, {attach.Refuse, ErrUnscannable, false}, {attach.Pass, ErrUnscannable, false}} {
+		rw, _ := newTestRewriter(t, RewriteOptions{Attachments: attach.Policy{PDF: c.pdf}})
+		out, rep, err := runInbound(t, rw, withAttachment("application/zip", "docs.zip", withNamed))
+		if !errors.Is(err, c.err) || err != nil && strings.Contains(err.Error(), "jane") {
+			t.Fatalf("pdf %q: err = %v, want %v", c.pdf, err, c.err)
+		}
+		if err == nil {
+			body, _ := attachmentOf(t, out)
+			if c.notice != bytes.HasPrefix(body, []byte("This attachment was removed")) || len(rep.Quarantine) != 1 ||
+				!bytes.Equal(rep.Quarantine[0].Content, withNamed) {
+				t.Fatalf("pdf %q: the zip was not stripped and kept: %q", c.pdf, body)
+			}
+		}
+	}
+	rw, _ := newTestRewriter(t, RewriteOptions{})
+	out, _, err := runInbound(t, rw, withAttachment("application/zip", "docs.zip", zipOf(t, "a.txt", "jane.doe@example.com", "invoice.pdf", clean)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := attachmentOf(t, out)
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil || len(zr.File) != 2 {
+		t.Fatalf("rewritten zip: %v", err)
+	}
+	if got := readZipMember(t, zr.File[1]); got != clean {
+		t.Fatal("the PDF naming nobody changed in the rewritten zip")
+	}
+	if got := readZipMember(t, zr.File[0]); strings.Contains(got, "jane") {
+		t.Fatal("the text member was not rewritten")
+	}
+	msg := withAttachment("application/zip", "docs.zip", zipOf(t, "invoice.pdf", named))
+	if err := rw.Guard(context.Background(), bytes.NewReader(msg)); !errors.Is(err, ErrLeak) {
+		t.Fatalf("guard over a zip holding a PDF naming a customer: %v", err)
+	}
+}
+
+func readZipMember(t *testing.T, f *zip.File) string {
+	t.Helper()
+	rc, err := f.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
