@@ -1,0 +1,85 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/tokenproxy/tokenproxy/test/textforms"
+)
+
+// TestPDFStripEndToEnd drives the real binary under the default PDF policy
+// (strip): swaks sends a customer's invoice that carries her own address
+// (ReportLab, compressed page); the message is relayed, not bounced, and
+// smtp-sink (the CRM) gets a notice in the PDF's place with no address
+// anywhere; an officer exports the original with `proxy compliance`, byte
+// for byte (pdftotext still reads the address in it), and an auditor
+// finds the export in the trail.
+func TestPDFStripEndToEnd(t *testing.T) {
+	doc := textforms.ReportLabPDF(t, "c = canvas.Canvas(path, pageCompression=1)\nc.drawString(72, 720, 'Invoice 1234 for jane.doe@example.com')\nc.save()")
+	crmPort, crmDir := startSink(t)
+	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), "127.0.0.1:9", "info", "client_networks: [127.0.0.0/8]")
+	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	cfg, _ := os.ReadFile(sv.config)
+	cfg = fmt.Appendf(cfg, `compliance:
+  enabled: true
+  principals:
+    - {name: alice, roles: [officer], token_sha256: %s}
+    - {name: sam, roles: [auditor], token_sha256: %s}
+`, hash("alice-token"), hash("sam-token"))
+	os.WriteFile(sv.config, cfg, 0o600)
+	p := startServe(t, sv.config, sv.admin)
+	msg := filepath.Join(t.TempDir(), "msg.eml")
+	os.WriteFile(msg, []byte("From: Jane Doe <jane.doe@example.com>\r\nTo: support@company.example\r\nSubject: my invoice\r\n"+
+		"Message-Id: <invoice-1234@mail.example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+		"--b\r\nContent-Type: text/plain\r\n\r\nThe invoice is attached.\r\n--b\r\nContent-Type: application/pdf\r\n"+
+		"Content-Disposition: attachment; filename=invoice.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+		textforms.Base64Lines(doc)+"--b--\r\n"), 0o644)
+	if code, out := swaks(t, "--server", fmt.Sprintf("127.0.0.1:%d", sv.inPort), "--ehlo", "mail.example.com",
+		"--from", "jane.doe@example.com", "--to", "support@company.example", "--data", "@"+msg); code != 0 {
+		t.Fatalf("swaks: exit %d\n%s\n%s", code, out, p.log.String())
+	}
+	crm := waitSink(t, crmDir, 1)[0]
+	checkNoAddress(t, "what the CRM received", crm)
+	if strings.Contains(crm, "JVBERi0") { // "%PDF-" in base64
+		t.Fatalf("the PDF reached the CRM:\n%s", crm)
+	}
+	m := regexp.MustCompile(`Reference: (att-[a-z2-7]{16})`).FindStringSubmatch(crm)
+	if m == nil || !strings.Contains(crm, "Kind: pdf") || !strings.Contains(p.log.String(), m[1]) {
+		t.Fatalf("no notice with a reference the log names:\n%s", crm)
+	}
+	cli := func(token string, args ...string) (int, string) {
+		cmd := exec.Command(proxyBinary(t), append([]string{"--config", sv.config}, args...)...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TOKENPROXY_TOKEN=" + token}
+		var b bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &b, &b
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), b.String()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, b.String()
+	}
+	code, out := cli("alice-token", "compliance", "quarantine-export", m[1], "--reason", "ticket 1234: the customer's invoice")
+	var exported struct{ Content []byte }
+	if code != 0 || json.Unmarshal([]byte(out), &exported) != nil || !bytes.Equal(exported.Content, doc) {
+		t.Fatalf("quarantine export: exit %d %.300s", code, out)
+	}
+	if !strings.Contains(textforms.PDFText(t, exported.Content), "jane.doe@example.com") {
+		t.Fatal("the exported original does not read as the PDF sent")
+	}
+	if code, out := cli("sam-token", "compliance", "audit", "--event", "quarantine.export"); code != 0 ||
+		!strings.Contains(out, `"event":"quarantine.export","actor":"principal:alice"`) {
+		t.Fatalf("compliance audit: exit %d %s", code, out)
+	}
+	checkNoAddress(t, "the proxy log", p.log.String())
+}
