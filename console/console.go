@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -38,6 +39,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Fresh reports a cluster node's freshness (etcd); nil on one node.
 	Fresh func() error
+	// Cluster reads the etcd cluster's members (cluster.go); nil on one
+	// node.
+	Cluster func(context.Context) (Cluster, error)
 	// Config gives the idle timeout.
 	Config policy.Console
 	Log    *slog.Logger
@@ -50,6 +54,7 @@ type Options struct {
 type Console struct {
 	svc      *compliance.Service
 	fresh    func() error
+	cluster  func(context.Context) (Cluster, error)
 	log      *slog.Logger
 	now      func() time.Time
 	sessions *sessions
@@ -81,7 +86,7 @@ func New(o Options) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Console{svc: o.Service, fresh: o.Fresh, log: o.Log, now: o.Now, pages: pages,
+	c := &Console{svc: o.Service, fresh: o.Fresh, cluster: o.Cluster, log: o.Log, now: o.Now, pages: pages,
 		sessions: newSessions(o.Config.IdleTimeout, o.Now), hist: newHistory(o.Gatherer, o.Now),
 		cop: http.NewCrossOriginProtection()}
 	c.verifier = newVerifications(c)
@@ -123,6 +128,11 @@ func (c *Console) Register(mux Mux) {
 	mux.Handle("POST /console/subject/export", c.page(policy.RoleOfficer, "export", c.subjectExport))
 	mux.Handle("GET /console/subject/download/{id}", c.page(policy.RoleOfficer, "export", c.subjectDownload))
 	mux.Handle("POST /console/subject/erase", c.page(policy.RoleOfficer, "erase", c.subjectErase))
+
+	mux.Handle("GET /console/quarantine", c.page(policy.RoleOfficer, "quarantine_list", c.quarantinePage))
+	mux.Handle("POST /console/quarantine/export", c.page(policy.RoleOfficer, "quarantine_export", c.quarantineExport))
+	mux.Handle("GET /console/quarantine/download/{id}", c.page(policy.RoleOfficer, "quarantine_export", c.quarantineDownload))
+	mux.Handle("POST /console/quarantine/delete", c.page(policy.RoleOfficer, "quarantine_delete", c.quarantineDelete))
 }
 
 // secure sets the headers every console answer carries and refuses plain
@@ -269,7 +279,8 @@ func (c *Console) errorPage(w http.ResponseWriter, _ *http.Request, r *request, 
 
 // parsePages parses each page template with the layout.
 func parsePages() (map[string]*template.Template, error) {
-	funcs := template.FuncMap{"utc": utc, "join": joinStrings, "pair": func(a, b chart) []chart { return []chart{a, b} }}
+	funcs := template.FuncMap{"utc": utc, "join": joinStrings, "pair": func(a, b chart) []chart { return []chart{a, b} },
+		"size": byteSize}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err

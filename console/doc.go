@@ -1,9 +1,10 @@
 // Package console is the compliance console: server-rendered web pages on
 // the admin listener at /console/ for the principals of the compliance
-// API. Officers resolve tokens, look up, export and erase subjects;
-// auditors read, filter, export and verify the audit trail; everyone sees
-// the overview (mail flow, refusals, tokens created, trail status) and
-// the principals.
+// API. Officers resolve tokens, look up, export and erase subjects, and
+// list, export and delete the originals of stripped attachments kept in
+// the quarantine; auditors read, filter, export and verify the audit
+// trail; everyone sees the overview (mail flow, refusals, tokens created,
+// trail status) and the principals.
 //
 // # Same acts as the API
 //

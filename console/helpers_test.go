@@ -25,6 +25,7 @@ import (
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/compliance"
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/quarantine"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 	"github.com/tokenproxy/tokenproxy/vault"
@@ -74,6 +75,7 @@ type harness struct {
 	dir     string
 	trail   *audit.Log
 	m       *tokenize.Map
+	q       *quarantine.Store
 	svc     *compliance.Service
 	con     *Console
 	srv     *httptest.Server
@@ -118,6 +120,10 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.q, err = quarantine.Open(filepath.Join(h.dir, "quarantine"), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cc := policy.Defaults().Compliance
 	cc.Principals = nil
 	for name, roles := range map[string][]string{"alice": {"officer"}, "sam": {"auditor"}, "otto": {"operator"}} {
@@ -138,7 +144,8 @@ func newHarness(t *testing.T) *harness {
 		return ks, nil
 	}
 	cc.Principals = append(cc.Principals, policy.Principal{Name: "carol", Roles: []string{"auditor"}, ClientCertCN: "carol.ops.example"})
-	h.svc = compliance.New(compliance.Options{Map: h.m, DB: db, Trail: h.trail, Keys: auditKeys, Config: cc, Log: log})
+	h.svc = compliance.New(compliance.Options{Map: h.m, DB: db, Trail: h.trail, Keys: auditKeys, Config: cc, Log: log,
+		Quarantine: h.q})
 	reg := prometheus.NewRegistry()
 	msgs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricMessages, Help: "m"}, []string{"route", "result"})
 	reg.MustRegister(msgs)

@@ -15,8 +15,7 @@ type overviewBody struct {
 	Trail      compliance.TrailStatus
 	TrailErr   bool
 	Verified   *verifyResult
-	Cluster    bool
-	Fresh      bool
+	Cluster    *clusterView // nil on one node (cluster.go)
 	Now        time.Time
 	// CheckpointScan is how far back the last checkpoint is looked for.
 	CheckpointScan int
@@ -51,14 +50,7 @@ func (c *Console) overview(w http.ResponseWriter, r *request) {
 	c.mu.Lock()
 	b.Verified = c.lastVerify
 	c.mu.Unlock()
-	if c.fresh != nil {
-		b.Cluster = true
-		if err := c.fresh(); err != nil {
-			c.log.Warn("console: node not fresh", "event", "console_cluster", "err", err)
-		} else {
-			b.Fresh = true
-		}
-	}
+	b.Cluster = c.clusterView(r.Context())
 	c.render(w, http.StatusOK, "overview", c.data(r, "overview", "Overview", b))
 }
 

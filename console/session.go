@@ -36,8 +36,9 @@ type session struct {
 
 // download is an export waiting for its one fetch.
 type download struct {
-	name string
-	body []byte
+	name        string
+	body        []byte
+	contentType string // "" for a subject export (JSON)
 }
 
 // sessions is the in-memory session table.

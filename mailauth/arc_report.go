@@ -50,18 +50,22 @@ func quoteValue(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
-// dmarcResult is the DMARC result, with the local policy that overrode a
-// failure: policy.override=trusted_forwarder (the PolicyOverrideType of RFC
-// 7489 Appendix C) and policy.arc-sealer, the trusted sealer's domain.
+// dmarcResult is the DMARC result our own checks found, with the local
+// policy that overrode a failure, one convention for both trusted sources:
+// policy.override=trusted_forwarder (the PolicyOverrideType of RFC 7489
+// Appendix C, §6.7) and who vouched: policy.arc-sealer, the trusted ARC
+// sealer's domain (RFC 8617 §7.2), or policy.trusted-authres, the trusted
+// relay's authserv-id.
 func (v *Verdicts) dmarcResult() authres.Result {
 	d := v.DMARC
-	if d.ARCOverride == "" {
+	if !d.Overridden() {
 		return &authres.DMARCResult{Value: authres.ResultValue(orNone(d.Result)), Reason: d.Reason, From: d.FromDomain}
 	}
 	return &authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(d.Result), Params: map[string]string{
-		"reason":            d.Reason,
-		"header.from":       d.FromDomain,
-		"policy.override":   "trusted_forwarder",
-		"policy.arc-sealer": d.ARCOverride,
+		"reason":                 d.Reason,
+		"header.from":            d.FromDomain,
+		"policy.override":        "trusted_forwarder",
+		"policy.arc-sealer":      d.ARCOverride,
+		"policy.trusted-authres": d.AuthresOverride,
 	}}
 }

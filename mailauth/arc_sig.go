@@ -32,7 +32,7 @@ var (
 // record syntax of §3.6.1), as both ARC signatures do (RFC 8617 §4.1.2,
 // §4.1.3). go-msgauth's key query is unexported.
 func arcKey(ctx context.Context, r *Resolver, domain, selector string) (crypto.PublicKey, error) {
-	txts, err := r.LookupTXT(ctx, selector+"._domainkey."+domain)
+	txts, err := r.lookupKey(ctx, selector+"._domainkey."+domain)
 	if err != nil {
 		var de *net.DNSError
 		if errors.As(err, &de) && de.IsNotFound {

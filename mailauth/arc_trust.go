@@ -25,7 +25,7 @@ import (
 // A chain whose keys were temporarily unavailable, from a trusted sealer,
 // makes the DMARC failure a temperror: the message may pass on a retry.
 func applyARCOverride(v *Verdicts, trusted []string) {
-	if v.DMARC.Result != ResultFail || len(trusted) == 0 {
+	if v.DMARC.Result != ResultFail || v.DMARC.Overridden() || len(trusted) == 0 {
 		return
 	}
 	sets := v.ARC.Sets

@@ -46,11 +46,7 @@ func (v *Verdicts) spfResults(hide func(string) string) []authres.Result {
 		} else {
 			params["smtp.mailfrom"] = hide(s.MailFrom)
 		}
-		if s.Via != "" {
-			params["policy.trusted-authres"] = s.Via
-		} else {
-			v.Relay.addParams(params)
-		}
+		v.Relay.addParams(params)
 		out = append(out, &authres.GenericResult{Method: "spf", Value: authres.ResultValue(orNone(s.Result)), Params: params})
 	}
 	return out
@@ -74,8 +70,6 @@ func (v *Verdicts) dkimResults(hide func(string) string) []authres.Result {
 				"header.i": hide(d.Identifier),
 				"header.s": d.Selector,
 				"header.a": d.Algorithm,
-				// a result a trusted relay reached, not ours (standin.go)
-				"policy.trusted-authres": d.Via,
 			},
 		})
 	}

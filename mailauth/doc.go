@@ -60,7 +60,9 @@
 // the newest down to the one used is trusted, and it saw an aligned pass);
 // the override is reported as policy.override=trusted_forwarder and
 // DMARCReject holds back. Any other seal is verified and reported, never
-// trusted.
+// trusted. A trusted relay's own Authentication-Results (standin.go) are
+// one convention with it: our DMARC result stays what our checks found,
+// and the relay is reported as the override (policy.trusted-authres).
 //
 // ARCSealer.Seal seals what the inbound route relays, after rewriting, with
 // an RSA key (dkimpy's ARC verifier fails ed25519-sha256 seals):

@@ -31,6 +31,7 @@ type Resolver struct {
 	net     *net.Resolver
 	server  string // host:port; "" for the system's configuration
 	timeout time.Duration
+	keys    *keyCache // DKIM and ARC key records across messages (keycache.go)
 }
 
 // NewResolver returns a Resolver that asks server ("host:port"; a bare host
@@ -41,7 +42,7 @@ func NewResolver(server string, timeout time.Duration) *Resolver {
 	if timeout <= 0 {
 		timeout = DefaultDNSTimeout
 	}
-	r := &Resolver{net: &net.Resolver{}, timeout: timeout}
+	r := &Resolver{net: &net.Resolver{}, timeout: timeout, keys: newKeyCache(keyCacheSize, time.Now)}
 	if server == "" {
 		return r
 	}

@@ -12,8 +12,10 @@ import (
 // standIn is a source of SPF and DKIM results that another, trusted party
 // reached for this message: they may stand in for ours when DMARC fails
 // without them, as forwarding through a company gateway breaks SPF (the
-// gateway's IP) and DKIM (a subject tag, a disclaimer). Each result it
-// gives carries Via, and is reported as such.
+// gateway's IP) and DKIM (a subject tag, a disclaimer). Its results are
+// never reported as ours: when they would make DMARC pass, DMARC stays
+// the fail our own checks found and the source is reported as the local
+// policy that overrode it (applyStandIns), as for a trusted ARC sealer.
 //
 // This is the seam of the trusted sources: a trusted relay's own
 // Authentication-Results (trustedAuthResults, below); a trusted sealer's
@@ -22,7 +24,9 @@ import (
 // its work while Verify streams the message and only hands over its
 // results here.
 type standIn interface {
-	results(in VerifyInput, fields []field) ([]SPFVerdict, []DKIMVerdict)
+	// results returns the source's passes for this message and who reached
+	// them (the relay's authserv-id); by is "" when it has none.
+	results(in VerifyInput, fields []field) (by string, spf []SPFVerdict, dkim []DKIMVerdict)
 }
 
 // standIns returns the trusted sources for a message. A relay's own
@@ -38,27 +42,28 @@ func standIns(in VerifyInput, rv *RelayVerdict) []standIn {
 	return out
 }
 
-// applyStandIns re-evaluates a DMARC failure with the results of the
-// trusted sources added. Those results are kept, and reported, only when
-// they turn the failure into a pass: otherwise the verdicts stay our own.
+// applyStandIns re-evaluates a DMARC failure with each trusted source's
+// results added to ours. When they turn it into a pass, the source is
+// recorded as the override (DMARCVerdict.AuthresOverride); our verdicts,
+// DMARC's fail included, stay as our own checks found them: the source
+// vouched, we did not verify (RFC 7489 §6.7 local policy; large receivers
+// report it so, e.g. dmarc=fail with compauth=pass reason=130).
 func (v *Verdicts) applyStandIns(ctx context.Context, r *Resolver, in VerifyInput, fields []field, sources []standIn) {
-	if v.DMARC.Result != ResultFail || len(sources) == 0 {
+	if v.DMARC.Result != ResultFail || v.DMARC.Overridden() {
 		return
 	}
-	spfV, dkimV := v.SPF, v.DKIM
 	for _, s := range sources {
-		sp, dk := s.results(in, fields)
-		spfV = append(spfV[:len(spfV):len(spfV)], sp...)
-		dkimV = append(dkimV[:len(dkimV):len(dkimV)], dk...)
+		by, sp, dk := s.results(in, fields)
+		if by == "" || len(sp)+len(dk) == 0 {
+			continue
+		}
+		spfV := append(v.SPF[:len(v.SPF):len(v.SPF)], sp...)
+		dkimV := append(v.DKIM[:len(v.DKIM):len(v.DKIM)], dk...)
+		if evalDMARC(ctx, r, fields, spfV, dkimV).Result == ResultPass {
+			v.DMARC.AuthresOverride = by
+			return
+		}
 	}
-	if len(spfV) == len(v.SPF) && len(dkimV) == len(v.DKIM) {
-		return
-	}
-	d := evalDMARC(ctx, r, fields, spfV, dkimV)
-	if d.Result != ResultPass {
-		return
-	}
-	v.SPF, v.DKIM, v.DMARC = spfV, dkimV, d
 }
 
 // trustedAuthResults reads the topmost Authentication-Results field whose
@@ -71,34 +76,34 @@ type trustedAuthResults []string
 // sender), dkim=pass with the header.d it passed for. Anything else in it
 // (fail, a domain of another message) is not taken; a field that does not
 // parse is not read at all.
-func (ids trustedAuthResults) results(in VerifyInput, fields []field) ([]SPFVerdict, []DKIMVerdict) {
+func (ids trustedAuthResults) results(in VerifyInput, fields []field) (string, []SPFVerdict, []DKIMVerdict) {
 	id, res, ok := ids.topmost(fields)
 	if !ok {
-		return nil, nil
+		return "", nil, nil
 	}
 	var spfV []SPFVerdict
 	var dkimV []DKIMVerdict
 	for _, r := range res {
 		switch r := r.(type) {
 		case *authres.SPFResult:
-			if sv, ok := spfStandIn(r, in, id); ok {
+			if sv, ok := spfStandIn(r, in); ok {
 				spfV = append(spfV, sv)
 			}
 		case *authres.DKIMResult:
 			if r.Value == authres.ResultPass && r.Domain != "" {
 				dkimV = append(dkimV, DKIMVerdict{Result: ResultPass, Domain: orgdomain.Normalize(r.Domain),
-					Identifier: r.Identifier, Via: id})
+					Identifier: r.Identifier})
 			}
 		}
 	}
-	return spfV, dkimV
+	return id, spfV, dkimV
 }
 
 // spfStandIn takes a trusted spf=pass when it is for this message's
 // envelope: the domain of its smtp.mailfrom is that of our MAIL FROM (the
 // relay keeps the envelope), or for the null sender its smtp.helo is the
 // origin's HELO.
-func spfStandIn(r *authres.SPFResult, in VerifyInput, id string) (SPFVerdict, bool) {
+func spfStandIn(r *authres.SPFResult, in VerifyInput) (SPFVerdict, bool) {
 	if r.Value != authres.ResultPass {
 		return SPFVerdict{}, false
 	}
@@ -113,7 +118,7 @@ func spfStandIn(r *authres.SPFResult, in VerifyInput, id string) (SPFVerdict, bo
 	if want == "" || orgdomain.Normalize(got) != want {
 		return SPFVerdict{}, false
 	}
-	return SPFVerdict{Result: ResultPass, Identity: "mailfrom", Domain: want, MailFrom: in.MailFrom, Via: id}, true
+	return SPFVerdict{Result: ResultPass, Identity: "mailfrom", Domain: want, MailFrom: in.MailFrom}, true
 }
 
 // topmost finds and parses the first Authentication-Results field of a

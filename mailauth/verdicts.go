@@ -50,9 +50,6 @@ type SPFVerdict struct {
 	// MailFrom is the MAIL FROM address checked; "" for the HELO identity.
 	// It is a customer address on the inbound route: never log it.
 	MailFrom string
-	// Via is "" for our own check; else the authserv-id of the trusted
-	// relay whose result stands in (standin.go).
-	Via string
 }
 
 // DKIMVerdict is the result of one DKIM-Signature field (RFC 6376 §6).
@@ -67,9 +64,6 @@ type DKIMVerdict struct {
 	// Reason is a short fixed text for a result other than pass, without
 	// addresses or resolver details.
 	Reason string
-	// Via is "" for our own check; else the authserv-id of the trusted
-	// relay whose result stands in (standin.go).
-	Via string
 }
 
 // DMARCVerdict is the DMARC result of the message (RFC 7489 §6.6).
@@ -90,10 +84,14 @@ type DMARCVerdict struct {
 	SPFAligned, DKIMAligned bool
 	// Reason is a short fixed text for a result other than pass.
 	Reason string
-	// ARCOverride is the trusted ARC sealer whose results stood in for a
-	// DMARC failure (see applyARCOverride); "" when none did. Result
-	// stays fail: the override is local policy, reported as such.
-	ARCOverride string
+	// AuthresOverride is the authserv-id of the trusted relay whose own
+	// Authentication-Results stood in for a DMARC failure (see
+	// applyStandIns), and ARCOverride the trusted ARC sealer whose results
+	// did (see applyARCOverride); "" when none did, at most one is set.
+	// Result stays what our own checks found, fail: the override is local
+	// policy (RFC 7489 §6.7), reported as such (Overridden).
+	AuthresOverride string
+	ARCOverride     string
 	// strictSPF and strictDKIM are the record's alignment modes.
 	strictSPF, strictDKIM bool
 }
@@ -104,10 +102,15 @@ type DMARCVerdict struct {
 // (pct below 100) asks for the next-lower policy, quarantine, for the rest;
 // not knowing which part this message falls in, we do not reject it: a
 // refused customer message is the costlier mistake. A trusted ARC sealer's
-// override (ARCOverride) is not rejected either. Temporary errors never
+// or trusted relay's override (Overridden) is not rejected either. Temporary errors never
 // reject (STYLE: unknown failure is temporary); the route decides what to
 // answer.
 func (v *Verdicts) DMARCReject() bool {
 	d := v.DMARC
-	return d.Result == ResultFail && d.Policy == PolicyReject && d.Percent >= 100 && d.ARCOverride == ""
+	return d.Result == ResultFail && d.Policy == PolicyReject && d.Percent >= 100 && !d.Overridden()
 }
+
+// Overridden reports whether a trusted source vouched for a message whose
+// DMARC failed, so local policy does not apply the domain's policy to it:
+// the PolicyOverrideType trusted_forwarder of RFC 7489 Appendix C.
+func (d DMARCVerdict) Overridden() bool { return d.AuthresOverride != "" || d.ARCOverride != "" }

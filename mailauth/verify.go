@@ -145,7 +145,7 @@ func verifyDKIM(ctx context.Context, r *Resolver, hdr []byte, fields []field, bo
 	if len(sigs) == 0 {
 		return nil, nil
 	}
-	opts := &dkim.VerifyOptions{LookupTXT: r.txtFunc(ctx), MaxVerifications: maxSignatures}
+	opts := &dkim.VerifyOptions{LookupTXT: r.keyTXTFunc(ctx), MaxVerifications: maxSignatures}
 	verifs, err := dkim.VerifyWithOptions(io.MultiReader(bytes.NewReader(hdr), body), opts)
 	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
 		return nil, fmt.Errorf("mailauth: dkim: %w", err)

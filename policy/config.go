@@ -87,6 +87,10 @@ type Limits struct {
 	// (new customer addresses, the envelope sender's included); known
 	// addresses never count. Over it: 552 5.7.0.
 	MaxNewTokens int `yaml:"max_new_tokens"`
+	// MaxHeldBytes bounds the parts a route's messages hold whole at once
+	// (beyond the first 256 KiB of each); over it 452 4.3.1, or 552 5.3.4
+	// for a message that alone needs more.
+	MaxHeldBytes int64 `yaml:"max_held_bytes"`
 }
 
 // Keys selects and configures the key provider.
@@ -143,7 +147,7 @@ func Defaults() Config {
 		Tokens:  Tokens{Tenant: "default", Prefix: "t", Length: 16, LocalPartCase: "fold"},
 		Rewrite: Rewrite{DisplayNames: "pseudonymize", Unscannable: "reject", Limits: Limits{
 			MaxMessageBytes: 50 << 20, MaxHeaderBytes: 256 << 10, MaxMIMEDepth: 20, MaxParts: 1000,
-			MaxTextPartBytes: 16 << 20, MaxNewTokens: 50}},
+			MaxTextPartBytes: 16 << 20, MaxNewTokens: 50, MaxHeldBytes: 64 << 20}},
 		Keys: Keys{
 			Provider: "local",
 			Vault: VaultKeys{Mount: "transit", Key: "tokenproxy", Timeout: 10 * time.Second,

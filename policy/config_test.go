@@ -93,6 +93,8 @@ func TestValidationNamesFieldAndReason(t *testing.T) {
 		{"rewrite: {limits: {max_mime_depth: 0}}", "rewrite.limits.max_mime_depth", "at least 1"},
 		{"rewrite: {limits: {max_text_part_bytes: 100000000}}", "rewrite.limits.max_text_part_bytes", "must not exceed"},
 		{"rewrite: {limits: {max_new_tokens: 0}}", "rewrite.limits.max_new_tokens", "at least 1"},
+		{"rewrite: {limits: {max_held_bytes: 33554431}}", "rewrite.limits.max_held_bytes", "at least twice max_text_part_bytes"},
+		{"rewrite: {limits: {max_text_part_bytes: 40000000, max_held_bytes: 67108864}}", "rewrite.limits.max_held_bytes", "at least twice"},
 		{"inbound: {new_token_rate: {per_ip: 0}}", "inbound.new_token_rate.per_ip", "at least 1"},
 		{"inbound: {new_token_rate: {total: 0, per_ip: 0}}", "inbound.new_token_rate.per_ip", "at least 1"},
 		{"inbound: {new_token_rate: {total: 0}}", "inbound.new_token_rate.total", "at least 1"},

@@ -132,6 +132,12 @@ func (c *Config) validateRewrite() error {
 	if int64(l.MaxTextPartBytes) > l.MaxMessageBytes {
 		return c.fail("rewrite.limits.max_text_part_bytes", "must not exceed max_message_bytes")
 	}
+	// One held part and the encoded attached message around it must fit,
+	// or such a message could never pass.
+	if l.MaxHeldBytes < 2*int64(l.MaxTextPartBytes) {
+		return c.fail("rewrite.limits.max_held_bytes", "must be at least twice max_text_part_bytes (%d), got %d",
+			2*int64(l.MaxTextPartBytes), l.MaxHeldBytes)
+	}
 	if l.MaxNewTokens > maxNewTokens {
 		return c.fail("rewrite.limits.max_new_tokens", "must not exceed %d, got %d", maxNewTokens, l.MaxNewTokens)
 	}

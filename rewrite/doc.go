@@ -27,7 +27,16 @@
 // Callers classify errors with errors.Is against the sentinels below,
 // tokenize.ErrUnknownToken (an *UnknownTokensError from Outbound) and
 // header.ErrUnparsableHeader (a header field no parser can reach into);
-// anything else (the token map failing, say) is temporary.
+// anything else (the token map failing, say) is temporary; ErrBusy (hold.go)
+// says so explicitly: too many large parts are held at once.
+//
+// # Memory
+//
+// Plain-text parts without a transfer encoding, or quoted-printable, in
+// UTF-8 or US-ASCII stream in chunks of about 64 KiB (textstream.go);
+// attachments that are not text stream line by line. Other text parts are
+// held whole (up to MaxTextPartBytes), and all the messages of one
+// Rewriter hold at most MaxHeldBytes of such parts at once (hold.go).
 package rewrite
 
 import (

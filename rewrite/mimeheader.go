@@ -218,6 +218,9 @@ func (w *walker) writeHeader(h *mimeHeader) error {
 		if f.changed {
 			b = []byte(foldField(h.name(f), f.value, w.lr.eol()))
 		}
+		if w.out != nil && !w.rep.HeaderUTF8 && has8bit(b) {
+			w.rep.HeaderUTF8 = true
+		}
 		if err := w.write(b); err != nil {
 			return err
 		}
@@ -252,4 +255,14 @@ func foldField(name, value, eol string) string {
 	}
 	b.WriteString(eol)
 	return b.String()
+}
+
+// has8bit reports whether b has an octet outside ASCII.
+func has8bit(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }

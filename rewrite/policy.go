@@ -20,12 +20,14 @@ type direction struct {
 	addr              scan.AddrFunc      // bodies, unstructured fields, display names
 	mailbox           header.MailboxFunc // structured address fields
 	guard             bool               // scan raw bytes as well; write nothing
+	asciiOut          bool               // replacements are ASCII (tokens), or nothing is written
 	rejectUnscannable bool
 	unknown           []string // outbound: unknown or erased tokens
 	// attachments is the attachment policy; enforce applies it (inbound
 	// only: outbound and the guard read what they can, pass the rest).
 	attachments *attach.Policy
 	enforce     bool
+	held        int64 // bytes of the held-part budget this pass has reserved
 	// names finds a customer address without tokenizing it (ErrLeak): a
 	// PDF is read for one, never rewritten (pdfpart.go). Inbound only.
 	names scan.AddrFunc
@@ -161,7 +163,10 @@ type inbound struct {
 
 func (rw *Rewriter) inboundPolicy(ctx context.Context, rep *Report, base int) *direction {
 	p := &inbound{rw: rw, ctx: ctx, rep: rep, base: base}
-	return &direction{addr: p.addr, mailbox: p.mailbox, rejectUnscannable: rw.opts.Unscannable == UnscannableReject,
+	// Tokens are ASCII unless the configured relay domain or prefix is not.
+	f := rw.tokens.Format()
+	ascii := isASCII(f.Domain) && isASCII(f.Prefix)
+	return &direction{addr: p.addr, mailbox: p.mailbox, asciiOut: ascii, rejectUnscannable: rw.opts.Unscannable == UnscannableReject,
 		attachments: rw.attachments, enforce: true, names: rw.leakCheck}
 }
 
@@ -321,7 +326,7 @@ func (rw *Rewriter) guardPolicy() *direction {
 		_, _, err := scan.ReplaceAddresses(scan.TextPlain, []byte(m.Name), check)
 		return m, false, err
 	}
-	return &direction{addr: check, mailbox: mailbox, guard: true, attachments: rw.attachments}
+	return &direction{addr: check, mailbox: mailbox, guard: true, asciiOut: true, attachments: rw.attachments}
 }
 
 // leakCheck is the guard's AddrFunc: ErrLeak for any address that is

@@ -29,6 +29,12 @@ type Limits struct {
 	// message is rewritten through a Stage; default 50. Known addresses
 	// are never counted: a long thread with many known customers passes.
 	MaxNewTokens int
+	// MaxHeldBytes bounds the bytes of the parts that all messages
+	// rewritten by one Rewriter hold whole at once (text parts that are
+	// not streamed, encoded attached messages), beyond the first 256 KiB
+	// of each; default 64 MiB. Over it, a message waits for nothing: it
+	// gets ErrBusy (temporary), or ErrLimit if it alone needs more.
+	MaxHeldBytes int64
 }
 
 // DefaultLimits are documented in deploy/examples/quickstart.yaml.
@@ -39,6 +45,7 @@ var DefaultLimits = Limits{
 	MaxParts:         1000,
 	MaxTextPartBytes: 16 << 20,
 	MaxNewTokens:     50,
+	MaxHeldBytes:     64 << 20,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -60,6 +67,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxNewTokens > 0 {
 		d.MaxNewTokens = l.MaxNewTokens
+	}
+	if l.MaxHeldBytes > 0 {
+		d.MaxHeldBytes = l.MaxHeldBytes
 	}
 	return d
 }
@@ -84,6 +94,7 @@ type Rewriter struct {
 	// attachments is opts.Attachments, shared by the copies of the
 	// Rewriter (staged, guard) and pointed to by each message's passes.
 	attachments *attach.Policy
+	held        *heldBudget // shared by every message of this Rewriter
 }
 
 // NewRewriter returns a Rewriter over the token map m.
@@ -99,7 +110,7 @@ func NewRewriter(m Tokens, opts RewriteOptions) *Rewriter {
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	opts.Attachments = opts.Attachments.WithDefaults()
-	return &Rewriter{tokens: m, opts: opts, attachments: &opts.Attachments}
+	return &Rewriter{tokens: m, opts: opts, attachments: &opts.Attachments, held: &heldBudget{max: opts.Limits.MaxHeldBytes}}
 }
 
 // Report tells what a rewrite did, for the routes' logs and audit: tokens
@@ -114,6 +125,11 @@ type Report struct {
 	// the originals, for the caller to keep once the message passed.
 	Stripped   []string
 	Quarantine []Stripped
+	// HeaderUTF8: a header section written, the message's or a MIME
+	// part's, carries 8-bit octets, so the message needs SMTPUTF8 to
+	// travel (RFC 6532 §3); the next hop's client checks the message's
+	// own header, not its parts'.
+	HeaderUTF8 bool
 
 	seen map[string]bool // Tokens as a set: a CSV can hold thousands
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,9 @@ var errUndecodable = errors.New("undecodable")
 // in the part's own transfer encoding and charset. An unchanged part is
 // written back byte for byte.
 func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte string, depth int) error {
+	if w.streamable(mt, params, cte) {
+		return w.streamText(h, cte)
+	}
 	raw, err := w.collect()
 	if err != nil {
 		return err
@@ -82,11 +86,13 @@ func (w *walker) rewriteBodyOf(mt string, params map[string]string, text []byte,
 		return w.d.rewriteText(kind, text)
 	}
 	var out bytes.Buffer
-	sub := &walker{ctx: w.ctx, lr: newLineReader(bytes.NewReader(text), 0), d: w.d, rep: w.rep, limits: w.limits}
+	sub := &walker{ctx: w.ctx, lr: newLineReader(bytes.NewReader(text), 0), d: w.d, rep: w.rep, limits: w.limits, budget: w.budget}
 	defer sub.lr.release()
+	defer sub.releaseHeld()
 	sub.takeScratch()
 	defer sub.releaseScratch()
 	if w.out != nil {
+		out.Grow(len(text) + len(text)/16 + 64) // tokens grow a text a little: sized once
 		sub.out = bufioWriter(&out)
 	}
 	if err := sub.entity(depth + 1); err != nil {
@@ -122,11 +128,13 @@ func decodeCTE(cte string, raw []byte) ([]byte, error) {
 	case "", "7bit", "8bit", "binary":
 		return raw, nil
 	case "quoted-printable":
-		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw)))
-		if err != nil {
+		// Decoded text is never longer than its encoding: sized once, it
+		// is read without the copies of a growing buffer.
+		out := bytes.NewBuffer(make([]byte, 0, len(raw)+bytes.MinRead))
+		if _, err := out.ReadFrom(quotedprintable.NewReader(bytes.NewReader(raw))); err != nil {
 			return raw, nil
 		}
-		return out, nil
+		return out.Bytes(), nil
 	case "base64":
 		return decodeBase64Lenient(raw), nil
 	}
@@ -147,9 +155,16 @@ func decodeBase64Lenient(raw []byte) []byte {
 	if len(clean)%4 == 1 {
 		clean = clean[:len(clean)-1]
 	}
-	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
-	n, _ := base64.RawStdEncoding.Decode(out, clean)
-	return out[:n]
+	// Decoded in place, a block at a time: each block's bytes are shorter
+	// than its characters and land behind them, so the part needs no
+	// second buffer.
+	var block [3 << 10]byte
+	n := 0
+	for i := 0; i < len(clean); i += 4 << 10 {
+		k, _ := base64.RawStdEncoding.Decode(block[:], clean[i:min(i+4<<10, len(clean))])
+		n += copy(clean[n:], block[:k])
+	}
+	return clean[:n]
 }
 
 // encodeCTE re-encodes changed content in the part's transfer encoding.
@@ -157,20 +172,21 @@ func decodeBase64Lenient(raw []byte) []byte {
 // becomes quoted-printable, and the header says so.
 func encodeCTE(h *mimeHeader, cte string, content []byte, eol string, endsWithEOL bool) []byte {
 	cte = strings.TrimSpace(cte)
-	if (cte == "" || cte == "7bit") && !isASCII(string(content)) {
+	if (cte == "" || cte == "7bit") && !asciiBytes(content) {
 		cte = "quoted-printable"
 		h.set("Content-Transfer-Encoding", "content-transfer-encoding", cte)
 	}
 	var out []byte
 	switch cte {
 	case "quoted-printable":
-		var b bytes.Buffer
-		qw := quotedprintable.NewWriter(&b)
+		// Sized for the usual growth (soft breaks, a few escapes) once.
+		b := bytes.NewBuffer(make([]byte, 0, len(content)+len(content)/16+64))
+		qw := quotedprintable.NewWriter(b)
 		qw.Write(content)
 		qw.Close()
 		out = b.Bytes()
 		if eol == "\n" {
-			out = bytes.ReplaceAll(out, []byte("\r\n"), []byte("\n"))
+			out = crlfToLF(out)
 		}
 	case "base64":
 		out = wrapBase64(content, eol)
@@ -183,18 +199,32 @@ func encodeCTE(h *mimeHeader, cte string, content []byte, eol string, endsWithEO
 	return out
 }
 
-// wrapBase64 writes base64 in lines of 76 characters (RFC 2045 6.8).
+// wrapBase64 writes base64 in lines of 76 characters (RFC 2045 6.8): 57
+// bytes a line, encoded straight into an output of its final size.
 func wrapBase64(content []byte, eol string) []byte {
-	enc := base64.StdEncoding.EncodeToString(content)
-	var b bytes.Buffer
-	for len(enc) > 76 {
-		b.WriteString(enc[:76])
-		b.WriteString(eol)
-		enc = enc[76:]
+	n := base64.StdEncoding.EncodedLen(len(content))
+	lines := max((n+75)/76, 1)
+	out := make([]byte, 0, n+lines*len(eol))
+	for len(content) > 57 {
+		out = base64.StdEncoding.AppendEncode(out, content[:57])
+		out = append(out, eol...)
+		content = content[57:]
 	}
-	b.WriteString(enc)
-	b.WriteString(eol)
-	return b.Bytes()
+	out = base64.StdEncoding.AppendEncode(out, content)
+	return append(out, eol...)
+}
+
+// crlfToLF turns CRLF line ends into LF in place.
+func crlfToLF(b []byte) []byte {
+	n := 0
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+			continue
+		}
+		b[n] = b[i]
+		n++
+	}
+	return b[:n]
 }
 
 // decodeCharset returns the text as UTF-8. UTF-8 and US-ASCII (and no
@@ -259,6 +289,22 @@ func formatMediaType(mt string, params map[string]string) string {
 }
 
 func bufioWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 4096) }
+
+// asciiBytes is isASCII for bytes, eight at a time: it runs over whole
+// parts, which a conversion to string would copy first.
+func asciiBytes(b []byte) bool {
+	for ; len(b) >= 8; b = b[8:] {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
 
 // isASCII is tokenize's, kept private here: a character test is not worth
 // an exported helper in the token map's package.

@@ -26,6 +26,10 @@ type walker struct {
 	// headers are reused per nesting level: a level is done with its
 	// header before its next sibling is read.
 	headers []*mimeHeader
+	// budget bounds what parts held whole take (nil: the guard's walks);
+	// reserved is what this walker's current held part has of it.
+	budget   *heldBudget
+	reserved int64
 }
 
 func (w *walker) header(depth int) *mimeHeader {
@@ -54,6 +58,10 @@ func (w *walker) releaseScratch() {
 func (rw *Rewriter) walk(ctx context.Context, src io.Reader, dst io.Writer, d *direction, rep *Report) error {
 	w := &walker{ctx: ctx, lr: newLineReader(src, rw.opts.Limits.MaxMessageBytes), d: d, rep: rep, limits: rw.opts.Limits}
 	defer w.lr.release()
+	if !d.guard {
+		w.budget = rw.held
+		defer w.releaseHeld()
+	}
 	w.takeScratch()
 	defer w.releaseScratch()
 	if dst != nil {
@@ -215,21 +223,25 @@ func (w *walker) textLines() error {
 
 // collect reads a body up to the next delimiter, bounded by
 // MaxTextPartBytes. The result is valid until the next collect.
-func (w *walker) collect() ([]byte, error) {
-	raw := w.scratch[:0]
-	defer func() { w.scratch = raw[:0] }()
+func (w *walker) collect() (raw []byte, err error) {
+	h := newHeld(w.scratch)
+	defer func() { w.scratch = h.first[:0] }()
+	w.releaseHeld() // the previous part is written
 	for {
 		l, err := w.lr.next()
 		if err != nil {
-			return raw, eofOK(err)
+			return h.bytes(), eofOK(err)
 		}
 		if l.delim >= 0 {
-			return raw, nil
+			return h.bytes(), nil
 		}
-		if len(raw)+len(l.b) > w.limits.MaxTextPartBytes {
+		if h.n+len(l.b) > w.limits.MaxTextPartBytes {
 			return nil, fmt.Errorf("%w: text part larger than %d bytes", ErrLimit, w.limits.MaxTextPartBytes)
 		}
-		raw = append(raw, l.b...)
+		h.add(l.b)
+		if err := w.reserveHeld(h.n); err != nil {
+			return nil, err
+		}
 	}
 }
 

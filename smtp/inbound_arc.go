@@ -27,8 +27,11 @@ func (p *inboundPolicy) sealer(res *dataResult) sealFunc {
 		defer func() {
 			// A message that trips the sealer must not take the session
 			// down (STYLE.md, habit 9); it is not relayed unsealed.
-			if p := recover(); p != nil {
-				out, err = sealed{}, fmt.Errorf("smtp: arc seal: panic: %v", p)
+			if r := recover(); r != nil {
+				out, err = sealed{}, fmt.Errorf("smtp: arc seal: panic: %v", r)
+			}
+			if err != nil {
+				p.o.Route.Metrics.ARCSeal("failed")
 			}
 		}()
 		var chain *mailauth.ARCVerdict
@@ -42,6 +45,7 @@ func (p *inboundPolicy) sealer(res *dataResult) sealFunc {
 			return sealed{}, fmt.Errorf("smtp: arc seal: %w", err)
 		}
 		res.arcSealed = seal.Instance
+		p.o.Route.Metrics.ARCSeal(arcSealResult(seal.Instance, seal.StripOld))
 		out = sealed{fields: seal.Fields}
 		if seal.StripOld {
 			out.filter = p.withoutARC

@@ -65,6 +65,7 @@ func (p *inboundPolicy) authenticate(ctx context.Context, s *session, src io.Rea
 	value := p.o.AuthservID + "; none"
 	if v != nil {
 		res.auth = v
+		s.r.opts.Metrics.ARCResult(string(v.ARC.Result))
 		// RFC 7489 §6.6.2 step 6: the Domain Owner's policy is applied;
 		// DMARCReject holds back for pct < 100 and temporary errors.
 		if v.DMARCReject() && !p.o.AuthCheck.TagDMARCReject {
@@ -206,6 +207,9 @@ func authAttrs(res dataResult) []any {
 			spf = v.SPF[0].Result
 		}
 		attrs = append(attrs, "spf", string(spf), "dkim", string(dkimSummary(v.DKIM)), "dmarc", string(v.DMARC.Result))
+		if v.DMARC.AuthresOverride != "" {
+			attrs = append(attrs, "dmarc_override", "trusted_authres")
+		}
 		attrs = append(attrs, arcAttrs(v)...)
 	}
 	if res.arcSealed > 0 {

@@ -19,7 +19,7 @@ var (
 	metricResults = []string{
 		"relayed", "rejected", "tempfail", "refused_leak", "refused_unscannable",
 		"unknown_token", "bare_line_ending", "line_too_long", "too_large", "refused_dmarc",
-		"refused_new_tokens", "rate_new_tokens", "nul_in_data",
+		"refused_new_tokens", "rate_new_tokens", "nul_in_data", "busy",
 	}
 	metricTLSVersions    = []string{"1.2", "1.3"}
 	metricRefuseReasons  = []string{"total", "per_ip"}
@@ -58,6 +58,7 @@ type Metrics struct {
 	downstreamErrors *prometheus.CounterVec
 	tokenLimits      *prometheus.CounterVec
 	downstreamHosts  *prometheus.CounterVec // metrics_downstream.go
+	arc              arcCounters            // metrics_arc.go
 }
 
 // NewMetrics creates the metrics and registers them on reg. A nil reg leaves
@@ -126,12 +127,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"limit"}),
 	}
 	m.downstreamHosts = newDownstreamHostCounter()
+	m.arc = newARCCounters()
 	m.initSeries()
 	if reg != nil {
 		reg.MustRegister(
 			m.messages, m.relayLatency, m.messageSize, m.tokensCreated, m.unknownTokens,
 			m.tlsHandshakes, m.connsOpen, m.connsTotal, m.connsRefused, m.replies,
 			m.authAttempts, m.authLockouts, m.downstreamErrors, m.tokenLimits, m.downstreamHosts,
+			m.arc.results, m.arc.seals,
 		)
 	}
 	return m
@@ -177,8 +180,8 @@ func (m *Metrics) initSeries() {
 // Message counts a finished transaction. route is "inbound" or "outbound";
 // result is one of "relayed", "rejected", "tempfail", "refused_leak",
 // "refused_unscannable", "unknown_token", "bare_line_ending", "line_too_long", "too_large",
-// "refused_dmarc", "refused_new_tokens", "rate_new_tokens", "nul_in_data".
-// Any other value is counted as "other".
+// "refused_dmarc", "refused_new_tokens", "rate_new_tokens", "nul_in_data",
+// "busy". Any other value is counted as "other".
 func (m *Metrics) Message(route, result string) {
 	if m == nil {
 		return

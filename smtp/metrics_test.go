@@ -32,6 +32,8 @@ func TestMetricsNilIsNoOp(t *testing.T) {
 	m.Reply("outbound", 250)
 	m.AuthAttempt("success")
 	m.DownstreamError("outbound", "connect")
+	m.ARCResult("pass")
+	m.ARCSeal("new")
 }
 
 func TestMetricsNilRegisterer(t *testing.T) {
@@ -59,8 +61,8 @@ func TestMetricsAllNamesPrefixedAndDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(families) != 14 {
-		t.Errorf("gathered %d metric families, want 14", len(families))
+	if len(families) != 16 {
+		t.Errorf("gathered %d metric families, want 16", len(families))
 	}
 	for _, f := range families {
 		if !strings.HasPrefix(f.GetName(), "tokenproxy_") {
@@ -104,7 +106,7 @@ func TestMetricsKnownSeriesPreCreated(t *testing.T) {
 		c    prometheus.Collector
 		want int
 	}{
-		{"messages", m.messages, 2 * 13},
+		{"messages", m.messages, 2 * 14},
 		{"relay latency", m.relayLatency, 2},
 		{"message size", m.messageSize, 2},
 		{"tokens created", m.tokensCreated, 1},
@@ -148,14 +150,17 @@ func TestMetricsUnknownLabelsBecomeOther(t *testing.T) {
 		m.AuthAttempt(junk)
 		m.DownstreamError(junk, junk)
 		m.NewTokenLimit(junk)
+		m.ARCResult(junk)
+		m.ARCSeal(junk)
 	}
 
 	// New series, at most: messages {other,other} and {inbound,other};
 	// relay latency, size, unknown tokens, connections open, connections
 	// total: {other} each; tls {other,other}; refused {other}; replies
 	// {other,other}, {other,2xx}, {other,4xx}, {other,5xx}; auth {other};
-	// downstream {other,other}; new token limits {other}.
-	const maxNew = 2 + 5 + 1 + 1 + 4 + 1 + 1 + 1 + 1
+	// downstream {other,other}; new token limits {other}; ARC results and
+	// seals {other} each.
+	const maxNew = 2 + 5 + 1 + 1 + 4 + 1 + 1 + 1 + 1 + 2
 	if after := seriesCount(t, reg); after-before > maxNew {
 		t.Errorf("series grew from %d to %d, more than %d new", before, after, maxNew)
 	}
@@ -181,7 +186,7 @@ func assertLabelValuesWithin(t *testing.T, reg *prometheus.Registry) {
 	t.Helper()
 	allowed := map[string][]string{
 		"route":   metricRoutes,
-		"result":  slices.Concat(metricResults, metricAuthResults),
+		"result":  slices.Concat(metricResults, metricAuthResults, metricARCResults, metricARCSeals),
 		"version": metricTLSVersions,
 		"reason":  metricRefuseReasons,
 		"scope":   metricLockoutScopes,

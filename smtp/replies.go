@@ -70,6 +70,12 @@ var (
 	// address this one staged first (tokenize.ErrStagedTokenTaken); the
 	// retry finds it committed.
 	errStagedTokenTaken = &refusal{451, gosmtp.EnhancedCode{4, 3, 0}, "Temporary local problem, try again later"}
+	// errBusy: the route's messages already hold as much content whole
+	// as rewrite.limits.max_held_bytes allows (rewrite.ErrBusy). RFC 5321
+	// §4.2.2 452, insufficient system storage, is a reply to DATA
+	// (§4.3.2); 4.3.1, mail system full (RFC 3463 §3.4): the sender
+	// retries later and nothing is lost.
+	errBusy = &refusal{452, gosmtp.EnhancedCode{4, 3, 1}, "Insufficient system resources, try again later"}
 )
 
 // reply is the error boundary. stage names the command for the log
@@ -103,6 +109,8 @@ func (s *session) classify(err error) (int, gosmtp.EnhancedCode, string, slog.Le
 		return errTooLarge.code, errTooLarge.enh, errTooLarge.text, slog.LevelInfo
 	case errors.Is(err, rewrite.ErrTooManyNewTokens):
 		return errTooManyNewTokens.code, errTooManyNewTokens.enh, errTooManyNewTokens.text, slog.LevelWarn
+	case errors.Is(err, rewrite.ErrBusy):
+		return errBusy.code, errBusy.enh, errBusy.text, slog.LevelWarn
 	case errors.Is(err, tokenize.ErrStagedTokenTaken):
 		return errStagedTokenTaken.code, errStagedTokenTaken.enh, errStagedTokenTaken.text, slog.LevelWarn
 	case errors.Is(err, rewrite.ErrLeak):

@@ -79,6 +79,8 @@ type harnessOpts struct {
 	// quarantine and unquarantine: the inbound route's; nil: none.
 	quarantine   func(context.Context, []rewrite.Stripped) error
 	unquarantine func(context.Context, []string) error
+	// dsConfig adjusts both routes' downstream configuration.
+	dsConfig func(*downstream.Config)
 }
 
 func testLimits() policy.SMTP {
@@ -115,6 +117,9 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 		return RouteOptions{Hostname: name, TLS: ServerTLSConfig(cert), Limits: o.limits, SpoolDir: o.spoolDir,
 			Downstream: newDS(t, h.dsAddr, log, func(c *downstream.Config) {
 				c.PoolSize, c.Timeout = o.limits.DownstreamPoolSize, o.limits.DownstreamTimeout
+				if o.dsConfig != nil {
+					o.dsConfig(c)
+				}
 			}),
 			Limiter: NewConnLimiter(o.limits.MaxConnections, o.limits.MaxConnectionsPerIP), Log: log, Audit: o.audit, Metrics: h.met}
 	}

@@ -128,10 +128,17 @@ type relayOutput struct {
 	res *dataResult
 
 	held *[]byte // from heldMessages; nil until the first write
+	// whole holds a message that outgrew held for a hop whose answer
+	// depends on all of it (downstream.Txn.WholeFirst): it is prechecked
+	// complete before its tokens are committed, then sent.
+	whole []byte
 
 	// Streaming, once the message outgrew held.
 	pw   *io.PipeWriter
 	sent chan error // the downstream side's result
+	// utf8Refusal is the transaction's answer, asked before it streamed,
+	// to a message whose MIME part header needs SMTPUTF8 (precheck).
+	utf8Refusal error
 }
 
 // heldMessages recycles relayOutput's buffers: a fresh 32 KiB per message
@@ -139,22 +146,41 @@ type relayOutput struct {
 var heldMessages = sync.Pool{New: func() any { b := make([]byte, 0, relayHoldBytes); return &b }}
 
 func (o *relayOutput) Write(p []byte) (int, error) {
-	if o.pw == nil {
-		if o.held == nil {
-			o.held = heldMessages.Get().(*[]byte)
-		}
-		if b := *o.held; len(b)+len(p) <= cap(b) {
-			*o.held = append(b, p...)
-			return len(p), nil
-		}
-		o.stream()
+	switch {
+	case o.pw != nil:
+		return o.pw.Write(p)
+	case o.whole != nil:
+		o.whole = append(o.whole, p...)
+		return len(p), nil
 	}
+	if o.held == nil {
+		o.held = heldMessages.Get().(*[]byte)
+	}
+	if b := *o.held; len(b)+len(p) <= cap(b) {
+		*o.held = append(b, p...)
+		return len(p), nil
+	}
+	if o.s.txn != nil && o.s.txn.WholeFirst() {
+		// The hop lacks 8BITMIME: its Data would read the whole message
+		// before sending anyway, and an 8-bit body may be refused (policy
+		// eight_bit: refuse) or fail to convert. Holding it lets precheck
+		// say so before the tokens are committed (DESIGN.md invariant 4).
+		b := *o.held
+		o.whole = append(make([]byte, 0, 2*(len(b)+len(p))), b...)
+		o.whole = append(o.whole, p...)
+		o.release()
+		return len(p), nil
+	}
+	o.stream()
 	return o.pw.Write(p)
 }
 
 // stream starts the downstream DATA in its own goroutine; its writes fail
 // with errDataEnded once that side has ended.
 func (o *relayOutput) stream() {
+	if o.s.txn != nil {
+		o.utf8Refusal = o.s.txn.UTF8Refusal()
+	}
 	pr, pw := io.Pipe()
 	o.pw, o.sent = pw, make(chan error, 1)
 	held := *o.held // released by finish, after the goroutine has ended
@@ -180,11 +206,7 @@ func (o *relayOutput) finish(rwErr error) error {
 		if rwErr != nil {
 			return rwErr
 		}
-		var held []byte
-		if o.held != nil {
-			held = *o.held
-		}
-		return o.s.send(o.ctx, bytes.NewReader(held), o.res)
+		return o.s.send(o.ctx, bytes.NewReader(o.message()), o.res)
 	}
 	o.pw.CloseWithError(rwErr) // nil: EOF, the downstream sends the dot
 	err := <-o.sent
@@ -192,6 +214,17 @@ func (o *relayOutput) finish(rwErr error) error {
 		err = rwErr
 	}
 	return err
+}
+
+// message is what was held, when the message did not stream.
+func (o *relayOutput) message() []byte {
+	switch {
+	case o.whole != nil:
+		return o.whole
+	case o.held != nil:
+		return *o.held
+	}
+	return nil
 }
 
 // release gives the held buffer back, once nothing reads it.
@@ -224,7 +257,7 @@ func (s *session) relaySealed(ctx context.Context, src io.Reader, seal sealFunc,
 		return err
 	}
 	// Before the reader below: the spool's readers share one file offset.
-	if err := s.precheckSpooled(sp); err != nil {
+	if err := s.precheckSpooled(sp, res.report); err != nil {
 		return err
 	}
 	if msg, err = sp.Reader(); err != nil {
@@ -283,7 +316,7 @@ func (s *session) rewriteOnly(ctx context.Context, dst io.Writer, src io.Reader,
 	if err := drain(src); err != nil {
 		return err
 	}
-	return precheck(dst)
+	return precheck(dst, rep)
 }
 
 // commit makes the message's new tokens durable and writes its audit
@@ -355,6 +388,8 @@ func messageResult(err error) string {
 		return "too_large"
 	case errors.Is(err, rewrite.ErrTooManyNewTokens):
 		return "refused_new_tokens"
+	case errors.Is(err, rewrite.ErrBusy):
+		return "busy"
 	case errors.Is(err, errNewTokenRate):
 		return "rate_new_tokens"
 	case errors.As(err, &de) && errors.Is(de, downstream.ErrPerm):

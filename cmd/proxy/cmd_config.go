@@ -20,5 +20,6 @@ func runCheckConfig(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "# effective configuration from %s\n%s", cfg.Source(), cfg.Redacted())
+	reportMemory(a.stdout, a.stderr, cfg, machineMemory())
 	return nil
 }

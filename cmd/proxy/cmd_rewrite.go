@@ -116,7 +116,7 @@ func newRewriter(cfg *policy.Config, m *tokenize.Map) *rewrite.Rewriter {
 		Unscannable:  cfg.Rewrite.Unscannable,
 		Limits: rewrite.Limits{MaxMessageBytes: l.MaxMessageBytes, MaxHeaderBytes: l.MaxHeaderBytes,
 			MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes,
-			MaxNewTokens: l.MaxNewTokens},
+			MaxNewTokens: l.MaxNewTokens, MaxHeldBytes: l.MaxHeldBytes},
 		Attachments: attachmentPolicy(cfg.Rewrite.Attachments),
 	})
 }

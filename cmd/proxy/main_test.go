@@ -277,7 +277,7 @@ func TestRewriteLimitDefaultsAgree(t *testing.T) {
 	l := policy.Defaults().Rewrite.Limits
 	got := rewrite.Limits{MaxMessageBytes: l.MaxMessageBytes, MaxHeaderBytes: l.MaxHeaderBytes,
 		MaxDepth: l.MaxMIMEDepth, MaxParts: l.MaxParts, MaxTextPartBytes: l.MaxTextPartBytes,
-		MaxNewTokens: l.MaxNewTokens}
+		MaxNewTokens: l.MaxNewTokens, MaxHeldBytes: l.MaxHeldBytes}
 	if got != rewrite.DefaultLimits {
 		t.Fatalf("policy defaults %+v, tokenize defaults %+v", got, rewrite.DefaultLimits)
 	}

@@ -75,17 +75,20 @@ func buildRoutes(cfg *policy.Config, e *engine, log *slog.Logger, m *smtp.Metric
 
 // routeDeps is what both routes' configurations are built from.
 type routeDeps struct {
-	cfg   *policy.Config
-	e     *engine
-	log   *slog.Logger
-	rw    *rewrite.Rewriter
-	hosts []string // inbound, outbound host names
+	cfg *policy.Config
+	e   *engine
+	log *slog.Logger
+	// One rewriter per route: each has its own budget of parts held
+	// whole (rewrite.limits.max_held_bytes), so one route's large
+	// messages never make the other's wait (DESIGN.md invariant 5).
+	rwIn, rwOut *rewrite.Rewriter
+	hosts       []string // inbound, outbound host names
 	// metrics, when set, count per downstream host; nil: none.
 	metrics *smtp.Metrics
 }
 
 func newRouteDeps(cfg *policy.Config, e *engine, log *slog.Logger) routeDeps {
-	return routeDeps{cfg: cfg, e: e, log: log, rw: newRewriter(cfg, e.m),
+	return routeDeps{cfg: cfg, e: e, log: log, rwIn: newRewriter(cfg, e.m), rwOut: newRewriter(cfg, e.m),
 		hosts: []string{hostname(cfg.Inbound.Hostname), hostname(cfg.Outbound.Hostname)}}
 }
 
@@ -124,7 +127,7 @@ func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, 
 	}
 	lc := address.LocalCase(cfg.Tokens.LocalPartCase)
 	in = smtp.InboundOptions{Route: smtp.RouteOptions{Hostname: d.hosts[0], Limits: cfg.SMTP, Downstream: inDown},
-		Mailboxes: mailboxes, Map: d.e.m, Rewriter: d.rw, LocalCase: lc, Internal: cfg.IsInternal,
+		Mailboxes: mailboxes, Map: d.e.m, Rewriter: d.rwIn, LocalCase: lc, Internal: cfg.IsInternal,
 		AuthservID: authservID(cfg), AuthCheck: check, MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes,
 		NewTokenRate:  smtp.NewTokenRate{PerIP: cfg.Inbound.NewTokenRate.PerIP, Total: cfg.Inbound.NewTokenRate.Total},
 		TrustedRelays: cfg.TrustedRelayPrefixes(), TrustedAuthservIDs: cfg.Inbound.AuthCheck.TrustedAuthservIDs,
@@ -145,7 +148,7 @@ func (d routeDeps) options() (in smtp.InboundOptions, out smtp.OutboundOptions, 
 	}
 	out = smtp.OutboundOptions{Route: smtp.RouteOptions{Hostname: d.hosts[1], Limits: cfg.SMTP, Downstream: outDown},
 		Users: users, Networks: nets, AllowedDomains: allowed, RewriteFrom: o.RewriteFrom, PublicOf: publicOf,
-		Map: d.e.m, Rewriter: d.rw, LocalCase: lc, MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes, DKIM: dkim}
+		Map: d.e.m, Rewriter: d.rwOut, LocalCase: lc, MaxHeaderBytes: cfg.Rewrite.Limits.MaxHeaderBytes, DKIM: dkim}
 	return in, out, nil
 }
 

@@ -20,6 +20,9 @@ func startConsole(a *app, cfg *policy.Config, e *engine, srv *admin.Server, svc 
 	}
 	if cfg.Store.Backend == "etcd" {
 		o.Fresh = e.m.Fresh
+		if o.Cluster, err = consoleCluster(cfg); err != nil { // console_cluster.go
+			return nil, err
+		}
 	}
 	c, err := console.New(o)
 	if err != nil {

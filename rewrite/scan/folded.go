@@ -14,7 +14,7 @@ const scMaxLine = 75
 // into the address and "\njane@…" does not take the n.
 func (s *scanner) scanFolded() {
 	src, v := s.src, &s.v
-	v.reset()
+	v.resetFor(len(src))
 	nl, bs := scNext(src, 0, '\n'), scNext(src, 0, '\\')
 	for i := 0; i < len(src); {
 		if nl < i {

@@ -14,7 +14,7 @@ func (s *scanner) scanHTML() {
 	src := s.src
 	s.entAt = scHasEntityAt(src)
 	v := &s.v
-	v.reset()
+	v.resetFor(len(src))
 	for i := 0; i < len(src); {
 		j := bytes.IndexByte(src[i:], '<')
 		if j < 0 {

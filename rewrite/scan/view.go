@@ -36,6 +36,18 @@ func (v *scView) reset() {
 	v.b, v.pieces, v.blocks = v.b[:0], v.pieces[:0], v.blocks[:0]
 }
 
+// resetFor empties the view for a text of n source bytes. A decoded view
+// is never longer than its source (markup is left out, a character
+// reference or escape is at least as long as the character), so room for
+// n bytes is made at once: growing a large view by append would copy it
+// about five times over.
+func (v *scView) resetFor(n int) {
+	v.reset()
+	if cap(v.b) < n {
+		v.b = make([]byte, 0, n)
+	}
+}
+
 // copyOf appends source bytes src[s:e] to the view.
 func (v *scView) copyOf(src []byte, s, e int) {
 	if e <= s {

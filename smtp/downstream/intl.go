@@ -129,7 +129,7 @@ func (t *Txn) prepareBody(ctx context.Context, br *bufio.Reader) (io.Reader, err
 	if whole != nil {
 		out = bytes.NewReader(whole)
 	}
-	if has8bit(head) && !t.utf8 {
+	if (has8bit(head) || t.partUTF8) && !t.utf8 {
 		if err := t.headerUTF8(ctx); err != nil {
 			return nil, err
 		}
@@ -209,26 +209,69 @@ func headerEnd(b []byte) int {
 // Precheck tells, before the caller commits to the message (the inbound
 // route makes its new tokens durable), whether this hop can take it, so
 // that a refusal leaves nothing behind (DESIGN.md invariant 4). msg is the
-// rewritten message, or its start when complete is false. It sends
-// nothing; the failures are Data's: ErrNoSMTPUTF8 for a header that needs
-// SMTPUTF8 the hop lacks, ErrNo8BitMIME for an 8-bit body that policy
-// refuses to convert.
+// rewritten message, or its start when complete is false (WholeFirst says
+// when the answer needs all of it). It sends nothing; the failures are
+// Data's: ErrNoSMTPUTF8 for a header (the message's, or a MIME part's
+// reported by PartHeadersUTF8) that needs SMTPUTF8 the hop lacks,
+// ErrNo8BitMIME for an 8-bit body that policy refuses or that cannot be
+// converted.
 func (t *Txn) Precheck(msg []byte, complete bool) error {
 	if t.done || !t.mailed || t.utf8 {
 		return nil
 	}
 	end := headerEnd(msg)
-	switch {
-	case end < 0 && !complete:
-		return nil // the header is not all here: Data checks it
-	case end < 0:
-		end = len(msg)
+	if end < 0 {
+		end = len(msg) // all header; when incomplete, Data checks the rest
 	}
-	if has8bit(msg[:end]) && !t.dc.w.has("SMTPUTF8") {
-		return noSMTPUTF8("data")
+	if has8bit(msg[:end]) || t.partUTF8 {
+		if !t.dc.w.has("SMTPUTF8") {
+			return noSMTPUTF8("data")
+		}
+		return nil // MAIL goes again with SMTPUTF8, and the body as it is
 	}
-	if complete && t.d.cfg.EightBit == EightBitRefuse && !t.dc.w.has("8BITMIME") && has8bit(msg[end:]) {
+	if !complete || t.dc.w.has("8BITMIME") || !has8bit(msg[end:]) {
+		return nil
+	}
+	if t.d.cfg.EightBit == EightBitRefuse {
 		return no8BitMIME(nil)
 	}
+	// The conversion Data will make: one it cannot make is refused now.
+	if _, err := ToSevenBit(msg); err != nil {
+		return no8BitMIME(err)
+	}
 	return nil
+}
+
+// WholeFirst reports whether this hop's answer depends on the whole
+// message: it lacks 8BITMIME and MAIL went without SMTPUTF8, so Data reads
+// the whole message before its first byte goes out anyway, to convert an
+// 8-bit body or refuse it (sevenBit). A caller that commits to the message
+// before Data ends then holds it and Prechecks it complete; to a hop that
+// offers 8BITMIME (most) it streams.
+func (t *Txn) WholeFirst() bool {
+	return !t.done && t.mailed && !t.utf8 && !t.dc.w.has("8BITMIME")
+}
+
+// PartHeadersUTF8 tells the transaction that a header section of the
+// message, maybe a MIME part's that Data's look at the message header does
+// not see, carries UTF-8 (the rewriter's Report.HeaderUTF8). Such a
+// message is internationalized (RFC 6532 §3.3, and §3.5 for MIME part
+// headers): it goes with SMTPUTF8 (MAIL is sent again with it) or, to a
+// hop without, not at all (553 5.6.7, from Precheck and Data). Without
+// SMTPUTF8, 8BITMIME carries 8-bit body lines only (RFC 6152); header
+// fields, a part's included, stay ASCII (RFC 2045 §3, RFC 2047, RFC 2231).
+func (t *Txn) PartHeadersUTF8() { t.partUTF8 = true }
+
+// UTF8Refusal is the error a message needing SMTPUTF8 gets on this
+// transaction, nil when MAIL went with SMTPUTF8 or the hop offers it. A
+// caller streaming the message asks before Data starts (the transaction
+// is Data's then) and refuses such a message, found as it streams,
+// before the final dot. Where the hop offers SMTPUTF8 and MAIL went
+// without, a streamed message goes on as it is: MAIL cannot be sent
+// again once DATA has begun.
+func (t *Txn) UTF8Refusal() error {
+	if t.done || !t.mailed || t.utf8 || t.dc.w.has("SMTPUTF8") {
+		return nil
+	}
+	return noSMTPUTF8("data")
 }

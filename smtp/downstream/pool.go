@@ -513,10 +513,12 @@ type Txn struct {
 	dc     *downConn
 	from   string
 	opts   *gosmtp.MailOptions
-	mailed bool     // MAIL accepted
-	utf8   bool     // MAIL went with SMTPUTF8 (intl.go)
-	rcpts  []string // recipients accepted, for a MAIL sent again with SMTPUTF8
-	done   bool
+	mailed bool // MAIL accepted
+	utf8   bool // MAIL went with SMTPUTF8 (intl.go)
+	// partUTF8: a MIME part's header needs SMTPUTF8 (PartHeadersUTF8).
+	partUTF8 bool
+	rcpts    []string // recipients accepted, for a MAIL sent again with SMTPUTF8
+	done     bool
 }
 
 // Rcpt sends RCPT TO, with MAIL before the first. A reply error

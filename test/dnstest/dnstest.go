@@ -23,12 +23,13 @@ type Server struct {
 	a        map[string][]net.IP
 	mx       map[string][]*dns.MX
 	servfail map[string]bool
+	queries  map[string]int // questions asked per lower-case FQDN
 }
 
 // Start starts a server, stopped when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	z := &Server{txt: map[string][]string{}, a: map[string][]net.IP{}, mx: map[string][]*dns.MX{}, servfail: map[string]bool{}}
+	z := &Server{txt: map[string][]string{}, a: map[string][]net.IP{}, mx: map[string][]*dns.MX{}, servfail: map[string]bool{}, queries: map[string]int{}}
 	pc, ln := listenSamePort(t)
 	udp := &dns.Server{PacketConn: pc, Handler: z}
 	tcp := &dns.Server{Listener: ln, Handler: z}
@@ -100,6 +101,14 @@ func (z *Server) ServFail(name string) {
 	z.servfail[dns.Fqdn(strings.ToLower(name))] = true
 }
 
+// Queries reports how many questions about name (any type, UDP and TCP)
+// the server was asked: what a cache saves.
+func (z *Server) Queries(name string) int {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.queries[dns.Fqdn(strings.ToLower(name))]
+}
+
 // ServeDNS answers from the records set (dns.Handler).
 func (z *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	m := new(dns.Msg)
@@ -122,6 +131,7 @@ func (z *Server) answer(m *dns.Msg, q dns.Question) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	name := strings.ToLower(q.Name)
+	z.queries[name]++
 	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: 60, Rrtype: q.Qtype}
 	_, hasTXT := z.txt[name]
 	_, hasA := z.a[name]

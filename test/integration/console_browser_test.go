@@ -236,12 +236,14 @@ func shotsDir(t *testing.T) string {
 // Subject page (403, audited); the officer looks up, resolves, exports and
 // erases a subject, after which the outbound route refuses its token
 // (550 5.1.1); a form without its CSRF token is refused; with JavaScript
-// off the officer still resolves and erases. Then neither the browser's
-// profile and cache, nor the proxy's log, nor any URL the browser asked
-// for holds a customer address.
+// off the officer still resolves and erases; the officer exports and
+// deletes an attachment the inbound route stripped into the quarantine
+// (console_quarantine_test.go). Then neither the browser's profile and
+// cache, nor the proxy's log, nor any URL the browser asked for holds a
+// customer address.
 func TestConsoleBrowser(t *testing.T) {
 	const jane, bob = "jane.doe@example.com", "bob.roe@example.org"
-	sv, p, _, crmDir, smartDir := consoleServe(t, "")
+	sv, p, _, crmDir, smartDir := consoleServe(t, consoleStrip)
 	janeTok := inboundToken(t, sv, crmDir, jane, 1)
 	bobTok := inboundToken(t, sv, crmDir, bob, 2)
 	if code, out := reply(t, sv, janeTok); code != 0 {
@@ -438,6 +440,11 @@ func TestConsoleBrowser(t *testing.T) {
 		b.signOut()
 	})
 
+	t.Run("officer quarantine", func(t *testing.T) { // console_quarantine_test.go
+		b.t = t
+		consoleQuarantine(t, b, sv, crmDir, downloads, seen, 3)
+	})
+
 	trail, err := os.ReadFile(filepath.Join(sv.dataDir, "audit.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -455,7 +462,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	closeBrowser() // Chromium writes its profile out as it exits
 	time.Sleep(500 * time.Millisecond)
-	noAddressLeft(t, b, p, jane, bob)
+	noAddressLeft(t, b, p, jane, bob, quarantineSender)
 }
 
 // waitDownload returns the content of the first finished download not

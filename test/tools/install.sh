@@ -5,6 +5,7 @@
 #   smtp-sink, smtp-source, postfix ...  (Debian package postfix, in /usr/sbin)
 #   promtool                             (Debian package prometheus: the alert
 #                                         rules' checks, test/monitoring)
+#   /usr/bin/time                        (Debian package time: peak RSS, test/bench-memory.sh)
 #
 # Idempotent: prints "already installed" and changes nothing when all are
 # there. Postfix is installed as a set of programs only: debconf is preseeded
@@ -20,7 +21,7 @@
 # test/bench-smtp.sh; safe to run by hand.
 set -euo pipefail
 
-packages=(swaks postfix libnet-ssleay-perl libio-socket-ssl-perl prometheus)
+packages=(swaks postfix libnet-ssleay-perl libio-socket-ssl-perl prometheus time)
 
 say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }

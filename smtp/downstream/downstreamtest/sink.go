@@ -5,6 +5,7 @@
 package downstreamtest
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -31,6 +32,9 @@ type Sink struct {
 	// SMTPUTF8 makes the server offer SMTPUTF8 (RFC 6531); go-smtp always
 	// offers 8BITMIME.
 	SMTPUTF8 bool
+	// No8BitMIME hides go-smtp's 8BITMIME from the EHLO reply: a 7-bit-only
+	// hop (RFC 6152), as Postfix's smtp-sink -8 is.
+	No8BitMIME bool
 	// RequireTLS refuses MAIL before STARTTLS (give Start a tlsCfg).
 	RequireTLS bool
 	// Users, when set, are the AUTH PLAIN/LOGIN accounts (user → password),
@@ -157,6 +161,9 @@ func Start(t testing.TB, b *Sink, tlsCfg *tls.Config) string {
 func Serve(t testing.TB, b *Sink, l net.Listener, tlsCfg *tls.Config) {
 	t.Helper()
 	b.stop = make(chan struct{})
+	if b.No8BitMIME {
+		l = sevenBitListener{l}
+	}
 	s := gosmtp.NewServer(b)
 	s.Domain = "localhost"
 	s.TLSConfig = tlsCfg
@@ -230,4 +237,29 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 		return []byte("Password:"), false, nil
 	}
 	return nil, true, l.check(l.user, string(resp))
+}
+
+// sevenBitListener's connections write "8BITMIME" in the EHLO reply as an
+// unknown keyword of the same length: go-smtp always offers the extension.
+type sevenBitListener struct{ net.Listener }
+
+func (l sevenBitListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return sevenBitConn{c}, nil
+}
+
+type sevenBitConn struct{ net.Conn }
+
+func (c sevenBitConn) Write(p []byte) (int, error) {
+	n := len(p)
+	for _, sep := range []string{"-", " "} {
+		p = bytes.ReplaceAll(p, []byte("250"+sep+"8BITMIME\r\n"), []byte("250"+sep+"X-7BITONLY\r\n"))
+	}
+	if _, err := c.Conn.Write(p); err != nil {
+		return 0, err
+	}
+	return n, nil
 }

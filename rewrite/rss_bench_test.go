@@ -1,0 +1,103 @@
+package rewrite
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"mime/quotedprintable"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Issue 17, item 7: a message's peak cost is a small multiple of what must
+// be held. BenchmarkTextPartRSS rewrites one 15 MB text part in a child
+// process per kind and reports the child's peak resident set size; the
+// whole route is measured by test/bench-memory.sh.
+
+var rssKinds = []string{"text/plain", "quoted-printable", "text/html"}
+
+func BenchmarkTextPartRSS(b *testing.B) {
+	for _, kind := range rssKinds {
+		b.Run(kind, func(b *testing.B) {
+			for b.Loop() {
+				cmd := exec.Command(os.Args[0], "-test.run=^TestTextPartRSSChild$")
+				cmd.Env = append(os.Environ(), "TOKENPROXY_RSS_CHILD="+kind)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("child: %v\n%s", err, out)
+				}
+				ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+				b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MiB")
+			}
+		})
+	}
+}
+
+// TestTextPartRSSChild is BenchmarkTextPartRSS's child; it does nothing in
+// a normal test run.
+func TestTextPartRSSChild(t *testing.T) {
+	kind := os.Getenv("TOKENPROXY_RSS_CHILD")
+	if kind == "" || kind == "1" {
+		t.Skip("run by BenchmarkTextPartRSS")
+	}
+	rw, _ := newTestRewriter(t, RewriteOptions{})
+	if _, err := rw.Inbound(context.Background(), io.Discard, textPartMessage(kind, 15_000_000)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// textPartMessage streams a message with one text part of about n bytes
+// as sent, a customer address every ~2 KB (40 customers), generated as it
+// is read: the child's peak is the rewrite's, not the message's.
+func textPartMessage(kind string, n int) io.Reader {
+	head := "From: support@company.example\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+	eol := "\r\n"
+	switch kind {
+	case "text/html":
+		head, eol = strings.Replace(head, "text/plain", "text/html", 1), "<br>\r\n"
+	case "quoted-printable":
+		head = strings.Replace(head, "8bit", "quoted-printable", 1)
+	}
+	// Each group ends with a hard line break, so its quoted-printable form
+	// stands alone and the groups can be repeated.
+	var groups [][]byte
+	for i := 0; i < 40; i++ {
+		g := []byte(strings.Repeat(prose, 12) + fmt.Sprintf("customer%d@example.net%s", i, eol))
+		if kind == "quoted-printable" {
+			var b bytes.Buffer
+			qw := quotedprintable.NewWriter(&b)
+			qw.Write(g)
+			qw.Close()
+			g = b.Bytes()
+		}
+		groups = append(groups, g)
+	}
+	return io.MultiReader(strings.NewReader(head), &groupReader{groups: groups, left: n})
+}
+
+// groupReader repeats its groups, each whole, until at least left bytes
+// have been read.
+type groupReader struct {
+	groups [][]byte
+	i, off int
+	left   int
+}
+
+func (r *groupReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && (r.off > 0 || r.left > 0) {
+		g := r.groups[r.i%len(r.groups)]
+		c := copy(p[n:], g[r.off:])
+		n, r.off, r.left = n+c, r.off+c, r.left-c
+		if r.off == len(g) {
+			r.i, r.off = r.i+1, 0
+		}
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
