@@ -11,7 +11,7 @@ import (
 func TestAttachmentsValidation(t *testing.T) {
 	for _, tt := range []struct{ extra, field, reason string }{
 		{"rewrite: {attachments: {office: pass}}", "rewrite.attachments.office", "can be read"},
-		{"rewrite: {attachments: {pdf: rewrite}}", "rewrite.attachments.pdf", "no reader rewrites pdf"},
+		{"rewrite: {attachments: {pdf: rewrite}}", "rewrite.attachments.pdf", "never rewritten"},
 		{"rewrite: {attachments: {unreadable: rewrite}}", "rewrite.attachments.unreadable", "pass, strip, refuse"},
 		{"rewrite: {attachments: {archive: drop}}", "rewrite.attachments.archive", `got "drop"`},
 		{"rewrite: {attachments: {signed: ''}}", "rewrite.attachments.signed", "rewrite, strip, refuse"},

@@ -9,7 +9,7 @@ type Attachments struct {
 	Archive    string `yaml:"archive"`    // zip, gzip, tar: rewrite | strip | refuse
 	Text       string `yaml:"text"`       // text files in archives: rewrite | strip | refuse
 	Signed     string `yaml:"signed"`     // a signed document that would change: rewrite | strip | refuse
-	PDF        string `yaml:"pdf"`        // pass | strip | refuse
+	PDF        string `yaml:"pdf"`        // a PDF naming a customer: strip | refuse | pass (refused as well)
 	Media      string `yaml:"media"`      // images, audio, video, fonts: pass | strip | refuse
 	Unreadable string `yaml:"unreadable"` // encrypted, damaged, unknown binary: pass | strip | refuse
 
@@ -34,7 +34,7 @@ type AttachmentLimits struct {
 func defaultAttachments(c *Config) {
 	c.Rewrite.Attachments = Attachments{
 		Office: "rewrite", Archive: "rewrite", Text: "rewrite", Signed: "refuse",
-		PDF: "pass", Media: "pass", Unreadable: "pass", QuarantineRetention: 30 * 24 * time.Hour,
+		PDF: "strip", Media: "pass", Unreadable: "pass", QuarantineRetention: 30 * 24 * time.Hour,
 		Limits: AttachmentLimits{MaxBytes: 16 << 20, MaxDepth: 4, MaxMembers: 2000,
 			MaxExpandedBytes: 64 << 20, MaxRatio: 100},
 	}

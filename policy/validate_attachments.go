@@ -28,7 +28,9 @@ func (c *Config) validateAttachments() error {
 	for _, k := range attachmentActions {
 		if v := k.value(a); !slices.Contains(k.allowed, v) {
 			why := ""
-			if v == "rewrite" {
+			if v == "rewrite" && k.kind == "pdf" {
+				why = " (a PDF is read, never rewritten: a token is longer than the address and its fonts may lack the characters; strip it)"
+			} else if v == "rewrite" {
 				why = " (no reader rewrites " + k.kind + " content)"
 			} else if v == "pass" {
 				why = " (" + k.kind + " content can be read: rewrite it, or strip or refuse it)"

@@ -49,13 +49,13 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 			return w.sniffedText(h, params, cte, depth, tmt, raw)
 		}
 	}
-	if kind == attach.KindMedia || kind == attach.KindPDF || kind == attach.KindUnreadable {
+	if kind == attach.KindPDF {
+		return w.pdfPart(h, ar, raw, pi) // read, never rewritten (pdfpart.go)
+	}
+	if kind == attach.KindMedia || kind == attach.KindUnreadable {
 		act, err := ar.Verdict(kind)
 		if err != nil {
 			return attachErr(err)
-		}
-		if kind == attach.KindPDF && act == attach.Pass {
-			return w.pdfPart(h, cte, raw) // the guard reads it (pdfpart.go)
 		}
 		return w.unopened(h, raw, act, kind, pi)
 	}
@@ -68,7 +68,11 @@ func (w *walker) attachment(h *mimeHeader, mt string, params map[string]string, 
 // a heap walker, attachment or not.
 func (w *walker) attachRewriter(depth int) *attach.Rewriter {
 	msgs := &walker{ctx: w.ctx, out: w.out, d: w.d, rep: w.rep, limits: w.limits}
-	return attach.New(attach.Options{Policy: *w.d.attachments, Enforce: w.d.enforce, Addr: w.d.addr,
+	pdfNames := w.d.names // inbound: finds a customer address, tokenizing nothing
+	if w.d.guard {
+		pdfNames = w.d.addr
+	}
+	return attach.New(attach.Options{Policy: *w.d.attachments, Enforce: w.d.enforce, Addr: w.d.addr, PDF: pdfNames,
 		Message: func(ctx context.Context, msg []byte) ([]byte, bool, error) {
 			return msgs.rewriteBody("message/rfc822", msg, depth)
 		}})

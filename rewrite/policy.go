@@ -28,6 +28,9 @@ type direction struct {
 	attachments *attach.Policy
 	enforce     bool
 	held        int64 // bytes of the held-part budget this pass has reserved
+	// names finds a customer address without tokenizing it (ErrLeak): a
+	// PDF is read for one, never rewritten (pdfpart.go). Inbound only.
+	names scan.AddrFunc
 }
 
 func (d *direction) rewriteText(kind scan.TextKind, b []byte) ([]byte, bool, error) {
@@ -164,7 +167,7 @@ func (rw *Rewriter) inboundPolicy(ctx context.Context, rep *Report, base int) *d
 	f := rw.tokens.Format()
 	ascii := isASCII(f.Domain) && isASCII(f.Prefix)
 	return &direction{addr: p.addr, mailbox: p.mailbox, asciiOut: ascii, rejectUnscannable: rw.opts.Unscannable == UnscannableReject,
-		attachments: rw.attachments, enforce: true}
+		attachments: rw.attachments, enforce: true, names: rw.leakCheck}
 }
 
 // internal reports whether an address stays as it is: an internal domain
@@ -313,12 +316,7 @@ func (p *outbound) mailbox(m header.Mailbox) (header.Mailbox, bool, error) {
 // guardPolicy fails on any address that is neither internal nor at the
 // relay domain.
 func (rw *Rewriter) guardPolicy() *direction {
-	check := func(addr string) (string, error) {
-		if keep, err := rw.internal(addr); keep && err == nil {
-			return "", nil
-		}
-		return "", ErrLeak
-	}
+	check := rw.leakCheck
 	mailbox := func(m header.Mailbox) (header.Mailbox, bool, error) {
 		if m.Addr != "" {
 			if _, err := check(m.Addr); err != nil {
@@ -329,4 +327,13 @@ func (rw *Rewriter) guardPolicy() *direction {
 		return m, false, err
 	}
 	return &direction{addr: check, mailbox: mailbox, guard: true, asciiOut: true, attachments: rw.attachments}
+}
+
+// leakCheck is the guard's AddrFunc: ErrLeak for any address that is
+// neither internal nor at the relay domain.
+func (rw *Rewriter) leakCheck(addr string) (string, error) {
+	if keep, err := rw.internal(addr); keep && err == nil {
+		return "", nil
+	}
+	return "", ErrLeak
 }

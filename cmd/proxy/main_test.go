@@ -213,6 +213,9 @@ func TestBadConfig(t *testing.T) {
 	if !strings.Contains(out, "admin_url: \"\"") {
 		t.Errorf("check-config does not show store.etcd.admin_url:\n%s", out)
 	}
+	if !strings.Contains(out, "pdf: strip") {
+		t.Errorf("check-config does not show rewrite.attachments.pdf's default, strip:\n%s", out)
+	}
 }
 
 func TestVaultUnreachableRefusesToStart(t *testing.T) {

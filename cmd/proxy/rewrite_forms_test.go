@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,16 +50,32 @@ func TestRewriteCommandTextForms(t *testing.T) {
 }
 
 // TestRewriteCommandPDF: a PDF attachment naming the customer in a
-// compressed page (ReportLab) is refused by `proxy rewrite` (it passed
-// unread before); one naming nobody passes byte for byte.
+// compressed page (ReportLab) passed unread before issue 17. Under the
+// default policy (pdf: strip) `proxy rewrite` writes a notice in its place
+// and keeps the original in the quarantine; under pdf: refuse it refuses
+// the message and keeps nothing. A PDF naming nobody passes byte for byte.
 func TestRewriteCommandPDF(t *testing.T) {
 	c := newCLI(t)
 	head := "From: support@company.example\r\nTo: agent@crm.example\r\nContent-Type: application/pdf; name=invoice.pdf\r\n" +
 		"Content-Transfer-Encoding: base64\r\n\r\n"
-	named := textforms.ReportLabPDF(t, "c = canvas.Canvas(path, pageCompression=1)\nc.drawString(72, 720, 'Invoice for jane.doe@example.com')\nc.save()")
-	code, out, errs := c.runStdin(head+textforms.Base64Lines(named), "rewrite", "--route", "inbound")
+	named := head + textforms.Base64Lines(textforms.ReportLabPDF(t, "c = canvas.Canvas(path, pageCompression=1)\nc.drawString(72, 720, 'Invoice for jane.doe@example.com')\nc.save()"))
+	code, out, errs := c.runStdin(named, "rewrite", "--route", "inbound")
+	if code != 0 || !strings.Contains(out, "This attachment was removed") || strings.Contains(out, "JVBERi0") || strings.Contains(out, "jane") {
+		t.Fatalf("PDF naming the customer: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if kept, _ := filepath.Glob(filepath.Join(c.dataDir, "quarantine", "*")); len(kept) != 1 {
+		t.Fatalf("quarantine holds %d files, want the stripped PDF", len(kept))
+	}
+	cfg := filepath.Join(t.TempDir(), "refuse.yaml")
+	os.WriteFile(cfg, []byte("relay_domain: relay.example\ninternal_domains: [company.example, crm.example]\n"+
+		"mailboxes: [{public: a@company.example, crm: b@crm.example}]\nrewrite: {attachments: {pdf: refuse}}\n"), 0o600)
+	r := newCLI(t)
+	code, out, errs = r.runStdin(named, "--config", cfg, "rewrite", "--route", "inbound")
 	if code != 1 || out != "" || !strings.Contains(errs, "proxy rewrite: message refused: ") || strings.Contains(errs, "jane") {
-		t.Fatalf("PDF naming the customer: exit %d, stdout %d bytes, stderr %q", code, len(out), errs)
+		t.Fatalf("pdf: refuse: exit %d, stdout %d bytes, stderr %q", code, len(out), errs)
+	}
+	if kept, _ := filepath.Glob(filepath.Join(r.dataDir, "quarantine", "*")); len(kept) != 0 {
+		t.Fatalf("a refused message left %d quarantined files", len(kept))
 	}
 	clean := head + textforms.Base64Lines(textforms.ReportLabPDF(t, "c = canvas.Canvas(path, pageCompression=1)\nc.drawString(72, 720, 'Invoice 1234')\nc.save()"))
 	if code, out, errs := c.runStdin(clean, "rewrite", "--route", "inbound"); code != 0 || out != clean {

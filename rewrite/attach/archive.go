@@ -45,7 +45,7 @@ func (r *Rewriter) zipArchive(ctx context.Context, b *budget, zr *zip.Reader, da
 
 func (r *Rewriter) zipMember(ctx context.Context, b *budget, f *zip.File, depth int) ([]byte, bool, error) {
 	kind := byName(f.Name)
-	if kind == KindMedia || kind == KindPDF {
+	if kind == KindMedia || kind == KindPDF && r.opts.PDF == nil { // a PDF is read where it can be (pdf.go)
 		if err := checkDeclared(b, f); err != nil {
 			return nil, false, err
 		}

@@ -30,9 +30,13 @@ func FuzzPart(f *testing.F) {
 	f.Add(buildZip(f, member{name: "a.txt", body: "x@example.net"}, member{name: "n.zip", body: string(buildZip(f, member{name: "b.txt", body: "y@example.net"}))}))
 	f.Add(gz(f, "", tarOf(f, map[string]string{"a.txt": "jane@example.com"})))
 	f.Add([]byte("PK\x05\x06" + string(make([]byte, 18))))
+	f.Add(buildZip(f, member{name: "a.pdf", body: "%PDF-1.4\n1 0 obj\n<< /Author (jane\\100example.com) >>\nendobj\n"},
+		member{name: "b.pdf", body: "%PDF-1.4\n(invoice 1234)\n"}))
 	lim := Limits{MaxBytes: 1 << 20, MaxDepth: 3, MaxMembers: 50, MaxExpandedBytes: 4 << 20, MaxRatio: 100}
-	r := New(Options{Policy: Policy{Limits: lim}, Enforce: true, Addr: fuzzToken})
-	check := New(Options{Policy: Policy{Limits: lim}, Addr: leakCheck})
+	// PDFs are read by leakCheck on both sides: inbound, one naming a
+	// customer strips the attachment (the default PDF policy).
+	r := New(Options{Policy: Policy{Limits: lim}, Enforce: true, Addr: fuzzToken, PDF: leakCheck})
+	check := New(Options{Policy: Policy{Limits: lim}, Addr: leakCheck, PDF: leakCheck})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		res, err := r.Part(context.Background(), KindUnknown, "a", data)
 		if err != nil {

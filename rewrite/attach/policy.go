@@ -6,7 +6,8 @@ import "errors"
 type Action string
 
 // Actions. Pass forwards content unread; it is only allowed for kinds the
-// proxy cannot rewrite (PDF until it is read, media, unreadable content).
+// proxy cannot rewrite (media, unreadable content; a PDF passes only
+// when it names nobody, rewrite/pdfpart.go).
 const (
 	Rewrite Action = "rewrite"
 	Strip   Action = "strip"
@@ -37,7 +38,7 @@ type Policy struct {
 	Archive    Action // rewrite | strip | refuse
 	Text       Action // text files in archives and text sent as a generic type: rewrite | strip | refuse
 	Signed     Action // a signed office document that would change: rewrite (signature broken) | strip | refuse
-	PDF        Action // pass | strip | refuse (not read yet: issue 17 item 2)
+	PDF        Action // a PDF naming a customer: strip | refuse | pass (refused too: PDFs are read, never rewritten)
 	Media      Action // images, audio, video, fonts: pass | strip | refuse
 	Unreadable Action // encrypted, damaged or unknown binary: pass | strip | refuse
 	Limits     Limits
@@ -55,7 +56,7 @@ type Limits struct {
 // DefaultPolicy is documented in deploy/examples/quickstart.yaml.
 var DefaultPolicy = Policy{
 	Office: Rewrite, Archive: Rewrite, Text: Rewrite, Signed: Refuse,
-	PDF: Pass, Media: Pass, Unreadable: Pass,
+	PDF: Strip, Media: Pass, Unreadable: Pass,
 	Limits: Limits{MaxBytes: 16 << 20, MaxDepth: 4, MaxMembers: 2000,
 		MaxExpandedBytes: 64 << 20, MaxRatio: 100},
 }

@@ -23,6 +23,11 @@ type Options struct {
 	// Message rewrites a saved message found in an archive (.eml) as the
 	// MIME walker does; nil scans it as plain text.
 	Message func(ctx context.Context, msg []byte) ([]byte, bool, error)
+	// PDF reads the PDFs found in archives and documents: its error
+	// (for a customer address) means the PDF names one (pdf.go). It must
+	// not tokenize: a PDF is never rewritten. nil: PDFs are not read,
+	// and follow the PDF policy unread (outbound, they pass).
+	PDF scan.AddrFunc
 }
 
 // Rewriter rewrites the addresses in attachments under one policy.
@@ -121,6 +126,9 @@ func (r *Rewriter) content(ctx context.Context, b *budget, kind Kind, name strin
 		return kind, nil, false, err
 	}
 	kind = refine(kind, data)
+	if kind == KindPDF && r.opts.PDF != nil {
+		return kind, nil, false, r.pdfMember(b, data)
+	}
 	if kind != KindOffice && kind != KindArchive { // a container's own reader decides
 		if err := r.decide(kind); err != nil {
 			return kind, nil, false, err

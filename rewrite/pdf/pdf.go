@@ -1,10 +1,12 @@
 // Package pdf finds e-mail addresses in PDF files (issue 17, item 2): in
 // every string of the file (the info dictionary, link annotations'
 // mailto: URIs, bookmarks, form fields), in every stream once its filters
-// are undone (content streams, whose text is read from the operands of
-// its text-showing operators, a TJ array joined into one string; XMP
-// metadata, read as XML; object streams), literal and hexadecimal strings
-// alike, UTF-16BE text strings decoded.
+// (Flate, LZW, RunLength, ASCIIHex, ASCII85; images skipped, any other
+// filter makes the file unreadable) are undone (content streams, whose
+// text is read from the operands of its text-showing operators, a TJ
+// array joined into one string; XMP metadata, read as XML; object
+// streams), literal and hexadecimal strings alike, UTF-16BE text strings
+// decoded.
 //
 // It finds and does not rewrite: a replacement token is longer than the
 // address it replaces, and a content stream's text is drawn with fonts

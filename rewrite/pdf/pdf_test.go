@@ -149,7 +149,7 @@ func TestScanRefusals(t *testing.T) {
 		{"not a PDF", []byte("GIF89a"), ErrUnreadable},
 		{"deflate bomb", handPDF(streamObj("/Filter /FlateDecode", bomb)), ErrLimit},
 		{"encrypted", append(handPDF("<< /Author (x) >>"), "trailer << /Encrypt 5 0 R >>\n"...), ErrUnreadable},
-		{"unknown filter", handPDF(streamObj("/Filter /LZWDecode", "\x80\x0b")), ErrUnreadable},
+		{"unknown filter", handPDF(streamObj("/Filter /JBIG9Decode", "\x80\x0b")), ErrUnreadable},
 		{"broken zlib", handPDF(streamObj("/Filter /FlateDecode", "not zlib")), ErrUnreadable},
 	}
 	for _, tt := range tests {
@@ -173,6 +173,8 @@ func FuzzScan(f *testing.F) {
 	f.Add(handPDF("<< /Author <FEFF006A0040> /Title (a\\)b\\100c.de) >>"))
 	f.Add(handPDF(streamObj("/Filter [/AHx /Fl]", "78 9c 03 00 00 00 00 01>")))
 	f.Add([]byte("%PDF-1.4\nstream\r\nendstream"))
+	f.Add(handPDF(streamObj("/Filter /LZWDecode", lzwOf([]byte("BT (bob@example.org) Tj ET")))))
+	f.Add(handPDF(streamObj("/Filter [/RL /Fl]", runLengthOf([]byte(flate([]byte("(dave@example.com) Tj")))))))
 	errStop := errors.New("stop")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, err := Scan(data, Limits{MaxDecodedBytes: 1 << 20}, func(string) (string, error) { return "", nil })

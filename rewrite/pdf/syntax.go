@@ -6,7 +6,6 @@ import (
 	"encoding/ascii85"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -107,6 +106,10 @@ func (s *scanner) decode(dict, raw []byte) ([]byte, error) {
 			b, err = hexDecode(b)
 		case "ASCII85Decode", "A85":
 			b, err = a85Decode(b)
+		case "LZWDecode", "LZW":
+			b, err = s.lzwDecode(dict, b)
+		case "RunLengthDecode", "RL":
+			b, err = s.runLengthDecode(b)
 		case "DCTDecode", "DCT", "JPXDecode", "CCITTFaxDecode", "CCF", "JBIG2Decode":
 			return nil, nil // an image
 		default:
@@ -119,25 +122,13 @@ func (s *scanner) decode(dict, raw []byte) ([]byte, error) {
 	return b, nil
 }
 
-// inflate decodes zlib data (RFC 1950) within the budget. A stream cut
-// short keeps what was decoded: readers show it too.
+// inflate decodes zlib data (RFC 1950) within the budget (bounded).
 func (s *scanner) inflate(raw []byte) ([]byte, error) {
 	zr, err := zlib.NewReader(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
-	limit := min(s.limits.MaxDecodedBytes-s.decoded, s.limits.MaxRatio*int64(len(raw))+64<<10)
-	var out bytes.Buffer
-	out.Grow(int(min(limit, 8*int64(len(raw))+512)))
-	n, err := io.Copy(&out, io.LimitReader(zr, limit+1))
-	if n > limit {
-		return nil, ErrLimit
-	}
-	if err != nil && out.Len() == 0 {
-		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
-	}
-	s.decoded += n
-	return out.Bytes(), nil
+	return s.bounded(zr, raw)
 }
 
 func hexDecode(b []byte) ([]byte, error) {

@@ -43,7 +43,8 @@ var allowed = map[string][]string{
 	"rewrite/header": {"rewrite/scan", "tokenize", "address", "internal/..."},
 	// Attachments (office documents, archives) find addresses with the
 	// same scanner as bodies; what each becomes is the caller's AddrFunc.
-	"rewrite/attach": {"rewrite/scan", "internal/..."},
+	// PDFs in archives are read by the PDF reader, as attached ones are.
+	"rewrite/attach": {"rewrite/scan", "rewrite/pdf", "internal/..."},
 
 	"mailauth": {"internal/..."},
 	// compliance/reason.go refuses a reason in which the mail scanner

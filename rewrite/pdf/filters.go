@@ -1,0 +1,85 @@
+package pdf
+
+import (
+	"bytes"
+	"compress/lzw"
+	"fmt"
+	"io"
+	"regexp"
+
+	tifflzw "golang.org/x/image/tiff/lzw"
+)
+
+// lzwDecode undoes LZWDecode (PDF 32000-1 section 7.4.4): codes of 9 to
+// 12 bits, most significant bit first, 256 the clear code and 257 the end.
+// With /EarlyChange 1, the default, the code width grows one code early,
+// as in TIFF (golang.org/x/image/tiff/lzw); /EarlyChange 0 is the plain
+// variant of GIF (compress/lzw). Decoded within the budget, as inflate.
+func (s *scanner) lzwDecode(dict, raw []byte) ([]byte, error) {
+	var r io.ReadCloser
+	if lateChange.Match(dict) {
+		r = lzw.NewReader(bytes.NewReader(raw), lzw.MSB, 8)
+	} else {
+		r = tifflzw.NewReader(bytes.NewReader(raw), tifflzw.MSB, 8)
+	}
+	defer r.Close()
+	return s.bounded(r, raw)
+}
+
+// lateChange finds /EarlyChange 0 in a stream's decode parameters. Its
+// other parameters (/Predictor) only matter to images.
+var lateChange = regexp.MustCompile(`/EarlyChange\s+0\b`)
+
+// runLengthDecode undoes RunLengthDecode (PDF 32000-1 section 7.4.5): a
+// length byte n below 128 is followed by n+1 bytes to copy, one above 128
+// by one byte to repeat 257-n times; 128 ends the data. Each run is
+// counted against the budget as it is written: two raw bytes may become
+// 128.
+func (s *scanner) runLengthDecode(raw []byte) ([]byte, error) {
+	limit := s.limit(raw)
+	out := make([]byte, 0, max(0, min(limit, 2*int64(len(raw)))))
+	for i := 0; i < len(raw); {
+		n := int(raw[i])
+		i++
+		switch {
+		case n == 128:
+			i = len(raw)
+		case n < 128:
+			end := min(i+n+1, len(raw)) // a run cut short keeps what it has
+			out = append(out, raw[i:end]...)
+			i = end
+		case i < len(raw):
+			out = append(out, bytes.Repeat(raw[i:i+1], 257-n)...)
+			i++
+		}
+		if int64(len(out)) > limit {
+			return nil, ErrLimit
+		}
+	}
+	s.decoded += int64(len(out))
+	return out, nil
+}
+
+// limit is how many bytes one stream of raw may decode to: what the
+// file's budget has left, and at most MaxRatio times its raw size (plus
+// room for small streams, which compress best).
+func (s *scanner) limit(raw []byte) int64 {
+	return min(s.limits.MaxDecodedBytes-s.decoded, s.limits.MaxRatio*int64(len(raw))+64<<10)
+}
+
+// bounded reads a decoder's output within the stream's limit. A stream cut
+// short keeps what was decoded: readers show it too.
+func (s *scanner) bounded(r io.Reader, raw []byte) ([]byte, error) {
+	limit := s.limit(raw)
+	var out bytes.Buffer
+	out.Grow(int(min(limit, 8*int64(len(raw))+512)))
+	n, err := io.Copy(&out, io.LimitReader(r, limit+1))
+	if n > limit {
+		return nil, ErrLimit
+	}
+	if err != nil && out.Len() == 0 {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	s.decoded += n
+	return out.Bytes(), nil
+}
