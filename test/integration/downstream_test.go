@@ -238,18 +238,8 @@ func TestServeSmarthostAuthFailover(t *testing.T) {
 
 	crmPort, crmDir := startSink(t)
 	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), dead, "debug", "client_networks: [127.0.0.0/8]")
-	cfg, err := os.ReadFile(sv.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := fmt.Sprintf(`downstream: {address: "%s", tls: insecure}`, dead)
-	repl := fmt.Sprintf(`downstream: {addresses: ["%s", "%s"], ca_file: %s, auth: {username: relay, password_file: %s}}`, dead, live, caFile, pwFile)
-	if !strings.Contains(string(cfg), old) {
-		t.Fatalf("config without %q", old)
-	}
-	if err := os.WriteFile(sv.config, []byte(strings.Replace(string(cfg), old, repl, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rewriteConfig(t, sv.config, fmt.Sprintf(`downstream: {address: "%s", tls: insecure}`, dead),
+		fmt.Sprintf(`downstream: {addresses: ["%s", "%s"], ca_file: %s, auth: {username: relay, password_file: %s}}`, dead, live, caFile, pwFile))
 	p := startServe(t, sv.config, sv.admin)
 	inAddr, outAddr := fmt.Sprintf("127.0.0.1:%d", sv.inPort), fmt.Sprintf("127.0.0.1:%d", sv.outPort)
 
@@ -287,19 +277,9 @@ func TestServeInboundMX(t *testing.T) {
 	dns.A("mx1.intake.crm.test", "127.0.0.1")
 	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), fmt.Sprintf("127.0.0.1:%d", freePort(t)), "debug",
 		"client_networks: [127.0.0.0/8]")
-	cfg, err := os.ReadFile(sv.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(cfg), fmt.Sprintf(`downstream: {address: "127.0.0.1:%d", tls: insecure}`, crmPort),
-		fmt.Sprintf(`downstream: {mx: intake.crm.test, mx_port: %d, tls: insecure, allow_insecure_remote: true}`, crmPort), 1)
-	text = strings.Replace(text, "auth_check: {enabled: false}", fmt.Sprintf(`auth_check: {enabled: false, dns_server: "%s"}`, dns.Addr), 1)
-	if text == string(cfg) {
-		t.Fatal("config unchanged")
-	}
-	if err := os.WriteFile(sv.config, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rewriteConfig(t, sv.config, fmt.Sprintf(`downstream: {address: "127.0.0.1:%d", tls: insecure}`, crmPort),
+		fmt.Sprintf(`downstream: {mx: intake.crm.test, mx_port: %d, tls: insecure, allow_insecure_remote: true}`, crmPort))
+	rewriteConfig(t, sv.config, "auth_check: {enabled: false}", fmt.Sprintf(`auth_check: {enabled: false, dns_server: "%s"}`, dns.Addr))
 	p := startServe(t, sv.config, sv.admin)
 	tokenFor(t, fmt.Sprintf("127.0.0.1:%d", sv.inPort), crmDir, "jane.doe@example.com", 1)
 	_, metrics := httpGet("http://" + sv.admin + "/metrics")
@@ -356,15 +336,8 @@ func TestServeClientCertificateReload(t *testing.T) {
 	crmPort, crmDir := startSink(t)
 	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), dead, "debug", "client_networks: [127.0.0.0/8]")
-	cfg, err := os.ReadFile(sv.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(cfg), fmt.Sprintf(`downstream: {address: "%s", tls: insecure}`, dead),
-		fmt.Sprintf(`downstream: {address: "%s", ca_file: %s, client_cert_file: %s, client_key_file: %s}`, live, caFile, certFile, keyFile), 1)
-	if err := os.WriteFile(sv.config, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rewriteConfig(t, sv.config, fmt.Sprintf(`downstream: {address: "%s", tls: insecure}`, dead),
+		fmt.Sprintf(`downstream: {address: "%s", ca_file: %s, client_cert_file: %s, client_key_file: %s}`, live, caFile, certFile, keyFile))
 	p := startServe(t, sv.config, sv.admin)
 	inAddr, outAddr := fmt.Sprintf("127.0.0.1:%d", sv.inPort), fmt.Sprintf("127.0.0.1:%d", sv.outPort)
 	tok := tokenFor(t, inAddr, crmDir, "jane.doe@example.com", 1)
