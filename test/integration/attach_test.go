@@ -263,19 +263,8 @@ mailboxes: [{public: support@company.example, crm: support@crm.example}]
 
 func proxyRewrite(t *testing.T, config, route string, msg []byte) ([]byte, string, int) {
 	t.Helper()
-	cmd := exec.Command(proxyBinary(t), "--config", config, "rewrite", "--route", route)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	cmd.Stdin = bytes.NewReader(msg)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes(), errb.String(), code
+	r := runProxyInput(t, config, msg, "rewrite", "--route", route)
+	return []byte(r.stdout), r.log, r.code
 }
 
 // TestAttachmentCorpusProxyRewrite: every document of the corpus, through
