@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 	"github.com/tokenproxy/tokenproxy/test/tools"
 )
 
@@ -75,7 +76,7 @@ admin: {listen: "%s"}
 // log (maillog_file /dev/stdout under start-fg).
 type postfixGateway struct {
 	dir, port string
-	log       *syncBuf
+	log       *logbuf.Buffer
 	postfix   string
 }
 
@@ -95,7 +96,7 @@ func startPostfixGateway(t *testing.T, inboundPort int, extra ...string) *postfi
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o755)
-	g := &postfixGateway{dir: dir, port: fmt.Sprint(freePort(t)), log: &syncBuf{}, postfix: pf}
+	g := &postfixGateway{dir: dir, port: fmt.Sprint(freePort(t)), log: &logbuf.Buffer{}, postfix: pf}
 	for _, d := range []string{"etc", "queue", "data"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
