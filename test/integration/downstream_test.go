@@ -218,19 +218,10 @@ func TestServeSMTPUTF8ThroughPostfix(t *testing.T) {
 func TestServeSmarthostAuthFailover(t *testing.T) {
 	const password = "Smarthost-Pa55-for-the-test"
 	dir := t.TempDir()
-	certPEM, keyPEM, err := smtp.SelfSignedPair([]string{"127.0.0.1"}, time.Now().Add(time.Hour))
-	if err != nil {
+	caFile, pair := smarthostTLS(t, dir)
+	pwFile := filepath.Join(dir, "smarthost.pw")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile, pwFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "smarthost.pw")
-	for f, b := range map[string][]byte{caFile: certPEM, pwFile: []byte(password + "\n")} {
-		if err := os.WriteFile(f, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 	smart := &downstreamtest.Sink{RequireTLS: true, Users: map[string]string{"relay": password}}
 	live := downstreamtest.Start(t, smart, &tls.Config{Certificates: []tls.Certificate{pair}})
@@ -295,14 +286,7 @@ func TestServeInboundMX(t *testing.T) {
 // makes the next connection present the new one.
 func TestServeClientCertificateReload(t *testing.T) {
 	dir := t.TempDir()
-	srvCert, srvKey, err := smtp.SelfSignedPair([]string{"127.0.0.1"}, time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(srvCert, srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caFile, pair := smarthostTLS(t, dir)
 	var mu sync.Mutex
 	var presented []string // the client certificates seen, in order
 	srvTLS := &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAnyClientCert,
@@ -315,7 +299,7 @@ func TestServeClientCertificateReload(t *testing.T) {
 	smart := &downstreamtest.Sink{RequireTLS: true}
 	live := downstreamtest.Start(t, smart, srvTLS)
 
-	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	certFile, keyFile := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
 	writeClient := func() string {
 		c, k, err := smtp.SelfSignedPair([]string{"relay.company.example"}, time.Now().Add(time.Hour))
 		if err != nil {
@@ -330,9 +314,6 @@ func TestServeClientCertificateReload(t *testing.T) {
 		return fmt.Sprintf("%x", sha256.Sum256(block.Bytes))
 	}
 	first := writeClient()
-	if err := os.WriteFile(caFile, srvCert, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	crmPort, crmDir := startSink(t)
 	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), dead, "debug", "client_networks: [127.0.0.0/8]")
@@ -363,4 +344,25 @@ func TestServeClientCertificateReload(t *testing.T) {
 		t.Fatalf("smarthost: %d messages, client certificates %v; want the first, then the second (%s, %s)",
 			len(smart.Stats().Messages), presented, first, second)
 	}
+}
+
+// smarthostTLS makes a self-signed certificate for 127.0.0.1 (as the
+// proxy makes its own, smtp.SelfSignedPair), writes it to dir/ca.pem for
+// the downstream's ca_file and returns that file and the pair the
+// smarthost serves.
+func smarthostTLS(t *testing.T, dir string) (caFile string, pair tls.Certificate) {
+	t.Helper()
+	certPEM, keyPEM, err := smtp.SelfSignedPair([]string{"127.0.0.1"}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err = tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, pair
 }
