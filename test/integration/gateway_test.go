@@ -38,35 +38,16 @@ func gatewayCustomerDNS(t *testing.T) *dnstest.Server {
 	return z
 }
 
-// writeGatewayProxyConfig writes a `proxy serve` configuration with the
-// inbound check on (DNS from z) and the gateway as trusted relay.
+// writeGatewayProxyConfig is writeServeConfig (both routes to the CRM's
+// sink, debug log) with the inbound check on (DNS from z) and the gateway
+// as trusted relay.
 func writeGatewayProxyConfig(t *testing.T, z *dnstest.Server, crmPort int) served {
 	t.Helper()
-	dir := t.TempDir()
-	sv := served{config: filepath.Join(dir, "proxy.yaml"), dataDir: filepath.Join(dir, "data"),
-		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)), inPort: freePort(t), outPort: freePort(t)}
-	yaml := fmt.Sprintf(`data_dir: %s
-relay_domain: relay.company.example
-internal_domains: [company.example, crm.example]
-mailboxes: [{public: support@company.example, crm: support@crm.example}]
-log: {format: json, level: debug}
-inbound:
-  listen: 127.0.0.1:%d
-  hostname: mx.company.example
-  trusted_relays: [%s/32]
+	crm := fmt.Sprintf("127.0.0.1:%d", crmPort)
+	sv := writeServeConfig(t, crm, crm, "debug", "")
+	rewriteConfig(t, sv.config, "auth_check: {enabled: false}", fmt.Sprintf(`trusted_relays: [%s/32]
   postmaster: it-mail@company.example
-  auth_check: {enabled: true, dns_server: "%s", dns_timeout: 2s}
-  downstream: {address: "127.0.0.1:%d", tls: insecure}
-outbound:
-  listen: 127.0.0.1:%d
-  hostname: relay.company.example
-  allowed_domains: [company.example]
-  downstream: {address: "127.0.0.1:%d", tls: insecure}
-admin: {listen: "%s"}
-`, sv.dataDir, sv.inPort, gatewayIP, z.Addr, crmPort, sv.outPort, crmPort, sv.admin)
-	if err := os.WriteFile(sv.config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+  auth_check: {enabled: true, dns_server: "%s", dns_timeout: 2s}`, gatewayIP, z.Addr))
 	return sv
 }
 
