@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,25 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokenproxy/tokenproxy/smtp"
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines to log into.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // startAdmin starts an admin server on 127.0.0.1:0 and shuts it down at the
 // end of the test.
@@ -108,7 +89,7 @@ func TestAdminReadyz(t *testing.T) {
 		}
 		return nil
 	}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	s := startAdmin(t, nil, ready, slog.New(slog.NewTextHandler(logs, nil)))
 	url := "http://" + s.Addr() + "/readyz"
 

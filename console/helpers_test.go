@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,28 +25,11 @@ import (
 	"github.com/tokenproxy/tokenproxy/compliance"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/quarantine"
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // clock is a settable clock for session expiry.
 type clock struct {
@@ -80,7 +62,7 @@ type harness struct {
 	con     *Console
 	srv     *httptest.Server
 	clock   *clock
-	logs    *syncBuffer
+	logs    *logbuf.Buffer
 	tokens  map[string]string
 	msgs    *prometheus.CounterVec
 	unknown *prometheus.CounterVec
@@ -89,7 +71,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	ctx := context.Background()
-	h := &harness{t: t, dir: t.TempDir(), logs: &syncBuffer{}, tokens: map[string]string{},
+	h := &harness{t: t, dir: t.TempDir(), logs: &logbuf.Buffer{}, tokens: map[string]string{},
 		clock: &clock{t: time.Now()}}
 	log := slog.New(slog.NewJSONHandler(h.logs, nil))
 	db, err := boltstore.Open(filepath.Join(h.dir, "tokenproxy.db"))

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
-
-	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 )
 
 // ARC (RFC 8617): the chain a forwarder's seal adds to a message, which the
@@ -155,20 +153,8 @@ func maxInt(a, b int) int {
 // inbound route does so when rewriting changed an earlier sealer's fields,
 // whose seals could then only fail, and starts a chain of its own.
 func StripARC(hdr []byte) ([]byte, int) {
-	out := make([]byte, 0, len(hdr))
-	removed := 0
-	rest := hdr
-	for {
-		f, tail, ok := rawheader.Next(rest)
-		if !ok {
-			return append(out, rest...), removed
-		}
+	return removeFields(hdr, func(f []byte) bool {
 		name, _, _ := bytes.Cut(f, []byte(":"))
-		if arcKind(strings.TrimRight(string(name), " \t")) != "" {
-			removed++
-		} else {
-			out = append(out, f...)
-		}
-		rest = tail
-	}
+		return arcKind(strings.TrimRight(string(name), " \t")) != ""
+	})
 }

@@ -98,7 +98,7 @@ func (s ARCSealer) seal(ctx context.Context, chain *ARCVerdict, results string, 
 	t := s.now().Unix()
 	key := &guardedSigner{Signer: s.Key, ctx: ctx}
 
-	aar := foldResults(fieldAAR+": i="+strconv.Itoa(n)+"; ", results)
+	aar := FoldResults(fieldAAR+": i="+strconv.Itoa(n)+"; ", results)
 	amsTags := fmt.Sprintf("i=%d; a=%s; c=relaxed/relaxed; d=%s; s=%s; t=%d;\r\n\th=%s;\r\n\tbh=%s;\r\n\tb=",
 		n, alg, s.Domain, s.Selector, t, strings.Join(s.headerKeys(), ":"), base64.StdEncoding.EncodeToString(body.sum()))
 	ams, err := signField(key, fieldAMS+": "+amsTags, pickHeaders(fields, s.headerKeys()))
@@ -200,33 +200,6 @@ func foldBase64(s string) string {
 		s = s[72:]
 	}
 	b.WriteString(s)
-	return b.String()
-}
-
-// foldResults returns a results field, head then value, folded after each
-// ";" outside quoted strings (one line per method keeps it under RFC
-// 5322's 998 octets), ending in CRLF.
-func foldResults(head, value string) string {
-	var b strings.Builder
-	b.WriteString(head)
-	quoted, escaped := false, false
-	for i := 0; i < len(value); i++ {
-		c := value[i]
-		switch {
-		case escaped:
-			escaped = false
-		case quoted && c == '\\':
-			escaped = true
-		case c == '"':
-			quoted = !quoted
-		case !quoted && c == ';' && i+1 < len(value) && value[i+1] == ' ':
-			b.WriteString(";\r\n\t")
-			i++
-			continue
-		}
-		b.WriteByte(c)
-	}
-	b.WriteString("\r\n")
 	return b.String()
 }
 

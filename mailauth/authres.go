@@ -5,8 +5,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-msgauth/authres"
-
-	"github.com/tokenproxy/tokenproxy/internal/rawheader"
 )
 
 // AuthenticationResults returns the value of an Authentication-Results
@@ -118,21 +116,7 @@ func tidy(s string) string {
 // precede it (RFC 8601 §2.2: "[CFWS] authserv-id"), as a token or a
 // quoted-string.
 func StripAuthResults(hdr []byte, authservID string) ([]byte, int) {
-	out := make([]byte, 0, len(hdr))
-	removed := 0
-	rest := hdr
-	for {
-		f, tail, ok := rawheader.Next(rest)
-		if !ok {
-			return append(out, rest...), removed
-		}
-		if isAuthResultsOf(f, authservID) {
-			removed++
-		} else {
-			out = append(out, f...)
-		}
-		rest = tail
-	}
+	return removeFields(hdr, func(f []byte) bool { return isAuthResultsOf(f, authservID) })
 }
 
 // isAuthResultsOf reports whether a raw field is an Authentication-Results

@@ -47,6 +47,26 @@ func splitFields(hdr []byte) []field {
 	}
 }
 
+// removeFields returns a header section (raw bytes) without the fields
+// drop reports true for, and how many it removed; what is kept, the empty
+// line and any body after it keep their bytes and order.
+func removeFields(hdr []byte, drop func(field []byte) bool) ([]byte, int) {
+	out := make([]byte, 0, len(hdr))
+	removed := 0
+	for {
+		f, rest, ok := rawheader.Next(hdr)
+		if !ok {
+			return append(out, hdr...), removed
+		}
+		if drop(f) {
+			removed++
+		} else {
+			out = append(out, f...)
+		}
+		hdr = rest
+	}
+}
+
 // fieldsNamed returns the fields called name (case-insensitive), in order.
 func fieldsNamed(fields []field, name string) []field {
 	var out []field

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/tokenproxy/tokenproxy/test/textforms"
 )
 
 // bounce is a delivery report (RFC 6522) returning the original header in
@@ -121,7 +123,7 @@ func TestFlowedSoftBreakInAddress(t *testing.T) {
 			}
 			_, raw, _ := bytes.Cut(out, []byte("\r\n\r\n"))
 			got, _ := decodeCTE(cte, raw)
-			read := unflow(string(got))
+			read := textforms.Unflow(string(got))
 			if len(rep.Tokens) != 2 || strings.Contains(read, "@exa") || strings.Count(read, "@relay.company.example") != 2 {
 				t.Fatalf("%d tokens; the reader sees:\n%s", len(rep.Tokens), read)
 			}
@@ -134,42 +136,11 @@ func TestFlowedSoftBreakInAddress(t *testing.T) {
 			}
 			_, raw, _ = bytes.Cut(back, []byte("\r\n\r\n"))
 			got, _ = decodeCTE(cte, raw)
-			if r := unflow(string(got)); !strings.Contains(r, "jane.doe@example.com oder") || !strings.Contains(r, "bob.roe@example.org danke") {
+			if r := textforms.Unflow(string(got)); !strings.Contains(r, "jane.doe@example.com oder") || !strings.Contains(r, "bob.roe@example.org danke") {
 				t.Errorf("outbound: the reader sees:\n%s", r)
 			}
 		})
 	}
-}
-
-// unflow joins format=flowed; delsp=yes text as a reader does (RFC 3676
-// section 4), written apart from the scanner so the test does not check
-// the code with itself.
-func unflow(s string) string {
-	var out strings.Builder
-	depth, soft := -1, false
-	for _, line := range strings.SplitAfter(s, "\r\n") {
-		line = strings.TrimSuffix(line, "\r\n")
-		d := len(line) - len(strings.TrimLeft(line, ">"))
-		content := strings.TrimPrefix(line[d:], " ")
-		if soft && d != depth {
-			out.WriteString("\r\n")
-		}
-		if !soft || d != depth {
-			out.WriteString(strings.Repeat(">", d))
-			if d > 0 {
-				out.WriteString(" ")
-			}
-		}
-		depth, soft = d, strings.HasSuffix(content, " ") && content != "-- "
-		if soft {
-			content = strings.TrimSuffix(content, " ")
-		}
-		out.WriteString(content)
-		if !soft {
-			out.WriteString("\r\n")
-		}
-	}
-	return out.String()
 }
 
 // TestGlobalHeadersDisplayNames: message/global-headers (RFC 6533, the

@@ -168,33 +168,12 @@ func dropLeadingFolds(hdr []byte) []byte {
 }
 
 // authResultsField returns the Authentication-Results field for a value,
-// folded after each ";" outside quoted strings: one line per method keeps
-// it under RFC 5322's 998 octets even with ten DKIM signatures. "" for "".
+// folded by mailauth.FoldResults. "" for "".
 func authResultsField(value string) string {
 	if value == "" {
 		return ""
 	}
-	var b strings.Builder
-	b.WriteString("Authentication-Results: ")
-	quoted, escaped := false, false
-	for i := 0; i < len(value); i++ {
-		c := value[i]
-		switch {
-		case escaped:
-			escaped = false
-		case quoted && c == '\\':
-			escaped = true
-		case c == '"':
-			quoted = !quoted
-		case !quoted && c == ';' && i+1 < len(value) && value[i+1] == ' ':
-			b.WriteString(";\r\n\t")
-			i++
-			continue
-		}
-		b.WriteByte(c)
-	}
-	b.WriteString("\r\n")
-	return b.String()
+	return mailauth.FoldResults("Authentication-Results: ", value)
 }
 
 // authAttrs are the log attributes of the verdicts: results only, never a

@@ -21,6 +21,7 @@ import (
 	"github.com/tokenproxy/tokenproxy/rewrite"
 	"github.com/tokenproxy/tokenproxy/smtp/downstream"
 	"github.com/tokenproxy/tokenproxy/smtp/downstream/downstreamtest"
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/tokenize/boltstore"
 	"github.com/tokenproxy/tokenproxy/tokenize/storetest"
@@ -42,7 +43,7 @@ type harness struct {
 	m       *tokenize.Map
 	in, out *Route
 	met     *Metrics // both routes' metrics
-	logs    *syncBuffer
+	logs    *logbuf.Buffer
 	roots   *x509.CertPool
 }
 
@@ -97,7 +98,7 @@ func newHarness(t testing.TB, mutate func(*harnessOpts)) *harness {
 	if mutate != nil {
 		mutate(&o)
 	}
-	h := &harness{t: t, ds: o.ds, logs: &syncBuffer{}, met: NewMetrics(nil)}
+	h := &harness{t: t, ds: o.ds, logs: &logbuf.Buffer{}, met: NewMetrics(nil)}
 	h.dsAddr = downstreamtest.Start(t, h.ds, nil)
 	h.openMap(t, o)
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

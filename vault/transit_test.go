@@ -23,6 +23,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 	"github.com/tokenproxy/tokenproxy/test/vaulttest"
 	"github.com/tokenproxy/tokenproxy/vault"
 )
@@ -77,22 +78,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // logBuffer collects every log line of a test, so the test can prove no
 // token or key reached the log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ logbuf.Buffer }
 
 func (b *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))

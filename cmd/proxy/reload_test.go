@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,10 +8,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -23,7 +22,7 @@ import (
 type reloadFixture struct {
 	t       *testing.T
 	dir     string
-	logs    *syncBuffer
+	logs    *logbuf.Buffer
 	a       *app
 	rs      *routes
 	rl      *reloader
@@ -60,7 +59,7 @@ smtp: {%s}
 const oneMailbox = `[{public: support@company.example, crm: support@crm.example}]`
 
 func newReloadFixture(t *testing.T) (*reloadFixture, *prometheus.Registry) {
-	f := &reloadFixture{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
+	f := &reloadFixture{t: t, dir: t.TempDir(), logs: &logbuf.Buffer{}}
 	f.write(oneMailbox, "127.0.0.1:0", "max_recipients: 100")
 	f.a = &app{configPath: filepath.Join(f.dir, "proxy.yaml"), stderr: f.logs}
 	cfg, err := f.a.config()
@@ -177,22 +176,4 @@ func TestReloaderLogLevel(t *testing.T) {
 	if !f.a.log.Enabled(context.Background(), slog.LevelDebug) {
 		t.Fatal("debug not enabled after the reload")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines to log into.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

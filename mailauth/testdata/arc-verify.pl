@@ -7,27 +7,16 @@
 # signature. Exits 0 when the chain passes.
 use strict;
 use warnings;
-use Mail::DKIM::DNS;
+use FindBin;
+use lib $FindBin::Bin;    # LoopbackDNS.pm beside this script
+use LoopbackDNS;
 use Mail::DKIM::ARC::Verifier;
-use Net::DNS::Resolver;
 
 my $port = shift @ARGV or die "usage: $0 PORT < message\n";
-Mail::DKIM::DNS::resolver(Net::DNS::Resolver->new(
-    nameservers => ['127.0.0.1'],
-    port        => $port,
-    recurse     => 0,
-    retry       => 1,
-    udp_timeout => 5,
-    tcp_timeout => 5,
-));
+LoopbackDNS::use_port($port);
 
 my $arc = Mail::DKIM::ARC::Verifier->new(Strict => 1);
-binmode STDIN;
-while (my $line = <STDIN>) {
-    $line =~ s/\015?\012\z/\015\012/;    # Mail::DKIM wants CRLF
-    $arc->PRINT($line);
-}
-$arc->CLOSE();
+LoopbackDNS::feed($arc);
 
 printf "cv=%s %s\n", $arc->result, $arc->result_detail // '';
 for my $sig ($arc->signatures) {

@@ -12,8 +12,11 @@ tests.
 """
 import sys
 
-import dkim
-import dns.resolver
+# Importing loopbackdns would otherwise leave a __pycache__ in testdata.
+sys.dont_write_bytecode = True
+
+import dkim  # noqa: E402
+from loopbackdns import txt_lookup  # noqa: E402
 
 
 def seal(keyfile, domain, selector, srv_id):
@@ -25,24 +28,6 @@ def seal(keyfile, domain, selector, srv_id):
     if not fields:
         sys.exit("arc_sign added nothing: no Authentication-Results of " + srv_id)
     sys.stdout.buffer.write(b"".join(fields) + msg)
-
-
-def txt_lookup(port):
-    res = dns.resolver.Resolver(configure=False)
-    res.nameservers = ["127.0.0.1"]
-    res.port = port
-
-    def lookup(name, timeout=5):
-        if isinstance(name, bytes):
-            name = name.decode()
-        try:
-            answer = res.resolve(name, "TXT", lifetime=timeout)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            return None
-        for rr in answer:
-            return b"".join(rr.strings)
-        return None
-    return lookup
 
 
 def verify(port):

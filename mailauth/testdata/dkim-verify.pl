@@ -8,27 +8,16 @@
 # then "overall <result>". Exits 0 when the overall result is pass.
 use strict;
 use warnings;
-use Mail::DKIM::DNS;
+use FindBin;
+use lib $FindBin::Bin;    # LoopbackDNS.pm beside this script
+use LoopbackDNS;
 use Mail::DKIM::Verifier;
-use Net::DNS::Resolver;
 
 my $port = shift @ARGV or die "usage: $0 PORT < message\n";
-Mail::DKIM::DNS::resolver(Net::DNS::Resolver->new(
-    nameservers => ['127.0.0.1'],
-    port        => $port,
-    recurse     => 0,
-    retry       => 1,
-    udp_timeout => 5,
-    tcp_timeout => 5,
-));
+LoopbackDNS::use_port($port);
 
 my $dkim = Mail::DKIM::Verifier->new();
-binmode STDIN;
-while (my $line = <STDIN>) {
-    $line =~ s/\015?\012\z/\015\012/;    # Mail::DKIM wants CRLF
-    $dkim->PRINT($line);
-}
-$dkim->CLOSE();
+LoopbackDNS::feed($dkim);
 
 for my $sig ($dkim->signatures) {
     printf "%s %s d=%s s=%s %s\n", $sig->result, $sig->algorithm // '-',

@@ -12,8 +12,11 @@
 """
 import sys
 
-import dkim
-import dns.resolver
+# Importing loopbackdns would otherwise leave a __pycache__ in testdata.
+sys.dont_write_bytecode = True
+
+import dkim  # noqa: E402
+from loopbackdns import txt_lookup  # noqa: E402
 
 
 def sign(algorithm, keyfile, domain, selector):
@@ -25,24 +28,6 @@ def sign(algorithm, keyfile, domain, selector):
                     canonicalize=(b"relaxed", b"relaxed"),
                     include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
     sys.stdout.buffer.write(sig + msg)
-
-
-def txt_lookup(port):
-    res = dns.resolver.Resolver(configure=False)
-    res.nameservers = ["127.0.0.1"]
-    res.port = port
-
-    def lookup(name, timeout=5):
-        if isinstance(name, bytes):
-            name = name.decode()
-        try:
-            answer = res.resolve(name, "TXT", lifetime=timeout)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            return None
-        for rr in answer:
-            return b"".join(rr.strings)
-        return None
-    return lookup
 
 
 def verify(port):

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tokenproxy/tokenproxy/smtp/downstream/downstreamtest"
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 )
 
 const testPassword = "s3cret-Pa55word"
@@ -47,7 +48,7 @@ func TestDownstreamAuth(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, addr := authSink(t, ca, func(b *downstreamtest.Sink, _ *tls.Config) { b.AuthMechs = tc.mechs })
-			logs := &syncBuffer{}
+			logs := &logbuf.Buffer{}
 			d := newDS(t, addr, slog.New(slog.NewJSONHandler(logs, nil)), func(c *Config) {
 				c.TLS, c.CAFile = TLSVerify, ca.file
 				c.Auth = &Auth{Username: "crm-relay", Password: tc.password}

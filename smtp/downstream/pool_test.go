@@ -1,7 +1,6 @@
 package downstream
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -25,6 +24,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/tokenproxy/tokenproxy/smtp/downstream/downstreamtest"
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 )
 
 // dsTimeout keeps every downstream test short.
@@ -284,27 +284,9 @@ func TestDownstreamDialRefused(t *testing.T) {
 	wantKind(t, err, ErrTemp, "connect", 0)
 }
 
-// syncBuffer is a log sink safe for the client's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestDownstreamVerifyNoStartTLS(t *testing.T) {
 	b := &downstreamtest.Sink{}
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	d := newDS(t, downstreamtest.Start(t, b, nil), slog.New(slog.NewTextHandler(&logs, nil)),
 		func(c *Config) { c.TLS = TLSVerify })
 	_, err := d.Begin(dsCtx(t), "from@relay.test", nil)

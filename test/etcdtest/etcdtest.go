@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/test/devbin"
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -79,7 +80,7 @@ type Member struct {
 
 	mu   sync.Mutex
 	proc *process // nil while stopped
-	logs lockedBuffer
+	logs logbuf.Buffer
 }
 
 // Start builds the member binary if needed and starts a cluster whose
@@ -363,23 +364,6 @@ func (w *readyWriter) Write(p []byte) (int, error) {
 		close(w.ready)
 	}
 	return len(p), nil
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 var (

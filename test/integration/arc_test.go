@@ -102,37 +102,16 @@ func TestServeARCBehindGateway(t *testing.T) {
 // (DNS from the test server), the gateway trusted or not, and our seal.
 func writeARCConfig(t *testing.T, crm, dnsAddr, keyFile string, trusted bool) served {
 	t.Helper()
-	dir := t.TempDir()
-	sv := served{config: filepath.Join(dir, "proxy.yaml"), dataDir: filepath.Join(dir, "data"),
-		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)), inPort: freePort(t), outPort: freePort(t)}
 	sealers := "[]"
 	if trusted {
 		sealers = "[gw.example]"
 	}
-	yaml := fmt.Sprintf(`data_dir: %s
-relay_domain: relay.company.example
-internal_domains: [company.example, crm.example]
-mailboxes: [{public: support@company.example, crm: support@crm.example}]
-log: {format: json, level: info}
-inbound:
-  listen: 127.0.0.1:%d
-  hostname: mx.company.example
-  auth_check:
+	sv := writeServeConfig(t, crm, "127.0.0.1:9", "info", "")
+	rewriteConfig(t, sv.config, "auth_check: {enabled: false}", fmt.Sprintf(`auth_check:
     dns_server: "%s"
     dns_timeout: 2s
     trusted_arc_sealers: %s
-    arc_seal: {domain: company.example, selector: arc1, key_file: %q}
-  downstream: {address: "%s", tls: insecure}
-outbound:
-  listen: 127.0.0.1:%d
-  hostname: relay.company.example
-  allowed_domains: [company.example]
-  downstream: {address: "127.0.0.1:9", tls: insecure}
-admin: {listen: "%s"}
-`, sv.dataDir, sv.inPort, dnsAddr, sealers, keyFile, crm, sv.outPort, sv.admin)
-	if err := os.WriteFile(sv.config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+    arc_seal: {domain: company.example, selector: arc1, key_file: %q}`, dnsAddr, sealers, keyFile))
 	return sv
 }
 

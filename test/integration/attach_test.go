@@ -2,9 +2,7 @@ package integration
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -265,19 +263,8 @@ mailboxes: [{public: support@company.example, crm: support@crm.example}]
 
 func proxyRewrite(t *testing.T, config, route string, msg []byte) ([]byte, string, int) {
 	t.Helper()
-	cmd := exec.Command(proxyBinary(t), "--config", config, "rewrite", "--route", route)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	cmd.Stdin = bytes.NewReader(msg)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes(), errb.String(), code
+	r := runProxyInput(t, config, msg, "rewrite", "--route", route)
+	return []byte(r.stdout), r.log, r.code
 }
 
 // TestAttachmentCorpusProxyRewrite: every document of the corpus, through
@@ -356,9 +343,7 @@ func TestAttachmentCorpusInboundRoute(t *testing.T) {
 	dir := attachmentCorpus(t)
 	crmPort, crmDir := startSink(t)
 	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), "127.0.0.1:9", "info", "client_networks: [127.0.0.0/8]")
-	cfg, _ := os.ReadFile(sv.config)
-	cfg = append(cfg, []byte("rewrite: {attachments: {unreadable: refuse, limits: {max_ratio: 50}}}\n")...)
-	os.WriteFile(sv.config, cfg, 0o600)
+	appendConfig(t, sv.config, "rewrite: {attachments: {unreadable: refuse, limits: {max_ratio: 50}}}\n")
 	p := startServe(t, sv.config, sv.admin)
 	names := corpusFiles(t, dir)
 	send := func(name string, msg []byte) (int, string) {
@@ -463,16 +448,7 @@ func TestQuarantineEndToEnd(t *testing.T) {
 	dir := attachmentCorpus(t)
 	crmPort, crmDir := startSink(t)
 	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), "127.0.0.1:9", "info", "client_networks: [127.0.0.0/8]")
-	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
-	cfg, _ := os.ReadFile(sv.config)
-	cfg = fmt.Appendf(cfg, `rewrite: {attachments: {office: strip}}
-compliance:
-  enabled: true
-  principals:
-    - {name: alice, roles: [officer], token_sha256: %s}
-    - {name: sam, roles: [auditor], token_sha256: %s}
-`, hash("alice-token"), hash("sam-token"))
-	os.WriteFile(sv.config, cfg, 0o600)
+	appendConfig(t, sv.config, "rewrite: {attachments: {office: strip}}\n"+complianceConfig("", "alice:officer", "sam:auditor"))
 	p := startServe(t, sv.config, sv.admin)
 	doc, _ := os.ReadFile(filepath.Join(dir, "letter.docx"))
 	msg := filepath.Join(t.TempDir(), "msg.eml")
@@ -488,7 +464,7 @@ compliance:
 	}
 	waitLog(t, p.log, m[1]) // the route logs after its reply
 	ref := m[1]
-	cli := func(token string, args ...string) (int, string) { return complianceCLI(t, sv.config, token, args...) }
+	cli := func(token string, args ...string) (int, string) { return proxyCLI(t, sv.config, token, args...) }
 	if code, out := cli("alice-token", "compliance", "quarantine"); code != 0 || !strings.Contains(out, ref) || !strings.Contains(out, "letter.docx") {
 		t.Fatalf("quarantine list: exit %d %s", code, out)
 	}

@@ -71,8 +71,18 @@ type binRun struct {
 
 func runProxy(t *testing.T, config string, args ...string) binRun {
 	t.Helper()
+	return runProxyInput(t, config, nil, args...)
+}
+
+// runProxyInput runs `proxy --config config args...` with stdin (none
+// when nil) and returns its exit code, stdout and stderr (the log).
+func runProxyInput(t *testing.T, config string, stdin []byte, args ...string) binRun {
+	t.Helper()
 	cmd := exec.Command(proxyBinary(t), append([]string{"--config", config}, args...)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")} // no VAULT_* leaks in
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -139,11 +138,8 @@ func TestClusterTwoNodes(t *testing.T) {
 // compliance erase` and returns when the call returned.
 func eraseOn(t *testing.T, sv served, address string) time.Time {
 	t.Helper()
-	cmd := exec.Command(proxyBinary(t), "--config", sv.config, "compliance", "erase", address, "--reason", "erasure request 2026-7")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TOKENPROXY_TOKEN=alice-token"}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("compliance erase: %v\n%s", err, out)
+	if code, out := proxyCLI(t, sv.config, "alice-token", "compliance", "erase", address, "--reason", "erasure request 2026-7"); code != 0 {
+		t.Fatalf("compliance erase: exit %d\n%s", code, out)
 	}
 	return time.Now()
 }

@@ -2,11 +2,8 @@ package integration
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -26,18 +23,7 @@ func TestComplianceErasureEndToEnd(t *testing.T) {
 	smartPort, smartDir := startSink(t)
 	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), fmt.Sprintf("127.0.0.1:%d", smartPort), "info",
 		"client_networks: [127.0.0.0/8]")
-	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
-	f, err := os.OpenFile(sv.config, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, `compliance:
-  enabled: true
-  principals:
-    - {name: alice, roles: [officer], token_sha256: %s}
-    - {name: sam, roles: [auditor], token_sha256: %s}
-`, hash("alice-token"), hash("sam-token"))
-	f.Close()
+	appendConfig(t, sv.config, complianceConfig("", "alice:officer", "sam:auditor"))
 	p := startServe(t, sv.config, sv.admin)
 
 	code, out := swaks(t, "--server", fmt.Sprintf("127.0.0.1:%d", sv.inPort), "--tls", "--ehlo", "mail.example.com",
@@ -59,19 +45,7 @@ func TestComplianceErasureEndToEnd(t *testing.T) {
 	}
 	waitSink(t, smartDir, 1)
 
-	cli := func(token string, args ...string) (int, string) {
-		cmd := exec.Command(proxyBinary(t), append([]string{"--config", sv.config}, args...)...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TOKENPROXY_TOKEN=" + token}
-		var b bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &b, &b
-		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode(), b.String()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return 0, b.String()
-	}
+	cli := func(token string, args ...string) (int, string) { return proxyCLI(t, sv.config, token, args...) }
 	if code, out := cli("sam-token", "compliance", "resolve", tok[1], "--reason", "curious"); code != 1 || !strings.Contains(out, "403") {
 		t.Fatalf("auditor resolve: exit %d %s", code, out)
 	}

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -158,19 +156,7 @@ func consoleServe(t *testing.T, extra string) (served, *proxyProc, int, string, 
 	smartPort, smartDir := startSink(t)
 	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), fmt.Sprintf("127.0.0.1:%d", smartPort), "info",
 		"client_networks: [127.0.0.0/8]")
-	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
-	f, err := os.OpenFile(sv.config, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, `compliance:
-  enabled: true
-  principals:
-    - {name: alice, roles: [officer], token_sha256: %s}
-    - {name: sam, roles: [auditor], token_sha256: %s}
-    - {name: otto, roles: [operator], token_sha256: %s}
-%s`, hash("alice-token"), hash("sam-token"), hash("otto-token"), extra)
-	f.Close()
+	appendConfig(t, sv.config, complianceConfig(extra, "alice:officer", "sam:auditor", "otto:operator"))
 	return sv, startServe(t, sv.config, sv.admin), crmPort, crmDir, smartDir
 }
 

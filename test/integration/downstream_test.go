@@ -218,19 +218,10 @@ func TestServeSMTPUTF8ThroughPostfix(t *testing.T) {
 func TestServeSmarthostAuthFailover(t *testing.T) {
 	const password = "Smarthost-Pa55-for-the-test"
 	dir := t.TempDir()
-	certPEM, keyPEM, err := smtp.SelfSignedPair([]string{"127.0.0.1"}, time.Now().Add(time.Hour))
-	if err != nil {
+	caFile, pair := smarthostTLS(t, dir)
+	pwFile := filepath.Join(dir, "smarthost.pw")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile, pwFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "smarthost.pw")
-	for f, b := range map[string][]byte{caFile: certPEM, pwFile: []byte(password + "\n")} {
-		if err := os.WriteFile(f, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 	smart := &downstreamtest.Sink{RequireTLS: true, Users: map[string]string{"relay": password}}
 	live := downstreamtest.Start(t, smart, &tls.Config{Certificates: []tls.Certificate{pair}})
@@ -238,18 +229,8 @@ func TestServeSmarthostAuthFailover(t *testing.T) {
 
 	crmPort, crmDir := startSink(t)
 	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), dead, "debug", "client_networks: [127.0.0.0/8]")
-	cfg, err := os.ReadFile(sv.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := fmt.Sprintf(`downstream: {address: "%s", tls: insecure}`, dead)
-	repl := fmt.Sprintf(`downstream: {addresses: ["%s", "%s"], ca_file: %s, auth: {username: relay, password_file: %s}}`, dead, live, caFile, pwFile)
-	if !strings.Contains(string(cfg), old) {
-		t.Fatalf("config without %q", old)
-	}
-	if err := os.WriteFile(sv.config, []byte(strings.Replace(string(cfg), old, repl, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rewriteConfig(t, sv.config, fmt.Sprintf(`downstream: {address: "%s", tls: insecure}`, dead),
+		fmt.Sprintf(`downstream: {addresses: ["%s", "%s"], ca_file: %s, auth: {username: relay, password_file: %s}}`, dead, live, caFile, pwFile))
 	p := startServe(t, sv.config, sv.admin)
 	inAddr, outAddr := fmt.Sprintf("127.0.0.1:%d", sv.inPort), fmt.Sprintf("127.0.0.1:%d", sv.outPort)
 
@@ -287,19 +268,9 @@ func TestServeInboundMX(t *testing.T) {
 	dns.A("mx1.intake.crm.test", "127.0.0.1")
 	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), fmt.Sprintf("127.0.0.1:%d", freePort(t)), "debug",
 		"client_networks: [127.0.0.0/8]")
-	cfg, err := os.ReadFile(sv.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(cfg), fmt.Sprintf(`downstream: {address: "127.0.0.1:%d", tls: insecure}`, crmPort),
-		fmt.Sprintf(`downstream: {mx: intake.crm.test, mx_port: %d, tls: insecure, allow_insecure_remote: true}`, crmPort), 1)
-	text = strings.Replace(text, "auth_check: {enabled: false}", fmt.Sprintf(`auth_check: {enabled: false, dns_server: "%s"}`, dns.Addr), 1)
-	if text == string(cfg) {
-		t.Fatal("config unchanged")
-	}
-	if err := os.WriteFile(sv.config, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rewriteConfig(t, sv.config, fmt.Sprintf(`downstream: {address: "127.0.0.1:%d", tls: insecure}`, crmPort),
+		fmt.Sprintf(`downstream: {mx: intake.crm.test, mx_port: %d, tls: insecure, allow_insecure_remote: true}`, crmPort))
+	rewriteConfig(t, sv.config, "auth_check: {enabled: false}", fmt.Sprintf(`auth_check: {enabled: false, dns_server: "%s"}`, dns.Addr))
 	p := startServe(t, sv.config, sv.admin)
 	tokenFor(t, fmt.Sprintf("127.0.0.1:%d", sv.inPort), crmDir, "jane.doe@example.com", 1)
 	_, metrics := httpGet("http://" + sv.admin + "/metrics")
@@ -315,14 +286,7 @@ func TestServeInboundMX(t *testing.T) {
 // makes the next connection present the new one.
 func TestServeClientCertificateReload(t *testing.T) {
 	dir := t.TempDir()
-	srvCert, srvKey, err := smtp.SelfSignedPair([]string{"127.0.0.1"}, time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(srvCert, srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caFile, pair := smarthostTLS(t, dir)
 	var mu sync.Mutex
 	var presented []string // the client certificates seen, in order
 	srvTLS := &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAnyClientCert,
@@ -335,7 +299,7 @@ func TestServeClientCertificateReload(t *testing.T) {
 	smart := &downstreamtest.Sink{RequireTLS: true}
 	live := downstreamtest.Start(t, smart, srvTLS)
 
-	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	certFile, keyFile := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
 	writeClient := func() string {
 		c, k, err := smtp.SelfSignedPair([]string{"relay.company.example"}, time.Now().Add(time.Hour))
 		if err != nil {
@@ -350,21 +314,11 @@ func TestServeClientCertificateReload(t *testing.T) {
 		return fmt.Sprintf("%x", sha256.Sum256(block.Bytes))
 	}
 	first := writeClient()
-	if err := os.WriteFile(caFile, srvCert, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	crmPort, crmDir := startSink(t)
 	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	sv := writeServeConfig(t, fmt.Sprintf("127.0.0.1:%d", crmPort), dead, "debug", "client_networks: [127.0.0.0/8]")
-	cfg, err := os.ReadFile(sv.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(cfg), fmt.Sprintf(`downstream: {address: "%s", tls: insecure}`, dead),
-		fmt.Sprintf(`downstream: {address: "%s", ca_file: %s, client_cert_file: %s, client_key_file: %s}`, live, caFile, certFile, keyFile), 1)
-	if err := os.WriteFile(sv.config, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rewriteConfig(t, sv.config, fmt.Sprintf(`downstream: {address: "%s", tls: insecure}`, dead),
+		fmt.Sprintf(`downstream: {address: "%s", ca_file: %s, client_cert_file: %s, client_key_file: %s}`, live, caFile, certFile, keyFile))
 	p := startServe(t, sv.config, sv.admin)
 	inAddr, outAddr := fmt.Sprintf("127.0.0.1:%d", sv.inPort), fmt.Sprintf("127.0.0.1:%d", sv.outPort)
 	tok := tokenFor(t, inAddr, crmDir, "jane.doe@example.com", 1)
@@ -390,4 +344,25 @@ func TestServeClientCertificateReload(t *testing.T) {
 		t.Fatalf("smarthost: %d messages, client certificates %v; want the first, then the second (%s, %s)",
 			len(smart.Stats().Messages), presented, first, second)
 	}
+}
+
+// smarthostTLS makes a self-signed certificate for 127.0.0.1 (as the
+// proxy makes its own, smtp.SelfSignedPair), writes it to dir/ca.pem for
+// the downstream's ca_file and returns that file and the pair the
+// smarthost serves.
+func smarthostTLS(t *testing.T, dir string) (caFile string, pair tls.Certificate) {
+	t.Helper()
+	certPEM, keyPEM, err := smtp.SelfSignedPair([]string{"127.0.0.1"}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err = tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, pair
 }

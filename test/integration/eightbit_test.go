@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,15 +25,8 @@ func TestServeEightBitRefusedLeavesNoToken(t *testing.T) {
 	smartPort, _ := startSink(t)
 	crm := fmt.Sprintf("127.0.0.1:%d", crmPort)
 	sv := writeServeConfig(t, crm, fmt.Sprintf("127.0.0.1:%d", smartPort), "info", "client_networks: [127.0.0.0/8]")
-	cfg, err := os.ReadFile(sv.config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	inbound := fmt.Sprintf(`downstream: {address: "%s", tls: insecure}`, crm)
-	cfg = []byte(strings.Replace(string(cfg), inbound, strings.TrimSuffix(inbound, "}")+", eight_bit: refuse}", 1))
-	if err := os.WriteFile(sv.config, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rewriteConfig(t, sv.config, inbound, strings.TrimSuffix(inbound, "}")+", eight_bit: refuse}")
 	p := startServe(t, sv.config, sv.admin)
 	inAddr := fmt.Sprintf("127.0.0.1:%d", sv.inPort)
 
@@ -42,7 +34,7 @@ func TestServeEightBitRefusedLeavesNoToken(t *testing.T) {
 	eight := "From: <refused.customer@example.com>\r\nTo: support@company.example\r\nSubject: order 79\r\n" +
 		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
 		strings.Repeat(line, 2000) + "Or write to carol.refused@example.org.\r\n"
-	err = smtpSend(t, inAddr, true, "refused.customer@example.com", &gosmtp.MailOptions{Body: gosmtp.Body8BitMIME}, "support@company.example", eight)
+	err := smtpSend(t, inAddr, true, "refused.customer@example.com", &gosmtp.MailOptions{Body: gosmtp.Body8BitMIME}, "support@company.example", eight)
 	wantReply(t, err, 554, gosmtp.EnhancedCode{5, 6, 3}, "an 8-bit message of 130 KB to a CRM without 8BITMIME, eight_bit: refuse")
 
 	seven := "From: <jane.seven@example.com>\r\nTo: support@company.example\r\nSubject: order 80\r\n\r\n" +
@@ -56,12 +48,7 @@ func TestServeEightBitRefusedLeavesNoToken(t *testing.T) {
 	// The 7-bit message's creation record follows any the refused one
 	// would have committed (the outbox is delivered in order).
 	trail := filepath.Join(sv.dataDir, "audit.jsonl")
-	var created int
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if created = countEvents(t, trail, audit.TokenCreated); created > 0 {
-			break
-		}
-	}
+	created := waitTokenCreated(t, trail)
 	if created != 1 {
 		t.Fatalf("%d token.created records, want 1 (the 7-bit message's sender)\n%s", created, p.log.String())
 	}
@@ -104,13 +91,22 @@ func TestServePartHeaderUTF8WithSmtpSink(t *testing.T) {
 		t.Fatalf("the CRM got %d messages, want the encoded one only", len(got))
 	}
 	trail := filepath.Join(sv.dataDir, "audit.jsonl")
+	created := waitTokenCreated(t, trail)
+	if created != 1 {
+		t.Fatalf("%d token.created records, want 1 (the relayed message's sender)", created)
+	}
+}
+
+// waitTokenCreated waits up to 30 s for the first token.created record in
+// the trail (the outbox delivers records after the reply) and returns how
+// many there are then.
+func waitTokenCreated(t *testing.T, trail string) int {
+	t.Helper()
 	var created int
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if created = countEvents(t, trail, audit.TokenCreated); created > 0 {
 			break
 		}
 	}
-	if created != 1 {
-		t.Fatalf("%d token.created records, want 1 (the relayed message's sender)", created)
-	}
+	return created
 }

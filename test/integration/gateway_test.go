@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/test/dnstest"
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 	"github.com/tokenproxy/tokenproxy/test/tools"
 )
 
@@ -37,35 +38,16 @@ func gatewayCustomerDNS(t *testing.T) *dnstest.Server {
 	return z
 }
 
-// writeGatewayProxyConfig writes a `proxy serve` configuration with the
-// inbound check on (DNS from z) and the gateway as trusted relay.
+// writeGatewayProxyConfig is writeServeConfig (both routes to the CRM's
+// sink, debug log) with the inbound check on (DNS from z) and the gateway
+// as trusted relay.
 func writeGatewayProxyConfig(t *testing.T, z *dnstest.Server, crmPort int) served {
 	t.Helper()
-	dir := t.TempDir()
-	sv := served{config: filepath.Join(dir, "proxy.yaml"), dataDir: filepath.Join(dir, "data"),
-		admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)), inPort: freePort(t), outPort: freePort(t)}
-	yaml := fmt.Sprintf(`data_dir: %s
-relay_domain: relay.company.example
-internal_domains: [company.example, crm.example]
-mailboxes: [{public: support@company.example, crm: support@crm.example}]
-log: {format: json, level: debug}
-inbound:
-  listen: 127.0.0.1:%d
-  hostname: mx.company.example
-  trusted_relays: [%s/32]
+	crm := fmt.Sprintf("127.0.0.1:%d", crmPort)
+	sv := writeServeConfig(t, crm, crm, "debug", "")
+	rewriteConfig(t, sv.config, "auth_check: {enabled: false}", fmt.Sprintf(`trusted_relays: [%s/32]
   postmaster: it-mail@company.example
-  auth_check: {enabled: true, dns_server: "%s", dns_timeout: 2s}
-  downstream: {address: "127.0.0.1:%d", tls: insecure}
-outbound:
-  listen: 127.0.0.1:%d
-  hostname: relay.company.example
-  allowed_domains: [company.example]
-  downstream: {address: "127.0.0.1:%d", tls: insecure}
-admin: {listen: "%s"}
-`, sv.dataDir, sv.inPort, gatewayIP, z.Addr, crmPort, sv.outPort, crmPort, sv.admin)
-	if err := os.WriteFile(sv.config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+  auth_check: {enabled: true, dns_server: "%s", dns_timeout: 2s}`, gatewayIP, z.Addr))
 	return sv
 }
 
@@ -75,7 +57,7 @@ admin: {listen: "%s"}
 // log (maillog_file /dev/stdout under start-fg).
 type postfixGateway struct {
 	dir, port string
-	log       *syncBuf
+	log       *logbuf.Buffer
 	postfix   string
 }
 
@@ -95,7 +77,7 @@ func startPostfixGateway(t *testing.T, inboundPort int, extra ...string) *postfi
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o755)
-	g := &postfixGateway{dir: dir, port: fmt.Sprint(freePort(t)), log: &syncBuf{}, postfix: pf}
+	g := &postfixGateway{dir: dir, port: fmt.Sprint(freePort(t)), log: &logbuf.Buffer{}, postfix: pf}
 	for _, d := range []string{"etc", "queue", "data"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)

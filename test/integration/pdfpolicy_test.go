@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -46,7 +45,7 @@ func TestPDFStripEndToEnd(t *testing.T) {
 		t.Fatalf("no notice with a reference:\n%s", crm)
 	}
 	waitLog(t, p.log, m[1]) // the route logs after its reply
-	cli := func(token string, args ...string) (int, string) { return complianceCLI(t, sv.config, token, args...) }
+	cli := func(token string, args ...string) (int, string) { return proxyCLI(t, sv.config, token, args...) }
 	code, out := cli("alice-token", "compliance", "quarantine-export", m[1], "--reason", "ticket 1234: the customer's invoice")
 	var exported struct{ Content []byte }
 	if code != 0 || json.Unmarshal([]byte(out), &exported) != nil || !bytes.Equal(exported.Content, doc) {
@@ -90,7 +89,7 @@ func TestPDFRefuseEndToEnd(t *testing.T) {
 	if kept, _ := filepath.Glob(filepath.Join(sv.dataDir, "quarantine", "*")); len(kept) != 0 {
 		t.Fatalf("the refused message left %d quarantined files", len(kept))
 	}
-	if code, out := complianceCLI(t, sv.config, "sam-token", "compliance", "audit", "--event", "token.created"); code != 0 ||
+	if code, out := proxyCLI(t, sv.config, "sam-token", "compliance", "audit", "--event", "token.created"); code != 0 ||
 		strings.Contains(out, "token.created") {
 		t.Fatalf("compliance audit: exit %d %s", code, out)
 	}
@@ -126,20 +125,4 @@ func invoiceMessage(t *testing.T, doc []byte) string {
 		"Content-Disposition: attachment; filename=invoice.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
 		textforms.Base64Lines(doc)+"--b--\r\n"), 0o644)
 	return msg
-}
-
-// complianceCLI runs `proxy compliance …` with a principal's token.
-func complianceCLI(t *testing.T, config, token string, args ...string) (int, string) {
-	t.Helper()
-	cmd := exec.Command(proxyBinary(t), append([]string{"--config", config}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TOKENPROXY_TOKEN=" + token}
-	var b bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &b, &b
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), b.String()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return 0, b.String()
 }

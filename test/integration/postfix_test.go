@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 	"github.com/tokenproxy/tokenproxy/test/tools"
 )
 
@@ -66,7 +67,7 @@ postlog   unix-dgram n - n - 1 postlogd
 // to nextHop (a loopback port), as the company smarthost does. It returns
 // the port and the Postfix log. Postfix's master runs as root (Debian's
 // package, installed by test/tools/install.sh).
-func startPostfixRelay(t *testing.T, nextHop int) (int, *syncBuf) {
+func startPostfixRelay(t *testing.T, nextHop int) (int, *logbuf.Buffer) {
 	t.Helper()
 	postfix := tools.Path(t, "postfix")
 	if os.Geteuid() != 0 {
@@ -98,7 +99,7 @@ func startPostfixRelay(t *testing.T, nextHop int) (int, *syncBuf) {
 			t.Fatal(err)
 		}
 	}
-	log := &syncBuf{}
+	log := &logbuf.Buffer{}
 	cmd := exec.Command(postfix, "-c", conf, "start-fg")
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -115,7 +116,7 @@ func startPostfixRelay(t *testing.T, nextHop int) (int, *syncBuf) {
 }
 
 // waitLog waits until the log holds want.
-func waitLog(t *testing.T, log *syncBuf, want string) {
+func waitLog(t *testing.T, log *logbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(log.String(), want) {

@@ -12,11 +12,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 	"github.com/tokenproxy/tokenproxy/test/tools"
 )
 
@@ -138,22 +138,14 @@ admin: {listen: "%s"}
 // proxyProc is a running `proxy serve`.
 type proxyProc struct {
 	cmd   *exec.Cmd
-	log   *syncBuf
+	log   *logbuf.Buffer
 	admin string
 	done  chan error
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func startServe(t *testing.T, config, admin string) *proxyProc {
 	t.Helper()
-	p := &proxyProc{log: &syncBuf{}, admin: admin, done: make(chan error, 1)}
+	p := &proxyProc{log: &logbuf.Buffer{}, admin: admin, done: make(chan error, 1)}
 	p.cmd = exec.Command(proxyBinary(t), "--config", config, "serve")
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	p.cmd.Stderr, p.cmd.Stdout = p.log, p.log

@@ -11,6 +11,10 @@
 # - apt is asked to simulate first: a package it would remove (another MTA
 #   for postfix, say) stops the install unless TOKENPROXY_ALLOW_REMOVE=1;
 # - missing or stale package lists get one apt-get update and a retry.
+#
+# apt_ensure is the whole job for a script that only needs a list of
+# packages; a script with steps around the install (install.sh) calls its
+# parts: apt_find_missing, apt_root, apt_install, apt_check_installed.
 
 apt_policy=/usr/sbin/policy-rc.d
 apt_saved_policy=/usr/sbin/policy-rc.d.tokenproxy-saved
@@ -80,4 +84,48 @@ apt_install() {
 	fi
 	printf '%s\n' "$apt_out" >&2
 	die "apt-get install $* failed"
+}
+
+# apt_installed PKG: dpkg lists the package as installed.
+apt_installed() {
+	[ "$(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
+# apt_find_missing PKG...: sets the array apt_missing to the packages dpkg
+# does not list as installed (all of them without dpkg-query); when none is
+# missing, says "already installed" and returns 1.
+apt_missing=()
+apt_find_missing() {
+	apt_missing=()
+	local p
+	for p in "$@"; do
+		if command -v dpkg-query >/dev/null && apt_installed "$p"; then
+			continue
+		fi
+		apt_missing+=("$p")
+	done
+	if [ ${#apt_missing[@]} -eq 0 ]; then
+		say "already installed: $*"
+		return 1
+	fi
+}
+
+# apt_check_installed PKG...: dies naming the first package dpkg still does
+# not list as installed.
+apt_check_installed() {
+	local p
+	for p in "$@"; do
+		apt_installed "$p" || die "$p is still not installed after apt-get install"
+	done
+}
+
+# apt_ensure PKG...: installs those of the packages that are missing (as root
+# or through sudo, service starts refused) and checks they are installed
+# afterwards; changes nothing when all are there.
+apt_ensure() {
+	apt_find_missing "$@" || return 0
+	apt_root "${apt_missing[@]}"
+	apt_install "${apt_missing[@]}"
+	apt_check_installed "${apt_missing[@]}"
+	say "installed: ${apt_missing[*]}"
 }

@@ -13,20 +13,5 @@ die() { printf 'install-chromium.sh: error: %s\n' "$*" >&2; exit 1; }
 # font package the screenshots show boxes.
 packages=(chromium fonts-dejavu-core)
 
-installed() { [ "$(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
-
-missing=()
-for p in "${packages[@]}"; do
-	if command -v dpkg-query >/dev/null && installed "$p"; then
-		continue
-	fi
-	missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-	say "already installed: ${packages[*]}"
-	exit 0
-fi
-apt_root "${missing[@]}"
-apt_install "${missing[@]}"
+apt_ensure "${packages[@]}"
 command -v chromium >/dev/null || die "chromium is still not installed"
-say "installed: ${missing[*]} ($(command -v chromium))"

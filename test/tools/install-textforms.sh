@@ -18,24 +18,4 @@ say() { printf 'install-textforms.sh: %s\n' "$*"; }
 die() { printf 'install-textforms.sh: error: %s\n' "$*" >&2; exit 1; }
 . "$(dirname "$0")/apt.sh"
 
-installed() { # package name
-	[ "$(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
-}
-
-missing=()
-for p in "${packages[@]}"; do
-	if command -v dpkg-query >/dev/null && installed "$p"; then
-		continue
-	fi
-	missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-	say "already installed: ${packages[*]}"
-	exit 0
-fi
-apt_root "${missing[@]}"
-apt_install "${missing[@]}"
-for p in "${missing[@]}"; do
-	installed "$p" || die "$p is still not installed after apt-get install"
-done
-say "installed: ${missing[*]}"
+apt_ensure "${packages[@]}"

@@ -27,33 +27,16 @@ say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
 . "$(dirname "$0")/apt.sh"
 
-installed() { # package name
-	[ "$(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
-}
-
-missing=()
-for p in "${packages[@]}"; do
-	if command -v dpkg-query >/dev/null && installed "$p"; then
-		continue
-	fi
-	missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-	say "already installed: ${packages[*]}"
-	exit 0
-fi
-
-apt_root "${missing[@]}"
-if [[ " ${missing[*]} " == *" postfix "* ]]; then
+apt_find_missing "${packages[@]}" || exit 0
+apt_root "${apt_missing[@]}"
+if [[ " ${apt_missing[*]} " == *" postfix "* ]]; then
 	echo 'postfix postfix/main_mailer_type select No configuration' | as_root debconf-set-selections
 	say "debconf preseeded: postfix/main_mailer_type = No configuration"
 fi
-apt_install "${missing[@]}"
-if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+apt_install "${apt_missing[@]}"
+if [[ " ${apt_missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
 	# Best effort: without systemd running (a container), there is nothing to disable.
 	as_root systemctl disable prometheus >/dev/null 2>&1 || true
 fi
-for p in "${missing[@]}"; do
-	installed "$p" || die "$p is still not installed after apt-get install"
-done
-say "installed: ${missing[*]} ($(command -v swaks || echo 'swaks ?'), /usr/sbin/smtp-sink, /usr/sbin/smtp-source)"
+apt_check_installed "${apt_missing[@]}"
+say "installed: ${apt_missing[*]} ($(command -v swaks || echo 'swaks ?'), /usr/sbin/smtp-sink, /usr/sbin/smtp-source)"

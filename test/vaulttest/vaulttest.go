@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/test/devbin"
+	"github.com/tokenproxy/tokenproxy/test/logbuf"
 )
 
 const (
@@ -45,7 +46,7 @@ type Server struct {
 
 	cmd    *exec.Cmd
 	stdin  io.Closer // kept open: the server exits when it is closed
-	stderr lockedBuffer
+	stderr logbuf.Buffer
 	dir    string
 	exited chan struct{} // closed once the process has exited
 	err    error         // result of cmd.Wait, valid after exited is closed
@@ -288,23 +289,6 @@ func (w *readyWriter) Write(p []byte) (int, error) {
 		close(w.ready)
 	}
 	return len(p), nil
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 var (
