@@ -206,6 +206,10 @@ func parseQuery(r *http.Request) (audit.Query, error) {
 }
 
 func (api *httpAPI) verify(w http.ResponseWriter, r *http.Request) {
+	if api.svc.Clustered() {
+		api.verifyCluster(w, r)
+		return
+	}
 	rep, err := api.svc.verifyAudit(r.Context())
 	if err != nil {
 		api.fail(w, r.Context(), err)
