@@ -3,10 +3,12 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestClusterVerifyFromAnyNode: the compliance API's verify on node B
@@ -37,7 +39,18 @@ func TestClusterVerifyFromAnyNode(t *testing.T) {
 		}
 	}
 
+	cc := signInConsole(t, b.admin, "sam-token")
+	page := cc.verifyCluster()
+	if !strings.Contains(page, "<strong>Verified.</strong>") || !strings.Contains(page, "<td>node-a</td><td>verified</td>") ||
+		!strings.Contains(page, "each of the map's 1 tokens has its creation record in a trail") {
+		t.Errorf("the console's verify on B does not show both nodes verified:\n%s", page)
+	}
+
 	stopServe(t, pa)
+	page = cc.verifyCluster()
+	if !strings.Contains(page, "<td>node-a</td><td><strong>not verified</strong></td>") || strings.Contains(page, "<strong>Verified.</strong>") {
+		t.Errorf("the console's verify on B with A stopped does not show node-a not verified:\n%s", page)
+	}
 	v := verifyOn(t, b, 1)
 	if got := v.states(); got != "node-b=ok node-a=not_verified" || v.Creations.Checked {
 		t.Errorf("verify on B with A stopped: nodes %s, creations %+v; want node-a not verified, creations not checked", got, v.Creations)
@@ -119,4 +132,32 @@ func verifyOn(t *testing.T, sv served, want int) clusterVerify {
 	}
 	v.raw = out
 	return v
+}
+
+// verifyCluster starts a verification in the console, waits for it to
+// end and returns its result page.
+func (cc *consoleClient) verifyCluster() string {
+	cc.t.Helper()
+	_, page := cc.get("/console/audit")
+	m := consoleCSRFRE.FindStringSubmatch(page)
+	if m == nil {
+		cc.t.Fatalf("audit page without a form:\n%s", page)
+	}
+	resp, err := cc.c.PostForm(cc.base+"/console/audit/verify", url.Values{"csrf": {m[1]}})
+	if err != nil {
+		cc.t.Fatal(err)
+	}
+	resp.Body.Close()
+	job := resp.Request.URL.Path // the progress page the POST redirected to
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, page := cc.get(job)
+		if code == 200 && !strings.Contains(page, "verify-progress") {
+			return page
+		}
+		if time.Now().After(deadline) {
+			cc.t.Fatalf("the console's verification did not end within a minute: %d\n%s", code, page)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
