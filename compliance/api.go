@@ -40,6 +40,7 @@ func (api *httpAPI) register(mux Mux) {
 	api.registerQuarantine(mux) // quarantine.go
 	if api.svc.cluster != nil {
 		mux.Handle("GET "+peerPath, api.peerOnly(api.peerRecords))
+		mux.Handle("GET "+peerPagePath, api.peerOnly(api.peerPage))
 	}
 }
 
