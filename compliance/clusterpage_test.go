@@ -15,7 +15,9 @@ import (
 // record read, a node not read keeps its position.
 func TestMergePages(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	rec := func(seq uint64, min int) audit.Record { return audit.Record{Seq: seq, Time: t0.Add(time.Duration(min) * time.Minute)} }
+	rec := func(seq uint64, min int) audit.Record {
+		return audit.Record{Seq: seq, Time: t0.Add(time.Duration(min) * time.Minute)}
+	}
 	pages := map[string][]audit.Record{
 		"a": {rec(9, 50), rec(8, 30), rec(7, 10)},
 		"b": {rec(4, 40), rec(3, 20)},
