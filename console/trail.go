@@ -89,6 +89,9 @@ type trailBody struct {
 	Older   template.URL // the next (older) page, "" at the end
 	Export  template.URL // the export of this view
 	Error   string
+	// Cluster is the page of every node's records on a cluster node
+	// (trailcluster.go); Records is then empty.
+	Cluster *clusterTrail
 }
 
 // trail lists the records matching the filter, newest first (audited
@@ -99,6 +102,10 @@ func (c *Console) trail(w http.ResponseWriter, r *request) {
 	if err != nil {
 		b.Error = err.Error()
 		c.render(w, http.StatusBadRequest, "audit", c.data(r, "audit", "Audit trail", b))
+		return
+	}
+	if c.svc.Clustered() {
+		c.clusterTrailPage(w, r, f, q, b)
 		return
 	}
 	// One more than a page: whether an older page exists.

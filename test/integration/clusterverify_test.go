@@ -18,6 +18,7 @@ import (
 // With A stopped, A is reported not verified and the verify fails; with
 // A's trail cut back while it was stopped (head file removed with it, as
 // whoever cut it would), B finds A's trail behind the head it published.
+// The console's verify and its trail view on B show both nodes.
 func TestClusterVerifyFromAnyNode(t *testing.T) {
 	n := startTwoNodes(t)
 	crm, a, b, pa, pb := n.crm, n.a, n.b, n.pa, n.pb
@@ -46,7 +47,20 @@ func TestClusterVerifyFromAnyNode(t *testing.T) {
 		t.Errorf("the console's verify on B does not show both nodes verified:\n%s", page)
 	}
 
+	// The trail view on B pages through both nodes' records.
+	_, page = cc.get("/console/audit?event=token.created")
+	if !strings.Contains(page, `<td class="node">node-a</td>`) || !strings.Contains(page, tok) || strings.Contains(page, "missing from this view") {
+		t.Errorf("the console's trail view on B does not show A's token.created record:\n%s", page)
+	}
+	_, page = cc.get("/console/audit")
+	if !strings.Contains(page, `<td class="node">node-a</td>`) || !strings.Contains(page, `<td class="node">node-b</td>`) {
+		t.Errorf("the console's trail view on B does not show both nodes' records:\n%s", page)
+	}
+
 	stopServe(t, pa)
+	if _, page = cc.get("/console/audit"); !strings.Contains(page, "The records of node <strong>node-a</strong> are missing from this view") {
+		t.Errorf("the console's trail view on B with A stopped does not name node-a missing:\n%s", page)
+	}
 	page = cc.verifyCluster()
 	if !strings.Contains(page, "<td>node-a</td><td><strong>not verified</strong></td>") || strings.Contains(page, "<strong>Verified.</strong>") {
 		t.Errorf("the console's verify on B with A stopped does not show node-a not verified:\n%s", page)
