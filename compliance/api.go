@@ -41,6 +41,7 @@ func (api *httpAPI) register(mux Mux) {
 	if api.svc.cluster != nil {
 		mux.Handle("GET "+peerPath, api.peerOnly(api.peerRecords))
 		mux.Handle("GET "+peerPagePath, api.peerOnly(api.peerPage))
+		mux.Handle("GET "+peerTrailPath, api.peerOnly(api.peerTrail))
 	}
 }
 

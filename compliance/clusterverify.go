@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 
@@ -137,11 +138,11 @@ func (c *Service) checkLocal(ctx context.Context, head *audit.SignedHead, keys a
 	return CheckTrail(ctx, c.cluster.Node, f, head, keys)
 }
 
-// checkPeer reads a peer's whole trail through its endpoint and verifies
-// it here; a peer that does not answer, or whose stream breaks, is not
+// checkPeer reads a peer's whole trail, as its file holds it (peerTrail),
+// and verifies it here; a peer that does not answer, or whose stream breaks, is not
 // verified.
 func (c *Service) checkPeer(ctx context.Context, t peerTarget, head *audit.SignedHead, keys audit.Keys) TrailCheck {
-	rc, err := c.readPeer(ctx, t, audit.Query{}, audit.ActorFrom(ctx))
+	rc, err := c.getPeer(ctx, t, peerTrailPath, "", audit.ActorFrom(ctx))
 	if err != nil {
 		c.log.Warn("a node's audit trail could not be verified", "event", "peer_trail_unavailable", "node", t.node, "err", err)
 		return NotRead(t.node, head, "its node did not answer (see the log)")
@@ -214,4 +215,31 @@ func (api *httpAPI) verifyCluster(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	apiJSON(w, http.StatusOK, map[string]any{"ok": rep.OK, "report": rep.Nodes[0].Report, "nodes": rep.Nodes, "creations": rep.Creations})
+}
+
+// peerTrailPath serves this node's whole trail to a verifying node.
+const peerTrailPath = "/v1/cluster/audit/trail"
+
+// peerTrail answers another node with this node's trail file as it is,
+// byte for byte: the records endpoint selects records, and a line it
+// cannot read would end its answer early, hiding from a verifier what
+// follows. Audited here, as peerRecords.
+func (api *httpAPI) peerTrail(w http.ResponseWriter, r *http.Request, forActor string) {
+	ctx := r.Context()
+	rec := audit.Record{Event: audit.AuditRead, Outcome: "ok", Detail: map[string]string{"for": forActor, "via": "cluster"}}
+	if err := api.svc.record(ctx, rec); err != nil {
+		api.fail(w, ctx, err)
+		return
+	}
+	f, err := api.svc.openTrail(ctx)
+	if err != nil {
+		api.fail(w, ctx, err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	if _, err := io.Copy(w, &ctxReader{ctx: ctx, r: f}); err != nil {
+		api.svc.log.Error("peer audit trail read failed", "event", "audit_read_failed", "err", err)
+	}
 }

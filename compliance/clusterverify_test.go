@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"os"
 	"strings"
 	"testing"
 
@@ -79,6 +80,32 @@ func TestVerifyCluster(t *testing.T) {
 	if got := states(rep); rep.OK || got != "b=ok a=failed" || !strings.Contains(strings.Join(rep.Nodes[1].Problems, " "), "shorter than the head it published") {
 		t.Errorf("a behind its head: ok %v, %s, a's problems %q; want a failed, shorter", rep.OK, got, rep.Nodes[1].Problems)
 	}
+
+	// A line that is not a record, after a's published head: the
+	// verifier reads a's file as it is, not what a's reader makes of it.
+	published["a"] = heads["a"]
+	f, err := os.OpenFile(p.a.trail.Path(), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("not a record\n")
+	f.Close()
+	rep, err = svc.VerifyCluster(auditor, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := states(rep); rep.OK || got != "b=ok a=failed" || rep.Nodes[1].Report == nil || !hasKind(*rep.Nodes[1].Report, audit.ProblemMalformed) {
+		t.Errorf("a with a malformed line: ok %v, %s, a's report %+v; want a failed, malformed", rep.OK, got, rep.Nodes[1].Report)
+	}
+}
+
+func hasKind(rep audit.Report, kind string) bool {
+	for _, p := range rep.Problems {
+		if p.Kind == kind {
+			return true
+		}
+	}
+	return false
 }
 
 func states(rep ClusterReport) string {
