@@ -208,3 +208,35 @@ func (api *httpAPI) peerPage(w http.ResponseWriter, r *http.Request, forActor st
 		}
 	}
 }
+
+// AuditRecordOn returns the record seq of node's trail (audited
+// audit.read): this node's from its file, another's through its page
+// endpoint. A node not among the live ones is errPeerUnavailable (a
+// 503: its trail cannot be read now); no such record, nil and false.
+func (s *Service) AuditRecordOn(ctx context.Context, node string, seq uint64) (audit.Record, bool, error) {
+	if s.cluster == nil || node == s.cluster.Node {
+		recs, err := s.AuditPage(ctx, audit.Query{FromSeq: seq}, seq+1, 1)
+		if err != nil || len(recs) == 0 || recs[0].Seq != seq {
+			return audit.Record{}, false, err
+		}
+		return recs[0], true, nil
+	}
+	if err := s.record(ctx, audit.Record{Event: audit.AuditRead, Outcome: "ok"}); err != nil {
+		return audit.Record{}, false, err
+	}
+	live, _, err := s.cluster.others(ctx)
+	if err != nil {
+		return audit.Record{}, false, err
+	}
+	for _, t := range live {
+		if t.node != node {
+			continue
+		}
+		recs, err := s.readPeerPage(ctx, t, audit.Query{FromSeq: seq}, seq+1, 1, audit.ActorFrom(ctx))
+		if err != nil || len(recs) == 0 || recs[0].Seq != seq {
+			return audit.Record{}, false, err
+		}
+		return recs[0], true, nil
+	}
+	return audit.Record{}, false, fmt.Errorf("%w: node %s is not live", errPeerUnavailable, node)
+}

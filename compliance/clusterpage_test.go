@@ -2,6 +2,7 @@ package compliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -97,5 +98,32 @@ func TestAuditPageCluster(t *testing.T) {
 	}
 	if seen["a"] != 1 || seen["b"] != 1 {
 		t.Errorf("the pages end at %v, want both trails to their first record", seen)
+	}
+}
+
+// TestAuditRecordOn: node b reads one record of a's trail through a's
+// page endpoint, and its own from its file; a record no trail holds is
+// not found; c, not live, cannot be read now.
+func TestAuditRecordOn(t *testing.T) {
+	p := newClusterPair(t)
+	auditor := audit.WithActor(context.Background(), "principal:sam")
+	first := records(t, p.a.trail.Path())[0]
+	tests := []struct {
+		node  string
+		seq   uint64
+		found bool
+		err   error
+		hash  string
+	}{
+		{"a", 1, true, nil, first.Hash},
+		{"b", 1, true, nil, records(t, p.b.trail.Path())[0].Hash},
+		{"a", 1000, false, nil, ""},
+		{"c", 1, false, errPeerUnavailable, ""},
+	}
+	for _, tc := range tests {
+		r, found, err := p.svcB.AuditRecordOn(auditor, tc.node, tc.seq)
+		if found != tc.found || !errors.Is(err, tc.err) || (tc.err == nil && err != nil) || r.Hash != tc.hash {
+			t.Errorf("%s #%d: found %v, err %v, hash %q; want %v, %v, %q", tc.node, tc.seq, found, err, r.Hash, tc.found, tc.err, tc.hash)
+		}
 	}
 }

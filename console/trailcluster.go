@@ -14,10 +14,9 @@ import (
 )
 
 // clusterTrail is a page of every node's records (compliance
-// AuditPageCluster): a record links to its full view on this node only,
-// as the record page reads this node's trail.
+// AuditPageCluster): a record links to its full view, read from its
+// node's trail.
 type clusterTrail struct {
-	Self    string
 	Rows    []compliance.PagedRecord
 	Missing []compliance.TrailState
 	Older   template.URL
@@ -39,10 +38,7 @@ func (c *Console) clusterTrailPage(w http.ResponseWriter, r *request, f trailFil
 		return
 	}
 	ct := &clusterTrail{Rows: pg.Records}
-	for i, st := range pg.Trails {
-		if i == 0 {
-			ct.Self = st.Node
-		}
+	for _, st := range pg.Trails {
 		if st.Missing != "" {
 			ct.Missing = append(ct.Missing, st)
 		}

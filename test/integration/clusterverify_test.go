@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -46,11 +47,21 @@ func TestClusterVerifyFromAnyNode(t *testing.T) {
 		!strings.Contains(page, "each of the map's 1 tokens has its creation record in a trail") {
 		t.Errorf("the console's verify on B does not show both nodes verified:\n%s", page)
 	}
+	if _, page = cc.get("/console/overview"); !strings.Contains(page, "with every node's trail (2 nodes)") {
+		t.Errorf("the overview on B does not say every node's trail was verified:\n%s", page)
+	}
 
 	// The trail view on B pages through both nodes' records.
 	_, page = cc.get("/console/audit?event=token.created")
 	if !strings.Contains(page, `<td class="node">node-a</td>`) || !strings.Contains(page, tok) || strings.Contains(page, "missing from this view") {
 		t.Errorf("the console's trail view on B does not show A's token.created record:\n%s", page)
+	}
+	link := regexp.MustCompile(`<td class="node">node-a</td><td><a href="(/console/audit/record/\d+\?node=node-a)">`).FindStringSubmatch(page)
+	if link == nil {
+		t.Fatalf("no link to A's record in B's trail view:\n%s", page)
+	}
+	if code, rec := cc.get(link[1]); code != 200 || !strings.Contains(rec, tok) || !strings.Contains(rec, "token.created") {
+		t.Errorf("A's record through B's console: %d\n%s", code, rec)
 	}
 	_, page = cc.get("/console/audit")
 	if !strings.Contains(page, `<td class="node">node-a</td>`) || !strings.Contains(page, `<td class="node">node-b</td>`) {
