@@ -96,3 +96,32 @@ func TestCheckTrailNotRead(t *testing.T) {
 		t.Errorf("NotRead = %+v, want not verified", c)
 	}
 }
+
+// TestCheckTrailMalformedLarge: a line that is not a record in the middle
+// of a trail larger than any read buffer is a finding, not an I/O error:
+// the creation scan stops there, Verify reads on.
+func TestCheckTrailMalformedLarge(t *testing.T) {
+	e := newTestEngine(t, &bytes.Buffer{})
+	ctx := audit.WithActor(context.Background(), "system:test")
+	recs := make([]audit.Record, 2000)
+	for i := range recs {
+		recs[i] = audit.Record{Event: audit.KeysRotated, Outcome: "ok", Count: i}
+	}
+	if _, err := e.trail.Append(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+	e.close()
+	whole, err := os.ReadFile(e.trail.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := bytes.IndexByte(whole[len(whole)/3:], '\n') + len(whole)/3 + 1
+	bad := append(append(append([]byte(nil), whole[:mid]...), "not a record\n"...), whole[mid:]...)
+	c, err := CheckTrail(context.Background(), "a", bytes.NewReader(bad), nil, nil)
+	if err != nil {
+		t.Fatalf("CheckTrail: %v, want a finding", err)
+	}
+	if c.State != TrailFailed || c.Report.Records < 2000 || c.Report.Problems[0].Kind != audit.ProblemMalformed {
+		t.Errorf("state %s, %d records, problems %+v; want failed, read to the end, malformed", c.State, c.Report.Records, c.Report.Problems)
+	}
+}
