@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 
 	"github.com/tokenproxy/tokenproxy/audit"
 	"github.com/tokenproxy/tokenproxy/tokenize"
@@ -128,9 +127,12 @@ func (c *Service) publishedHeads(ctx context.Context) (map[string]*audit.SignedH
 	return heads, nil
 }
 
-// checkLocal verifies this node's own trail.
+// checkLocal verifies this node's own trail. Like a peer's (peerTrail),
+// it is read after the creation records of the tokens committed so far
+// are delivered to it (openTrail): the map's tokens were listed before,
+// so none of them is reported without its record for an outbox lag.
 func (c *Service) checkLocal(ctx context.Context, head *audit.SignedHead, keys audit.Keys) (TrailCheck, error) {
-	f, err := os.Open(c.trail.Path())
+	f, err := c.openTrail(ctx)
 	if err != nil {
 		return TrailCheck{}, err
 	}
