@@ -51,12 +51,12 @@ func (c *Console) clusterTrailPage(w http.ResponseWriter, r *request, f trailFil
 }
 
 // parseAt reads the per-node positions (node:seq); a node id may hold a
-// colon, the seq follows the last one.
+// colon, the seq follows the last one. What it refuses is not echoed.
 func parseAt(vals []string) (compliance.PageCursor, bool) {
 	at := compliance.PageCursor{}
 	for _, v := range vals {
 		i := strings.LastIndexByte(v, ':')
-		if i < 1 {
+		if i < 1 || strings.Contains(v[:i], "@") { // a node id, never an address
 			return nil, false
 		}
 		seq, err := strconv.ParseUint(v[i+1:], 10, 64)

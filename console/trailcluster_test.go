@@ -22,6 +22,7 @@ func TestParseAt(t *testing.T) {
 		{[]string{":12"}, nil, false},
 		{[]string{"node-a:x"}, nil, false},
 		{[]string{"node-a:-1"}, nil, false},
+		{[]string{"jane@example.com:1"}, nil, false},
 	}
 	for _, tc := range tests {
 		got, ok := parseAt(tc.in)
