@@ -3,6 +3,7 @@ package compliance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"os"
 	"strings"
@@ -84,6 +85,18 @@ func TestVerifyCluster(t *testing.T) {
 	}
 	if got := states(rep); rep.OK || got != "b=ok a=failed" || !strings.Contains(strings.Join(rep.Nodes[1].Problems, " "), "shorter than the head it published") {
 		t.Errorf("a behind its head: ok %v, %s, a's problems %q; want a failed, shorter", rep.OK, got, rep.Nodes[1].Problems)
+	}
+
+	// The store away: this node's trail is verified, the others are not.
+	away := New(Options{Map: p.b.m, Trail: p.b.trail, Keys: keys, Config: p.b.cfg.Compliance, Log: p.b.log,
+		Cluster: &Cluster{Node: "b", Self: p.svcB.cluster.Self, Peers: p.svcB.cluster.Peers, Store: p.b.db,
+			Heads: func(context.Context) (map[string][]byte, error) { return nil, errors.New("no quorum") }}})
+	rep, err = away.VerifyCluster(auditor, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := states(rep); rep.OK || got != "b=ok "+clusterUnknown+"=not_verified" || rep.Creations.Checked {
+		t.Errorf("store away: ok %v, %s, creations %+v; want b ok, the others not verified", rep.OK, got, rep.Creations)
 	}
 
 	// A line that is not a record, after a's published head: the
