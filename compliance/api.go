@@ -40,6 +40,8 @@ func (api *httpAPI) register(mux Mux) {
 	api.registerQuarantine(mux) // quarantine.go
 	if api.svc.cluster != nil {
 		mux.Handle("GET "+peerPath, api.peerOnly(api.peerRecords))
+		mux.Handle("GET "+peerPagePath, api.peerOnly(api.peerPage))
+		mux.Handle("GET "+peerTrailPath, api.peerOnly(api.peerTrail))
 	}
 }
 
@@ -206,6 +208,10 @@ func parseQuery(r *http.Request) (audit.Query, error) {
 }
 
 func (api *httpAPI) verify(w http.ResponseWriter, r *http.Request) {
+	if api.svc.Clustered() {
+		api.verifyCluster(w, r)
+		return
+	}
 	rep, err := api.svc.verifyAudit(r.Context())
 	if err != nil {
 		api.fail(w, r.Context(), err)

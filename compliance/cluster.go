@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/tokenproxy/tokenproxy/tokenize"
 )
 
 // This file is what a cluster node gives the service so that a subject
@@ -37,6 +39,9 @@ type Cluster struct {
 	// (etcdstore.Store.AuditHeads): every node that kept a trail, live or
 	// not, so that a node that is down is reported, not forgotten.
 	Heads func(ctx context.Context) (map[string][]byte, error)
+	// Store is the map's store: the cluster verify lists its tokens to
+	// find one without a creation record in any trail (nil: not checked).
+	Store tokenize.Store
 }
 
 // Peer is how the other nodes reach a node's trail.

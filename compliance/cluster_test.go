@@ -181,25 +181,14 @@ func TestClusterPeerEndpointRefusals(t *testing.T) {
 		{"space in the node id", p.peerA.Token, "node b", "principal:sam", http.StatusBadRequest},
 		{"ok", p.peerA.Token, "b", "principal:sam", http.StatusOK},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodGet, p.srvA.URL+peerPath, nil)
-			if c.token != "" {
-				req.Header.Set("Authorization", "Bearer "+c.token)
-			}
-			req.Header.Set(peerNodeHeader, c.node)
-			req.Header.Set(peerForHeader, c.forActor)
-			resp, err := p.srvA.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != c.want {
-				t.Errorf("status %d, want %d", resp.StatusCode, c.want)
-			}
-		})
+	// Each peer endpoint: the records, a page (peerPage), the whole
+	// trail (peerTrail).
+	for _, path := range []string{peerPath, peerPagePath + "?limit=5", peerTrailPath} {
+		for _, c := range cases {
+			t.Run(path+" "+c.name, func(t *testing.T) { peerCall(t, p, path, c.token, c.node, c.forActor, c.want) })
+		}
 	}
+	peerCall(t, p, peerPagePath, p.peerA.Token, "b", "principal:sam", http.StatusBadRequest) // a page without its size
 	p.svcA.Close()
 	trail := string(mustRead(t, p.a.trail.Path()))
 	if !strings.Contains(trail, "peer_audit_read/unauthenticated=") || !strings.Contains(trail, "peer_audit_read/bad_request=") {
@@ -330,5 +319,25 @@ func TestClusterStoreAway(t *testing.T) {
 	}
 	if !strings.Contains(rec.Body.String(), `"audit.read"`) {
 		t.Errorf("the listing lost this node's records:\n%s", rec.Body.String())
+	}
+}
+
+// peerCall calls a peer endpoint of a and wants the status want.
+func peerCall(t *testing.T, p *clusterPair, path, token, node, forActor string, want int) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, p.srvA.URL+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set(peerNodeHeader, node)
+	req.Header.Set(peerForHeader, forActor)
+	resp, err := p.srvA.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		t.Errorf("%s: status %d, want %d", path, resp.StatusCode, want)
 	}
 }

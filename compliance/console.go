@@ -143,6 +143,12 @@ func (s *Service) AuditPage(ctx context.Context, q audit.Query, before uint64, l
 	if err := s.record(ctx, audit.Record{Event: audit.AuditRead, Outcome: "ok"}); err != nil {
 		return nil, err
 	}
+	return s.pageOf(ctx, q, before, limit)
+}
+
+// pageOf reads this node's page of records newest first: up to limit
+// matching q, of those with seq below before (0: from the newest).
+func (s *Service) pageOf(ctx context.Context, q audit.Query, before uint64, limit int) ([]audit.Record, error) {
 	f, err := s.openTrail(ctx)
 	if err != nil {
 		return nil, err

@@ -131,7 +131,12 @@ func writeLines(ctx context.Context, r io.Reader, q audit.Query, w io.Writer) er
 
 // readPeer opens another node's records that q selects, for actor.
 func (c *Service) readPeer(ctx context.Context, t peerTarget, q audit.Query, actor string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(t.peer.URL, "/")+peerPath+"?"+encodeQuery(q), nil)
+	return c.getPeer(ctx, t, peerPath, encodeQuery(q), actor)
+}
+
+// getPeer opens a peer endpoint's answer to query, for actor.
+func (c *Service) getPeer(ctx context.Context, t peerTarget, path, query, actor string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(t.peer.URL, "/")+path+"?"+query, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: node %s: %w", errPeerUnavailable, t.node, err)
 	}

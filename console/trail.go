@@ -89,6 +89,9 @@ type trailBody struct {
 	Older   template.URL // the next (older) page, "" at the end
 	Export  template.URL // the export of this view
 	Error   string
+	// Cluster is the page of every node's records on a cluster node
+	// (trailcluster.go); Records is then empty.
+	Cluster *clusterTrail
 }
 
 // trail lists the records matching the filter, newest first (audited
@@ -99,6 +102,10 @@ func (c *Console) trail(w http.ResponseWriter, r *request) {
 	if err != nil {
 		b.Error = err.Error()
 		c.render(w, http.StatusBadRequest, "audit", c.data(r, "audit", "Audit trail", b))
+		return
+	}
+	if c.svc.Clustered() {
+		c.clusterTrailPage(w, r, f, q, b)
 		return
 	}
 	// One more than a page: whether an older page exists.
@@ -117,6 +124,7 @@ func (c *Console) trail(w http.ResponseWriter, r *request) {
 
 type recordBody struct {
 	Record audit.Record
+	Node   string // the node whose trail holds it, on a cluster
 	Detail []kv
 }
 
@@ -129,21 +137,27 @@ func (c *Console) record(w http.ResponseWriter, r *request) {
 		c.errorPage(w, r.Request, r, http.StatusBadRequest, "A record number is a positive integer.")
 		return
 	}
-	recs, err := c.svc.AuditPage(r.Context(), audit.Query{FromSeq: seq}, seq+1, 1)
+	// On a cluster, ?node= names the trail (seqs are per node).
+	node := r.URL.Query().Get("node")
+	rec, found, err := c.svc.AuditRecordOn(r.Context(), node, seq)
 	if err != nil {
 		c.fail(w, r, "audit_read", err)
 		return
 	}
-	if len(recs) == 0 || recs[0].Seq != seq {
+	if !found {
 		c.errorPage(w, r.Request, r, http.StatusNotFound, "There is no record with that number.")
 		return
 	}
-	b := recordBody{Record: recs[0]}
-	for k, v := range recs[0].Detail {
+	b := recordBody{Record: rec, Node: node}
+	for k, v := range rec.Detail {
 		b.Detail = append(b.Detail, kv{k, v})
 	}
 	sortKV(b.Detail)
-	c.render(w, http.StatusOK, "record", c.data(r, "audit", fmt.Sprintf("Audit record %d", seq), b))
+	title := fmt.Sprintf("Audit record %d", seq)
+	if node != "" {
+		title += " of node " + node
+	}
+	c.render(w, http.StatusOK, "record", c.data(r, "audit", title, b))
 }
 
 func sortKV(s []kv) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/compliance"
 )
 
 // verifyResult is a finished verification, as the overview and the
@@ -23,6 +24,9 @@ type verifyResult struct {
 	Failed     bool // it could not run (I/O, keys): see the log
 	Problems   int
 	ShownRange bool
+	// Cluster is every node's verdict on a cluster node (Report is then
+	// this node's chain); nil on a single node.
+	Cluster *compliance.ClusterReport
 }
 
 // job is one verification under way or done.
@@ -98,11 +102,18 @@ func (v *verifications) run(ctx context.Context, j *job, actor string, from, to 
 			v.c.mu.Unlock()
 		}
 	}()
-	rep, err := v.c.svc.VerifyAudit(ctx, func(done, total int64) {
+	progress := func(done, total int64) {
 		j.mu.Lock()
 		j.done, j.total = done, total
 		j.mu.Unlock()
-	})
+	}
+	var rep audit.Report
+	var err error
+	if v.c.svc.Clustered() {
+		rep, res.Cluster, err = verifyCluster(ctx, v.c.svc, progress)
+	} else {
+		rep, err = v.c.svc.VerifyAudit(ctx, progress)
+	}
 	if err != nil {
 		v.c.log.Error("console: verification failed", "event", "audit_verify_failed", "actor", actor, "err", err)
 		res.Failed = true
@@ -121,6 +132,11 @@ func (v *verifications) run(ctx context.Context, j *job, actor string, from, to 
 			}
 		}
 		res.OK = len(res.InRange) == 0 && rep.MoreProblems == 0
+	}
+	if res.Cluster != nil {
+		// A range is this node's; the other nodes are judged whole.
+		res.OK = res.OK && clusterOK(res.Cluster)
+		res.Problems += clusterProblems(res.Cluster)
 	}
 }
 

@@ -12,20 +12,11 @@ import (
 	"strings"
 
 	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/compliance"
 	"github.com/tokenproxy/tokenproxy/policy"
 	"github.com/tokenproxy/tokenproxy/tokenize"
 	"github.com/tokenproxy/tokenproxy/tokenize/etcdstore"
 )
-
-// trailCheck is the verdict on one node's trail.
-type trailCheck struct {
-	node     string
-	rep      *audit.Report     // nil: no trail in the directory
-	head     *audit.SignedHead // nil: the node published none
-	problems []string          // cluster-level findings, named
-}
-
-func (c trailCheck) ok() bool { return len(c.problems) == 0 && (c.rep == nil || c.rep.OK()) }
 
 // runClusterVerify verifies each node's trail as `audit verify` does, and
 // against the signed head the node published in etcd: a node that
@@ -68,7 +59,7 @@ func runClusterVerify(ctx context.Context, a *app, dir, keysFile string) error {
 			return err
 		}
 		printTrailCheck(a.stdout, c)
-		if !c.ok() {
+		if !c.OK() {
 			failed++
 		}
 	}
@@ -171,80 +162,50 @@ func mergeKeys[A, B any](a map[string]A, b map[string]B) map[string]bool {
 	return out
 }
 
-// checkNodeTrail verifies one trail (chain, signatures, its head file if
-// the auditor collected it) and compares it with the published head.
-func checkNodeTrail(ctx context.Context, node, path string, head audit.SignedHead, keys audit.Keys) (trailCheck, error) {
-	c := trailCheck{node: node}
+// checkNodeTrail verifies one trail as the compliance API's verify does
+// (compliance.CheckTrail: chain, signatures, the published head); a node
+// that published a head but whose trail is not in the directory fails.
+func checkNodeTrail(ctx context.Context, node, path string, head audit.SignedHead, keys audit.Keys) (compliance.TrailCheck, error) {
+	var h *audit.SignedHead
 	if head.Seq != 0 {
-		c.head = &head
-		if err := head.Check(keys); err != nil {
-			c.problems = append(c.problems, fmt.Sprintf("node %s: published head: %v", node, err))
-		}
+		h = &head
 	}
 	if path == "" {
-		c.problems = append(c.problems, fmt.Sprintf("node %s published a head at seq %d, but there is no trail %s.jsonl", node, head.Seq, node))
+		c := compliance.NotRead(node, h, "")
+		c.State = compliance.TrailFailed
+		c.Problems = append(c.Problems, fmt.Sprintf("node %s published a head at seq %d, but there is no trail %s.jsonl", node, head.Seq, node))
 		return c, nil
 	}
-	rep, err := audit.VerifyFile(ctx, path, func(context.Context) (audit.Keys, error) { return keys, nil })
-	if err != nil {
-		return c, fmt.Errorf("node %s: %w", node, err)
-	}
-	c.rep = &rep
-	if c.head != nil {
-		p, err := compareHead(path, *c.head)
-		if err != nil {
-			return c, fmt.Errorf("node %s: %w", node, err)
-		}
-		if p != "" {
-			c.problems = append(c.problems, fmt.Sprintf("node %s: %s", node, p))
-		}
-	}
-	return c, nil
-}
-
-// compareHead checks that the trail reaches the published head's record
-// with its hash; it names what is wrong, "" when nothing is.
-func compareHead(path string, h audit.SignedHead) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return compliance.TrailCheck{}, fmt.Errorf("node %s: %w", node, err)
 	}
 	defer f.Close()
-	head := h.Head()
-	rep, err := audit.Verify(f, &head, nil)
-	if err != nil {
-		return "", err
-	}
-	for _, p := range rep.Problems {
-		switch p.Kind {
-		case audit.ProblemTruncated:
-			return fmt.Sprintf("the trail ends at seq %d, shorter than the head it published (seq %d)", rep.Last.Seq, h.Seq), nil
-		case audit.ProblemHead:
-			return fmt.Sprintf("the trail's record at seq %d is not the head it published", h.Seq), nil
-		}
-	}
-	return "", nil
+	return compliance.CheckTrail(ctx, node, f, h, keys)
 }
 
-func printTrailCheck(w io.Writer, c trailCheck) {
+func printTrailCheck(w io.Writer, c compliance.TrailCheck) {
 	verdict := "OK"
-	if !c.ok() {
+	if !c.OK() {
 		verdict = "FAILED"
 	}
-	fmt.Fprintf(w, "node %s: %s\n", c.node, verdict)
-	if c.head != nil {
-		fmt.Fprintf(w, "  published head: seq %d %s (%s)\n", c.head.Seq, c.head.Hash, c.head.Time.UTC().Format("2006-01-02T15:04:05Z"))
+	fmt.Fprintf(w, "node %s: %s\n", c.Node, verdict)
+	if c.Head != nil {
+		fmt.Fprintf(w, "  published head: seq %d %s (%s)\n", c.Head.Seq, c.Head.Hash, c.Head.Time.UTC().Format("2006-01-02T15:04:05Z"))
 	} else {
 		fmt.Fprintln(w, "  published head: none")
 	}
-	if c.rep != nil {
+	if c.Report != nil {
 		fmt.Fprintf(w, "  trail:          %d records, last seq %d, %d checkpoints, %d unsigned at the end\n",
-			c.rep.Records, c.rep.Last.Seq, c.rep.Checkpoints, c.rep.UnsignedTail)
-		for _, p := range c.rep.Problems {
+			c.Report.Records, c.Report.Last.Seq, c.Report.Checkpoints, c.Report.UnsignedTail)
+		for _, p := range c.Report.Problems {
 			fmt.Fprintf(w, "  line %d seq %d: %s: %s\n", p.Line, p.Seq, p.Kind, p.Text)
 		}
 	}
-	for _, p := range c.problems {
+	for _, p := range c.Problems {
+		if !strings.HasPrefix(p, "node ") {
+			p = "node " + c.Node + ": " + p
+		}
 		fmt.Fprintf(w, "  %s\n", p)
 	}
 }

@@ -61,24 +61,10 @@ func (s clusterScan) duplicates() []string {
 	return out
 }
 
-// uncreatedTokens lists the map's tokens (live or erased) whose creation
-// record no trail holds: a token made without an audit record, or a
-// record deleted from a trail. Only keys are read, so no data key is
-// needed.
+// uncreatedTokens lists the map's tokens whose creation record no trail
+// holds (compliance.UncreatedTokens, which the API's verify shares).
 func uncreatedTokens(ctx context.Context, db tokenize.Store, created map[string]bool) (n int, missing []string, err error) {
-	err = db.View(ctx, func(tx tokenize.ReadTx) error {
-		return tx.Tokens("", func(local string, _ []byte) (bool, error) {
-			n++
-			if !created[local] {
-				missing = append(missing, local)
-			}
-			return true, ctx.Err()
-		})
-	})
-	if err != nil {
-		return 0, nil, fmt.Errorf("read the map's tokens: %w", err)
-	}
-	return n, missing, nil
+	return compliance.UncreatedTokens(ctx, db, created)
 }
 
 // maxListed bounds the refs and tokens a report lists one per line.

@@ -39,7 +39,7 @@ func clusterPeers(ctx context.Context, cfg *policy.Config, db tokenize.Store, ce
 		log.Error("no peer token: this node's trail is not read by the others", "event", "peer_unpublished", "err", err)
 		return nil
 	}
-	c := &compliance.Cluster{Node: ps.NodeID(), Self: self, Peers: ps.Peers, Heads: ps.AuditHeads}
+	c := &compliance.Cluster{Node: ps.NodeID(), Self: self, Peers: ps.Peers, Heads: ps.AuditHeads, Store: db}
 	if base == "" {
 		log.Warn("admin.listen names no host: the other nodes cannot read this node's audit trail; set store.etcd.admin_url",
 			"event", "peer_unpublished")

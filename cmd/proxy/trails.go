@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenproxy/tokenproxy/audit"
+	"github.com/tokenproxy/tokenproxy/compliance"
 )
 
 // This file reads several nodes' trails at once: the erasures a replay
@@ -69,11 +70,5 @@ func erasedTokens(ctx context.Context, paths []string, since time.Time) ([]strin
 	return slices.Sorted(maps.Keys(seen)), nil
 }
 
-// tokenLocal is a token's local part in lower case: records name token
-// addresses, the store keys local parts.
-func tokenLocal(tok string) string {
-	if at := strings.LastIndexByte(tok, '@'); at >= 0 {
-		tok = tok[:at]
-	}
-	return strings.ToLower(tok)
-}
+// tokenLocal is a token's local part in lower case (compliance.TokenLocal).
+func tokenLocal(tok string) string { return compliance.TokenLocal(tok) }
