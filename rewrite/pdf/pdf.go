@@ -25,6 +25,7 @@ package pdf
 import (
 	"bytes"
 	"errors"
+	"io"
 
 	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 )
@@ -109,6 +110,9 @@ type scanner struct {
 	cmapEntries int     // their entries, together
 	// lines and joined are appendStrings' buffers, kept between streams.
 	lines, joined []byte
+	// inflater and rawReader are inflate's, kept between streams.
+	inflater  io.ReadCloser
+	rawReader bytes.Reader
 }
 
 // strings returns the strings of b as pdfStrings does, in the scanner's
@@ -201,11 +205,11 @@ func (s *scanner) objects(b []byte) error {
 		return err
 	}
 	if mayHoldAt(b) {
-		if err := s.text(scan.TextPlain, s.strings(b, plainString)); err != nil {
+		if err := s.text(scan.TextPlain, s.strings(b, nil)); err != nil {
 			return err
 		}
 	}
-	if !bytes.Contains(b, []byte("Tj")) && !bytes.Contains(b, []byte("TJ")) {
+	if len(s.cmaps) == 0 || !bytes.Contains(b, []byte("Tj")) && !bytes.Contains(b, []byte("TJ")) {
 		return nil // no text shown: no font's codes to read
 	}
 	for _, cm := range s.cmaps {

@@ -1,0 +1,46 @@
+package pdf
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzStringsPlain: the fast reading of plain strings (appendStrings with
+// a nil decoder: literals written straight into the output, ASCIIHex
+// decoded in place) reads exactly what the general path reads with
+// plainString, for any input.
+func FuzzStringsPlain(f *testing.F) {
+	for _, seed := range []string{
+		"BT [(jane@exa) 3 (mple.com)] TJ ET",
+		"<< /Author <FEFF006A0040> /Title (a\\)b\\100c.de) >>",
+		"(\xfe\xff\x00j\x00@) Tj (x(y)z\\\n\\r\\101) <4 0 6a 6> Tj % (not) a string\n(end",
+		"/F1 10 Tf (a) Tj /F2 9.5 Tf <6162> Tj << /K (v) >> (w)",
+		"<>()<<>>\\(",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast := appendStrings(nil, nil, b, nil)
+		general := appendStrings(nil, nil, b, plainString)
+		if !bytes.Equal(fast, general) {
+			t.Fatalf("fast %q, general %q", fast, general)
+		}
+	})
+}
+
+// TestAppendHex: ASCIIHex as PDF 32000-1 section 7.4.2 reads it.
+func TestAppendHex(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"40", "@"},
+		{"6A 61\n6e65", "jane"},
+		{"4", "@"},
+		{"41x42", "AB"},
+		{"4142>4344", "AB"},
+		{"fEfF", "\xfe\xff"},
+	} {
+		if got := appendHex([]byte("pre"), []byte(tc.in)); string(got) != "pre"+tc.want {
+			t.Errorf("appendHex(%q) = %q, want %q", tc.in, got[3:], tc.want)
+		}
+	}
+}
