@@ -17,6 +17,10 @@ type cmap struct {
 	width int
 	m     map[string][]byte
 	room  int // entries it may still take
+	// mayShowAt: some code reads as text with '@' or '%' in it. Text read
+	// with a CMap that has neither holds no address for the scanner ('@',
+	// or "%40" as in a mailto: URI), and the reading is skipped.
+	mayShowAt bool
 }
 
 // full reports whether the CMap had more entries than it had room for.
@@ -53,7 +57,9 @@ func parseCMap(b []byte, room int) *cmap {
 func (cm *cmap) add(code, dst []byte) {
 	if cm.room > 0 {
 		cm.room--
-		cm.m[string(code)] = utf16Text(dst)
+		t := utf16Text(dst)
+		cm.m[string(code)] = t
+		cm.mayShowAt = cm.mayShowAt || bytes.IndexByte(t, '@') >= 0 || bytes.IndexByte(t, '%') >= 0
 	}
 }
 

@@ -215,14 +215,16 @@ func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' ||
 // Joining may still join more than a reader would: an address it makes up
 // costs a refusal, one it missed would cost a leak.
 func pdfStrings(b []byte, dec func(dst, raw []byte) []byte) []byte {
-	return appendStrings(nil, nil, b, dec)
+	out, _ := appendStrings(nil, nil, b, dec)
+	return out
 }
 
 // appendStrings is pdfStrings into the buffers lines and joined, which a
 // scan reuses from stream to stream. A nil dec reads strings as
 // plainString does, each written straight into lines: the common case,
-// and one copy fewer.
-func appendStrings(lines, joined, b []byte, dec func(dst, raw []byte) []byte) []byte {
+// and one copy fewer. It returns the output (lines, then joined) and the
+// joined buffer, for the next call.
+func appendStrings(lines, joined, b []byte, dec func(dst, raw []byte) []byte) (out, joinedBuf []byte) {
 	var raw []byte
 	add := func(raw []byte) {
 		start := len(lines)
@@ -290,7 +292,7 @@ func appendStrings(lines, joined, b []byte, dec func(dst, raw []byte) []byte) []
 		}
 		i++
 	}
-	return append(append(lines, '\n'), joined...)
+	return append(append(lines, '\n'), joined...), joined
 }
 
 // stringsSpecial: the bytes appendStrings stops at outside strings.
