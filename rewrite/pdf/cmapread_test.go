@@ -89,3 +89,14 @@ func TestScanCMapWithoutAt(t *testing.T) {
 		t.Fatalf("found %v, %v", got, err)
 	}
 }
+
+func TestShowsText(t *testing.T) {
+	for in, want := range map[string]bool{
+		"": false, "T": false, "Tj": true, "TJ": true, "BT /F1 9 Tf 1 0 Td [(a)] TJ": true,
+		"BT (a) Tj ET": true, "BT ET Td Tf": false, "q 1 0 0 1 cm /Im0 Do Q": false, "xT": false,
+	} {
+		if got := showsText([]byte(in)); got != want {
+			t.Errorf("showsText(%q) = %v", in, got)
+		}
+	}
+}

@@ -243,8 +243,19 @@ func isXMP(dict []byte) bool {
 
 // showsText: b holds a text-showing operator (PDF 32000-1 section 9.4.3),
 // whose operands a font's CMap may read.
+// One pass for both: a stream of TJ arrays ends with a Tj often enough,
+// and two searches read it whole.
 func showsText(b []byte) bool {
-	return bytes.Contains(b, []byte("Tj")) || bytes.Contains(b, []byte("TJ"))
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(b[i:], 'T')
+		if j < 0 || i+j+1 >= len(b) {
+			return false
+		}
+		i += j
+		if b[i+1] == 'j' || b[i+1] == 'J' {
+			return true
+		}
+	}
 }
 
 // objects scans PDF syntax (the file outside streams, a content stream,
