@@ -1,25 +1,10 @@
 package pdf
 
 import (
-	"encoding/hex"
 	"errors"
 	"slices"
 	"testing"
 )
-
-// shiftedCMap maps code c to the character c+0x20, as a subset font's
-// codes are no characters: "@" is shown as <20>.
-const shiftedCMap = "begincmap 1 begincodespacerange <00> <FF> endcodespacerange\n" +
-	"1 beginbfrange <00> <5E> <0020> endbfrange endcmap"
-
-// shifted returns text in shiftedCMap's codes, as a hex string.
-func shifted(text string) string {
-	b := []byte(text)
-	for i := range b {
-		b[i] -= 0x20
-	}
-	return "<" + hex.EncodeToString(b) + ">"
-}
 
 // TestCMapMayShowAt: a CMap none of whose codes reads as '@' or '%' cannot
 // make an address, and its reading is skipped.

@@ -181,16 +181,23 @@ func appendHex(dst, b []byte) []byte {
 }
 
 func hexValue(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
+	v := hexValues[c]
+	return v, v != 0xFF
 }
+
+// hexValues: each byte's value as a hex digit, 0xFF if it is none.
+var hexValues = func() (t [256]byte) {
+	for c := range t {
+		t[c] = 0xFF
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c], t[c-'a'+'A'] = c-'a'+10, c-'a'+10
+	}
+	return t
+}()
 
 func a85Decode(b []byte) ([]byte, error) {
 	b = bytes.TrimPrefix(bytes.TrimSpace(b), []byte("<~"))
