@@ -158,8 +158,16 @@ func hexDecode(b []byte) ([]byte, error) {
 // 7.4.2): up to '>', white space and other non-hex bytes ignored, an odd
 // last digit read as followed by 0.
 func appendHex(dst, b []byte) []byte {
+	i := 0
+	for ; i+1 < len(b); i += 2 { // pairs of digits, the usual form
+		hi, lo := hexValues[b[i]], hexValues[b[i+1]]
+		if hi|lo > 0x0F {
+			break // white space, '>' or junk: read the rest digit by digit
+		}
+		dst = append(dst, hi<<4|lo)
+	}
 	hi, odd := byte(0), false
-	for _, c := range b {
+	for _, c := range b[i:] {
 		if c == '>' {
 			break
 		}
