@@ -2,7 +2,10 @@ package pdf
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -34,4 +37,77 @@ func BenchmarkScan1MB(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(s.decoded)/float64(len(doc)), "decoded/raw")
+}
+
+// BenchmarkScan1MBImages: a 1 MB PDF of one text page and Flate-compressed
+// pictures (/Subtype /Image, as PNG pictures are embedded: DCT pictures are
+// not decoded at all), scanned whole.
+func BenchmarkScan1MBImages(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	objs := []string{streamObj("/Filter /FlateDecode", flate([]byte("BT (Fragen an jane.doe@example.com) Tj ET")))}
+	for size := 0; size < 1<<20; {
+		pixels := make([]byte, 3*256*256) // a photo-like RGB picture: noise on a gradient
+		for i := range pixels {
+			pixels[i] = byte(i/768) + byte(rng.IntN(24))
+		}
+		s := streamObj("/Type /XObject /Subtype /Image /Width 256 /Height 256 /ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /FlateDecode", flate(pixels))
+		objs = append(objs, s)
+		size += len(s)
+	}
+	doc := handPDF(objs...)
+	b.SetBytes(int64(len(doc)))
+	b.ResetTimer()
+	for range b.N {
+		n, err := Scan(doc, Limits{}, func(string) (string, error) { return "t@x.example", nil })
+		if err != nil || n == 0 {
+			b.Fatal(n, err)
+		}
+	}
+}
+
+// BenchmarkScan1MBCMap: BenchmarkScan1MB's pages shown in a subset font's
+// codes, as LibreOffice writes them (hex strings read through ToUnicode
+// CMaps): two CMaps of letters only and one that maps a code to '@', so
+// every content stream is decoded a second time for that CMap's reading.
+func BenchmarkScan1MBCMap(b *testing.B) {
+	letters := "begincmap 1 beginbfrange <01> <1A> <0061> endbfrange endcmap"
+	objs := []string{
+		streamObj("/Filter /FlateDecode", flate([]byte(letters))),
+		streamObj("/Filter /FlateDecode", flate([]byte(strings.Replace(letters, "0061", "0041", 1)))),
+	}
+	for size := 0; size < 1<<20; {
+		var page bytes.Buffer
+		for line := 0; line < 400; line++ {
+			fmt.Fprintf(&page, "BT /F1 10 Tf 72 %d Td [%s -250 %s] TJ ET\n", 800-line,
+				shifted(fmt.Sprintf("Position %d: Beratung und Lieferung, Betrag", line)), shifted(fmt.Sprintf("%d,00 EUR", line*7)))
+		}
+		page.WriteString("BT " + shifted("Fragen an jane.doe@example.com") + " Tj ET\n")
+		s := streamObj("/Filter /FlateDecode", flate(page.Bytes()))
+		objs = append(objs, s)
+		size += len(s)
+	}
+	objs = append(objs, streamObj("/Filter /FlateDecode", flate([]byte(shiftedCMap))))
+	doc := handPDF(objs...)
+	b.SetBytes(int64(len(doc)))
+	b.ResetTimer()
+	for range b.N {
+		n, err := Scan(doc, Limits{}, func(string) (string, error) { return "t@x.example", nil })
+		if err != nil || n == 0 {
+			b.Fatal(n, err)
+		}
+	}
+}
+
+// shiftedCMap maps code c to the character c+0x20, as a subset font's
+// codes are no characters: "@" is shown as <20>.
+const shiftedCMap = "begincmap 1 begincodespacerange <00> <FF> endcodespacerange\n" +
+	"1 beginbfrange <00> <5E> <0020> endbfrange endcmap"
+
+// shifted returns text in shiftedCMap's codes, as a hex string.
+func shifted(text string) string {
+	b := []byte(text)
+	for i := range b {
+		b[i] -= 0x20
+	}
+	return "<" + hex.EncodeToString(b) + ">"
 }

@@ -17,6 +17,16 @@ type cmap struct {
 	width int
 	m     map[string][]byte
 	room  int // entries it may still take
+	// mayShowAt: some code reads as text with '@' or '%' in it. Text read
+	// with a CMap that has neither holds no address for the scanner ('@',
+	// or "%40" as in a mailto: URI), and the reading is skipped.
+	mayShowAt bool
+	// byCode is m for decode: codes of width bytes, keyed by value (a
+	// string-keyed lookup per code was a third of a CMap file's scan);
+	// byByte the same for one-byte codes, set ones marked in hasByte.
+	byCode  map[uint32][]byte
+	byByte  [256][]byte
+	hasByte [256]bool
 }
 
 // full reports whether the CMap had more entries than it had room for.
@@ -47,13 +57,33 @@ func parseCMap(b []byte, room int) *cmap {
 	if len(cm.m) == 0 {
 		return nil
 	}
+	cm.index()
 	return cm
+}
+
+// index fills byCode or byByte from m. A code of another width than the
+// codespace's is never read by decode, and is left out.
+func (cm *cmap) index() {
+	if cm.width > 1 {
+		cm.byCode = make(map[uint32][]byte, len(cm.m))
+	}
+	for code, text := range cm.m {
+		switch {
+		case len(code) != cm.width:
+		case cm.width == 1:
+			cm.byByte[code[0]], cm.hasByte[code[0]] = text, true
+		default:
+			cm.byCode[codeValue([]byte(code))] = text
+		}
+	}
 }
 
 func (cm *cmap) add(code, dst []byte) {
 	if cm.room > 0 {
 		cm.room--
-		cm.m[string(code)] = utf16Text(dst)
+		t := utf16Text(dst)
+		cm.m[string(code)] = t
+		cm.mayShowAt = cm.mayShowAt || bytes.IndexByte(t, '@') >= 0 || bytes.IndexByte(t, '%') >= 0
 	}
 }
 
@@ -187,8 +217,18 @@ func utf16Text(b []byte) []byte {
 // decode appends the text of raw, read code by code; a code the CMap does
 // not name reads as U+FFFD, which no address holds.
 func (cm *cmap) decode(dst, raw []byte) []byte {
+	if cm.width == 1 {
+		for _, c := range raw {
+			if cm.hasByte[c] {
+				dst = append(dst, cm.byByte[c]...)
+			} else {
+				dst = utf8.AppendRune(dst, utf8.RuneError)
+			}
+		}
+		return dst
+	}
 	for i := 0; i+cm.width <= len(raw); i += cm.width {
-		if t, ok := cm.m[string(raw[i:i+cm.width])]; ok {
+		if t, ok := cm.byCode[codeValue(raw[i:i+cm.width])]; ok {
 			dst = append(dst, t...)
 		} else {
 			dst = utf8.AppendRune(dst, utf8.RuneError)

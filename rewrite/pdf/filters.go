@@ -68,12 +68,17 @@ func (s *scanner) limit(raw []byte) int64 {
 }
 
 // bounded reads a decoder's output within the stream's limit. A stream cut
-// short keeps what was decoded: readers show it too.
+// short keeps what was decoded: readers show it too. The output is valid
+// until the next call but one: the scanner's two buffers take turns, so
+// that a filter can read the one before it ([/FlateDecode /FlateDecode])
+// while the file is decoded without a new buffer per stream.
 func (s *scanner) bounded(r io.Reader, raw []byte) ([]byte, error) {
 	limit := s.limit(raw)
-	var out bytes.Buffer
+	s.turn = 1 - s.turn
+	out := &s.outs[s.turn]
+	out.Reset()
 	out.Grow(int(min(limit, 8*int64(len(raw))+512)))
-	n, err := io.Copy(&out, io.LimitReader(r, limit+1))
+	n, err := io.Copy(out, io.LimitReader(r, limit+1))
 	if n > limit {
 		return nil, ErrLimit
 	}

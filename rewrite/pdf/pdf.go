@@ -25,6 +25,7 @@ package pdf
 import (
 	"bytes"
 	"errors"
+	"io"
 
 	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 )
@@ -109,13 +110,20 @@ type scanner struct {
 	cmapEntries int     // their entries, together
 	// lines and joined are appendStrings' buffers, kept between streams.
 	lines, joined []byte
+	// inflater and rawReader are inflate's, kept between streams.
+	inflater  io.ReadCloser
+	rawReader bytes.Reader
+	// outs are bounded's output buffers, taking turns: a decoded stream
+	// lives until the next stream is decoded.
+	outs [2]bytes.Buffer
+	turn int
 }
 
 // strings returns the strings of b as pdfStrings does, in the scanner's
 // buffers: valid until the next call.
 func (s *scanner) strings(b []byte, dec func(dst, raw []byte) []byte) []byte {
-	out := appendStrings(s.lines[:0], s.joined[:0], b, dec)
-	s.lines = out[:0]
+	out, joined := appendStrings(s.lines[:0], s.joined[:0], b, dec)
+	s.lines, s.joined = out[:0], joined[:0]
 	return out
 }
 
@@ -140,15 +148,18 @@ func (s *scanner) text(kind scan.TextKind, b []byte) error {
 	return err
 }
 
-// file scans the file: each stream decoded, then the bytes outside
-// streams (dictionaries and their strings). Streams are decoded first, so
-// that every content stream is read with every ToUnicode CMap of the file:
+// file scans the file: each stream decoded and read as it comes, then
+// the bytes outside streams (dictionaries and their strings), then every
+// stream that shows text once more with each ToUnicode CMap of the file:
 // telling which font a string is shown in would take the object graph,
-// and a CMap that is not the string's own only makes up text.
+// and a CMap that is not the string's own only makes up text. Those
+// streams are decoded again for that rather than kept: a decoded stream
+// lives only while it is read (a text-dense 1 MB file decodes to 10 MB),
+// and the second decoding happens only if a CMap can make an address.
 func (s *scanner) file(data []byte) error {
 	var outside []byte
-	type decoded struct{ dict, content []byte }
-	var streams []decoded
+	type span struct{ dict, raw []byte }
+	var shown []span // streams with text operators, for the CMap readings
 	for i := 0; i < len(data); {
 		kw, ds, de, next, dict := nextStream(data, i)
 		if kw < 0 {
@@ -160,58 +171,137 @@ func (s *scanner) file(data []byte) error {
 		if err != nil {
 			return err
 		}
-		if bytes.Contains(content, []byte("begincmap")) {
-			if len(s.cmaps) == maxCMaps {
-				return ErrLimit
-			}
-			cm := parseCMap(content, maxCMapEntries-s.cmapEntries)
-			if cm != nil && cm.full() {
-				return ErrLimit
-			}
-			if cm != nil {
-				s.cmaps = append(s.cmaps, cm)
-				s.cmapEntries += len(cm.m)
+		if err := s.addCMap(content); err != nil {
+			return err
+		}
+		if isXMP(dict) {
+			err = s.text(scan.TextHTML, content)
+		} else {
+			err = s.plainReadings(content)
+			if showsText(content) {
+				shown = append(shown, span{dict, data[ds:de]})
 			}
 		}
-		streams = append(streams, decoded{dict, content})
+		if err != nil {
+			return err
+		}
 		i = next
 	}
-	for _, st := range streams {
-		if err := s.stream(st.dict, st.content); err != nil {
+	if err := s.objects(outside); err != nil {
+		return err
+	}
+	if !s.cmapMayShowAt() {
+		return nil
+	}
+	for _, st := range shown {
+		content, err := s.decodeAgain(st.dict, st.raw)
+		if err != nil {
+			return err
+		}
+		if err := s.cmapReadings(content); err != nil {
 			return err
 		}
 	}
-	return s.objects(outside)
+	return nil
 }
 
-// stream scans one decoded stream: as XML if it is XMP metadata, else its
-// strings and its text.
-func (s *scanner) stream(dict, content []byte) error {
-	if bytes.Contains(dict, []byte("/Metadata")) || bytes.Contains(dict, []byte("/XML")) {
-		return s.text(scan.TextHTML, content)
+// decodeAgain decodes a stream the file's pass already decoded, with the
+// budget it had then or more (its output is the same), and without
+// counting it twice.
+func (s *scanner) decodeAgain(dict, raw []byte) ([]byte, error) {
+	spent := s.decoded
+	s.decoded = 0
+	content, err := s.decode(dict, raw)
+	s.decoded = spent
+	return content, err
+}
+
+// addCMap reads content as a ToUnicode CMap if it holds one.
+func (s *scanner) addCMap(content []byte) error {
+	if !bytes.Contains(content, []byte("begincmap")) {
+		return nil
 	}
-	return s.objects(content)
+	if len(s.cmaps) == maxCMaps {
+		return ErrLimit
+	}
+	cm := parseCMap(content, maxCMapEntries-s.cmapEntries)
+	if cm != nil && cm.full() {
+		return ErrLimit
+	}
+	if cm != nil {
+		s.cmaps = append(s.cmaps, cm)
+		s.cmapEntries += len(cm.m)
+	}
+	return nil
+}
+
+// isXMP: the stream is XMP metadata (PDF 32000-1 section 14.3.2), read as
+// XML.
+func isXMP(dict []byte) bool {
+	return bytes.Contains(dict, []byte("/Metadata")) || bytes.Contains(dict, []byte("/XML"))
+}
+
+// showsText: b holds a text-showing operator (PDF 32000-1 section 9.4.3),
+// whose operands a font's CMap may read.
+// One pass for both: a stream of TJ arrays ends with a Tj often enough,
+// and two searches read it whole.
+func showsText(b []byte) bool {
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(b[i:], 'T')
+		if j < 0 || i+j+1 >= len(b) {
+			return false
+		}
+		i += j
+		if b[i+1] == 'j' || b[i+1] == 'J' {
+			return true
+		}
+	}
 }
 
 // objects scans PDF syntax (the file outside streams, a content stream,
-// an object stream): the bytes as they are, then the strings decoded,
-// those of one array or one line of text operators joined.
+// an object stream): plainReadings, then cmapReadings.
 func (s *scanner) objects(b []byte) error {
+	if err := s.plainReadings(b); err != nil {
+		return err
+	}
+	return s.cmapReadings(b)
+}
+
+// plainReadings scans PDF syntax as it is, then its strings decoded, those
+// of one array or one line of text operators joined.
+func (s *scanner) plainReadings(b []byte) error {
 	if err := s.text(scan.TextPlain, b); err != nil {
 		return err
 	}
-	if mayHoldAt(b) {
-		if err := s.text(scan.TextPlain, s.strings(b, plainString)); err != nil {
-			return err
-		}
+	if !mayHoldAt(b) {
+		return nil
 	}
-	if !bytes.Contains(b, []byte("Tj")) && !bytes.Contains(b, []byte("TJ")) {
+	return s.text(scan.TextPlain, s.strings(b, nil))
+}
+
+// cmapReadings scans the strings of b read with each ToUnicode CMap of
+// the file that can make an address at all.
+func (s *scanner) cmapReadings(b []byte) error {
+	if !showsText(b) {
 		return nil // no text shown: no font's codes to read
 	}
 	for _, cm := range s.cmaps {
+		if !cm.mayShowAt {
+			continue
+		}
 		if err := s.text(scan.TextPlain, s.strings(b, cm.decode)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// cmapMayShowAt reports whether a CMap of the file can make an address.
+func (s *scanner) cmapMayShowAt() bool {
+	for _, cm := range s.cmaps {
+		if cm.mayShowAt {
+			return true
+		}
+	}
+	return false
 }
