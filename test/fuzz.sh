@@ -31,6 +31,8 @@ targets=(
 	"./rewrite FuzzRewrite"
 	"./rewrite FuzzUTF7"
 	"./rewrite/pdf FuzzScan"
+	"./rewrite/pdf FuzzStringsPlain"
+	"./rewrite/pdf FuzzAppendHex"
 	"./rewrite/attach FuzzPart"
 	"./rewrite/attach FuzzRewriteXML"
 	"./address FuzzNormalize"
