@@ -69,7 +69,7 @@ type Change struct {
 }
 
 const (
-	// outboxBatch bounds one delivery and one delete transaction.
+	// outboxBatch bounds one read of the outbox and one delivery.
 	outboxBatch = 1000
 	// outboxLimit is the backlog at which creation is refused: far more
 	// than a healthy trail ever holds back (a batch per fsync), and few
