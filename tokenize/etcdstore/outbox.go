@@ -88,7 +88,11 @@ func (t *txn) outboxes() ([]string, error) {
 func (t *txn) outboxOf(prefix string, limit int) ([]outboxEntry, error) {
 	// Entries of one commit share a revision, and one commit holds at
 	// most MaxTxnOps: reading that many more than limit gets all of those
-	// sharing the last revision, to order them by index.
+	// sharing the last revision, to order them by index. etcd reads the
+	// whole prefix for a range sorted other than by key and applies the
+	// limit after sorting (server/etcdserver/txn/range.go, rangeLimit), so
+	// this costs the whole outbox: the drain reads many entries per call
+	// for that reason (tokenize's outboxBatch).
 	resp, err := t.get(prefix, clientv3.WithPrefix(),
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend),
 		clientv3.WithLimit(int64(limit+t.s.opts.MaxTxnOps)))
