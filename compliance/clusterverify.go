@@ -227,21 +227,12 @@ const peerTrailPath = "/v1/cluster/audit/trail"
 // cannot read would end its answer early, hiding from a verifier what
 // follows. Audited here, as peerRecords.
 func (api *httpAPI) peerTrail(w http.ResponseWriter, r *http.Request, forActor string) {
-	ctx := r.Context()
-	rec := audit.Record{Event: audit.AuditRead, Outcome: "ok", Detail: map[string]string{"for": forActor, "via": "cluster"}}
-	if err := api.svc.record(ctx, rec); err != nil {
-		api.fail(w, ctx, err)
-		return
-	}
-	f, err := api.svc.openTrail(ctx)
-	if err != nil {
-		api.fail(w, ctx, err)
+	f, ok := api.openForPeer(w, r, forActor)
+	if !ok {
 		return
 	}
 	defer f.Close()
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	if _, err := io.Copy(w, &ctxReader{ctx: ctx, r: f}); err != nil {
+	if _, err := io.Copy(w, &ctxReader{ctx: r.Context(), r: f}); err != nil {
 		api.svc.log.Error("peer audit trail read failed", "event", "audit_read_failed", "err", err)
 	}
 }

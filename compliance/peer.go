@@ -97,23 +97,34 @@ func (api *httpAPI) peerRecords(w http.ResponseWriter, r *http.Request, forActor
 		apiError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	f, ok := api.openForPeer(w, r, forActor)
+	if !ok {
+		return
+	}
+	defer f.Close()
+	if err := writeLines(r.Context(), f, q, w); err != nil {
+		api.svc.log.Error("peer audit read failed", "event", "audit_read_failed", "err", err)
+	}
+}
+
+// openForPeer audits a peer's read of this node's trail (its records
+// leave this node) and opens the trail, the answer's headers set; on
+// failure it has answered and returns false.
+func (api *httpAPI) openForPeer(w http.ResponseWriter, r *http.Request, forActor string) (io.ReadCloser, bool) {
 	ctx := r.Context()
 	rec := audit.Record{Event: audit.AuditRead, Outcome: "ok", Detail: map[string]string{"for": forActor, "via": "cluster"}}
 	if err := api.svc.record(ctx, rec); err != nil {
 		api.fail(w, ctx, err)
-		return
+		return nil, false
 	}
 	f, err := api.svc.openTrail(ctx)
 	if err != nil {
 		api.fail(w, ctx, err)
-		return
+		return nil, false
 	}
-	defer f.Close()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := writeLines(ctx, f, q, w); err != nil {
-		api.svc.log.Error("peer audit read failed", "event", "audit_read_failed", "err", err)
-	}
+	return f, true
 }
 
 // writeLines writes a trail's records that q selects to w, as written.
