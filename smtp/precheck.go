@@ -60,6 +60,9 @@ func (s *session) precheckSpooled(sp *spool, rep *rewrite.Report) error {
 		return nil
 	}
 	s.partHeadersUTF8(rep)
+	if s.txn.Settled() {
+		return nil // no need to read the spool (a copy of up to 64 KiB per sealed message)
+	}
 	r, err := sp.Reader()
 	if err != nil {
 		return err

@@ -216,7 +216,7 @@ func headerEnd(b []byte) int {
 // ErrNo8BitMIME for an 8-bit body that policy refuses or that cannot be
 // converted.
 func (t *Txn) Precheck(msg []byte, complete bool) error {
-	if t.done || !t.mailed || t.utf8 {
+	if t.Settled() {
 		return nil
 	}
 	end := headerEnd(msg)
@@ -241,6 +241,12 @@ func (t *Txn) Precheck(msg []byte, complete bool) error {
 	}
 	return nil
 }
+
+// Settled reports that Precheck can no longer refuse the message: the
+// transaction is over, has not begun, or MAIL went with SMTPUTF8 (which
+// carries any header, and 8-bit bodies with it). A caller skips reading
+// the message for a Precheck then.
+func (t *Txn) Settled() bool { return t.done || !t.mailed || t.utf8 }
 
 // WholeFirst reports whether this hop's answer depends on the whole
 // message: it lacks 8BITMIME and MAIL went without SMTPUTF8, so Data reads
