@@ -20,15 +20,15 @@ import (
 func (s *scanner) scanRTF() {
 	src, v := s.src, &s.v
 	v.reset()
-	r := scRTF{s: s, uc: 1}
+	r := scRTF{s: s, group: scRTFGroup{uc: 1}}
 	for i := 0; i < len(src); {
 		switch src[i] {
 		case '{':
-			r.stack = append(r.stack, r.uc)
+			r.stack = append(r.stack, r.group)
 			i++
 		case '}':
 			if n := len(r.stack); n > 0 {
-				r.uc, r.stack = r.stack[n-1], r.stack[:n-1]
+				r.group, r.stack = r.stack[n-1], r.stack[:n-1]
 			}
 			i++
 		case '\r', '\n':
@@ -52,11 +52,23 @@ func (s *scanner) scanRTF() {
 
 func scRTFSpecial(c byte) bool { return c == '{' || c == '}' || c == '\\' || c == '\r' || c == '\n' }
 
-// scRTF is one RTF scan's state: the \uc count in force, per group.
+// scRTF is one RTF scan's state: what is in force in the current group,
+// the groups around it, and what the document says of its code pages.
 type scRTF struct {
-	s     *scanner
-	uc    int
-	stack []int
+	s        *scanner
+	group    scRTFGroup
+	stack    []scRTFGroup
+	ansiCP   int         // \ansicpg: the document's code page
+	fontCP   map[int]int // \fN's code page, from its \fcharset
+	lastFont int
+}
+
+// scRTFGroup is what a group's braces scope: the \uc count, and the code
+// page of the font in force, which tells whether a \'hh byte leads a
+// double-byte character.
+type scRTFGroup struct {
+	uc int
+	cp int
 }
 
 // scRTFMarks are the control words that end a line of text.
@@ -74,6 +86,13 @@ func (r *scRTF) control(i int) int {
 	switch {
 	case c == '\'':
 		if b, ok := scRTFHex(src, i+2); ok {
+			if e := r.trail(i+4, b); e > 0 {
+				// One character of a double-byte code page: its trail
+				// byte may be a letter or '@' and must not join an
+				// address next to it.
+				v.decoded(i, e, utf8.RuneError)
+				return e
+			}
 			v.decoded(i, i+4, scCP1252(b))
 			return i + 4
 		}
@@ -98,7 +117,20 @@ func (r *scRTF) control(i int) int {
 	case word == "bin" && hasParam && param > 0:
 		return min(len(src), e+param)
 	case word == "uc" && hasParam && param >= 0:
-		r.uc = param
+		r.group.uc = param
+	case word == "ansicpg" && hasParam:
+		r.ansiCP, r.group.cp = param, param
+	case word == "f" && hasParam:
+		r.lastFont = param
+		r.group.cp = r.ansiCP
+		if cp, ok := r.fontCP[param]; ok {
+			r.group.cp = cp
+		}
+	case word == "fcharset" && hasParam:
+		if r.fontCP == nil {
+			r.fontCP = map[int]int{}
+		}
+		r.fontCP[r.lastFont] = scRTFCharsetCP(param, r.ansiCP)
 	case word == "u" && hasParam:
 		u := rune(param)
 		if u < 0 {
@@ -147,7 +179,7 @@ func scRTFWord(src []byte, j int) (word string, param int, hasParam bool, e int)
 // it (\ucN, default 1): each a plain character or a \'hh escape.
 func (r *scRTF) skipFallback(e int) int {
 	src := r.s.src
-	for n := 0; n < r.uc && e < len(src); n++ {
+	for n := 0; n < r.group.uc && e < len(src); n++ {
 		switch {
 		case src[e] == '\\' && e+1 < len(src) && src[e+1] == '\'':
 			e = min(len(src), e+4)
@@ -158,6 +190,60 @@ func (r *scRTF) skipFallback(e int) int {
 		}
 	}
 	return e
+}
+
+// trail returns the offset after the trail byte at src[j:] (a \'hh
+// escape or a plain character) when lead leads a double-byte character in
+// the code page in force, and 0 otherwise.
+func (r *scRTF) trail(j int, lead byte) int {
+	src := r.s.src
+	if !scDBCSLead(r.group.cp, lead) || j >= len(src) {
+		return 0
+	}
+	if src[j] == '\\' && j+1 < len(src) && src[j+1] == '\'' {
+		if _, ok := scRTFHex(src, j+2); ok {
+			return j + 4
+		}
+		return 0
+	}
+	if scRTFSpecial(src[j]) {
+		return 0
+	}
+	return j + 1
+}
+
+// scRTFCharsetCP maps a font's \fcharset to its code page where that has
+// double-byte characters (RTF 1.9.1, \fcharset table); any other charset
+// reads as the document's code page would.
+func scRTFCharsetCP(charset, ansiCP int) int {
+	switch charset {
+	case 128:
+		return 932 // Shift JIS
+	case 129:
+		return 949 // Hangul
+	case 130:
+		return 1361 // Johab
+	case 134:
+		return 936 // GB2312
+	case 136:
+		return 950 // Big5
+	case 0:
+		return 1252
+	}
+	return ansiCP
+}
+
+// scDBCSLead reports whether b leads a two-byte character in code page cp.
+func scDBCSLead(cp int, b byte) bool {
+	switch cp {
+	case 932:
+		return 0x81 <= b && b <= 0x9f || 0xe0 <= b && b <= 0xfc
+	case 936, 949, 950:
+		return 0x81 <= b && b <= 0xfe
+	case 1361:
+		return 0x84 <= b && b <= 0xd3 || 0xd8 <= b && b <= 0xde || 0xe0 <= b && b <= 0xf9
+	}
+	return false
 }
 
 func scRTFHex(src []byte, j int) (byte, bool) {

@@ -28,6 +28,19 @@ var scanRTFCases = []scanCase{
 	{name: "info group", in: `{\info{\author Jane Doe jane@example.com}}`, found: []string{"jane@example.com"},
 		out: `{\info{\author Jane Doe tok@relay.test}}`},
 	{name: "nothing", in: `{\rtf1 no address \'41\u66?}`},
+	// Shift JIS: \'83 leads a two-byte character whose trail byte is a
+	// letter ("\'83A" is katakana A): it is not part of the address.
+	{name: "double-byte trail letter before an address", in: `{\rtf1\ansi\ansicpg932 \'83Ajane@example.com}`,
+		found: []string{"jane@example.com"}, out: `{\rtf1\ansi\ansicpg932 \'83Atok@relay.test}`},
+	{name: "double-byte trail '@'", in: `{\rtf1\ansi\ansicpg932 jane\'83@example.com}`},
+	{name: "double-byte escaped trail", in: `{\rtf1\ansicpg936 \'b0\'a1jane@example.com}`,
+		found: []string{"jane@example.com"}, out: `{\rtf1\ansicpg936 \'b0\'a1tok@relay.test}`},
+	{name: "double-byte font in a single-byte document",
+		in:    `{\rtf1\ansi\ansicpg1252{\fonttbl{\f0\fcharset0 Arial;}{\f1\fcharset128 MS Gothic;}}{\f1 \'83Ajane@example.com}}`,
+		found: []string{"jane@example.com"},
+		out:   `{\rtf1\ansi\ansicpg1252{\fonttbl{\f0\fcharset0 Arial;}{\f1\fcharset128 MS Gothic;}}{\f1 \'83Atok@relay.test}}`},
+	{name: "single-byte font after the group", in: `{\rtf1\ansicpg1252{\fonttbl{\f1\fcharset128 G;}}{\f1 x}\'83Ajane@example.com}`,
+		found: []string{"Ajane@example.com"}, out: `{\rtf1\ansicpg1252{\fonttbl{\f1\fcharset128 G;}}{\f1 x}\'83tok@relay.test}`},
 }
 
 func TestScanRTF(t *testing.T) { runScanTable(t, TextRTF, scanRTFCases) }
