@@ -24,16 +24,24 @@ import (
 // paragraphs, cells, properties and tabs part their texts, runs and
 // spans do not.
 func rewriteXML(data []byte, fn scan.AddrFunc) ([]byte, bool, error) {
+	out, edits, err := rewriteXMLEdits(data, fn)
+	return out, len(edits) > 0, err
+}
+
+// rewriteXMLEdits is rewriteXML that also tells which stretches changed
+// (whole chunks), for splicing the part's deflate stream (splice.go).
+func rewriteXMLEdits(data []byte, fn scan.AddrFunc) ([]byte, []edit, error) {
 	if !mayHoldAddress(data) {
-		return data, false, nil
+		return data, nil, nil
 	}
 	var out []byte // nil until a chunk changes
+	var edits []edit
 	for s := 0; s < len(data); {
 		e := chunkEnd(data, s)
 		chunk := data[s:e]
 		res, changed, err := rewriteChunk(chunk, fn)
 		if err != nil {
-			return data, false, err
+			return data, nil, err
 		}
 		if changed && out == nil {
 			out = make([]byte, 0, len(data)+len(data)/16)
@@ -42,12 +50,24 @@ func rewriteXML(data []byte, fn scan.AddrFunc) ([]byte, bool, error) {
 		if out != nil {
 			out = append(out, res...)
 		}
+		if changed {
+			edits = appendEdit(edits, edit{from: s, to: e, newFrom: len(out) - len(res), newTo: len(out)})
+		}
 		s = e
 	}
 	if out == nil {
-		return data, false, nil
+		return data, nil, nil
 	}
-	return out, true, nil
+	return out, edits, nil
+}
+
+// appendEdit appends e, joined to the last edit if they touch.
+func appendEdit(edits []edit, e edit) []edit {
+	if n := len(edits); n > 0 && edits[n-1].to == e.from {
+		edits[n-1].to, edits[n-1].newTo = e.to, e.newTo
+		return edits
+	}
+	return append(edits, e)
 }
 
 // chunkSize is about how much XML is scanned at once: a document of 10 MB

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 
 	"github.com/klauspost/compress/flate"
@@ -49,12 +50,21 @@ func (b *budget) readMember(f *zip.File) ([]byte, error) {
 	return data, err
 }
 
+// newMember is the new content of a changed member; for a deflated
+// XML part also its stream before and the edits, which repackZip splices
+// into the new stream (splice.go).
+type newMember struct {
+	data  []byte
+	src   *deflated
+	edits []edit
+}
+
 // repackZip writes the archive again with the members of changed (by
 // index) replaced, in their order; every other member is copied as it is
 // stored, compressed bytes and all. Changed members keep their name, time,
 // comment, attributes and method (Store stays Store, as ODF's mimetype
 // must).
-func repackZip(zr *zip.Reader, data []byte, changed map[int][]byte) ([]byte, error) {
+func repackZip(zr *zip.Reader, data []byte, changed map[int]newMember) ([]byte, error) {
 	var out bytes.Buffer
 	out.Grow(len(data) + len(data)/8) // changed members grow a little
 	zw := zip.NewWriter(&out)
@@ -70,11 +80,17 @@ func repackZip(zr *zip.Reader, data []byte, changed map[int][]byte) ([]byte, err
 		return nil, err
 	}
 	for i, f := range zr.File {
-		data, ok := changed[i]
+		m, ok := changed[i]
 		if !ok {
 			if err := zw.Copy(f); err != nil {
 				// A member that was not read is damaged: so is the zip.
 				return nil, fmt.Errorf("%w: zip member: %w", errUnreadable, err)
+			}
+			continue
+		}
+		if m.src != nil {
+			if err := writeSpliced(zw, f, m); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -85,7 +101,7 @@ func repackZip(zr *zip.Reader, data []byte, changed map[int][]byte) ([]byte, err
 		if err != nil {
 			return nil, err
 		}
-		if _, err := w.Write(data); err != nil {
+		if _, err := w.Write(m.data); err != nil {
 			return nil, err
 		}
 	}
@@ -93,4 +109,25 @@ func repackZip(zr *zip.Reader, data []byte, changed map[int][]byte) ([]byte, err
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// writeSpliced writes a changed deflated member whose stream is spliced
+// from its old one. The CRC-32 and both sizes go in the local header
+// (APPNOTE 4.3.7), so no data descriptor follows; a UTF-8 name keeps its
+// flag (bit 11).
+func writeSpliced(zw *zip.Writer, f *zip.File, m newMember) error {
+	comp, err := splice(m.src, m.data, m.edits)
+	if err != nil {
+		return err
+	}
+	fh := &zip.FileHeader{Name: f.Name, Comment: f.Comment, NonUTF8: f.NonUTF8, Method: zip.Deflate,
+		Flags: f.Flags & 0x800, ModifiedTime: f.ModifiedTime, ModifiedDate: f.ModifiedDate,
+		CreatorVersion: f.CreatorVersion&0xff00 | 20, ReaderVersion: 20, ExternalAttrs: f.ExternalAttrs,
+		CRC32: crc32.ChecksumIEEE(m.data), CompressedSize64: uint64(len(comp)), UncompressedSize64: uint64(len(m.data))}
+	w, err := zw.CreateRaw(fh)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(comp)
+	return err
 }

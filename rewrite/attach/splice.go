@@ -1,0 +1,363 @@
+package attach
+
+import (
+	"archive/zip"
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+)
+
+// Splicing a changed member's deflate stream (RFC 1951). A text-only docx
+// of 1 MB holds about 10 MB of XML in one member; a customer named in its
+// letterhead and signature changes a few bytes of it, yet compressing all
+// of it again cost more than inflating and scanning it together
+// (docs/benchmarks.md). So the stream is written again from its own
+// blocks: a block whose text, and the 32 KiB before it that its
+// back-references can reach, hold no change is copied bit for bit; only
+// the stretches around each change are compressed anew.
+
+// window is how far back a back-reference reaches: distances go up to
+// 32,768 bytes (RFC 1951 section 3.2.5).
+const window = 32 << 10
+
+// deflated is a member's deflate stream and where its blocks end, as the
+// inflater reported them (klauspost/compress's WithEobCallback).
+type deflated struct {
+	comp []byte
+	ends []blockEnd
+	// tooMany: the stream has more blocks than maxBlocks allows, and
+	// was not read to its end.
+	tooMany bool
+}
+
+// maxBlocks bounds the blocks noted for text bytes: the inflater copies
+// its 32 KiB window for each block it reports, and a stream of empty
+// blocks (10 bits each) would make that copy a thousand times the
+// stream. Word processors write blocks of tens to hundreds of KB of text
+// (python-docx's zlib: about 200 KB of document XML); a stream with
+// more blocks is compressed anew instead of spliced.
+func maxBlocks(text int64) int { return 64 + int(text/(16<<10)) }
+
+// blockEnd is where one block of a stream ends.
+type blockEnd struct {
+	bit   int64 // bits of the stream up to the block's end
+	text  int   // bytes of text up to the block's end
+	final bool  // BFINAL: the last block (RFC 1951 section 3.2.3)
+}
+
+// edit is one stretch of a part that a rewrite changed: old[from:to]
+// became new[newFrom:newTo]. Between two edits old and new text are the
+// same bytes, shifted.
+type edit struct{ from, to, newFrom, newTo int }
+
+// readDeflated inflates a deflated member under the budget, as readMember
+// does, and notes where its blocks end. It reads the member's bytes in
+// data (the zip) itself, so it checks the CRC-32 as archive/zip would.
+func (b *budget) readDeflated(f *zip.File, data []byte) ([]byte, *deflated, error) {
+	if f.Flags&0x1 != 0 {
+		return nil, nil, fmt.Errorf("%w: encrypted zip member", errUnreadable)
+	}
+	if f.CompressedSize64 > 1<<62 || f.UncompressedSize64 > 1<<62 {
+		return nil, nil, fmt.Errorf("%w: a member declares an impossible size", ErrLimit)
+	}
+	off, err := f.DataOffset()
+	if err != nil || off < 0 || uint64(off)+f.CompressedSize64 > uint64(len(data)) {
+		return nil, nil, fmt.Errorf("%w: zip member out of bounds", errUnreadable)
+	}
+	d, rc := inflateBlocks(data[off : off+int64(f.CompressedSize64)])
+	defer rc.Close()
+	before := b.expanded
+	text, err := b.expand(rc, int64(f.CompressedSize64), int64(f.UncompressedSize64))
+	if d.tooMany {
+		b.expanded = before // read again, counted once
+		text, err := b.readMember(f)
+		return text, nil, err
+	}
+	if err != nil {
+		if !errors.Is(err, ErrLimit) && !errors.Is(err, errUnreadable) {
+			err = fmt.Errorf("%w: %w", errUnreadable, err)
+		}
+		return nil, nil, err
+	}
+	// archive/zip's own rule: the sum must match where it is known.
+	if sum := crc32.ChecksumIEEE(text); sum != f.CRC32 && (f.CRC32 != 0 || f.Flags&0x8 != 0) {
+		return nil, nil, fmt.Errorf("%w: zip member: %w", errUnreadable, zip.ErrChecksum)
+	}
+	if n := len(d.ends); n == 0 || !d.ends[n-1].final || d.ends[n-1].text != len(text) {
+		return nil, nil, fmt.Errorf("%w: deflate stream without its last block", errUnreadable)
+	}
+	return text, d, nil
+}
+
+// inflateBlocks returns a reader of comp's text and the stream, whose
+// block ends are noted as the reader reaches them. Past maxBlocks the
+// reader is cut off (the inflater then fails at once) and d.tooMany set.
+func inflateBlocks(comp []byte) (*deflated, io.ReadCloser) {
+	d := &deflated{comp: comp}
+	br := bytes.NewReader(comp)
+	rc := flate.NewReaderOpts(br, flate.WithEobCallback(func(cp flate.InflateCheckpoint) {
+		if d.tooMany {
+			return
+		}
+		if len(d.ends) >= maxBlocks(cp.UncompressedOffset) {
+			d.tooMany = true
+			br.Reset(nil)
+			return
+		}
+		d.ends = append(d.ends, blockEnd{bit: cp.CompressedOffset*8 + int64(cp.BitOffset),
+			text: int(cp.UncompressedOffset), final: cp.Final})
+	}))
+	return d, rc
+}
+
+// splice returns the deflate stream of next, the text of d rewritten by
+// edits (in order, apart, each of at least one byte of the old text).
+func splice(d *deflated, next []byte, edits []edit) ([]byte, error) {
+	if err := checkEdits(edits, d.ends[len(d.ends)-1].text, len(next)); err != nil {
+		return nil, err
+	}
+	keep := d.keep(edits)
+	fw := spliceWriters.Get().(*flate.Writer)
+	defer func() {
+		fw.ResetDict(io.Discard, nil) // hold no reference to next
+		spliceWriters.Put(fw)
+	}()
+	w := &bitWriter{out: make([]byte, 0, len(d.comp)+len(d.comp)/8)}
+	at := shifter(edits)
+	written := 0 // bytes of next the stream holds so far
+	for i := 0; i < len(d.ends); {
+		j := i
+		for j < len(d.ends) && keep[j] == keep[i] {
+			j++
+		}
+		last := j == len(d.ends)
+		if keep[i] {
+			if err := w.copyBlocks(d, i, j); err != nil {
+				return nil, err
+			}
+			written += d.ends[j-1].text - d.start(i).text
+			if !last {
+				w.stored(false, nil) // a sync block: back on a byte boundary
+			}
+		} else {
+			from, to := at(d.start(i).text), len(next)
+			if !last {
+				to = at(d.start(j).text)
+			}
+			if from != written || to < from {
+				return nil, fmt.Errorf("splice: text at %d, stream at %d", from, written)
+			}
+			if err := compressStretch(fw, w, next, from, to, last); err != nil {
+				return nil, err
+			}
+			written = to
+		}
+		i = j
+	}
+	if written != len(next) {
+		return nil, fmt.Errorf("splice: stream holds %d of %d bytes", written, len(next))
+	}
+	return w.finish(), nil
+}
+
+// checkEdits checks what splice relies on: edits in order and apart,
+// none empty in the old text, all within both texts.
+func checkEdits(edits []edit, oldLen, newLen int) error {
+	prev, prevNew := 0, 0
+	for _, e := range edits {
+		if e.from < prev || e.to <= e.from || e.to > oldLen || e.newFrom < prevNew || e.newTo < e.newFrom ||
+			e.newTo > newLen || e.newFrom-e.from != prevNew-prev {
+			return fmt.Errorf("splice: edit %+v out of order", e)
+		}
+		prev, prevNew = e.to, e.newTo
+	}
+	if newLen-oldLen != prevNew-prev {
+		return fmt.Errorf("splice: edits do not account for the new length")
+	}
+	return nil
+}
+
+// start is where block i starts: where the one before it ends.
+func (d *deflated) start(i int) blockEnd {
+	if i == 0 {
+		return blockEnd{}
+	}
+	return d.ends[i-1]
+}
+
+// storedData returns the text of block i if it is a stored block (BTYPE
+// 00, RFC 1951 section 3.2.4): its LEN and NLEN start on the byte
+// boundary after its header, its text follows.
+func (d *deflated) storedData(i int) ([]byte, bool, error) {
+	s := d.start(i).bit
+	if s+3 > int64(len(d.comp))*8 {
+		return nil, false, fmt.Errorf("splice: block %d starts past the stream", i)
+	}
+	if bitAt(d.comp, s+1) != 0 || bitAt(d.comp, s+2) != 0 {
+		return nil, false, nil
+	}
+	q := (s + 3 + 7) >> 3
+	if q+4 > int64(len(d.comp)) {
+		return nil, false, fmt.Errorf("splice: stored block %d past the stream", i)
+	}
+	n := int64(d.comp[q]) | int64(d.comp[q+1])<<8
+	if (q+4+n)*8 != d.ends[i].bit || n != int64(d.ends[i].text-d.start(i).text) {
+		return nil, false, fmt.Errorf("splice: stored block %d does not end where the inflater said", i)
+	}
+	return d.comp[q+4 : q+4+n], true, nil
+}
+
+// bitAt is bit p of a stream, bits numbered from the least significant
+// of each byte.
+func bitAt(b []byte, p int64) byte { return b[p>>3] >> uint(p&7) & 1 }
+
+// keep tells for each block whether it can be copied: no edit touches its
+// text or the window before it.
+func (d *deflated) keep(edits []edit) []bool {
+	keep := make([]bool, len(d.ends))
+	k := 0
+	for i, e := range d.ends {
+		lo := max(d.start(i).text-window, 0)
+		for k < len(edits) && edits[k].to <= lo {
+			k++
+		}
+		keep[i] = k == len(edits) || edits[k].from >= e.text
+	}
+	return keep
+}
+
+// shifter maps positions of the old text outside every edit to the new
+// text; it is asked in increasing order.
+func shifter(edits []edit) func(int) int {
+	k, shift := 0, 0
+	return func(p int) int {
+		for k < len(edits) && edits[k].to <= p {
+			shift = edits[k].newTo - edits[k].to
+			k++
+		}
+		return p + shift
+	}
+}
+
+// compressStretch compresses next[from:to] onto w with the window before
+// it as dictionary: its back-references may reach the text the decoder
+// already holds. A stretch other than the last ends with a sync flush
+// (an empty stored block), which leaves w on a byte boundary.
+func compressStretch(fw *flate.Writer, w *bitWriter, next []byte, from, to int, last bool) error {
+	fw.ResetDict(w, next[max(from-window, 0):from])
+	if _, err := fw.Write(next[from:to]); err != nil {
+		return err
+	}
+	if last {
+		return fw.Close()
+	}
+	return fw.Flush()
+}
+
+// spliceWriters recycle the compressors: each holds several hundred KB of
+// tables.
+var spliceWriters = sync.Pool{New: func() any {
+	fw, _ := flate.NewWriter(io.Discard, flate.BestSpeed)
+	return fw
+}}
+
+// bitWriter appends a deflate stream made of copied bit ranges, empty
+// stored blocks and whole bytes from the compressor. Bits are packed from
+// the least significant bit of each byte (RFC 1951 section 3.1.1).
+type bitWriter struct {
+	out  []byte
+	acc  byte // bits of the last, partial byte
+	nacc uint // how many
+}
+
+// Write appends the compressor's bytes; the writer is on a byte boundary
+// whenever the compressor writes (after a sync block or a flush).
+func (w *bitWriter) Write(p []byte) (int, error) {
+	if w.nacc != 0 {
+		return 0, errors.New("splice: compressed bytes off a byte boundary")
+	}
+	w.out = append(w.out, p...)
+	return len(p), nil
+}
+
+// copyBlocks appends blocks [i, j) of d; w is on a byte boundary. Huffman
+// blocks are copied bit for bit; a stored block is written again, as its
+// text must start on a byte boundary wherever the copy puts it.
+func (w *bitWriter) copyBlocks(d *deflated, i, j int) error {
+	for i < j {
+		data, stored, err := d.storedData(i)
+		if err != nil {
+			return err
+		}
+		if stored {
+			w.stored(d.ends[i].final, data)
+			i++
+			continue
+		}
+		k := i + 1
+		for ; k < j; k++ {
+			if _, stored, err := d.storedData(k); err != nil || stored {
+				break // an error comes back at k
+			}
+		}
+		w.copyBits(d.comp, d.start(i).bit, d.ends[k-1].bit)
+		i = k
+	}
+	return nil
+}
+
+// copyBits appends bits [from, to) of src; w is on a byte boundary.
+func (w *bitWriter) copyBits(src []byte, from, to int64) {
+	n := to - from
+	i, sh := from>>3, uint(from&7)
+	whole := n >> 3
+	if sh == 0 {
+		w.out = append(w.out, src[i:i+whole]...)
+	} else {
+		for k := i; k < i+whole; k++ {
+			w.out = append(w.out, src[k]>>sh|src[k+1]<<(8-sh))
+		}
+	}
+	rest := uint(n & 7)
+	if rest == 0 {
+		return
+	}
+	p := from + whole*8
+	v := uint(src[p>>3]) >> uint(p&7)
+	if uint(p&7)+rest > 8 {
+		v |= uint(src[p>>3+1]) << (8 - uint(p&7))
+	}
+	w.acc, w.nacc = byte(v&(1<<rest-1)), rest
+}
+
+// stored appends a stored block (RFC 1951 section 3.2.4): a 3-bit header
+// (BFINAL, BTYPE 00) after the bits written so far, padding to a byte
+// boundary, LEN and NLEN, the text. Empty and not final, it is the sync
+// block zlib's Z_SYNC_FLUSH writes.
+func (w *bitWriter) stored(final bool, data []byte) {
+	if final {
+		w.acc |= 1 << w.nacc
+	}
+	w.out = append(w.out, w.acc)
+	if w.nacc > 5 { // BTYPE does not fit the partial byte
+		w.out = append(w.out, 0)
+	}
+	n := len(data)
+	w.out = append(w.out, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
+	w.out = append(w.out, data...)
+	w.acc, w.nacc = 0, 0
+}
+
+// finish returns the stream, its last partial byte padded with zeros.
+func (w *bitWriter) finish() []byte {
+	if w.nacc > 0 {
+		w.out = append(w.out, w.acc)
+		w.acc, w.nacc = 0, 0
+	}
+	return w.out
+}
