@@ -131,14 +131,14 @@ func (r *Rewriter) deflatedXML(b *budget, f *zip.File, zipData []byte) (newMembe
 	if err != nil {
 		return newMember{}, false, err // an unreadable part: the whole document is unreadable
 	}
-	out, edits, err := rewriteXMLEdits(data, r.opts.Addr)
+	edits, err := rewriteXMLEdits(data, r.opts.Addr)
 	if err != nil || len(edits) == 0 {
 		return newMember{}, false, err
 	}
 	if src == nil { // too many blocks to splice: compressed anew
-		return newMember{data: out}, true, nil
+		return newMember{data: applyEdits(data, edits)}, true, nil
 	}
-	return newMember{data: out, src: src, edits: edits}, true, nil
+	return newMember{src: src, orig: data, edits: edits}, true, nil
 }
 
 // member handles a member other than an office XML part: as content of

@@ -51,9 +51,43 @@ type blockEnd struct {
 }
 
 // edit is one stretch of a part that a rewrite changed: old[from:to]
-// became new[newFrom:newTo]. Between two edits old and new text are the
-// same bytes, shifted.
-type edit struct{ from, to, newFrom, newTo int }
+// became text. Between two edits the text stays as it was.
+type edit struct {
+	from, to int
+	text     []byte
+}
+
+// applyEdits returns old with edits (in order, apart) applied.
+func applyEdits(old []byte, edits []edit) []byte {
+	out := make([]byte, 0, editedLen(old, edits))
+	prev := 0
+	for _, e := range edits {
+		out = append(append(out, old[prev:e.from]...), e.text...)
+		prev = e.to
+	}
+	return append(out, old[prev:]...)
+}
+
+// editedLen is the length of old with edits applied.
+func editedLen(old []byte, edits []edit) int {
+	n := len(old)
+	for _, e := range edits {
+		n += len(e.text) - (e.to - e.from)
+	}
+	return n
+}
+
+// editedCRC is the CRC-32 of old with edits applied, read in place.
+func editedCRC(old []byte, edits []edit) uint32 {
+	var sum uint32
+	prev := 0
+	for _, e := range edits {
+		sum = crc32.Update(sum, crc32.IEEETable, old[prev:e.from])
+		sum = crc32.Update(sum, crc32.IEEETable, e.text)
+		prev = e.to
+	}
+	return crc32.Update(sum, crc32.IEEETable, old[prev:])
+}
 
 // readDeflated inflates a deflated member under the budget, as readMember
 // does, and notes where its blocks end. It reads the member's bytes in
@@ -115,21 +149,20 @@ func inflateBlocks(comp []byte) (*deflated, io.ReadCloser) {
 	return d, rc
 }
 
-// splice returns the deflate stream of next, the text of d rewritten by
-// edits (in order, apart, each of at least one byte of the old text).
-func splice(d *deflated, next []byte, edits []edit) ([]byte, error) {
-	if err := checkEdits(edits, d.ends[len(d.ends)-1].text, len(next)); err != nil {
-		return nil, err
+// splice returns the deflate stream of old, the text of d, with edits
+// (in order, apart, each of at least one byte of old) applied.
+func splice(d *deflated, old []byte, edits []edit) ([]byte, error) {
+	if err := checkEdits(edits, len(old)); err != nil || d.ends[len(d.ends)-1].text != len(old) {
+		return nil, fmt.Errorf("splice: edits or text do not fit the stream: %w", err)
 	}
 	keep := d.keep(edits)
 	fw := spliceWriters.Get().(*flate.Writer)
 	defer func() {
-		fw.ResetDict(io.Discard, nil) // hold no reference to next
+		fw.ResetDict(io.Discard, nil) // hold no reference to old
 		spliceWriters.Put(fw)
 	}()
 	w := &bitWriter{out: make([]byte, 0, len(d.comp)+len(d.comp)/8)}
-	at := shifter(edits)
-	written := 0 // bytes of next the stream holds so far
+	k := 0 // the next edit to write
 	for i := 0; i < len(d.ends); {
 		j := i
 		for j < len(d.ends) && keep[j] == keep[i] {
@@ -140,44 +173,69 @@ func splice(d *deflated, next []byte, edits []edit) ([]byte, error) {
 			if err := w.copyBlocks(d, i, j); err != nil {
 				return nil, err
 			}
-			written += d.ends[j-1].text - d.start(i).text
 			if !last {
 				w.stored(false, nil) // a sync block: back on a byte boundary
 			}
+			i = j
+			continue
+		}
+		from, to := d.start(i).text, len(old)
+		if !last {
+			to = d.start(j).text
+		}
+		// The window before a stretch lies in a kept block's window:
+		// no edit there, the old text is the new one.
+		fw.ResetDict(w, old[max(from-window, 0):from])
+		var err error
+		if k, err = writeEdited(fw, old, edits, k, from, to); err != nil {
+			return nil, err
+		}
+		if last {
+			err = fw.Close()
 		} else {
-			from, to := at(d.start(i).text), len(next)
-			if !last {
-				to = at(d.start(j).text)
-			}
-			if from != written || to < from {
-				return nil, fmt.Errorf("splice: text at %d, stream at %d", from, written)
-			}
-			if err := compressStretch(fw, w, next, from, to, last); err != nil {
-				return nil, err
-			}
-			written = to
+			err = fw.Flush() // ends on a byte boundary
+		}
+		if err != nil {
+			return nil, err
 		}
 		i = j
 	}
-	if written != len(next) {
-		return nil, fmt.Errorf("splice: stream holds %d of %d bytes", written, len(next))
+	if k != len(edits) {
+		return nil, fmt.Errorf("splice: an edit in a kept block")
 	}
 	return w.finish(), nil
 }
 
-// checkEdits checks what splice relies on: edits in order and apart,
-// none empty in the old text, all within both texts.
-func checkEdits(edits []edit, oldLen, newLen int) error {
-	prev, prevNew := 0, 0
-	for _, e := range edits {
-		if e.from < prev || e.to <= e.from || e.to > oldLen || e.newFrom < prevNew || e.newTo < e.newFrom ||
-			e.newTo > newLen || e.newFrom-e.from != prevNew-prev {
-			return fmt.Errorf("splice: edit %+v out of order", e)
+// writeEdited writes old[from:to] with the edits in it applied, from
+// edits[k] on; it returns the index of the first edit not written.
+func writeEdited(w io.Writer, old []byte, edits []edit, k, from, to int) (int, error) {
+	p := from
+	for ; k < len(edits) && edits[k].from < to; k++ {
+		e := edits[k]
+		if e.from < p || e.to > to {
+			return k, fmt.Errorf("splice: edit %d..%d crosses a kept block", e.from, e.to)
 		}
-		prev, prevNew = e.to, e.newTo
+		if _, err := w.Write(old[p:e.from]); err != nil {
+			return k, err
+		}
+		if _, err := w.Write(e.text); err != nil {
+			return k, err
+		}
+		p = e.to
 	}
-	if newLen-oldLen != prevNew-prev {
-		return fmt.Errorf("splice: edits do not account for the new length")
+	_, err := w.Write(old[p:to])
+	return k, err
+}
+
+// checkEdits checks what splice relies on: edits in order and apart,
+// none empty in the old text, all within it.
+func checkEdits(edits []edit, oldLen int) error {
+	prev := 0
+	for _, e := range edits {
+		if e.from < prev || e.to <= e.from || e.to > oldLen {
+			return fmt.Errorf("edit %d..%d out of order", e.from, e.to)
+		}
+		prev = e.to
 	}
 	return nil
 }
@@ -229,34 +287,6 @@ func (d *deflated) keep(edits []edit) []bool {
 		keep[i] = k == len(edits) || edits[k].from >= e.text
 	}
 	return keep
-}
-
-// shifter maps positions of the old text outside every edit to the new
-// text; it is asked in increasing order.
-func shifter(edits []edit) func(int) int {
-	k, shift := 0, 0
-	return func(p int) int {
-		for k < len(edits) && edits[k].to <= p {
-			shift = edits[k].newTo - edits[k].to
-			k++
-		}
-		return p + shift
-	}
-}
-
-// compressStretch compresses next[from:to] onto w with the window before
-// it as dictionary: its back-references may reach the text the decoder
-// already holds. A stretch other than the last ends with a sync flush
-// (an empty stored block), which leaves w on a byte boundary.
-func compressStretch(fw *flate.Writer, w *bitWriter, next []byte, from, to int, last bool) error {
-	fw.ResetDict(w, next[max(from-window, 0):from])
-	if _, err := fw.Write(next[from:to]); err != nil {
-		return err
-	}
-	if last {
-		return fw.Close()
-	}
-	return fw.Flush()
 }
 
 // spliceWriters recycle the compressors: each holds several hundred KB of

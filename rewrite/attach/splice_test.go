@@ -67,9 +67,10 @@ func blocksOf(t testing.TB, comp []byte) (*deflated, []byte) {
 	return d, text
 }
 
-// applyEdits replaces old[from:to] of each edit (in order) by its text,
-// and returns the new text with the edits as splice takes them.
-func applyEdits(old []byte, spans []struct {
+// editSpans makes edits of spans (old[from:to] becomes text, in order)
+// and returns them with the new text, built here independently of
+// applyEdits.
+func editSpans(old []byte, spans []struct {
 	from, to int
 	text     string
 }) ([]byte, []edit) {
@@ -78,11 +79,30 @@ func applyEdits(old []byte, spans []struct {
 	prev := 0
 	for _, s := range spans {
 		next = append(next, old[prev:s.from]...)
-		edits = append(edits, edit{from: s.from, to: s.to, newFrom: len(next), newTo: len(next) + len(s.text)})
+		edits = append(edits, edit{from: s.from, to: s.to, text: []byte(s.text)})
 		next = append(next, s.text...)
 		prev = s.to
 	}
 	return append(next, old[prev:]...), edits
+}
+
+// spliceChecked splices and checks the result: the standard library
+// inflates it to next, and applyEdits, editedLen and editedCRC agree
+// with next.
+func spliceChecked(t testing.TB, d *deflated, old, next []byte, edits []edit) []byte {
+	t.Helper()
+	out, err := splice(d, old, edits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inflateStd(t, out); !bytes.Equal(got, next) {
+		t.Fatalf("spliced stream inflates to %d bytes, want %d", len(got), len(next))
+	}
+	if !bytes.Equal(applyEdits(old, edits), next) || editedLen(old, edits) != len(next) ||
+		editedCRC(old, edits) != crc32.ChecksumIEEE(next) {
+		t.Fatal("applyEdits, editedLen or editedCRC disagree with the edited text")
+	}
+	return out
 }
 
 // inflateStd is the check: the standard library's inflater reads the
@@ -136,14 +156,8 @@ func TestSplice(t *testing.T) {
 		}
 		for _, e := range edits {
 			t.Run(s.name+"/"+e.name, func(t *testing.T) {
-				next, ed := applyEdits(text, e.spans)
-				out, err := splice(d, next, ed)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := inflateStd(t, out); !bytes.Equal(got, next) {
-					t.Fatalf("spliced stream inflates to %d bytes, want %d", len(got), len(next))
-				}
+				next, ed := editSpans(text, e.spans)
+				out := spliceChecked(t, d, text, next, ed)
 				if first := d.ends[0].bit / 8; e.keepsFirst && !bytes.Equal(out[:first], comp[:first]) {
 					t.Errorf("the first block was not copied")
 				}
@@ -178,16 +192,18 @@ func TestSpliceRefusesBadEdits(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		edits []edit
-		next  int
 	}{
-		{"empty in the old text", []edit{{from: 10, to: 10, newFrom: 10, newTo: 12}}, len(text) + 2},
-		{"out of order", []edit{{from: 50, to: 60, newFrom: 50, newTo: 60}, {from: 10, to: 20, newFrom: 10, newTo: 20}}, len(text)},
-		{"past the end", []edit{{from: len(text) - 1, to: len(text) + 1, newFrom: len(text) - 1, newTo: len(text) + 1}}, len(text)},
-		{"lengths disagree", []edit{{from: 10, to: 20, newFrom: 10, newTo: 25}}, len(text)},
+		{"empty in the old text", []edit{{from: 10, to: 10, text: []byte("ab")}}},
+		{"out of order", []edit{{from: 50, to: 60}, {from: 10, to: 20}}},
+		{"overlapping", []edit{{from: 10, to: 60}, {from: 50, to: 70}}},
+		{"past the end", []edit{{from: len(text) - 1, to: len(text) + 1}}},
 	} {
-		if _, err := splice(d, make([]byte, c.next), c.edits); err == nil {
+		if _, err := splice(d, text, c.edits); err == nil {
 			t.Errorf("%s: no error", c.name)
 		}
+	}
+	if _, err := splice(d, text[1:], nil); err == nil {
+		t.Errorf("a text other than the stream's: no error")
 	}
 }
 
@@ -312,14 +328,8 @@ func FuzzSplice(f *testing.F) {
 		if c := b + int(at2)%(len(text)-b+1); c < len(text) {
 			spans = append(spans, span{c, min(c+1+int(len2), len(text)), strings.ToUpper(repl)})
 		}
-		next, edits := applyEdits(text, spans)
-		out, err := splice(d, next, edits)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := inflateStd(t, out); !bytes.Equal(got, next) {
-			t.Fatalf("spliced stream inflates to other text (%d bytes, want %d)", len(got), len(next))
-		}
+		next, edits := editSpans(text, spans)
+		spliceChecked(t, d, text, next, edits)
 	})
 }
 

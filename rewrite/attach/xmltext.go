@@ -24,47 +24,39 @@ import (
 // paragraphs, cells, properties and tabs part their texts, runs and
 // spans do not.
 func rewriteXML(data []byte, fn scan.AddrFunc) ([]byte, bool, error) {
-	out, edits, err := rewriteXMLEdits(data, fn)
-	return out, len(edits) > 0, err
+	edits, err := rewriteXMLEdits(data, fn)
+	if err != nil || len(edits) == 0 {
+		return data, false, err
+	}
+	return applyEdits(data, edits), true, nil
 }
 
-// rewriteXMLEdits is rewriteXML that also tells which stretches changed
-// (whole chunks), for splicing the part's deflate stream (splice.go).
-func rewriteXMLEdits(data []byte, fn scan.AddrFunc) ([]byte, []edit, error) {
+// rewriteXMLEdits is rewriteXML that returns the changes instead of the
+// new text: each changed chunk with its new bytes. A deflated part is
+// spliced from them (splice.go) without its new text ever being built.
+func rewriteXMLEdits(data []byte, fn scan.AddrFunc) ([]edit, error) {
 	if !mayHoldAddress(data) {
-		return data, nil, nil
+		return nil, nil
 	}
-	var out []byte // nil until a chunk changes
 	var edits []edit
 	for s := 0; s < len(data); {
 		e := chunkEnd(data, s)
-		chunk := data[s:e]
-		res, changed, err := rewriteChunk(chunk, fn)
+		res, changed, err := rewriteChunk(data[s:e], fn)
 		if err != nil {
-			return data, nil, err
-		}
-		if changed && out == nil {
-			out = make([]byte, 0, len(data)+len(data)/16)
-			out = append(out, data[:s]...)
-		}
-		if out != nil {
-			out = append(out, res...)
+			return nil, err
 		}
 		if changed {
-			edits = appendEdit(edits, edit{from: s, to: e, newFrom: len(out) - len(res), newTo: len(out)})
+			edits = appendEdit(edits, edit{from: s, to: e, text: bytes.Clone(res)})
 		}
 		s = e
 	}
-	if out == nil {
-		return data, nil, nil
-	}
-	return out, edits, nil
+	return edits, nil
 }
 
 // appendEdit appends e, joined to the last edit if they touch.
 func appendEdit(edits []edit, e edit) []edit {
 	if n := len(edits); n > 0 && edits[n-1].to == e.from {
-		edits[n-1].to, edits[n-1].newTo = e.to, e.newTo
+		edits[n-1].to, edits[n-1].text = e.to, append(edits[n-1].text, e.text...)
 		return edits
 	}
 	return append(edits, e)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 
 	"github.com/klauspost/compress/flate"
@@ -51,11 +50,12 @@ func (b *budget) readMember(f *zip.File) ([]byte, error) {
 }
 
 // newMember is the new content of a changed member; for a deflated
-// XML part also its stream before and the edits, which repackZip splices
-// into the new stream (splice.go).
+// XML part instead its stream and text before and the edits, which
+// repackZip splices into the new stream (splice.go).
 type newMember struct {
 	data  []byte
 	src   *deflated
+	orig  []byte
 	edits []edit
 }
 
@@ -116,14 +116,15 @@ func repackZip(zr *zip.Reader, data []byte, changed map[int]newMember) ([]byte, 
 // (APPNOTE 4.3.7), so no data descriptor follows; a UTF-8 name keeps its
 // flag (bit 11).
 func writeSpliced(zw *zip.Writer, f *zip.File, m newMember) error {
-	comp, err := splice(m.src, m.data, m.edits)
+	comp, err := splice(m.src, m.orig, m.edits)
 	if err != nil {
 		return err
 	}
 	fh := &zip.FileHeader{Name: f.Name, Comment: f.Comment, NonUTF8: f.NonUTF8, Method: zip.Deflate,
 		Flags: f.Flags & 0x800, ModifiedTime: f.ModifiedTime, ModifiedDate: f.ModifiedDate,
 		CreatorVersion: f.CreatorVersion&0xff00 | 20, ReaderVersion: 20, ExternalAttrs: f.ExternalAttrs,
-		CRC32: crc32.ChecksumIEEE(m.data), CompressedSize64: uint64(len(comp)), UncompressedSize64: uint64(len(m.data))}
+		CRC32: editedCRC(m.orig, m.edits), CompressedSize64: uint64(len(comp)),
+		UncompressedSize64: uint64(editedLen(m.orig, m.edits))}
 	w, err := zw.CreateRaw(fh)
 	if err != nil {
 		return err
