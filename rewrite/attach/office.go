@@ -46,6 +46,7 @@ func isXMLPart(name string) bool {
 // again if any changed. A signed package that would change follows the
 // signed kind's policy: its signature would no longer verify.
 func (r *Rewriter) office(ctx context.Context, b *budget, zr *zip.Reader, data []byte, depth int) ([]byte, bool, error) {
+	defer b.release(len(b.texts)) // the parts read are written by now
 	changed := map[int]newMember{}
 	signed := false
 	for i, f := range zr.File {

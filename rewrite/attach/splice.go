@@ -92,6 +92,8 @@ func editedCRC(old []byte, edits []edit) uint32 {
 // readDeflated inflates a deflated member under the budget, as readMember
 // does, and notes where its blocks end. It reads the member's bytes in
 // data (the zip) itself, so it checks the CRC-32 as archive/zip would.
+// The text is in a recycled buffer (budget.textBuf): it must not outlive
+// the document being read.
 func (b *budget) readDeflated(f *zip.File, data []byte) ([]byte, *deflated, error) {
 	if f.Flags&0x1 != 0 {
 		return nil, nil, fmt.Errorf("%w: encrypted zip member", errUnreadable)
@@ -106,7 +108,11 @@ func (b *budget) readDeflated(f *zip.File, data []byte) ([]byte, *deflated, erro
 	d, rc := inflateBlocks(data[off : off+int64(f.CompressedSize64)])
 	defer rc.Close()
 	before := b.expanded
-	text, err := b.expand(rc, int64(f.CompressedSize64), int64(f.UncompressedSize64))
+	buf := b.textBuf()
+	text, err := b.expandInto(*buf, rc, int64(f.CompressedSize64), int64(f.UncompressedSize64))
+	if text != nil {
+		*buf = text // grown, or the same memory
+	}
 	if d.tooMany {
 		b.expanded = before // read again, counted once
 		text, err := b.readMember(f)
