@@ -373,3 +373,36 @@ func TestSpliceManyBlocks(t *testing.T) {
 		t.Fatalf("changed %v, document.xml of %d bytes", res.Changed, len(got["word/document.xml"]))
 	}
 }
+
+// TestSplicedNestedDocuments: a document embedded in a document, both
+// with long spliced parts, and two parts read before and after the
+// embedded one. The buffers their texts were inflated into are recycled
+// (budget.release): the embedded document releases only its own, so the
+// outer parts are still whole when the outer document is written.
+func TestSplicedNestedDocuments(t *testing.T) {
+	long := func(who string) string {
+		return `<w:p><w:r><w:t>` + who + `@example.com</w:t></w:r></w:p>` + string(spliceText(400<<10)) +
+			`<w:p><w:r><w:t>` + who + `@example.org</w:t></w:r></w:p>`
+	}
+	inner := docx(t, long("inner"))
+	outer := buildZip(t, member{name: "[Content_Types].xml", body: "<Types/>"},
+		member{name: "word/document.xml", body: long("outer"), method: zip.Deflate},
+		member{name: "word/embeddings/inner.docx", body: string(inner), method: zip.Store},
+		member{name: "word/footer1.xml", body: long("footer"), method: zip.Deflate})
+	r := newTest(Policy{}, true)
+	for range 3 { // the second and third pass get recycled buffers
+		res := part(t, r, KindOffice, "a.docx", outer)
+		got, _ := readZip(t, res.Data)
+		emb, _ := readZip(t, []byte(got["word/embeddings/inner.docx"]))
+		for name, who := range map[string]string{"word/document.xml": "outer", "word/footer1.xml": "footer"} {
+			want, _, _ := rewriteXML([]byte(long(who)), tokenOf)
+			if got[name] != string(want) {
+				t.Fatalf("%s differs from its rewritten text", name)
+			}
+		}
+		want, _, _ := rewriteXML([]byte(`<w:document><w:body>`+long("inner")+`</w:body></w:document>`), tokenOf)
+		if emb["word/document.xml"] != string(want) {
+			t.Fatal("the embedded document.xml differs from its rewritten text")
+		}
+	}
+}
