@@ -3,6 +3,7 @@ package attach
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -109,7 +110,8 @@ func (b *budget) readDeflated(f *zip.File, data []byte) ([]byte, *deflated, erro
 	defer rc.Close()
 	before := b.expanded
 	buf := b.textBuf()
-	text, err := b.expandInto(*buf, rc, int64(f.CompressedSize64), int64(f.UncompressedSize64))
+	r := &declaredReader{r: rc, left: int64(f.UncompressedSize64)}
+	text, err := b.expandInto(*buf, r, int64(f.CompressedSize64), int64(f.UncompressedSize64))
 	if text != nil {
 		*buf = text // grown, or the same memory
 	}
@@ -124,14 +126,49 @@ func (b *budget) readDeflated(f *zip.File, data []byte) ([]byte, *deflated, erro
 		}
 		return nil, nil, err
 	}
-	// archive/zip's own rule: the sum must match where it is known.
-	if sum := crc32.ChecksumIEEE(text); sum != f.CRC32 && (f.CRC32 != 0 || f.Flags&0x8 != 0) {
-		return nil, nil, fmt.Errorf("%w: zip member: %w", errUnreadable, zip.ErrChecksum)
+	if err := checkSums(f, data, off, text); err != nil {
+		return nil, nil, err
 	}
 	if n := len(d.ends); n == 0 || !d.ends[n-1].final || d.ends[n-1].text != len(text) {
 		return nil, nil, fmt.Errorf("%w: deflate stream without its last block", errUnreadable)
 	}
 	return text, d, nil
+}
+
+// declaredReader fails as archive/zip's member reader does when a member
+// inflates to more than it declares: zip.ErrFormat, an unreadable member
+// (not ErrLimit, which expand would make of it).
+type declaredReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (d *declaredReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if d.left -= int64(n); d.left < 0 {
+		return 0, zip.ErrFormat
+	}
+	return n, err
+}
+
+// checkSums applies archive/zip's checks to a member read here: the
+// CRC-32 of the text must match the central directory's where that is
+// known, and a data descriptor (APPNOTE 4.3.9: signature optional) must
+// be there with the same CRC-32.
+func checkSums(f *zip.File, data []byte, off int64, text []byte) error {
+	sum := crc32.ChecksumIEEE(text)
+	bad := sum != f.CRC32 && (f.CRC32 != 0 || f.Flags&0x8 != 0)
+	if f.Flags&0x8 != 0 {
+		desc := data[off+int64(f.CompressedSize64):]
+		if len(desc) >= 4 && binary.LittleEndian.Uint32(desc) == 0x08074b50 {
+			desc = desc[4:]
+		}
+		bad = bad || len(desc) < 12 || binary.LittleEndian.Uint32(desc) != f.CRC32
+	}
+	if bad {
+		return fmt.Errorf("%w: zip member: %w", errUnreadable, zip.ErrChecksum)
+	}
+	return nil
 }
 
 // inflateBlocks returns a reader of comp's text and the stream, whose

@@ -6,6 +6,7 @@ import (
 	"compress/flate"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -404,5 +405,64 @@ func TestSplicedNestedDocuments(t *testing.T) {
 		if emb["word/document.xml"] != string(want) {
 			t.Fatal("the embedded document.xml differs from its rewritten text")
 		}
+	}
+}
+
+// TestDamagedDeflatedPart: a deflated document part is read by
+// readDeflated, not archive/zip: damage gets the answer it got there (the
+// unreadable policy), and archive/zip itself refuses each damaged member.
+func TestDamagedDeflatedPart(t *testing.T) {
+	good := docx(t, `<w:p><w:r><w:t>jane@example.com</w:t></w:r></w:p>`+string(spliceText(100<<10)))
+	name := []byte("word/document.xml")
+	central := bytes.LastIndex(good, name) - 46 // central directory header (APPNOTE 4.3.12)
+	local := bytes.Index(good, name) - 30       // local file header (APPNOTE 4.3.7)
+	csize := int(binary.LittleEndian.Uint32(good[central+20:]))
+	desc := local + 30 + len(name) + csize // the data descriptor zip.Writer wrote
+	damage := func(at int, v uint32) []byte {
+		d := bytes.Clone(good)
+		binary.LittleEndian.PutUint32(d[at:], v)
+		return d
+	}
+	usize := binary.LittleEndian.Uint32(good[central+24:])
+	crc := binary.LittleEndian.Uint32(good[central+16:])
+	cut := bytes.Clone(good)
+	for i := local + 30 + len(name) + csize/2; i < desc; i++ {
+		cut[i] = 0xff // the second half of the stream is garbage
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{
+		{"CRC-32 in the central directory", damage(central+16, crc^1)},
+		{"CRC-32 in the data descriptor", damage(desc+4, crc^1)},
+		{"declares more than it holds", damage(central+24, usize+1)},
+		{"declares less than it holds", damage(central+24, usize-1)},
+		{"damaged stream", cut},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			zr, err := zip.NewReader(bytes.NewReader(c.data), int64(len(c.data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var f *zip.File
+			for _, m := range zr.File {
+				if m.Name == string(name) {
+					f = m
+				}
+			}
+			if rc, err := f.Open(); err == nil {
+				if _, err := io.ReadAll(rc); err == nil {
+					t.Fatal("archive/zip reads the damaged member: not damage")
+				}
+			}
+			_, err = newTest(Policy{Unreadable: Refuse}, true).Part(context.Background(), KindOffice, "a.docx", c.data)
+			if !errors.Is(err, ErrRefused) {
+				t.Fatalf("got %v, want the unreadable policy's refusal", err)
+			}
+			res, err := newTest(Policy{}, true).Part(context.Background(), KindOffice, "a.docx", c.data)
+			if err != nil || res.Action != Pass {
+				t.Fatalf("got %v %v, want the unreadable policy's pass", res.Action, err)
+			}
+		})
 	}
 }
