@@ -195,8 +195,11 @@ func inflateBlocks(comp []byte) (*deflated, io.ReadCloser) {
 // splice returns the deflate stream of old, the text of d, with edits
 // (in order, apart, each of at least one byte of old) applied.
 func splice(d *deflated, old []byte, edits []edit) ([]byte, error) {
-	if err := checkEdits(edits, len(old)); err != nil || d.ends[len(d.ends)-1].text != len(old) {
-		return nil, fmt.Errorf("splice: edits or text do not fit the stream: %w", err)
+	if err := checkEdits(edits, len(old)); err != nil {
+		return nil, err
+	}
+	if d.ends[len(d.ends)-1].text != len(old) {
+		return nil, fmt.Errorf("splice: %d bytes of text for a stream of %d", len(old), d.ends[len(d.ends)-1].text)
 	}
 	keep := d.keep(edits)
 	fw := spliceWriters.Get().(*flate.Writer)
@@ -276,7 +279,7 @@ func checkEdits(edits []edit, oldLen int) error {
 	prev := 0
 	for _, e := range edits {
 		if e.from < prev || e.to <= e.from || e.to > oldLen {
-			return fmt.Errorf("edit %d..%d out of order", e.from, e.to)
+			return fmt.Errorf("splice: edit %d..%d out of order", e.from, e.to)
 		}
 		prev = e.to
 	}
@@ -377,6 +380,9 @@ func (w *bitWriter) copyBlocks(d *deflated, i, j int) error {
 			if _, stored, err := d.storedData(k); err != nil || stored {
 				break // an error comes back at k
 			}
+		}
+		if w.nacc != 0 { // copyBits shifts onto a byte boundary only
+			return errors.New("splice: a copy off a byte boundary")
 		}
 		w.copyBits(d.comp, d.start(i).bit, d.ends[k-1].bit)
 		i = k

@@ -466,3 +466,26 @@ func TestDamagedDeflatedPart(t *testing.T) {
 		})
 	}
 }
+
+// TestSpliceFallback: a stream the splice cannot follow (here, block ends
+// that do not fit the text) is compressed anew: the member is still
+// written, with the edited text.
+func TestSpliceFallback(t *testing.T) {
+	body := spliceText(50 << 10)
+	in := buildZip(t, member{name: "[Content_Types].xml", body: "<Types/>"},
+		member{name: "word/document.xml", body: string(body), method: zip.Deflate})
+	zr, err := zip.NewReader(bytes.NewReader(in), int64(len(in)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edits := []edit{{from: 10, to: 20, text: []byte("t1-x@relay.example")}}
+	bad := &deflated{comp: []byte{0}, ends: []blockEnd{{bit: 8, text: 1, final: true}}}
+	out, err := repackZip(zr, in, map[int]newMember{1: {src: bad, orig: body, edits: edits}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := readZip(t, out)
+	if got["word/document.xml"] != string(applyEdits(body, edits)) {
+		t.Fatal("the member was not written with the edited text")
+	}
+}

@@ -89,10 +89,16 @@ func repackZip(zr *zip.Reader, data []byte, changed map[int]newMember) ([]byte, 
 			continue
 		}
 		if m.src != nil {
-			if err := writeSpliced(zw, f, m); err != nil {
-				return nil, err
+			comp, err := splice(m.src, m.orig, m.edits)
+			if err == nil {
+				if err := writeSpliced(zw, f, m, comp); err != nil {
+					return nil, err
+				}
+				continue
 			}
-			continue
+			// A stream the splice cannot follow is compressed anew:
+			// splicing only saves time.
+			m.data = applyEdits(m.orig, m.edits)
 		}
 		fh := &zip.FileHeader{Name: f.Name, Comment: f.Comment, NonUTF8: f.NonUTF8, Method: f.Method,
 			Modified: f.Modified, ModifiedTime: f.ModifiedTime, ModifiedDate: f.ModifiedDate,
@@ -111,15 +117,11 @@ func repackZip(zr *zip.Reader, data []byte, changed map[int]newMember) ([]byte, 
 	return out.Bytes(), nil
 }
 
-// writeSpliced writes a changed deflated member whose stream is spliced
-// from its old one. The CRC-32 and both sizes go in the local header
+// writeSpliced writes a changed deflated member, comp its stream spliced
+// from the old one. The CRC-32 and both sizes go in the local header
 // (APPNOTE 4.3.7), so no data descriptor follows; a UTF-8 name keeps its
 // flag (bit 11).
-func writeSpliced(zw *zip.Writer, f *zip.File, m newMember) error {
-	comp, err := splice(m.src, m.orig, m.edits)
-	if err != nil {
-		return err
-	}
+func writeSpliced(zw *zip.Writer, f *zip.File, m newMember, comp []byte) error {
 	fh := &zip.FileHeader{Name: f.Name, Comment: f.Comment, NonUTF8: f.NonUTF8, Method: zip.Deflate,
 		Flags: f.Flags & 0x800, ModifiedTime: f.ModifiedTime, ModifiedDate: f.ModifiedDate,
 		CreatorVersion: f.CreatorVersion&0xff00 | 20, ReaderVersion: 20, ExternalAttrs: f.ExternalAttrs,
