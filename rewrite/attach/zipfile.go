@@ -68,11 +68,13 @@ func repackZip(zr *zip.Reader, data []byte, changed map[int]newMember) ([]byte, 
 	var out bytes.Buffer
 	out.Grow(len(data) + len(data)/8) // changed members grow a little
 	zw := zip.NewWriter(&out)
-	// Speed over size: a rewritten document is recompressed on the mail
+	// Speed over size: a rewritten member is recompressed on the mail
 	// path. klauspost/compress at BestSpeed deflates 10 MB of document
 	// XML in about half the standard library's time; a text-only
-	// document comes out about 1.3 times the size a word processor's
-	// default level gave it (docs/benchmarks.md).
+	// document compressed whole comes out about 1.3 times the size a
+	// word processor's default level gave it (docs/benchmarks.md). A
+	// deflated XML part is spliced instead (splice.go): only the blocks
+	// around its changes are compressed again, at this level.
 	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
 		return flate.NewWriter(w, flate.BestSpeed)
 	})
