@@ -35,6 +35,7 @@ targets=(
 	"./rewrite/pdf FuzzAppendHex"
 	"./rewrite/attach FuzzPart"
 	"./rewrite/attach FuzzRewriteXML"
+	"./rewrite/attach FuzzSplice"
 	"./address FuzzNormalize"
 	"./tokenize FuzzParse"
 )

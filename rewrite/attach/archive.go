@@ -17,7 +17,7 @@ import (
 // writes the zip again if any changed. A member that cannot be read
 // (encrypted, an unsupported method) follows the unreadable policy.
 func (r *Rewriter) zipArchive(ctx context.Context, b *budget, zr *zip.Reader, data []byte, depth int) ([]byte, bool, error) {
-	changed := map[int][]byte{}
+	changed := map[int]newMember{}
 	for i, f := range zr.File {
 		if err := b.member(); err != nil {
 			return nil, false, err
@@ -30,7 +30,7 @@ func (r *Rewriter) zipArchive(ctx context.Context, b *budget, zr *zip.Reader, da
 			return nil, false, err
 		}
 		if ch {
-			changed[i] = out
+			changed[i] = newMember{data: out}
 		}
 	}
 	if len(changed) == 0 {

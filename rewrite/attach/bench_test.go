@@ -10,13 +10,15 @@ import (
 // BenchmarkOfficeDocx1MB: 1 MB docx files from python-docx opened,
 // rewritten and packed again (issue 17 target: ≤ 20 ms on one core;
 // docs/benchmarks.md): "picture", text and a picture as most documents
-// of that size are; "text", a text-only one (about 10 MB of XML, the
-// worst case).
+// of that size are; "letter", a text-only one (about 10 MB of XML) naming
+// the customer where a letter does (top and signature); "text", the same
+// text with an address on every page (every 50th paragraph), the worst
+// case for splicing (splice.go).
 func BenchmarkOfficeDocx1MB(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		doc  func(testing.TB) []byte
-	}{{"picture", attachcorpus.PictureDocx}, {"text", attachcorpus.LargeDocx}} {
+	}{{"picture", attachcorpus.PictureDocx}, {"letter", attachcorpus.LetterDocx}, {"text", attachcorpus.LargeDocx}} {
 		b.Run(c.name, func(b *testing.B) {
 			doc := c.doc(b)
 			r := New(Options{Addr: tokenOf, Enforce: true})

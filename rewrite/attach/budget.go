@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // budget is what one attachment may still cost: it is shared by every
@@ -13,6 +14,31 @@ type budget struct {
 	lim      Limits
 	members  int
 	expanded int64
+	// texts hold the inflated document parts read into recycled
+	// buffers (textBuf), until the document that read them is written.
+	texts []*[]byte
+}
+
+// textBufs recycle the buffers office document parts are inflated into:
+// a new 10 MB buffer each time cost more in clearing fresh memory than
+// scanning the part did (docs/benchmarks.md).
+var textBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// textBuf returns a recycled buffer, held until release.
+func (b *budget) textBuf() *[]byte {
+	p := textBufs.Get().(*[]byte)
+	b.texts = append(b.texts, p)
+	return p
+}
+
+// release recycles the buffers taken since mark (len(b.texts) then): a
+// document releases its own parts' buffers once it is written, and
+// nothing it returns points into them.
+func (b *budget) release(mark int) {
+	for _, p := range b.texts[mark:] {
+		textBufs.Put(p)
+	}
+	b.texts = b.texts[:mark]
 }
 
 // member counts one archive member.
@@ -30,6 +56,12 @@ func (b *budget) member() error {
 // checked before a byte is read, the actual size after; a member that
 // grows past either is ErrLimit, whatever it claimed.
 func (b *budget) expand(r io.Reader, compressed, declared int64) ([]byte, error) {
+	return b.expandInto(nil, r, compressed, declared)
+}
+
+// expandInto is expand reading into buf's memory where it is large
+// enough.
+func (b *budget) expandInto(into []byte, r io.Reader, compressed, declared int64) ([]byte, error) {
 	limit := b.lim.MaxExpandedBytes - b.expanded
 	if byRatio := max(compressed*int64(b.lim.MaxRatio), ratioFloor); byRatio < limit {
 		limit = byRatio
@@ -37,7 +69,7 @@ func (b *budget) expand(r io.Reader, compressed, declared int64) ([]byte, error)
 	if declared > limit {
 		return nil, fmt.Errorf("%w: a member declares %d bytes expanded from %d", ErrLimit, declared, compressed)
 	}
-	var buf bytes.Buffer
+	buf := bytes.NewBuffer(into[:0])
 	if declared >= 0 {
 		buf.Grow(int(declared) + bytes.MinRead)
 		limit = declared

@@ -46,7 +46,8 @@ func isXMLPart(name string) bool {
 // again if any changed. A signed package that would change follows the
 // signed kind's policy: its signature would no longer verify.
 func (r *Rewriter) office(ctx context.Context, b *budget, zr *zip.Reader, data []byte, depth int) ([]byte, bool, error) {
-	changed := map[int][]byte{}
+	defer b.release(len(b.texts)) // the parts read are written by now
+	changed := map[int]newMember{}
 	signed := false
 	for i, f := range zr.File {
 		if err := ctx.Err(); err != nil {
@@ -58,7 +59,7 @@ func (r *Rewriter) office(ctx context.Context, b *budget, zr *zip.Reader, data [
 		if isSignature(f.Name) {
 			signed = true
 		}
-		out, ch, err := r.officeMember(ctx, b, f, depth)
+		out, ch, err := r.officeMember(ctx, b, f, data, depth)
 		if err != nil {
 			return nil, false, err
 		}
@@ -77,7 +78,7 @@ func (r *Rewriter) office(ctx context.Context, b *budget, zr *zip.Reader, data [
 	for i, f := range zr.File {
 		if _, ok := changed[i]; !ok && isThumbnail(f.Name) {
 			if blank := blankThumbnail(f.Name); blank != nil {
-				changed[i] = blank // thumbnail.go
+				changed[i] = newMember{data: blank} // thumbnail.go
 			}
 		}
 	}
@@ -91,28 +92,54 @@ func (r *Rewriter) office(ctx context.Context, b *budget, zr *zip.Reader, data [
 // officeMember rewrites one member: XML parts as markup, embedded
 // documents and archives recursively, pictures kept (they are the
 // document's own, whatever the media policy says of attachments), other
-// binaries (OLE objects, macros) by the unreadable policy.
-func (r *Rewriter) officeMember(ctx context.Context, b *budget, f *zip.File, depth int) ([]byte, bool, error) {
+// binaries (OLE objects, macros) by the unreadable policy. zipData is
+// the whole package, where a deflated XML part's stream is kept for
+// splicing (splice.go).
+func (r *Rewriter) officeMember(ctx context.Context, b *budget, f *zip.File, zipData []byte, depth int) (newMember, bool, error) {
 	if f.FileInfo().IsDir() || isSignature(f.Name) {
-		return nil, false, nil
+		return newMember{}, false, nil
 	}
 	kind := byName(f.Name)
 	if kind == KindMedia {
-		return nil, false, checkDeclared(b, f)
+		return newMember{}, false, checkDeclared(b, f)
+	}
+	if isXMLPart(f.Name) && f.Method == zip.Deflate {
+		return r.deflatedXML(b, f, zipData)
 	}
 	data, err := b.readMember(f)
 	if err != nil {
-		return nil, false, err // an unreadable part: the whole document is unreadable
+		return newMember{}, false, err // an unreadable part: the whole document is unreadable
 	}
+	var out []byte
+	var changed bool
 	switch {
 	case isXMLPart(f.Name):
-		return rewriteXML(data, r.opts.Addr)
+		out, changed, err = rewriteXML(data, r.opts.Addr)
 	case kind == KindUnknown && Sniff(data) == KindText:
 		// The document's own text (ODF's mimetype, say): part of the
 		// document, under the office policy, not the text one.
-		return scan.ReplaceAddresses(scan.TextPlain, data, r.opts.Addr)
+		out, changed, err = scan.ReplaceAddresses(scan.TextPlain, data, r.opts.Addr)
+	default:
+		out, changed, err = r.member(ctx, b, kind, f.Name, data, depth)
 	}
-	return r.member(ctx, b, kind, f.Name, data, depth)
+	return newMember{data: out}, changed, err
+}
+
+// deflatedXML reads and rewrites a deflated XML part, keeping its stream
+// and what changed in it: repackZip splices the new stream from the old.
+func (r *Rewriter) deflatedXML(b *budget, f *zip.File, zipData []byte) (newMember, bool, error) {
+	data, src, err := b.readDeflated(f, zipData)
+	if err != nil {
+		return newMember{}, false, err // an unreadable part: the whole document is unreadable
+	}
+	edits, err := rewriteXMLEdits(data, r.opts.Addr)
+	if err != nil || len(edits) == 0 {
+		return newMember{}, false, err
+	}
+	if src == nil { // too many blocks to splice: compressed anew
+		return newMember{data: applyEdits(data, edits)}, true, nil
+	}
+	return newMember{src: src, orig: data, edits: edits}, true, nil
 }
 
 // member handles a member other than an office XML part: as content of

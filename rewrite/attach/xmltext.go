@@ -24,30 +24,42 @@ import (
 // paragraphs, cells, properties and tabs part their texts, runs and
 // spans do not.
 func rewriteXML(data []byte, fn scan.AddrFunc) ([]byte, bool, error) {
-	if !mayHoldAddress(data) {
-		return data, false, nil
+	edits, err := rewriteXMLEdits(data, fn)
+	if err != nil || len(edits) == 0 {
+		return data, false, err
 	}
-	var out []byte // nil until a chunk changes
+	return applyEdits(data, edits), true, nil
+}
+
+// rewriteXMLEdits is rewriteXML that returns the changes instead of the
+// new text: each changed chunk with its new bytes. A deflated part is
+// spliced from them (splice.go) without its new text ever being built.
+func rewriteXMLEdits(data []byte, fn scan.AddrFunc) ([]edit, error) {
+	if !mayHoldAddress(data) {
+		return nil, nil
+	}
+	var edits []edit
 	for s := 0; s < len(data); {
 		e := chunkEnd(data, s)
-		chunk := data[s:e]
-		res, changed, err := rewriteChunk(chunk, fn)
+		res, changed, err := rewriteChunk(data[s:e], fn)
 		if err != nil {
-			return data, false, err
+			return nil, err
 		}
-		if changed && out == nil {
-			out = make([]byte, 0, len(data)+len(data)/16)
-			out = append(out, data[:s]...)
-		}
-		if out != nil {
-			out = append(out, res...)
+		if changed {
+			edits = appendEdit(edits, edit{from: s, to: e, text: bytes.Clone(res)})
 		}
 		s = e
 	}
-	if out == nil {
-		return data, false, nil
+	return edits, nil
+}
+
+// appendEdit appends e, joined to the last edit if they touch.
+func appendEdit(edits []edit, e edit) []edit {
+	if n := len(edits); n > 0 && edits[n-1].to == e.from {
+		edits[n-1].to, edits[n-1].text = e.to, append(edits[n-1].text, e.text...)
+		return edits
 	}
-	return out, true, nil
+	return append(edits, e)
 }
 
 // chunkSize is about how much XML is scanned at once: a document of 10 MB

@@ -37,6 +37,12 @@ func Install(tb testing.TB) {
 // 50th paragraph), made once and kept in the temporary directory.
 func LargeDocx(tb testing.TB) []byte { return document(tb, "--large", 23000) }
 
+// LetterDocx returns a text-only docx of about 1 MB as a support case
+// holds one: the same 23,000 paragraphs, the customer named only where a
+// letter names them (header, properties, the opening lines, a table, a
+// hyperlink, the signature at the end).
+func LetterDocx(tb testing.TB) []byte { return document(tb, "--letter", 23000) }
+
 // PictureDocx returns a docx of about 1 MB as most are: 1,500 paragraphs
 // of text (500 KB of XML, 30 customer addresses) and a 900 KB picture.
 func PictureDocx(tb testing.TB) []byte { return document(tb, "--picture", 1500) }

@@ -10,6 +10,8 @@ comments, cells, slides, headers.
 Usage: /usr/bin/python3 make_documents.py OUTDIR SOFFICE_PROFILE_DIR
        /usr/bin/python3 make_documents.py --large PARAGRAPHS FILE   (the benchmark's text-only docx)
        /usr/bin/python3 make_documents.py --picture PARAGRAPHS FILE (text and a 900 KB picture)
+       /usr/bin/python3 make_documents.py --letter PARAGRAPHS FILE  (text only, the customer named
+                                                                    at the top and in the signature)
 (Debian's python3-docx and python3-openpyxl: test/tools/install-office.sh.)
 """
 import io
@@ -58,7 +60,10 @@ def noise_png(size):
             chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))
 
 
-def make_docx(path, pad_paragraphs=0, picture=0):
+def make_docx(path, pad_paragraphs=0, picture=0, every=50):
+    """A letter naming the customers at the top; pad_paragraphs of text
+    after it name one in every every-th paragraph (0: none, and the
+    customer signs the letter at the end instead)."""
     d = docx.Document()
     if picture:
         d.add_picture(io.BytesIO(noise_png(picture)), width=docx.shared.Cm(10))
@@ -79,8 +84,11 @@ def make_docx(path, pad_paragraphs=0, picture=0):
     words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor".split()
     for i in range(pad_paragraphs):
         p = d.add_paragraph(" ".join(words[(i + k) % len(words)] + str(i * 7 + k) for k in range(30)))
-        if i % 50 == 0:
+        if every and i % every == 0:
             p.add_run(" customer%d@example.com" % i)
+    if not every:
+        p = d.add_paragraph("Kind regards, Jane Doe, ")
+        p.add_run("jane.doe@example.com").italic = True
     d.save(path)
 
 
@@ -154,11 +162,18 @@ def main():
     if sys.argv[1] == "--large":
         make_docx(sys.argv[3], pad_paragraphs=int(sys.argv[2]))
         return
+    if sys.argv[1] == "--letter":
+        make_docx(sys.argv[3], pad_paragraphs=int(sys.argv[2]), every=0)
+        return
     if sys.argv[1] == "--picture":
         make_docx(sys.argv[3], pad_paragraphs=int(sys.argv[2]), picture=900 << 10)
         return
     out, profile = sys.argv[1], sys.argv[2]
     make_docx(os.path.join(out, "letter.docx"))
+    # A longer letter (about 1 MB of document XML, several deflate blocks):
+    # its changes at the top and in the signature are spliced into the
+    # blocks between them, which are kept as they were.
+    make_docx(os.path.join(out, "long-letter.docx"), pad_paragraphs=3000, every=0)
     make_xlsx(os.path.join(out, "contacts.xlsx"))
     fodp = os.path.join(out, "slides.fodp")
     with open(fodp, "w") as f:

@@ -176,11 +176,29 @@ func readerViews(t *testing.T, path string) map[string]string {
 		run("tar", "tar", "-xzOf", path)
 	} else {
 		run("unzip", "unzip", "-p", path)
+		zipIntegrity(t, path)
 	}
 	if strings.HasSuffix(path, ".docx") || strings.HasSuffix(path, ".xlsx") {
 		run("python", "/usr/bin/python3", filepath.Join(attachcorpus.Dir(), "read_documents.py"), path)
 	}
 	return views
+}
+
+// zipIntegrity checks a package as two other zip readers do: unzip -t
+// and Python's zipfile.testzip inflate every member and check its CRC-32
+// and sizes against the headers (a spliced member's are written by us,
+// rewrite/attach/splice.go).
+func zipIntegrity(t *testing.T, path string) {
+	t.Helper()
+	if out, err := exec.Command("unzip", "-tq", path).CombinedOutput(); err != nil {
+		t.Fatalf("unzip -t %s: %v\n%s", filepath.Base(path), err, out)
+	}
+	script := `import sys, zipfile
+bad = zipfile.ZipFile(sys.argv[1]).testzip()
+sys.exit("damaged member: %s" % bad if bad else 0)`
+	if out, err := exec.Command("/usr/bin/python3", "-c", script, path).CombinedOutput(); err != nil {
+		t.Fatalf("python zipfile.testzip %s: %v\n%s", filepath.Base(path), err, out)
+	}
 }
 
 // libreOfficeText converts the documents to text (csv for spreadsheets)
