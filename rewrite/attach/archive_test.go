@@ -50,6 +50,29 @@ func TestArchiveMemberPolicy(t *testing.T) {
 	}
 }
 
+// TestZipChecksumMismatchScanned: a member whose data descriptor's CRC-32
+// disagrees with the central directory (FuzzPart found it) decompresses
+// whole, and other readers show it: it is rewritten like any member, not
+// passed unread and then healed by the repack with the address in it.
+func TestZipChecksumMismatchScanned(t *testing.T) {
+	in := buildZip(t, member{name: "a.txt", body: "x jane@example.com", method: zip.Deflate},
+		member{name: "b.txt", body: "bob@example.org", method: zip.Deflate})
+	// archive/zip's writer follows each member with a data descriptor
+	// (PK\a\b, CRC-32, sizes): spoil a.txt's CRC there only.
+	dd := bytes.Index(in, []byte("PK\x07\x08"))
+	in[dd+4] ^= 0xff
+	zr, _ := zip.NewReader(bytes.NewReader(in), int64(len(in)))
+	rc, _ := zr.File[0].Open()
+	if _, err := io.ReadAll(rc); !errors.Is(err, zip.ErrChecksum) {
+		t.Fatalf("the damage did not take: %v", err)
+	}
+	res := part(t, newTest(Policy{Unreadable: Refuse}, true), KindArchive, "a.zip", in)
+	got, _ := readZip(t, res.Data)
+	if got["a.txt"] != "x tok-jane@relay.example" || got["b.txt"] != "tok-bob@relay.example" {
+		t.Fatalf("members: %q", got)
+	}
+}
+
 func TestGzipAndTar(t *testing.T) {
 	tgz := gz(t, "", tarOf(t, map[string]string{"a.txt": "jane@example.com", "b.eml": "To: bob@example.org\r\n\r\nhi"}))
 	res := part(t, newTest(Policy{}, true), KindUnknown, "logs.tgz", tgz)

@@ -42,11 +42,27 @@ func (b *budget) readMember(f *zip.File) ([]byte, error) {
 		return nil, fmt.Errorf("%w: zip member: %w", errUnreadable, err)
 	}
 	defer rc.Close()
-	data, err := b.expand(rc, int64(f.CompressedSize64), int64(f.UncompressedSize64))
+	data, err := b.expand(checksumTolerant{rc}, int64(f.CompressedSize64), int64(f.UncompressedSize64))
 	if err != nil && !errors.Is(err, ErrLimit) && !errors.Is(err, errUnreadable) {
 		err = fmt.Errorf("%w: %w", errUnreadable, err)
 	}
 	return data, err
+}
+
+// checksumTolerant reads a member whose CRC-32 disagrees (with its
+// content, or its data descriptor with the central directory) as if it
+// agreed: its bytes decompressed whole, and other readers show them (unzip
+// warns and extracts; a repack that copies the member writes the central
+// directory's CRC into a fresh local header, and the disagreement is
+// gone). So they are scanned like any member's, never passed unread.
+type checksumTolerant struct{ r io.Reader }
+
+func (c checksumTolerant) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if errors.Is(err, zip.ErrChecksum) {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // newMember is the new content of a changed member; for a deflated
