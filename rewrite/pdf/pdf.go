@@ -17,9 +17,11 @@
 // proxy (github.com/pdfcpu/pdfcpu) decodes every stream and object stream
 // whole while it reads a file, with no bound: one deflate bomb in an
 // attachment would take the proxy's memory. Scanning needs far less than
-// a reader (no object graph, no xref; fonts only through their ToUnicode
-// CMaps, cmap.go), so this package reads the file's bytes itself, with
-// budgets on decoded bytes, CMaps and scanned text (Limits, ErrLimit).
+// a reader (no xref; of the object graph only which streams the fonts'
+// /ToUnicode entries name, tounicode.go; fonts only through their
+// ToUnicode CMaps, cmap.go), so this package reads the file's bytes
+// itself, with budgets on decoded bytes, CMaps and scanned text (Limits,
+// ErrLimit).
 package pdf
 
 import (

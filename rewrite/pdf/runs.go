@@ -26,8 +26,9 @@ import (
 // run holds the strings of one run, escapes and hexadecimal undone, one
 // after another: string i is raw[ends[i-1]:ends[i]].
 type run struct {
-	raw  []byte
-	ends []int
+	raw   []byte
+	ends  []int
+	utf16 bool // some string is UTF-16BE (utf16At)
 }
 
 func (r *run) str(i int) []byte {
@@ -37,7 +38,12 @@ func (r *run) str(i int) []byte {
 	return r.raw[r.ends[i-1]:r.ends[i]]
 }
 
-func (r *run) end() { r.ends = append(r.ends, len(r.raw)) }
+func (r *run) end() {
+	r.ends = append(r.ends, len(r.raw))
+	r.utf16 = r.utf16 || utf16At(r, len(r.ends)-1)
+}
+
+func (r *run) reset() { r.raw, r.ends, r.utf16 = r.raw[:0], r.ends[:0], false }
 
 // reading reads strings as text: with a ToUnicode CMap, or, if cm is nil,
 // as the file's strings are read (plainString).
@@ -165,12 +171,12 @@ func (s *scanner) readRun(dst []byte, r *run, rd reading) []byte {
 // forRuns reads the strings of PDF syntax b into r, run by run, and calls
 // fn at the end of each run that has strings.
 func forRuns(b []byte, r *run, fn func(*run)) {
-	r.raw, r.ends = r.raw[:0], r.ends[:0]
+	r.reset()
 	flush := func() {
 		if len(r.ends) > 0 {
 			fn(r)
 		}
-		r.raw, r.ends = r.raw[:0], r.ends[:0]
+		r.reset()
 	}
 	for i := 0; i < len(b); {
 		for i < len(b) && !stringsSpecial[b[i]] { // operators, numbers, space
@@ -208,14 +214,15 @@ func forRuns(b []byte, r *run, fn func(*run)) {
 			}
 			// Pairs of digits up to '>', the usual form, read inline: a
 			// string per glyph (LibreOffice) is a few bytes long.
-			j := i + 1
+			j, raw := i+1, r.raw // a local slice: appending to r.raw reloads it every byte
 			for ; j+1 < len(b); j += 2 {
 				hi, lo := hexValues[b[j]], hexValues[b[j+1]]
 				if hi|lo > 0x0F {
 					break
 				}
-				r.raw = append(r.raw, hi<<4|lo)
+				raw = append(raw, hi<<4|lo)
 			}
+			r.raw = raw
 			if j < len(b) && b[j] == '>' {
 				r.end()
 				i = j + 1
@@ -265,6 +272,10 @@ func (s *scanner) hitStrings(hits []int, r *run, rd reading) []int {
 				break
 			}
 			p += from
+			if rd.cm == nil && !r.utf16 && code[0] == '%' && !bytes.HasPrefix(r.raw[p:], scPct40) {
+				from = p + 1 // no "%40" here, whatever the strings (plainHit)
+				continue
+			}
 			k := sort.SearchInts(r.ends, p+1) // the string holding p
 			start := 0
 			if k > 0 {
