@@ -97,3 +97,22 @@ func TestObjectNumber(t *testing.T) {
 		t.Errorf("no obj keyword: %d", got)
 	}
 }
+
+// FuzzFile: the file's pass, without Scan's recover, neither panics nor
+// fails untyped on any input: a panic there would make a PDF unreadable
+// (and pass it, by default) instead of read. The seeds hold CMaps that
+// fonts name, in object streams too, and ones no font names.
+func FuzzFile(f *testing.F) {
+	content := "BT /F1 10 Tf [" + shifted("Bitte an jane") + " -20 " + shifted(".doe@example.com") + "] TJ ET"
+	cmapObj := streamObj("/Filter /FlateDecode", flate([]byte(shiftedCMap)))
+	f.Add(handPDF("<< /ToUnicode 3 0 R >>", streamObj("", content), cmapObj))
+	f.Add(handPDF(streamObj("/Type /ObjStm /N 1 /First 4", "9 0 << /ToUnicode 3 0 R >>"), streamObj("", content), streamObj("", shiftedCMap)))
+	f.Add(handPDF(streamObj("", content), streamObj("", shiftedCMap), "<< /ToUnicode 1 0 R /ToUnicode 2 0 R >>"))
+	f.Add(handPDF(streamObj("", "[(mailto:jane%) (40ex.com) (\xfe\xff\x00@)] TJ /K <FEFF0025>"), "<< /T (a\\100b.de) >>"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := &scanner{limits: Limits{MaxDecodedBytes: 1 << 20}.withDefaults(), fn: func(string) (string, error) { return "", nil }}
+		if err := s.file(data); err != nil && !errors.Is(err, ErrUnreadable) && !errors.Is(err, ErrLimit) {
+			t.Fatalf("untyped error: %v", err)
+		}
+	})
+}
