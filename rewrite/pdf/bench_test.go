@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/tokenproxy/tokenproxy/test/textforms"
 )
 
 // BenchmarkScan1MB: a 1 MB PDF of compressed text pages, as invoices and
@@ -150,4 +153,57 @@ func shiftedGlyphs(text string) string {
 		fmt.Fprintf(&out, "<%02x>2", c-0x20)
 	}
 	return out.String()
+}
+
+// BenchmarkScanLibreOffice1MB: a PDF of about 1 MB that LibreOffice
+// Writer exported from text (19,000 lines of invoice words and amounts, an
+// address every 500 lines): subset fonts, each glyph a string of its own,
+// CMaps after the pages. Made once per test binary (a few seconds).
+func BenchmarkScanLibreOffice1MB(b *testing.B) {
+	doc := libreOffice1MB(b)
+	s := &scanner{limits: Limits{}.withDefaults(), fn: func(string) (string, error) { return "", nil }}
+	if err := s.file(doc); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(doc)))
+	b.ResetTimer()
+	for range b.N {
+		n, err := Scan(doc, Limits{}, func(string) (string, error) { return "t@x.example", nil })
+		if err != nil || n == 0 {
+			b.Fatal(n, err)
+		}
+	}
+	b.ReportMetric(float64(s.decoded)/float64(len(doc)), "decoded/raw")
+}
+
+// libreOfficeText is BenchmarkScanLibreOffice1MB's text.
+func libreOfficeText() string {
+	rng := rand.New(rand.NewPCG(17, 1))
+	words := strings.Fields("Rechnung Position Beratung Lieferung Betrag Kunde Auftrag Menge Preis Summe Steuer Zahlung Frist Konto Bank Lager Artikel Versand Rabatt Gesamt")
+	var text strings.Builder
+	for line := range 19000 {
+		for range 8 {
+			text.WriteString(words[rng.IntN(len(words))] + " ")
+		}
+		fmt.Fprintf(&text, "%d,%02d EUR", rng.IntN(9999), rng.IntN(100))
+		if line%500 == 0 {
+			text.WriteString(" Fragen an jane.doe@example.com")
+		}
+		text.WriteString("\n")
+	}
+	return text.String()
+}
+
+var libreOfficeCache struct {
+	sync.Mutex
+	doc []byte
+}
+
+func libreOffice1MB(b *testing.B) []byte {
+	libreOfficeCache.Lock()
+	defer libreOfficeCache.Unlock()
+	if libreOfficeCache.doc == nil {
+		libreOfficeCache.doc = textforms.LibreOfficePDF(b, libreOfficeText())
+	}
+	return libreOfficeCache.doc
 }
