@@ -39,8 +39,14 @@ func (r *run) str(i int) []byte {
 }
 
 func (r *run) end() {
+	start := 0
+	if n := len(r.ends); n > 0 {
+		start = r.ends[n-1]
+	}
 	r.ends = append(r.ends, len(r.raw))
-	r.utf16 = r.utf16 || utf16At(r, len(r.ends)-1)
+	if len(r.raw)-start >= 2 && r.raw[start] == 0xFE && r.raw[start+1] == 0xFF {
+		r.utf16 = true
+	}
 }
 
 func (r *run) reset() { r.raw, r.ends, r.utf16 = r.raw[:0], r.ends[:0], false }
