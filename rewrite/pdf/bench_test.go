@@ -6,7 +6,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/tokenproxy/tokenproxy/test/textforms"
 )
 
 // BenchmarkScan1MB: a 1 MB PDF of compressed text pages, as invoices and
@@ -67,9 +72,42 @@ func BenchmarkScan1MBImages(b *testing.B) {
 
 // BenchmarkScan1MBCMap: BenchmarkScan1MB's pages shown in a subset font's
 // codes, as LibreOffice writes them (hex strings read through ToUnicode
-// CMaps): two CMaps of letters only and one that maps a code to '@', so
-// every content stream is decoded a second time for that CMap's reading.
+// CMaps that font dictionaries name, the fonts and CMaps after the
+// pages): two CMaps of letters only and one that maps a code to '@'.
+// Unnamed: no font names the CMaps, so the pages are read before their
+// CMap is known, and decoded again for it. Glyphs: each code a string of
+// its own with a kerning number between, as LibreOffice writes a line
+// ("[<01>2<02>2<03>]TJ").
 func BenchmarkScan1MBCMap(b *testing.B) {
+	for _, tc := range []struct {
+		name          string
+		named, glyphs bool
+	}{{"named", true, false}, {"unnamed", false, false}, {"glyphs", true, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			doc := cmapPDF(tc.named, tc.glyphs)
+			s := &scanner{limits: Limits{}.withDefaults(), fn: func(string) (string, error) { return "", nil }}
+			if err := s.file(doc); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(doc)))
+			b.ResetTimer()
+			for range b.N {
+				n, err := Scan(doc, Limits{}, func(string) (string, error) { return "t@x.example", nil })
+				if err != nil || n == 0 {
+					b.Fatal(n, err)
+				}
+			}
+			b.ReportMetric(float64(s.decoded)/float64(len(doc)), "decoded/raw")
+		})
+	}
+}
+
+// cmapPDF is BenchmarkScan1MBCMap's file.
+func cmapPDF(named, glyphs bool) []byte {
+	show := shifted
+	if glyphs {
+		show = shiftedGlyphs
+	}
 	letters := "begincmap 1 beginbfrange <01> <1A> <0061> endbfrange endcmap"
 	objs := []string{
 		streamObj("/Filter /FlateDecode", flate([]byte(letters))),
@@ -79,23 +117,20 @@ func BenchmarkScan1MBCMap(b *testing.B) {
 		var page bytes.Buffer
 		for line := 0; line < 400; line++ {
 			fmt.Fprintf(&page, "BT /F1 10 Tf 72 %d Td [%s -250 %s] TJ ET\n", 800-line,
-				shifted(fmt.Sprintf("Position %d: Beratung und Lieferung, Betrag", line)), shifted(fmt.Sprintf("%d,00 EUR", line*7)))
+				show(fmt.Sprintf("Position %d: Beratung und Lieferung, Betrag", line)), show(fmt.Sprintf("%d,00 EUR", line*7)))
 		}
-		page.WriteString("BT " + shifted("Fragen an jane.doe@example.com") + " Tj ET\n")
+		page.WriteString("BT [" + show("Fragen an jane.doe@example.com") + "] TJ ET\n")
 		s := streamObj("/Filter /FlateDecode", flate(page.Bytes()))
 		objs = append(objs, s)
 		size += len(s)
 	}
 	objs = append(objs, streamObj("/Filter /FlateDecode", flate([]byte(shiftedCMap))))
-	doc := handPDF(objs...)
-	b.SetBytes(int64(len(doc)))
-	b.ResetTimer()
-	for range b.N {
-		n, err := Scan(doc, Limits{}, func(string) (string, error) { return "t@x.example", nil })
-		if err != nil || n == 0 {
-			b.Fatal(n, err)
+	if named {
+		for _, cm := range []int{1, 2, len(objs)} {
+			objs = append(objs, fmt.Sprintf("<< /Type /Font /Subtype /TrueType /BaseFont /BAAAAA+Sans /ToUnicode %d 0 R >>", cm))
 		}
 	}
+	return handPDF(objs...)
 }
 
 // shiftedCMap maps code c to the character c+0x20, as a subset font's
@@ -110,4 +145,81 @@ func shifted(text string) string {
 		b[i] -= 0x20
 	}
 	return "<" + hex.EncodeToString(b) + ">"
+}
+
+// shiftedGlyphs returns text in shiftedCMap's codes, each code a hex
+// string of its own followed by a kerning number.
+func shiftedGlyphs(text string) string {
+	var out strings.Builder
+	for _, c := range []byte(text) {
+		fmt.Fprintf(&out, "<%02x>2", c-0x20)
+	}
+	return out.String()
+}
+
+// BenchmarkScanLibreOffice1MB: a PDF of about 1 MB that LibreOffice
+// Writer exported from text (19,000 lines of invoice words and amounts, an
+// address every 500 lines): subset fonts, each glyph a string of its own,
+// CMaps after the pages. Made once per test binary (a few seconds).
+func BenchmarkScanLibreOffice1MB(b *testing.B) {
+	doc := libreOffice1MB(b)
+	s := &scanner{limits: Limits{}.withDefaults(), fn: func(string) (string, error) { return "", nil }}
+	if err := s.file(doc); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(doc)))
+	before := cpuTime(b)
+	b.ResetTimer()
+	for range b.N {
+		n, err := Scan(doc, Limits{}, func(string) (string, error) { return "t@x.example", nil })
+		if err != nil || n == 0 {
+			b.Fatal(n, err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime(b)-before)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(s.decoded)/float64(len(doc)), "decoded/raw")
+}
+
+// cpuTime is the CPU time (user and system) this process has used: on a
+// machine shared with others' builds, wall time per operation measures
+// them too, and timing the test binary from outside counts LibreOffice.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// libreOfficeText is BenchmarkScanLibreOffice1MB's text.
+func libreOfficeText() string {
+	rng := rand.New(rand.NewPCG(17, 1))
+	words := strings.Fields("Rechnung Position Beratung Lieferung Betrag Kunde Auftrag Menge Preis Summe Steuer Zahlung Frist Konto Bank Lager Artikel Versand Rabatt Gesamt")
+	var text strings.Builder
+	for line := range 19000 {
+		for range 8 {
+			text.WriteString(words[rng.IntN(len(words))] + " ")
+		}
+		fmt.Fprintf(&text, "%d,%02d EUR", rng.IntN(9999), rng.IntN(100))
+		if line%500 == 0 {
+			text.WriteString(" Fragen an jane.doe@example.com")
+		}
+		text.WriteString("\n")
+	}
+	return text.String()
+}
+
+var libreOfficeCache struct {
+	sync.Mutex
+	doc []byte
+}
+
+func libreOffice1MB(b *testing.B) []byte {
+	libreOfficeCache.Lock()
+	defer libreOfficeCache.Unlock()
+	if libreOfficeCache.doc == nil {
+		libreOfficeCache.doc = textforms.LibreOfficePDF(b, libreOfficeText())
+	}
+	return libreOfficeCache.doc
 }

@@ -27,6 +27,76 @@ type cmap struct {
 	byCode  map[uint32][]byte
 	byByte  [256][]byte
 	hasByte [256]bool
+	// at marks the codes that read as text with '@' or '%', cut those
+	// that read as text with a word break (runs.go): a string is decoded
+	// only near such codes.
+	at, cut codeSet
+}
+
+// codeSet marks codes of one width: one-byte codes in a table, two-byte
+// ones in a bit set, longer ones (rare) in a map.
+type codeSet struct {
+	byByte [256]bool
+	bits   []uint64
+	codes  map[uint32]bool
+	// few lists the codes while there are at most maxFew of them: a run's
+	// strings are then searched for each (bytes.Index) instead of read
+	// code by code. A font has one code for '@' and one for '%'.
+	few  [][]byte
+	many bool
+}
+
+const maxFew = 4
+
+func (cs *codeSet) add(code []byte) {
+	if !cs.many && len(cs.few) < maxFew {
+		cs.few = append(cs.few, code)
+	} else {
+		cs.few, cs.many = nil, true
+	}
+	switch v := codeValue(code); len(code) {
+	case 1:
+		cs.byByte[v] = true
+	case 2:
+		if cs.bits == nil {
+			cs.bits = make([]uint64, 1<<16/64)
+		}
+		cs.bits[v>>6] |= 1 << (v & 63)
+	default:
+		if cs.codes == nil {
+			cs.codes = map[uint32]bool{}
+		}
+		cs.codes[v] = true
+	}
+}
+
+// anyCode reports whether str, read code by code as decode reads it,
+// holds a code of cs.
+func (cm *cmap) anyCode(str []byte, cs *codeSet) bool {
+	switch cm.width {
+	case 1:
+		for _, c := range str {
+			if cs.byByte[c] {
+				return true
+			}
+		}
+	case 2:
+		if cs.bits == nil {
+			return false
+		}
+		for i := 0; i+2 <= len(str); i += 2 {
+			if v := uint32(str[i])<<8 | uint32(str[i+1]); cs.bits[v>>6]&(1<<(v&63)) != 0 {
+				return true
+			}
+		}
+	default:
+		for i := 0; cs.codes != nil && i+cm.width <= len(str); i += cm.width {
+			if cs.codes[codeValue(str[i:i+cm.width])] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // full reports whether the CMap had more entries than it had room for.
@@ -68,12 +138,19 @@ func (cm *cmap) index() {
 		cm.byCode = make(map[uint32][]byte, len(cm.m))
 	}
 	for code, text := range cm.m {
-		switch {
-		case len(code) != cm.width:
-		case cm.width == 1:
+		if len(code) != cm.width {
+			continue
+		}
+		if cm.width == 1 {
 			cm.byByte[code[0]], cm.hasByte[code[0]] = text, true
-		default:
+		} else {
 			cm.byCode[codeValue([]byte(code))] = text
+		}
+		if bytes.IndexByte(text, '@') >= 0 || bytes.IndexByte(text, '%') >= 0 {
+			cm.at.add([]byte(code))
+		}
+		if indexBreak(text) >= 0 {
+			cm.cut.add([]byte(code))
 		}
 	}
 }

@@ -17,9 +17,11 @@
 // proxy (github.com/pdfcpu/pdfcpu) decodes every stream and object stream
 // whole while it reads a file, with no bound: one deflate bomb in an
 // attachment would take the proxy's memory. Scanning needs far less than
-// a reader (no object graph, no xref; fonts only through their ToUnicode
-// CMaps, cmap.go), so this package reads the file's bytes itself, with
-// budgets on decoded bytes, CMaps and scanned text (Limits, ErrLimit).
+// a reader (no xref; of the object graph only which streams the fonts'
+// /ToUnicode entries name, tounicode.go; fonts only through their
+// ToUnicode CMaps, cmap.go), so this package reads the file's bytes
+// itself, with budgets on decoded bytes, CMaps and scanned text (Limits,
+// ErrLimit).
 package pdf
 
 import (
@@ -107,9 +109,18 @@ type scanner struct {
 	scanned     int64 // text bytes scanned
 	replaced    int
 	cmaps       []*cmap // the file's ToUnicode CMaps
+	atCMaps     []*cmap // those of them that can make an address
 	cmapEntries int     // their entries, together
-	// lines and joined are appendStrings' buffers, kept between streams.
-	lines, joined []byte
+	// pre holds the streams preread decoded, by the offset of their
+	// "stream" keyword: true for a CMap it read.
+	pre map[int]bool
+	// again counts the streams decoded a second time, for CMaps found
+	// after them.
+	again int
+	// run, win and words are readStrings' buffers, kept between streams.
+	run        run
+	win, words []byte
+	hits       []int
 	// inflater and rawReader are inflate's, kept between streams.
 	inflater  io.ReadCloser
 	rawReader bytes.Reader
@@ -117,14 +128,6 @@ type scanner struct {
 	// lives until the next stream is decoded.
 	outs [2]bytes.Buffer
 	turn int
-}
-
-// strings returns the strings of b as pdfStrings does, in the scanner's
-// buffers: valid until the next call.
-func (s *scanner) strings(b []byte, dec func(dst, raw []byte) []byte) []byte {
-	out, joined := appendStrings(s.lines[:0], s.joined[:0], b, dec)
-	s.lines, s.joined = out[:0], joined[:0]
-	return out
 }
 
 // maxCMaps bounds the ToUnicode CMaps read from one file: each one means
@@ -148,18 +151,25 @@ func (s *scanner) text(kind scan.TextKind, b []byte) error {
 	return err
 }
 
-// file scans the file: each stream decoded and read as it comes, then
-// the bytes outside streams (dictionaries and their strings), then every
-// stream that shows text once more with each ToUnicode CMap of the file:
-// telling which font a string is shown in would take the object graph,
-// and a CMap that is not the string's own only makes up text. Those
-// streams are decoded again for that rather than kept: a decoded stream
-// lives only while it is read (a text-dense 1 MB file decodes to 10 MB),
-// and the second decoding happens only if a CMap can make an address.
+// file scans the file: the CMaps its fonts name first (preread), then
+// each stream decoded and read as it comes, then the bytes outside
+// streams (dictionaries and their strings). The strings of a stream that
+// shows text are read with every CMap of the file known by then that can
+// make an address: telling which font a string is shown in would take the
+// object graph, and a CMap that is not the string's own only makes up
+// text. A CMap found after such a stream (one that no font names) has the
+// stream decoded again for its reading rather than kept: a decoded stream
+// lives only while it is read (a text-dense 1 MB file decodes to 10 MB).
 func (s *scanner) file(data []byte) error {
+	if err := s.preread(data); err != nil {
+		return err
+	}
 	var outside []byte
-	type span struct{ dict, raw []byte }
-	var shown []span // streams with text operators, for the CMap readings
+	type span struct {
+		dict, raw []byte
+		read      int // the CMaps it was read with: atCMaps[:read]
+	}
+	var shown []span
 	for i := 0; i < len(data); {
 		kw, ds, de, next, dict := nextStream(data, i)
 		if kw < 0 {
@@ -167,19 +177,21 @@ func (s *scanner) file(data []byte) error {
 			break
 		}
 		outside = append(outside, data[i:kw]...)
-		content, err := s.decode(dict, data[ds:de])
+		content, err := s.decodeOnce(kw, dict, data[ds:de])
 		if err != nil {
 			return err
 		}
-		if err := s.addCMap(content); err != nil {
-			return err
+		if !s.pre[kw] {
+			if err := s.addCMap(content); err != nil {
+				return err
+			}
 		}
 		if isXMP(dict) {
 			err = s.text(scan.TextHTML, content)
 		} else {
-			err = s.plainReadings(content)
+			err = s.readings(content, s.atCMaps)
 			if showsText(content) {
-				shown = append(shown, span{dict, data[ds:de]})
+				shown = append(shown, span{dict, data[ds:de], len(s.atCMaps)})
 			}
 		}
 		if err != nil {
@@ -187,22 +199,32 @@ func (s *scanner) file(data []byte) error {
 		}
 		i = next
 	}
-	if err := s.objects(outside); err != nil {
+	if err := s.readings(outside, s.atCMaps); err != nil {
 		return err
 	}
-	if !s.cmapMayShowAt() {
-		return nil
-	}
 	for _, st := range shown {
+		if st.read == len(s.atCMaps) {
+			continue
+		}
+		s.again++
 		content, err := s.decodeAgain(st.dict, st.raw)
 		if err != nil {
 			return err
 		}
-		if err := s.cmapReadings(content); err != nil {
+		if err := s.readStrings(content, false, s.atCMaps[st.read:]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// decodeOnce decodes the stream at kw for the file's pass: counted
+// against the budget unless preread did so already.
+func (s *scanner) decodeOnce(kw int, dict, raw []byte) ([]byte, error) {
+	if _, done := s.pre[kw]; done {
+		return s.decodeAgain(dict, raw)
+	}
+	return s.decode(dict, raw)
 }
 
 // decodeAgain decodes a stream the file's pass already decoded, with the
@@ -231,6 +253,9 @@ func (s *scanner) addCMap(content []byte) error {
 	if cm != nil {
 		s.cmaps = append(s.cmaps, cm)
 		s.cmapEntries += len(cm.m)
+		if cm.mayShowAt {
+			s.atCMaps = append(s.atCMaps, cm)
+		}
 	}
 	return nil
 }
@@ -258,50 +283,34 @@ func showsText(b []byte) bool {
 	}
 }
 
-// objects scans PDF syntax (the file outside streams, a content stream,
-// an object stream): plainReadings, then cmapReadings.
-func (s *scanner) objects(b []byte) error {
-	if err := s.plainReadings(b); err != nil {
-		return err
-	}
-	return s.cmapReadings(b)
-}
-
-// plainReadings scans PDF syntax as it is, then its strings decoded, those
-// of one array or one line of text operators joined.
-func (s *scanner) plainReadings(b []byte) error {
+// readings scans PDF syntax (the file outside streams, a content stream,
+// an object stream) as it is, then its strings: as they are (if one may
+// hold an '@'), and, if it shows text, read with each CMap of cms.
+func (s *scanner) readings(b []byte, cms []*cmap) error {
 	if err := s.text(scan.TextPlain, b); err != nil {
 		return err
 	}
-	if !mayHoldAt(b) {
+	if !showsText(b) {
+		cms = nil // no text shown: no font's codes to read
+	}
+	return s.readStrings(b, mayHoldAt(b), cms)
+}
+
+// readStrings scans the words of b's strings that may make an address
+// (runs.go): read as they are if plain, and with each CMap of cms.
+func (s *scanner) readStrings(b []byte, plain bool, cms []*cmap) error {
+	if !plain && len(cms) == 0 {
 		return nil
 	}
-	return s.text(scan.TextPlain, s.strings(b, nil))
-}
-
-// cmapReadings scans the strings of b read with each ToUnicode CMap of
-// the file that can make an address at all.
-func (s *scanner) cmapReadings(b []byte) error {
-	if !showsText(b) {
-		return nil // no text shown: no font's codes to read
-	}
-	for _, cm := range s.cmaps {
-		if !cm.mayShowAt {
-			continue
+	words := s.words[:0]
+	forRuns(b, &s.run, func(r *run) {
+		if plain {
+			words = s.readRun(words, r, reading{})
 		}
-		if err := s.text(scan.TextPlain, s.strings(b, cm.decode)); err != nil {
-			return err
+		for _, cm := range cms {
+			words = s.readRun(words, r, reading{cm})
 		}
-	}
-	return nil
-}
-
-// cmapMayShowAt reports whether a CMap of the file can make an address.
-func (s *scanner) cmapMayShowAt() bool {
-	for _, cm := range s.cmaps {
-		if cm.mayShowAt {
-			return true
-		}
-	}
-	return false
+	})
+	s.words = words[:0]
+	return s.text(scan.TextPlain, words)
 }

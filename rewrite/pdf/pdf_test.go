@@ -204,8 +204,14 @@ func TestScanLibreOffice(t *testing.T) {
 	if err != nil || !slices.Equal(got, []string{"bob.roe@example.org", "jane.doe@example.com"}) {
 		t.Fatalf("found %v, %v", got, err)
 	}
+	// Its fonts name their CMaps: they are read first, and no stream is
+	// decoded twice.
+	s := &scanner{limits: Limits{}.withDefaults(), fn: func(string) (string, error) { return "", nil }}
+	if err := s.file(doc); err != nil || s.again != 0 || len(s.pre) == 0 {
+		t.Fatalf("scan: %v; %d streams read first, %d decoded again", err, len(s.pre), s.again)
+	}
 	// Nowhere in the file, streams decoded, is the address in plain codes.
-	s := &scanner{limits: Limits{}.withDefaults()}
+	s = &scanner{limits: Limits{}.withDefaults()}
 	for i := 0; i < len(doc); {
 		kw, ds, de, next, dict := nextStream(doc, i)
 		if kw < 0 {

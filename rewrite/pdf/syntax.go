@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/ascii85"
 	"fmt"
+	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -158,14 +159,19 @@ func hexDecode(b []byte) ([]byte, error) {
 // 7.4.2): up to '>', white space and other non-hex bytes ignored, an odd
 // last digit read as followed by 0.
 func appendHex(dst, b []byte) []byte {
-	i := 0
-	for ; i+1 < len(b); i += 2 { // pairs of digits, the usual form
+	// Pairs of digits, the usual form, written into room made at once:
+	// appending byte by byte was a third of reading a CMap file's strings.
+	dst = slices.Grow(dst, len(b)/2)
+	out := dst[len(dst) : len(dst)+len(b)/2]
+	n, i := 0, 0
+	for ; n < len(out); n, i = n+1, i+2 {
 		hi, lo := hexValues[b[i]], hexValues[b[i+1]]
 		if hi|lo > 0x0F {
 			break // white space, '>' or junk: read the rest digit by digit
 		}
-		dst = append(dst, hi<<4|lo)
+		out[n] = hi<<4 | lo
 	}
+	dst = dst[:len(dst)+n]
 	hi, odd := byte(0), false
 	for _, c := range b[i:] {
 		if c == '>' {
@@ -222,95 +228,7 @@ func a85Decode(b []byte) ([]byte, error) {
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
-// pdfStrings returns the strings of PDF syntax b, literal and
-// hexadecimal, decoded by dec: each on a line of its own, then all of them
-// again joined without a separator, as a reader sees the pieces of a TJ
-// array or of consecutive Tj operators ("(jane.doe) Tj (@example.com)
-// Tj"), font changes included; a dictionary key or delimiter parts them.
-// Joining may still join more than a reader would: an address it makes up
-// costs a refusal, one it missed would cost a leak.
-func pdfStrings(b []byte, dec func(dst, raw []byte) []byte) []byte {
-	out, _ := appendStrings(nil, nil, b, dec)
-	return out
-}
-
-// appendStrings is pdfStrings into the buffers lines and joined, which a
-// scan reuses from stream to stream. A nil dec reads strings as
-// plainString does, each written straight into lines: the common case,
-// and one copy fewer. It returns the output (lines, then joined) and the
-// joined buffer, for the next call.
-func appendStrings(lines, joined, b []byte, dec func(dst, raw []byte) []byte) (out, joinedBuf []byte) {
-	var raw []byte
-	add := func(raw []byte) {
-		start := len(lines)
-		if dec == nil {
-			lines = plainString(lines, raw)
-		} else {
-			lines = dec(lines, raw)
-		}
-		joined = append(joined, lines[start:]...)
-		lines = append(lines, '\n')
-	}
-	for i := 0; i < len(b); {
-		for i < len(b) && !stringsSpecial[b[i]] { // operators, numbers, space
-			i++
-		}
-		if i == len(b) {
-			break
-		}
-		switch b[i] {
-		case '%': // a comment, to the end of the line
-			j := bytes.IndexAny(b[i:], "\r\n")
-			if j < 0 {
-				i = len(b)
-			} else {
-				i += j
-			}
-			continue
-		case '(':
-			if dec != nil {
-				raw, i = appendLiteral(raw[:0], b, i)
-				add(raw)
-				continue
-			}
-			start := len(lines)
-			lines, i = appendLiteral(lines, b, i)
-			if str := lines[start:]; len(str) >= 2 && str[0] == 0xFE && str[1] == 0xFF {
-				lines = append(lines[:start], textString(str)...) // UTF-16BE, now UTF-8
-			}
-			joined = append(joined, lines[start:]...)
-			lines = append(lines, '\n')
-			continue
-		case '/':
-			i = nameEnd(b, i)
-			if !selectsFont(b[i:]) {
-				joined = append(joined, '\n') // a dictionary key: another value follows
-			}
-			continue
-		case '>':
-			joined = append(joined, '\n')
-		case '<':
-			if i+1 < len(b) && b[i+1] == '<' {
-				joined = append(joined, '\n')
-				i += 2
-				continue
-			}
-			j := bytes.IndexByte(b[i:], '>')
-			if j < 0 {
-				i = len(b)
-				continue
-			}
-			raw = appendHex(raw[:0], b[i+1:i+j])
-			add(raw)
-			i += j + 1
-			continue
-		}
-		i++
-	}
-	return append(append(lines, '\n'), joined...), joined
-}
-
-// stringsSpecial: the bytes appendStrings stops at outside strings.
+// stringsSpecial: the bytes forRuns stops at outside strings.
 var stringsSpecial = [256]bool{'%': true, '(': true, '/': true, '<': true, '>': true}
 
 // plainString decodes a string as a string of the file is read: a
