@@ -33,6 +33,8 @@ targets=(
 	"./rewrite/pdf FuzzScan"
 	"./rewrite/pdf FuzzStringsPlain"
 	"./rewrite/pdf FuzzAppendHex"
+	"./rewrite/pdf FuzzStringsCMap"
+	"./rewrite/pdf FuzzFile"
 	"./rewrite/attach FuzzPart"
 	"./rewrite/attach FuzzRewriteXML"
 	"./rewrite/attach FuzzSplice"
