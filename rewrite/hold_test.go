@@ -15,15 +15,22 @@ func htmlPart(n int) string {
 		strings.Repeat("write to <b>jane@example.net</b> or the desk.<br>\r\n", n/50) + "</p>\r\n"
 }
 
-// heldMessages are messages that hold parts whole, and one that streams.
+// flowedPart is text held whole: format=flowed joins lines (RFC 3676).
+func flowedPart(n int) string {
+	return "Content-Type: text/plain; charset=utf-8; format=flowed\r\n\r\n" +
+		strings.Repeat("write to jane@example.net or the \r\ndesk.\r\n", n/45)
+}
+
+// heldMessages are messages that hold parts whole, and ones that stream.
 func heldMessages() map[string]string {
-	inner := "From: jane@example.net\r\n" + htmlPart(600<<10)
+	inner := "From: jane@example.net\r\n" + flowedPart(600<<10)
 	return map[string]string{
-		"html 600 KB": "From: support@company.example\r\n" + htmlPart(600<<10),
-		"html 100 KB": "From: support@company.example\r\n" + htmlPart(100<<10),
+		"flowed 600 KB":          "From: support@company.example\r\n" + flowedPart(600<<10),
+		"flowed 100 KB":          "From: support@company.example\r\n" + flowedPart(100<<10),
+		"html 600 KB (streamed)": "From: support@company.example\r\n" + htmlPart(600<<10),
 		"plain 2 MB (streamed)": "From: support@company.example\r\nContent-Type: text/plain\r\n\r\n" +
 			strings.Repeat("write to jane@example.net or the desk.\r\n", 2<<20/40),
-		"encoded message holding html 600 KB": "From: support@company.example\r\nContent-Type: message/rfc822\r\n" +
+		"encoded message holding flowed 600 KB": "From: support@company.example\r\nContent-Type: message/rfc822\r\n" +
 			"Content-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString([]byte(inner)) + "\r\n",
 	}
 }
@@ -41,14 +48,15 @@ func TestHeldBudget(t *testing.T) {
 		want         error
 		wantReserved bool
 	}{
-		{"html 600 KB", 64 << 20, false, nil, true},
-		{"html 600 KB", 64 << 20, true, ErrBusy, false},
-		{"html 600 KB", 100 << 10, false, ErrLimit, false},
-		{"html 100 KB", 64 << 20, true, nil, false},
+		{"flowed 600 KB", 64 << 20, false, nil, true},
+		{"flowed 600 KB", 64 << 20, true, ErrBusy, false},
+		{"flowed 600 KB", 100 << 10, false, ErrLimit, false},
+		{"flowed 100 KB", 64 << 20, true, nil, false},
 		{"plain 2 MB (streamed)", 64 << 20, true, nil, false},
-		{"encoded message holding html 600 KB", 64 << 20, false, nil, true},
-		{"encoded message holding html 600 KB", 64 << 20, true, ErrBusy, false},
-		{"encoded message holding html 600 KB", 700 << 10, false, ErrLimit, false},
+		{"html 600 KB (streamed)", 64 << 20, true, nil, false},
+		{"encoded message holding flowed 600 KB", 64 << 20, false, nil, true},
+		{"encoded message holding flowed 600 KB", 64 << 20, true, ErrBusy, false},
+		{"encoded message holding flowed 600 KB", 700 << 10, false, ErrLimit, false},
 	}
 	msgs := heldMessages()
 	for _, tt := range tests {
@@ -82,7 +90,7 @@ func TestHeldBudget(t *testing.T) {
 // TestHeldBudgetGuardNotCounted: the guard's walks hold their copy outside
 // the budget, so a message that fits the budget passes its guard too.
 func TestHeldBudgetGuardNotCounted(t *testing.T) {
-	msg := heldMessages()["html 600 KB"]
+	msg := heldMessages()["flowed 600 KB"]
 	rw, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{MaxHeldBytes: 400 << 10}})
 	var out bytes.Buffer
 	if _, err := rw.Inbound(context.Background(), &out, strings.NewReader(msg)); err != nil {

@@ -29,6 +29,9 @@ func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte st
 	if w.streamable(mt, params, cte) {
 		return w.streamText(h, cte)
 	}
+	if c, ok := w.pieceCodecOf(mt, params, cte); ok {
+		return w.streamPieces(h, mt, params, cte, depth, c) // piecestream.go
+	}
 	raw, err := w.collect()
 	if err != nil {
 		return err
