@@ -8,6 +8,9 @@
 //	memmsg -kind qp -size 5000000 > qp.eml             # text/plain, quoted-printable
 //	memmsg -kind html -size 5000000 > html.eml         # text/html, 8bit
 //	memmsg -kind html64 -size 5000000 > html64.eml     # text/html, base64
+//	memmsg -kind htmlqp -size 5000000 > htmlqp.eml     # text/html, quoted-printable
+//	memmsg -kind text64 -size 5000000 > text64.eml     # text/plain, base64
+//	memmsg -kind latin1 -size 5000000 > latin1.eml     # text/plain, ISO-8859-1, 8bit
 //	memmsg -kind msg64 -size 5000000 > msg64.eml       # message/rfc822, base64, holding text/html
 //	memmsg -kind attach -size 35000000 -text 5000000 > attach.eml
 //	                                  # 35 MB of base64 attachment after a 5 MB text part
@@ -27,7 +30,7 @@ import (
 const prose = "Thank you for your message about the delivery. We looked into the order and the parcel left our warehouse on Tuesday; the tracking number is in the attached note. "
 
 func main() {
-	kind := flag.String("kind", "text", "text, qp, html or attach")
+	kind := flag.String("kind", "text", "text, qp, html, html64, htmlqp, text64, latin1, msg64 or attach")
 	size := flag.Int("size", 5_000_000, "bytes of the large part as sent (encoded)")
 	textSize := flag.Int("text", 100, "attach: bytes of the text part before the attachment")
 	flag.Parse()
@@ -43,10 +46,25 @@ func main() {
 	case "html":
 		fmt.Fprint(w, "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
 		text(w, *size, "<br>\r\n")
-	case "qp":
-		fmt.Fprint(w, "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	case "latin1":
+		// Prose with accented letters, one byte each in ISO-8859-1.
+		fmt.Fprint(w, "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
 		var b strings.Builder
-		text(&b, *size*9/10, "\r\n") // QP of prose adds about a tenth: soft breaks
+		text(&b, *size, "\r\n")
+		w.WriteString(strings.ReplaceAll(b.String(), "delivery", "livraison \xe9t\xe9"))
+	case "text64":
+		var b strings.Builder
+		text(&b, *size*3/4, "\r\n")
+		fmt.Fprint(w, "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+		wrap64(w, []byte(b.String()))
+	case "qp", "htmlqp":
+		mt, eol := "text/plain", "\r\n"
+		if *kind == "htmlqp" {
+			mt, eol = "text/html", "<br>\r\n"
+		}
+		fmt.Fprintf(w, "Content-Type: %s; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", mt)
+		var b strings.Builder
+		text(&b, *size*9/10, eol) // QP of prose adds about a tenth: soft breaks
 		qw := quotedprintable.NewWriter(w)
 		qw.Write([]byte(b.String()))
 		qw.Close()
