@@ -12,12 +12,15 @@
 //	memmsg -kind text64 -size 5000000 > text64.eml     # text/plain, base64
 //	memmsg -kind latin1 -size 5000000 > latin1.eml     # text/plain, ISO-8859-1, 8bit
 //	memmsg -kind msg64 -size 5000000 > msg64.eml       # message/rfc822, base64, holding text/html
+//	memmsg -kind gzip -size 60000000 > gzip.eml        # a .txt.gz attachment expanding to 60 MB of text
 //	memmsg -kind attach -size 35000000 -text 5000000 > attach.eml
 //	                                  # 35 MB of base64 attachment after a 5 MB text part
 package main
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -30,7 +33,7 @@ import (
 const prose = "Thank you for your message about the delivery. We looked into the order and the parcel left our warehouse on Tuesday; the tracking number is in the attached note. "
 
 func main() {
-	kind := flag.String("kind", "text", "text, qp, html, html64, htmlqp, text64, latin1, msg64 or attach")
+	kind := flag.String("kind", "text", "text, qp, html, html64, htmlqp, text64, latin1, msg64, gzip or attach")
 	size := flag.Int("size", 5_000_000, "bytes of the large part as sent (encoded)")
 	textSize := flag.Int("text", 100, "attach: bytes of the text part before the attachment")
 	flag.Parse()
@@ -80,6 +83,8 @@ func main() {
 		wrap64(w, []byte(b.String()))
 	case "attach":
 		attach(w, *size, *textSize)
+	case "gzip":
+		gzipAttach(w, *size)
 	default:
 		fmt.Fprintln(os.Stderr, "memmsg: unknown -kind", *kind)
 		os.Exit(2)
@@ -130,5 +135,33 @@ func attach(w *bufio.Writer, n, textSize int) {
 		w.Write(line)
 		w.WriteString("\r\n")
 	}
+	fmt.Fprint(w, "--mem-boundary--\r\n")
+}
+
+// gzipAttach writes a message with a gzip attachment (notes.txt.gz) that
+// expands to about n bytes of text naming customers: an opened attachment
+// at the attachment limits (max_bytes, max_expanded_bytes). Each line
+// carries random numbers, so the text compresses about as much as real
+// text does (within max_ratio).
+func gzipAttach(w *bufio.Writer, n int) {
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+	zb := bufio.NewWriterSize(zw, 64<<10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for written, i := 0, 0; written < n; i++ {
+		k, _ := fmt.Fprintf(zb, "%s order %d, parcel %x, ref %d\r\n", prose[:40+rng.IntN(100)], rng.Int64(), rng.Int64(), rng.Int32())
+		written += k
+		if i%20 == 0 {
+			k, _ = fmt.Fprintf(zb, "contact customer%d@example.net\r\n", i%40)
+			written += k
+		}
+	}
+	zb.Flush()
+	zw.Close()
+	fmt.Fprint(w, "Content-Type: multipart/mixed; boundary=\"mem-boundary\"\r\n\r\n"+
+		"--mem-boundary\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe notes are attached.\r\n"+
+		"\r\n--mem-boundary\r\nContent-Type: application/gzip; name=\"notes.txt.gz\"\r\n"+
+		"Content-Disposition: attachment; filename=\"notes.txt.gz\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	wrap64(w, z.Bytes())
 	fmt.Fprint(w, "--mem-boundary--\r\n")
 }
