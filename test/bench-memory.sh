@@ -109,6 +109,7 @@ gen htmlqp15 -kind htmlqp -size 15000000
 gen html64_15 -kind html64 -size 15000000
 gen text64_15 -kind text64 -size 15000000
 gen latin15 -kind latin1 -size 15000000
+gen gzip60 -kind gzip -size 60000000
 gen text5 -kind text -size 5000000
 gen qp5 -kind qp -size 5000000
 gen attach40 -kind attach -size 35000000 -text 5000000
@@ -210,7 +211,7 @@ for b in "${builds[@]}"; do
 	# Warm up: the map, its keys and the data directory exist before anything is measured.
 	"$tmp/$b/proxy" --config "$tmp/$b/proxy.yaml" rewrite --route inbound <"$tmp/msg/text5.eml" >/dev/null 2>&1 || true
 	if [[ " $cases " == *" rewrite "* ]]; then
-		for m in text15 qp15 html15 htmlqp15 html64_15 text64_15 latin15 attach40; do
+		for m in text15 qp15 html15 htmlqp15 html64_15 text64_15 latin15 attach40 gzip60; do
 			say "$b: proxy rewrite $m"
 			rewrite_case "$b" "$m"
 		done
@@ -233,13 +234,14 @@ echo
 echo "# peak RSS in MiB, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# text15 = 15 MB text/plain 8bit; qp15 = the same quoted-printable; html15 = 15 MB text/html 8bit;"
 echo "# htmlqp15, html64_15 = 15 MB text/html quoted-printable, base64; text64_15 = 15 MB text/plain base64;"
-echo "# latin15 = 15 MB text/plain ISO-8859-1 8bit; text5, qp5 = 5 MB; attach40 = 5 MB text part + 35 MB base64 attachment (40 MB message);"
+echo "# latin15 = 15 MB text/plain ISO-8859-1 quoted-printable; gzip60 = a 13.7 MB .gz attachment expanding to 60 MB of text;"
+echo "# text5, qp5 = 5 MB; attach40 = 5 MB text part + 35 MB base64 attachment (40 MB message);"
 echo "# html250k x200 = 200 sessions at once, each a 250 KB text/html part (held whole, within the 256 KiB each part holds outside the budget)"
 row case message "${base_rev:+base}" new
 for c in rewrite route; do
 	[[ " $cases " == *" $c "* ]] || continue
 	if [ "$c" = rewrite ]; then
-		labels=(text15 qp15 html15 htmlqp15 html64_15 text64_15 latin15 attach40)
+		labels=(text15 qp15 html15 htmlqp15 html64_15 text64_15 latin15 attach40 gzip60)
 	else
 		labels=("text15 x1" "qp15 x1" "html15 x1" "htmlqp15 x1" "html64_15 x1" "text64_15 x1" "latin15 x1" "text5 x10" "qp5 x10" "attach40 x1" "html250k x200")
 	fi

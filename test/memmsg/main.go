@@ -10,7 +10,7 @@
 //	memmsg -kind html64 -size 5000000 > html64.eml     # text/html, base64
 //	memmsg -kind htmlqp -size 5000000 > htmlqp.eml     # text/html, quoted-printable
 //	memmsg -kind text64 -size 5000000 > text64.eml     # text/plain, base64
-//	memmsg -kind latin1 -size 5000000 > latin1.eml     # text/plain, ISO-8859-1, 8bit
+//	memmsg -kind latin1 -size 5000000 > latin1.eml     # text/plain, ISO-8859-1, quoted-printable
 //	memmsg -kind msg64 -size 5000000 > msg64.eml       # message/rfc822, base64, holding text/html
 //	memmsg -kind gzip -size 60000000 > gzip.eml        # a .txt.gz attachment expanding to 60 MB of text
 //	memmsg -kind attach -size 35000000 -text 5000000 > attach.eml
@@ -50,11 +50,16 @@ func main() {
 		fmt.Fprint(w, "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
 		text(w, *size, "<br>\r\n")
 	case "latin1":
-		// Prose with accented letters, one byte each in ISO-8859-1.
-		fmt.Fprint(w, "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+		// Prose with accented letters, one byte each in ISO-8859-1, in
+		// quoted-printable as mail clients send it (swaks announces no
+		// 8BITMIME).
+		fmt.Fprint(w, "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
 		var b strings.Builder
-		text(&b, *size, "\r\n")
-		w.WriteString(strings.ReplaceAll(b.String(), "delivery", "livraison \xe9t\xe9"))
+		text(&b, *size*9/10, "\r\n")
+		qw := quotedprintable.NewWriter(w)
+		qw.Write([]byte(strings.ReplaceAll(b.String(), "delivery", "livraison \xe9t\xe9")))
+		qw.Close()
+		fmt.Fprint(w, "\r\n")
 	case "text64":
 		var b strings.Builder
 		text(&b, *size*3/4, "\r\n")
