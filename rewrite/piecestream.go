@@ -176,7 +176,7 @@ type pieceStream struct {
 
 	scanned int // content[:scanned] is scanned
 	cut     int // a safe end of the next piece in content, or -1
-	checked int // content[:checked] was searched for a cut (plain text)
+	checked int // plain text: content[:checked] was searched for a cut; HTML: where to search again
 	resume  int // HTML: where scan.HTMLCut reads on
 
 	changed   bool // a piece changed
@@ -313,10 +313,17 @@ func (ps *pieceStream) ready() bool {
 		return false
 	}
 	if ps.c.kind == scan.TextHTML {
+		// HTMLCut reads a tag that is not over yet again each time:
+		// the content must have grown by an eighth since, so a long
+		// tag costs a few readings, not one per line.
+		if len(ps.content) < ps.checked {
+			return false
+		}
 		cut, resume := scan.HTMLCut(ps.content[ps.scanned:], ps.resume)
 		if ps.resume = resume; cut >= 0 {
 			ps.cut = cut
 		}
+		ps.checked = len(ps.content) + max(4<<10, (len(ps.content)-ps.scanned)/8)
 	} else {
 		from := max(ps.checked, ps.scanned)
 		if k := bytes.LastIndexByte(ps.content[from:], '\n'); k >= 0 {
@@ -428,6 +435,9 @@ func (ps *pieceStream) piece(end bool) error {
 	}
 	ps.changed = ps.changed || changed
 	ps.cut, ps.resume = -1, 0
+	if ps.c.kind == scan.TextHTML {
+		ps.checked = 0
+	}
 	switch {
 	case ps.w.out == nil: // the guard writes nothing
 		ps.scanned = stop

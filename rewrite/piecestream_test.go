@@ -393,3 +393,21 @@ func TestPiecesUndefinedBytesKept(t *testing.T) {
 		t.Errorf("the part was not rewritten with its bytes kept: %+v", rep)
 	}
 }
+
+// TestPiecesLongTag: a tag over many lines (a style attribute of 2 MB)
+// holds the piece open until it ends, with addresses in it and around it.
+func TestPiecesLongTag(t *testing.T) {
+	text := strings.Repeat("words and words<br>\r\n", 4000) + "<div title=\"jane@example.net\" style=\"" +
+		strings.Repeat("color: red;\r\n", 160000) + "\" data-x=\"bob@example.org\">customer1@example.net</div>\r\n" +
+		strings.Repeat("more words<br>\r\n", 8000)
+	for _, cte := range []string{"8bit", "quoted-printable"} {
+		rw, _ := newTestRewriter(t, RewriteOptions{})
+		out, rep, err := runInbound(t, rw, pieceMessage("text/html", "utf-8", cte, encodeBody(cte, text, "\r\n"), "\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left := customerAddresses(partText(t, out, cte, "\r\n")); rep.Changed != 1 || len(left) > 0 {
+			t.Errorf("%s: %d addresses left: %v", cte, len(left), left)
+		}
+	}
+}
