@@ -236,7 +236,7 @@ echo "# text15 = 15 MB text/plain 8bit; qp15 = the same quoted-printable; html15
 echo "# htmlqp15, html64_15 = 15 MB text/html quoted-printable, base64; text64_15 = 15 MB text/plain base64;"
 echo "# latin15 = 15 MB text/plain ISO-8859-1 quoted-printable; gzip60 = a 13.7 MB .gz attachment expanding to 60 MB of text;"
 echo "# text5, qp5 = 5 MB; attach40 = 5 MB text part + 35 MB base64 attachment (40 MB message);"
-echo "# html250k x200 = 200 sessions at once, each a 250 KB text/html part (held whole, within the 256 KiB each part holds outside the budget)"
+echo "# html250k x200 = 200 sessions at once, each a 250 KB text/html part (rewritten in pieces; held whole before)"
 row case message "${base_rev:+base}" new
 for c in rewrite route; do
 	[[ " $cases " == *" $c "* ]] || continue
