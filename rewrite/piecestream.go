@@ -153,7 +153,9 @@ func encodeCharmap(cm *charmap.Charmap, b []byte) ([]byte, error) {
 const qpBatchBytes = 16 << 10
 
 // pieceSync is a point where the part's bytes so far decode to exactly
-// its content so far: the part may be written as it came up to there.
+// its content so far: the part may be written as it came up to there. It
+// is a line end (a soft line break in quoted-printable too), in base64
+// one that ends a group of four characters.
 type pieceSync struct{ raw, content int }
 
 // pieceStream is the state of one part rewritten in pieces.
@@ -305,9 +307,11 @@ func (ps *pieceStream) fill() (end bool, err error) {
 }
 
 // ready reports whether a piece of at least streamChunkBytes of content
-// waits and a safe cut ends one: after a line end in plain text, which no
-// address crosses (streamable says why), and in HTML after one outside
-// every tag (scan.HTMLCut).
+// waits and a safe cut ends one: after white space in plain text, which
+// no address crosses (streamable says why for line ends; spaces and tabs
+// end an address as surely), and in HTML after white space outside every
+// tag (scan.HTMLCut). Text without line ends (HTML written on one line)
+// is cut at a space all the same.
 func (ps *pieceStream) ready() bool {
 	if len(ps.content)-ps.scanned < streamChunkBytes {
 		return false
@@ -326,7 +330,7 @@ func (ps *pieceStream) ready() bool {
 		ps.checked = len(ps.content) + max(4<<10, (len(ps.content)-ps.scanned)/8)
 	} else {
 		from := max(ps.checked, ps.scanned)
-		if k := bytes.LastIndexByte(ps.content[from:], '\n'); k >= 0 {
+		if k := scan.LastSpace(ps.content[from:]); k >= 0 {
 			ps.cut = from + k + 1 - ps.scanned
 		}
 		ps.checked = len(ps.content)
@@ -345,10 +349,12 @@ func (ps *pieceStream) decode(upto int) {
 		ps.decoded = upto
 		ps.sync()
 	case "quoted-printable":
-		// Lines up to a hard line break decode alone (textstream.go);
-		// they are decoded some KiB at a time, as a decoder costs a
-		// buffer of its own.
-		if !chunkEnds(line, true) || len(line) < qpBatchBytes {
+		// Each line decodes alone, a soft line break too (an escape
+		// never spans one; RFC 2045 section 6.7 rules 3 and 5), so text
+		// written without hard line breaks decodes as it comes. Lines
+		// are decoded some KiB at a time, as a decoder costs a buffer of
+		// its own.
+		if !chunkEnds(line, false) || len(line) < qpBatchBytes {
 			return // decoded with the lines that end it
 		}
 		text, _ := decodeCTE(ps.c.cte, line)
@@ -358,7 +364,7 @@ func (ps *pieceStream) decode(upto int) {
 	case "base64":
 		ps.decodeBase64(line)
 		ps.decoded = upto
-		if ps.nquad == 0 && ps.lastRawNL {
+		if ps.nquad == 0 { // a line the line reader cut in two, too
 			ps.sync()
 		}
 	}

@@ -117,12 +117,22 @@ func TestPiecesMatchHeld(t *testing.T) {
 					if left := customerAddresses(partText(t, streamed, f.cte, eol)); len(left) > 0 {
 						t.Errorf("%d addresses left, e.g. %s", len(left), left[0])
 					}
-					if f.mt != "text/plain" {
-						return // HTML comes back with its references written out
+					// Back: the outbound direction reads the rewritten part in
+					// pieces too, exactly as it reads it held.
+					hback, err := runOutbound(t, rw, bytes.Replace(streamed, []byte("charset=utf-8"), []byte("charset=euc-kr"), 1))
+					if err != nil {
+						t.Fatal(err)
 					}
+					hback = bytes.Replace(hback, []byte("charset=euc-kr"), []byte("charset=utf-8"), 1)
 					back, err := runOutbound(t, rw, streamed)
 					if err != nil {
 						t.Fatal(err)
+					}
+					if !bytes.Equal(back, hback) {
+						t.Fatalf("outbound: streamed output differs from held output (%d vs %d bytes)", len(back), len(hback))
+					}
+					if f.mt != "text/plain" {
+						return // HTML comes back with its references written out
 					}
 					if !bytes.Equal(partText(t, back, f.cte, eol), []byte(text)) {
 						t.Errorf("outbound did not restore the text")
@@ -408,6 +418,63 @@ func TestPiecesLongTag(t *testing.T) {
 		}
 		if left := customerAddresses(partText(t, out, cte, "\r\n")); rep.Changed != 1 || len(left) > 0 {
 			t.Errorf("%s: %d addresses left: %v", cte, len(left), left)
+		}
+	}
+}
+
+// TestPiecesOneLine: HTML and plain text written without line ends (1 MB
+// on one line, as HTML generators write it) are cut at spaces: they pass
+// within a held-part budget the part held whole would exceed, and are
+// written exactly as held.
+func TestPiecesOneLine(t *testing.T) {
+	html := strings.ReplaceAll(htmlStreamBody(1<<20, "\r\n"), "\r\n", " ") + "\r\n"
+	plain := strings.ReplaceAll(streamBody(1<<20, "\r\n"), "\r\n", " ") + "\r\n"
+	for _, tt := range []struct{ mt, cte, text string }{
+		{"text/html", "8bit", html}, {"text/html", "quoted-printable", html}, {"text/html", "base64", html},
+		{"text/plain", "base64", plain},
+	} {
+		body := encodeBody(tt.cte, tt.text, "\r\n")
+		small, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{MaxHeldBytes: 512 << 10, MaxNewTokens: 1000}})
+		streamed, _, err := runInbound(t, small, pieceMessage(tt.mt, "utf-8", tt.cte, body, "\r\n"))
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.mt, tt.cte, err)
+		}
+		if _, _, err := runInbound(t, small, pieceMessage(tt.mt, "euc-kr", tt.cte, body, "\r\n")); !errors.Is(err, ErrLimit) {
+			t.Fatalf("%s %s: held whole, err %v, want ErrLimit", tt.mt, tt.cte, err)
+		}
+		big, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{MaxNewTokens: 1000}})
+		held, _, err := runInbound(t, big, pieceMessage(tt.mt, "euc-kr", tt.cte, body, "\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = bytes.Replace(held, []byte("charset=euc-kr"), []byte("charset=utf-8"), 1)
+		if !bytes.Equal(streamed, held) {
+			t.Errorf("%s %s: streamed output differs from held output", tt.mt, tt.cte)
+		}
+	}
+}
+
+// TestPiecesOneLineUnchanged: a part of 1 MB on one line with nothing to
+// replace passes within a small held-part budget and is written as it
+// came: it is let go of as it is scanned.
+func TestPiecesOneLineUnchanged(t *testing.T) {
+	text := strings.Repeat("nothing to see here, <b>really</b> nothing at all ", 20000)
+	for _, cte := range []string{"8bit", "base64", "quoted-printable"} {
+		body := text + "\r\n"
+		switch cte {
+		case "base64":
+			body = base64.StdEncoding.EncodeToString([]byte(text)) + "\r\n"
+		case "quoted-printable":
+			body = encodeBody(cte, text, "\r\n") + "\r\n"
+		}
+		msg := pieceMessage("text/html", "utf-8", cte, body, "\r\n")
+		rw, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{MaxHeldBytes: 512 << 10}})
+		out, rep, err := runInbound(t, rw, msg)
+		if err != nil {
+			t.Fatalf("%s: %v", cte, err)
+		}
+		if rep.Changed != 0 || !bytes.Equal(out, msg) {
+			t.Errorf("%s: the unchanged part was not kept as it came", cte)
 		}
 	}
 }

@@ -4,18 +4,21 @@ import "bytes"
 
 // HTMLCut tells where a large HTML text may be cut into pieces that are
 // scanned one at a time and find what the whole text finds (issue 17,
-// item 7: a large HTML part is not held whole). A safe cut follows a line
-// end in text, outside every tag and comment: the view on its two sides
-// is parted by that line end, which no address crosses (scMatcher.local
-// and domain stop at one), and the markup after it is read as the whole
-// text's scan reads it, from a point where that scan is in text too.
+// item 7: a large HTML part is not held whole). A safe cut follows white
+// space (a space, a tab, a line end) in text, outside every tag and
+// comment: the view on its two sides is parted by that character, which
+// no address crosses (scMatcher.local and domain stop at it, and what a
+// replacement is written after, scGlues, is never white space), and the
+// markup after it is read as the whole text's scan reads it, from a
+// point where that scan is in text too. HTML written without line ends
+// has spaces between its words.
 //
 // It reads src from from on, which must be a point where the whole
 // text's scan is in text (0, or a resume it returned), with scanHTML's
 // own tag rules, and stops at the first '<' whose tag, comment or other
 // markup src does not show in full (it may end only in bytes not read
-// yet). cut is the end of the last line end in text before that, or -1;
-// resume is where to read on from once src has grown.
+// yet). cut is the end of the last white space in text before that, or
+// -1; resume is where to read on from once src has grown.
 func HTMLCut(src []byte, from int) (cut, resume int) {
 	cut = -1
 	for i := from; i < len(src); {
@@ -25,7 +28,7 @@ func HTMLCut(src []byte, from int) (cut, resume int) {
 		} else {
 			j += i
 		}
-		if k := bytes.LastIndexByte(src[i:j], '\n'); k >= 0 {
+		if k := LastSpace(src[i:j]); k >= 0 {
 			cut = i + k + 1
 		}
 		if j == len(src) {
@@ -48,3 +51,8 @@ func HTMLCut(src []byte, from int) (cut, resume int) {
 	}
 	return cut, len(src)
 }
+
+// LastSpace returns the index of the last space, tab or line end in b, or
+// -1: where plain text, too, may be cut into pieces that scan as the
+// whole does (no address crosses white space).
+func LastSpace(b []byte) int { return bytes.LastIndexAny(b, " \t\n") }

@@ -92,7 +92,10 @@ func TestHTMLCut(t *testing.T) {
 		cut, resume int
 	}{
 		{"", 0, -1, 0},
-		{"no line end", 0, -1, 11},
+		{"no line end", 0, 8, 11}, // white space in text cuts as a line end does
+		{"nospace", 0, -1, 7},
+		{"a\tb<i>c", 0, 2, 7},
+		{"a<i title='x y'>b", 0, -1, 17}, // not in a tag
 		{"a\nb\n", 0, 4, 4},
 		{"a\n<b>c\n", 0, 7, 7},
 		{"a\n<span\nclass=x>", 0, 2, 2},              // the tag ends at the last byte: not known to be whole
