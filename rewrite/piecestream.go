@@ -15,13 +15,15 @@ import (
 
 // This file rewrites, in pieces, the large text parts that streamText
 // (textstream.go) cannot take line by line and that used to be held whole
-// (issue 17, item 7): HTML, text in base64, and text in a single-byte
-// charset. A part is decoded as it is read, its transfer encoding and then
-// its charset; the decoded text is scanned a piece at a time, each piece
-// ending where scanning it alone finds what scanning the whole finds (a
-// line end; in HTML one outside every tag, scan.HTMLCut); and the part is
-// written as it came until a piece changes. From there on it is encoded
-// again, in its own transfer encoding and charset.
+// (issue 17, item 7): HTML, flowed text, calendars and vCards, text in
+// base64, and text in a single-byte charset. A part is decoded as it is
+// read, its transfer encoding and then its charset; the decoded text is
+// scanned a piece at a time, each piece ending where scanning it alone
+// finds what scanning the whole finds (after white space; in HTML outside
+// every tag, scan.HTMLCut; in flowed text and calendars after a line that
+// joins nothing after it, scan.LineCut); and the part is written as it
+// came until a piece changes. From there on it is encoded again, in its
+// own transfer encoding and charset.
 //
 // A part that fits in one piece is held and rewritten as before (leafRaw),
 // byte for byte as before; so is a part whose first piece looks like
@@ -31,13 +33,13 @@ import (
 type pieceCodec struct {
 	cte  string           // "" (none: 7bit, 8bit, binary), "quoted-printable" or "base64"
 	cm   *charmap.Charmap // nil: the text is the bytes (UTF-8, US-ASCII)
-	kind scan.TextKind    // scan.TextPlain or scan.TextHTML
+	kind scan.TextKind    // how the text is scanned (bodyKind)
 }
 
 // pieceCodecOf reports whether a text part can be rewritten in pieces,
-// and how. Beyond what streamable takes, that holds for plain text and
-// HTML (not flowed text, whose soft breaks join lines, nor calendars,
-// whose folds do), in any transfer encoding but an unknown one, and in
+// and how. Beyond what streamable takes, that holds for plain text, HTML,
+// flowed text, iCalendar and vCard (not RTF, whose groups span lines),
+// in any transfer encoding but an unknown one, and in
 // UTF-8, US-ASCII or a single-byte charset whose every byte is a
 // character that encodes back to it and whose ASCII half is ASCII: a
 // piece then decodes, and a changed piece encodes, alone. Stateful and
@@ -49,7 +51,12 @@ type pieceCodec struct {
 // is written before the part's text is (encodeCTE, encodeCharset).
 func (w *walker) pieceCodecOf(mt string, params map[string]string, cte string) (pieceCodec, bool) {
 	kind := bodyKind(mt, params)
-	if mt == "text/rfc822-headers" || kind != scan.TextPlain && kind != scan.TextHTML {
+	switch {
+	case mt == "text/rfc822-headers": // a header section (headerblock.go)
+		return pieceCodec{}, false
+	case kind == scan.TextPlain, kind == scan.TextHTML, kind == scan.TextFlowed, kind == scan.TextFlowedDelSp,
+		kind == scan.TextFolded:
+	default: // RTF, and what is not text
 		return pieceCodec{}, false
 	}
 	c := pieceCodec{kind: kind}
@@ -309,14 +316,21 @@ func (ps *pieceStream) fill() (end bool, err error) {
 // ready reports whether a piece of at least streamChunkBytes of content
 // waits and a safe cut ends one: after white space in plain text, which
 // no address crosses (streamable says why for line ends; spaces and tabs
-// end an address as surely), and in HTML after white space outside every
-// tag (scan.HTMLCut). Text without line ends (HTML written on one line)
-// is cut at a space all the same.
+// end an address as surely), in HTML after white space outside every
+// tag (scan.HTMLCut), and in flowed text, iCalendar and vCard after a
+// line that joins no line after it (scan.LineCut). Text without line
+// ends (HTML written on one line) is cut at a space all the same.
 func (ps *pieceStream) ready() bool {
 	if len(ps.content)-ps.scanned < streamChunkBytes {
 		return false
 	}
-	if ps.c.kind == scan.TextHTML {
+	switch ps.c.kind {
+	case scan.TextFlowed, scan.TextFlowedDelSp, scan.TextFolded:
+		cut, resume := scan.LineCut(ps.c.kind, ps.content[ps.scanned:], ps.resume)
+		if ps.resume = resume; cut >= 0 {
+			ps.cut = cut
+		}
+	case scan.TextHTML:
 		// HTMLCut reads a tag that is not over yet again each time:
 		// the content must have grown by an eighth since, so a long
 		// tag costs a few readings, not one per line.
@@ -328,7 +342,7 @@ func (ps *pieceStream) ready() bool {
 			ps.cut = cut
 		}
 		ps.checked = len(ps.content) + max(4<<10, (len(ps.content)-ps.scanned)/8)
-	} else {
+	default:
 		from := max(ps.checked, ps.scanned)
 		if k := scan.LastSpace(ps.content[from:]); k >= 0 {
 			ps.cut = from + k + 1 - ps.scanned

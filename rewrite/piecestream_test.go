@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/text/encoding/charmap"
+
+	"github.com/tokenproxy/tokenproxy/rewrite/scan"
 )
 
 // htmlStreamBody is HTML of about n bytes with addresses in the forms the
@@ -45,6 +47,71 @@ func htmlStreamBody(n int, eol string) string {
 	}
 	b.WriteString("</body></html>\r\n")
 	return strings.ReplaceAll(b.String(), "\r\n", eol)
+}
+
+// flowedStreamBody is format=flowed text with DelSp=yes (RFC 3676) of
+// about n bytes: paragraphs of lines ending in soft breaks, addresses in
+// them and cut in two by soft breaks, and quoted paragraphs.
+func flowedStreamBody(n int, eol string) string {
+	rng := rand.New(rand.NewPCG(17, 9))
+	var b strings.Builder
+	for b.Len() < n {
+		quote := ""
+		if rng.IntN(4) == 0 {
+			quote = "> "
+		}
+		for i := rng.IntN(8); i >= 0; i-- {
+			b.WriteString(quote + strings.Repeat("word ", rng.IntN(10)))
+			switch rng.IntN(4) {
+			case 0:
+				fmt.Fprintf(&b, "customer%d@example.net ", rng.IntN(40))
+			case 1: // DelSp: the soft break's space is not text
+				fmt.Fprintf(&b, "customer%d@exa %s%smple.net ", rng.IntN(40), eol, quote)
+			}
+			b.WriteString(" " + eol) // a soft break after a word's end (DelSp takes one space)
+		}
+		b.WriteString(quote + "end of paragraph" + eol)
+	}
+	return b.String()
+}
+
+// calendarStreamBody is iCalendar text of about n bytes: events whose
+// attendees and descriptions name customers, folded at 75 octets (RFC
+// 5545 section 3.1), an address cut by a fold, escapes in text values.
+func calendarStreamBody(n int, eol string) string {
+	rng := rand.New(rand.NewPCG(17, 10))
+	fold := func(line string) string {
+		var b strings.Builder
+		for len(line) > 75 {
+			b.WriteString(line[:75] + eol + " ")
+			line = line[75:]
+		}
+		return b.String() + line + eol
+	}
+	var b strings.Builder
+	b.WriteString("BEGIN:VCALENDAR" + eol + "VERSION:2.0" + eol)
+	for b.Len() < n {
+		c := rng.IntN(40)
+		b.WriteString("BEGIN:VEVENT" + eol)
+		b.WriteString(fold(fmt.Sprintf("ATTENDEE;CN=Customer %d;ROLE=REQ-PARTICIPANT:mailto:customer%d@example.net", c, c)))
+		b.WriteString(fold(fmt.Sprintf("DESCRIPTION:Call %s\\, or write to customer%d@example.net\\nThanks", strings.Repeat("us ", rng.IntN(30)), c)))
+		b.WriteString("END:VEVENT" + eol)
+	}
+	return b.String() + "END:VCALENDAR" + eol
+}
+
+// readerView joins what a reader of the text joins, near enough for
+// customerAddresses: soft breaks of flowed text with DelSp=yes (the
+// quote marks and stuffing of the next line), calendar folds.
+func readerView(mt string, text []byte, eol string) []byte {
+	switch mt {
+	case "text/plain; format=flowed; delsp=yes":
+		text = bytes.ReplaceAll(text, []byte(" "+eol+"> "), nil)
+		return bytes.ReplaceAll(text, []byte(" "+eol), nil)
+	case "text/calendar":
+		return bytes.ReplaceAll(text, []byte(eol+" "), nil)
+	}
+	return text
 }
 
 // encodeBody writes text in a transfer encoding, with eol line ends.
@@ -88,14 +155,21 @@ func partText(t *testing.T, msg []byte, cte, eol string) []byte {
 func TestPiecesMatchHeld(t *testing.T) {
 	type form struct{ mt, cte string }
 	forms := []form{{"text/html", "8bit"}, {"text/html", "quoted-printable"}, {"text/html", "base64"},
-		{"text/html", "7bit"}, {"text/plain", "base64"}}
+		{"text/html", "7bit"}, {"text/plain", "base64"},
+		{"text/plain; format=flowed; delsp=yes", "8bit"}, {"text/plain; format=flowed; delsp=yes", "quoted-printable"},
+		{"text/calendar", "8bit"}, {"text/calendar", "base64"}}
 	for _, f := range forms {
 		for _, eol := range []string{"\r\n", "\n"} {
 			for _, size := range []int{1 << 10, streamChunkBytes - 10, 3*streamChunkBytes + 7, 400 << 10} {
-				t.Run(fmt.Sprintf("%s/%s/%q/%d", f.mt, f.cte, eol, size), func(t *testing.T) {
+				t.Run(fmt.Sprintf("%s/%s/%q/%d", strings.Fields(f.mt)[0], f.cte, eol, size), func(t *testing.T) {
 					text := htmlStreamBody(size, eol)
-					if f.mt == "text/plain" {
+					switch f.mt {
+					case "text/plain":
 						text = streamBody(size, eol)
+					case "text/calendar":
+						text = calendarStreamBody(size, eol)
+					case "text/plain; format=flowed; delsp=yes":
+						text = flowedStreamBody(size, eol)
 					}
 					body := encodeBody(f.cte, text, eol)
 					rw, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{MaxNewTokens: 1000}})
@@ -114,7 +188,7 @@ func TestPiecesMatchHeld(t *testing.T) {
 					if srep.Changed != hrep.Changed || len(srep.Tokens) != len(hrep.Tokens) {
 						t.Errorf("reports differ: streamed %+v, held %+v", srep, hrep)
 					}
-					if left := customerAddresses(partText(t, streamed, f.cte, eol)); len(left) > 0 {
+					if left := customerAddresses(readerView(f.mt, partText(t, streamed, f.cte, eol), eol)); len(left) > 0 {
 						t.Errorf("%d addresses left, e.g. %s", len(left), left[0])
 					}
 					// Back: the outbound direction reads the rewritten part in
@@ -269,6 +343,10 @@ func TestPiecesAddressAtBoundary(t *testing.T) {
 		{"text/plain", "base64", "jane@example.net"},
 		{"text/html", "quoted-printable", "jane<b\r\n>@</b>example.net"},
 		{"text/plain", "quoted-printable", "jane@example.net"},
+		{"text/plain; format=flowed; delsp=yes", "8bit", "jane@exa \r\nmple.net"},
+		{"text/plain; format=flowed; delsp=yes", "quoted-printable", "jane@exa \r\nmple.net"},
+		{"text/calendar", "8bit", "ATTENDEE:mailto:jane@exa\r\n mple.net"},
+		{"text/calendar", "base64", "ATTENDEE:mailto:jane@exa\r\n mple.net"},
 	}
 	for _, f := range forms {
 		for shift := -300; shift <= 300; shift += 37 {
@@ -283,7 +361,7 @@ func TestPiecesAddressAtBoundary(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if left := customerAddresses(scanJoined(partText(t, out, f.cte, "\r\n"))); len(left) > 0 {
+			if left := customerAddresses(readerView(f.mt, scanJoined(partText(t, out, f.cte, "\r\n")), "\r\n")); len(left) > 0 {
 				t.Fatalf("%s %s %q at %+d: %d addresses left", f.mt, f.cte, f.addr, shift, len(left))
 			}
 			if err := rw.Guard(context.Background(), bytes.NewReader(msg)); !errors.Is(err, ErrLeak) {
@@ -349,7 +427,9 @@ func TestPieceCodecOf(t *testing.T) {
 		{inbound, "text/plain", "8bit", "utf-7", false},
 		{inbound, "text/plain", "8bit", "x-unknown", false}, // its bytes decide (charsetOf)
 		{inbound, "text/plain", "x-uuencode", "utf-8", false},
-		{inbound, "text/calendar", "8bit", "utf-8", false},
+		{inbound, "text/calendar", "8bit", "utf-8", true},
+		{outbound, "text/vcard", "base64", "utf-8", true},
+		{inbound, "text/rtf", "8bit", "utf-8", false},
 		{inbound, "text/rfc822-headers", "8bit", "utf-8", false},
 		{inbound, "message/rfc822", "base64", "", false},
 	}
@@ -360,9 +440,9 @@ func TestPieceCodecOf(t *testing.T) {
 			t.Errorf("pieceCodecOf(%s, %s, %s) with asciiOut %v = %v, want %v", tt.mt, tt.charset, tt.cte, tt.d.asciiOut, got, tt.want)
 		}
 	}
-	flowed := map[string]string{"charset": "utf-8", "format": "flowed"}
-	if _, ok := (&walker{d: inbound}).pieceCodecOf("text/plain", flowed, "base64"); ok {
-		t.Errorf("flowed text is rewritten in pieces")
+	flowed := map[string]string{"charset": "utf-8", "format": "flowed", "delsp": "yes"}
+	if c, ok := (&walker{d: inbound}).pieceCodecOf("text/plain", flowed, "base64"); !ok || c.kind != scan.TextFlowedDelSp {
+		t.Errorf("flowed text is not rewritten in pieces as flowed text: %+v, %v", c, ok)
 	}
 }
 

@@ -51,8 +51,3 @@ func HTMLCut(src []byte, from int) (cut, resume int) {
 	}
 	return cut, len(src)
 }
-
-// LastSpace returns the index of the last space, tab or line end in b, or
-// -1: where plain text, too, may be cut into pieces that scan as the
-// whole does (no address crosses white space).
-func LastSpace(b []byte) int { return bytes.LastIndexAny(b, " \t\n") }
