@@ -19,7 +19,7 @@ import (
 // whole route is measured by test/bench-memory.sh.
 
 var rssKinds = []string{"text/plain", "quoted-printable", "text/html", "text/html quoted-printable", "text/html base64",
-	"base64", "iso-8859-1"}
+	"base64", "iso-8859-1", "flowed", "text/calendar"}
 
 func BenchmarkTextPartRSS(b *testing.B) {
 	for _, kind := range rssKinds {
@@ -64,6 +64,11 @@ func textPartMessage(kind string, n int) io.Reader {
 		cte = mt
 	case "iso-8859-1":
 		head, cte = strings.Replace(head, "utf-8", "iso-8859-1", 1), "quoted-printable"
+	case "flowed":
+		// Paragraphs of soft-broken lines (RFC 3676), quoted-printable.
+		head, cte = strings.Replace(head, "utf-8", "utf-8; format=flowed", 1), "quoted-printable"
+	case "text/calendar":
+		head = strings.Replace(head, "text/plain", "text/calendar", 1)
 	}
 	if cte != "" {
 		head = strings.Replace(head, "8bit", cte, 1)
@@ -74,10 +79,17 @@ func textPartMessage(kind string, n int) io.Reader {
 	var groups [][]byte
 	for i := 0; i < 40; i++ {
 		text := strings.Repeat(prose, 12)
-		if mt == "iso-8859-1" {
-			text = strings.ReplaceAll(text, "e", "\xe9")
-		}
 		addr := fmt.Sprintf("customer%d@example.net%s", i, eol)
+		switch mt {
+		case "iso-8859-1":
+			text = strings.ReplaceAll(text, "e", "\xe9")
+		case "flowed":
+			text = strings.ReplaceAll(text, ". ", ". \r\n") // soft breaks
+		case "text/calendar":
+			text = fmt.Sprintf("BEGIN:VEVENT\r\nDESCRIPTION:%s\r\nATTENDEE;CN=Customer %d:mailto:", text, i)
+			addr = fmt.Sprintf("customer%d@example.net\r\nEND:VEVENT\r\n", i)
+			text = foldForRSS(text)
+		}
 		if cte == "base64" {
 			text += strings.Repeat(" ", 57-(len(text)+len(addr))%57)
 		}
@@ -119,4 +131,19 @@ func (r *groupReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// foldForRSS folds the long lines of text at 75 octets (RFC 5545 section
+// 3.1) and leaves its last line, which the address completes, alone.
+func foldForRSS(text string) string {
+	lines := strings.Split(text, "\r\n")
+	for i, l := range lines[:len(lines)-1] {
+		var b strings.Builder
+		for len(l) > 75 {
+			b.WriteString(l[:75] + "\r\n ")
+			l = l[75:]
+		}
+		lines[i] = b.String() + l
+	}
+	return strings.Join(lines, "\r\n")
 }
