@@ -38,12 +38,11 @@ type pieceCodec struct {
 
 // pieceCodecOf reports whether a text part can be rewritten in pieces,
 // and how. Beyond what streamable takes, that holds for plain text, HTML,
-// flowed text, iCalendar and vCard (not RTF, whose groups span lines),
-// in any transfer encoding but an unknown one, and in
-// UTF-8, US-ASCII or a single-byte charset whose every byte is a
-// character that encodes back to it and whose ASCII half is ASCII: a
-// piece then decodes, and a changed piece encodes, alone. Stateful and
-// multi-byte charsets (ISO-2022-JP, UTF-7, UTF-16, Shift_JIS…) are held.
+// flowed text, iCalendar and vCard (not RTF, whose groups span lines), in
+// any transfer encoding but an unknown one, and in UTF-8, US-ASCII or a
+// single-byte charset that pieceCharmap takes: a piece then decodes, and
+// a changed piece encodes, alone. Stateful and multi-byte charsets
+// (ISO-2022-JP, UTF-7, UTF-16, Shift_JIS…) are held.
 //
 // A rewrite whose replacements may not be ASCII (an outbound UTF-8
 // address) writes nothing that the part's header would have to announce
@@ -101,10 +100,13 @@ func (w *walker) pieceCodecOf(mt string, params map[string]string, cte string) (
 func pieceCharmap(cm *charmap.Charmap) bool {
 	for b := 0; b < 256; b++ {
 		r := cm.DecodeByte(byte(b))
-		if r == utf8.RuneError {
+		switch {
+		case b < utf8.RuneSelf && r != rune(b):
+			return false
+		case r == utf8.RuneError:
 			continue
 		}
-		if e, ok := cm.EncodeRune(r); !ok || e != byte(b) || b < 0x80 && r != rune(b) || isCharmapEscape(r) {
+		if e, ok := cm.EncodeRune(r); !ok || e != byte(b) || isCharmapEscape(r) {
 			return false
 		}
 	}
