@@ -172,7 +172,7 @@ func TestPiecesMatchHeld(t *testing.T) {
 						text = flowedStreamBody(size, eol)
 					}
 					body := encodeBody(f.cte, text, eol)
-					rw, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{MaxNewTokens: 1000}})
+					rw, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{MaxNewTokens: 1000, pieceFrom: streamChunkBytes}})
 					streamed, srep, err := runInbound(t, rw, pieceMessage(f.mt, "utf-8", f.cte, body, eol))
 					if err != nil {
 						t.Fatal(err)
@@ -314,7 +314,7 @@ func TestPiecesChangeLate(t *testing.T) {
 				body = lines.String()
 			}
 			msg := pieceMessage("text/html", "utf-8", cte, body, "\r\n")
-			rw, _ := newTestRewriter(t, RewriteOptions{})
+			rw, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{pieceFrom: streamChunkBytes}})
 			out, rep, err := runInbound(t, rw, msg)
 			if err != nil {
 				t.Fatal(err)
@@ -356,7 +356,7 @@ func TestPiecesAddressAtBoundary(t *testing.T) {
 			text := pre + f.addr + " and more\r\n" + strings.Repeat("z\r\n", 30000)
 			body := encodeBody(f.cte, text, "\r\n")
 			msg := pieceMessage(f.mt, "utf-8", f.cte, body, "\r\n")
-			rw, _ := newTestRewriter(t, RewriteOptions{})
+			rw, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{pieceFrom: streamChunkBytes}})
 			out, _, err := runInbound(t, rw, msg)
 			if err != nil {
 				t.Fatal(err)
