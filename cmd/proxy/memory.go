@@ -34,7 +34,7 @@ const (
 	// budget: each session may hold one at a time. attachExpandedFactor
 	// is its peak per byte of the expansion budget (a 13.7 MB gzip
 	// attachment expanding to 60 MB of text naming customers peaked at
-	// 268-352 MiB through proxy rewrite: about 6 times); attachRawFactor
+	// 262-358 MiB through proxy rewrite: about 6 times); attachRawFactor
 	// per byte of max_bytes, for content that barely expands (pictures
 	// in a document, copied compressed): its raw, decoded, re-packed and
 	// re-encoded forms and the guard's, about 10 times.
