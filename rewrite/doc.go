@@ -34,9 +34,13 @@
 //
 // Plain-text parts without a transfer encoding, or quoted-printable, in
 // UTF-8 or US-ASCII stream in chunks of about 64 KiB (textstream.go);
-// attachments that are not text stream line by line. Other text parts are
-// held whole (up to MaxTextPartBytes), and all the messages of one
-// Rewriter hold at most MaxHeldBytes of such parts at once (hold.go).
+// attachments that are not text stream line by line. HTML, flowed text,
+// calendars and vCards, text in base64 and text in single-byte charsets
+// are rewritten in pieces of about 64 KiB (piecestream.go). Other text
+// parts (RTF, multi-byte and stateful charsets, unknown charset labels,
+// encoded attached messages) are held whole (up to MaxTextPartBytes), and
+// all the messages of one Rewriter hold at most MaxHeldBytes of such
+// parts at once (hold.go).
 package rewrite
 
 import (

@@ -15,15 +15,23 @@ func htmlPart(n int) string {
 		strings.Repeat("write to <b>jane@example.net</b> or the desk.<br>\r\n", n/50) + "</p>\r\n"
 }
 
-// heldMessages are messages that hold parts whole, and one that streams.
+// multiBytePart is text held whole: a multi-byte charset (EUC-KR) is not
+// read in pieces.
+func multiBytePart(n int) string {
+	return "Content-Type: text/plain; charset=euc-kr\r\n\r\n" +
+		strings.Repeat("write to jane@example.net or the \r\ndesk.\r\n", n/45)
+}
+
+// heldMessages are messages that hold parts whole, and ones that stream.
 func heldMessages() map[string]string {
-	inner := "From: jane@example.net\r\n" + htmlPart(600<<10)
+	inner := "From: jane@example.net\r\n" + multiBytePart(600<<10)
 	return map[string]string{
-		"html 600 KB": "From: support@company.example\r\n" + htmlPart(600<<10),
-		"html 100 KB": "From: support@company.example\r\n" + htmlPart(100<<10),
+		"euc-kr 600 KB":          "From: support@company.example\r\n" + multiBytePart(600<<10),
+		"euc-kr 100 KB":          "From: support@company.example\r\n" + multiBytePart(100<<10),
+		"html 600 KB (streamed)": "From: support@company.example\r\n" + htmlPart(600<<10),
 		"plain 2 MB (streamed)": "From: support@company.example\r\nContent-Type: text/plain\r\n\r\n" +
 			strings.Repeat("write to jane@example.net or the desk.\r\n", 2<<20/40),
-		"encoded message holding html 600 KB": "From: support@company.example\r\nContent-Type: message/rfc822\r\n" +
+		"encoded message holding euc-kr 600 KB": "From: support@company.example\r\nContent-Type: message/rfc822\r\n" +
 			"Content-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString([]byte(inner)) + "\r\n",
 	}
 }
@@ -41,14 +49,15 @@ func TestHeldBudget(t *testing.T) {
 		want         error
 		wantReserved bool
 	}{
-		{"html 600 KB", 64 << 20, false, nil, true},
-		{"html 600 KB", 64 << 20, true, ErrBusy, false},
-		{"html 600 KB", 100 << 10, false, ErrLimit, false},
-		{"html 100 KB", 64 << 20, true, nil, false},
+		{"euc-kr 600 KB", 64 << 20, false, nil, true},
+		{"euc-kr 600 KB", 64 << 20, true, ErrBusy, false},
+		{"euc-kr 600 KB", 100 << 10, false, ErrLimit, false},
+		{"euc-kr 100 KB", 64 << 20, true, nil, false},
 		{"plain 2 MB (streamed)", 64 << 20, true, nil, false},
-		{"encoded message holding html 600 KB", 64 << 20, false, nil, true},
-		{"encoded message holding html 600 KB", 64 << 20, true, ErrBusy, false},
-		{"encoded message holding html 600 KB", 700 << 10, false, ErrLimit, false},
+		{"html 600 KB (streamed)", 64 << 20, true, nil, false},
+		{"encoded message holding euc-kr 600 KB", 64 << 20, false, nil, true},
+		{"encoded message holding euc-kr 600 KB", 64 << 20, true, ErrBusy, false},
+		{"encoded message holding euc-kr 600 KB", 700 << 10, false, ErrLimit, false},
 	}
 	msgs := heldMessages()
 	for _, tt := range tests {
@@ -82,7 +91,7 @@ func TestHeldBudget(t *testing.T) {
 // TestHeldBudgetGuardNotCounted: the guard's walks hold their copy outside
 // the budget, so a message that fits the budget passes its guard too.
 func TestHeldBudgetGuardNotCounted(t *testing.T) {
-	msg := heldMessages()["html 600 KB"]
+	msg := heldMessages()["euc-kr 600 KB"]
 	rw, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{MaxHeldBytes: 400 << 10}})
 	var out bytes.Buffer
 	if _, err := rw.Inbound(context.Background(), &out, strings.NewReader(msg)); err != nil {

@@ -35,6 +35,10 @@ type Limits struct {
 	// of each; default 64 MiB. Over it, a message waits for nothing: it
 	// gets ErrBusy (temporary), or ErrLimit if it alone needs more.
 	MaxHeldBytes int64
+	// pieceFrom: a text part larger than this is rewritten in pieces,
+	// a smaller one held whole (piecestream.go); default pieceFromBytes.
+	// Tests lower it to cut small parts.
+	pieceFrom int
 }
 
 // DefaultLimits are documented in deploy/examples/quickstart.yaml.
@@ -70,6 +74,10 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxHeldBytes > 0 {
 		d.MaxHeldBytes = l.MaxHeldBytes
+	}
+	d.pieceFrom = pieceFromBytes
+	if l.pieceFrom > 0 {
+		d.pieceFrom = l.pieceFrom
 	}
 	return d
 }

@@ -18,7 +18,8 @@ import (
 // process per kind and reports the child's peak resident set size; the
 // whole route is measured by test/bench-memory.sh.
 
-var rssKinds = []string{"text/plain", "quoted-printable", "text/html"}
+var rssKinds = []string{"text/plain", "quoted-printable", "text/html", "text/html quoted-printable", "text/html base64",
+	"base64", "iso-8859-1", "flowed", "text/calendar"}
 
 func BenchmarkTextPartRSS(b *testing.B) {
 	for _, kind := range rssKinds {
@@ -55,23 +56,53 @@ func TestTextPartRSSChild(t *testing.T) {
 func textPartMessage(kind string, n int) io.Reader {
 	head := "From: support@company.example\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
 	eol := "\r\n"
-	switch kind {
+	mt, cte, _ := strings.Cut(kind, " ")
+	switch mt {
 	case "text/html":
 		head, eol = strings.Replace(head, "text/plain", "text/html", 1), "<br>\r\n"
-	case "quoted-printable":
-		head = strings.Replace(head, "8bit", "quoted-printable", 1)
+	case "quoted-printable", "base64":
+		cte = mt
+	case "iso-8859-1":
+		head, cte = strings.Replace(head, "utf-8", "iso-8859-1", 1), "quoted-printable"
+	case "flowed":
+		// Paragraphs of soft-broken lines (RFC 3676), quoted-printable.
+		head, cte = strings.Replace(head, "utf-8", "utf-8; format=flowed", 1), "quoted-printable"
+	case "text/calendar":
+		head = strings.Replace(head, "text/plain", "text/calendar", 1)
+	}
+	if cte != "" {
+		head = strings.Replace(head, "8bit", cte, 1)
 	}
 	// Each group ends with a hard line break, so its quoted-printable form
-	// stands alone and the groups can be repeated.
+	// stands alone and the groups can be repeated; in base64, each is a
+	// whole number of lines of 57 bytes.
 	var groups [][]byte
 	for i := 0; i < 40; i++ {
-		g := []byte(strings.Repeat(prose, 12) + fmt.Sprintf("customer%d@example.net%s", i, eol))
-		if kind == "quoted-printable" {
+		text := strings.Repeat(prose, 12)
+		addr := fmt.Sprintf("customer%d@example.net%s", i, eol)
+		switch mt {
+		case "iso-8859-1":
+			text = strings.ReplaceAll(text, "e", "\xe9")
+		case "flowed":
+			text = strings.ReplaceAll(text, ". ", ". \r\n") // soft breaks
+		case "text/calendar":
+			text = fmt.Sprintf("BEGIN:VEVENT\r\nDESCRIPTION:%s\r\nATTENDEE;CN=Customer %d:mailto:", text, i)
+			addr = fmt.Sprintf("customer%d@example.net\r\nEND:VEVENT\r\n", i)
+			text = foldForRSS(text)
+		}
+		if cte == "base64" {
+			text += strings.Repeat(" ", 57-(len(text)+len(addr))%57)
+		}
+		g := []byte(text + addr)
+		switch cte {
+		case "quoted-printable":
 			var b bytes.Buffer
 			qw := quotedprintable.NewWriter(&b)
 			qw.Write(g)
 			qw.Close()
 			g = b.Bytes()
+		case "base64":
+			g = wrapBase64(g, "\r\n")
 		}
 		groups = append(groups, g)
 	}
@@ -100,4 +131,19 @@ func (r *groupReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// foldForRSS folds the long lines of text at 75 octets (RFC 5545 section
+// 3.1) and leaves its last line, which the address completes, alone.
+func foldForRSS(text string) string {
+	lines := strings.Split(text, "\r\n")
+	for i, l := range lines[:len(lines)-1] {
+		var b strings.Builder
+		for len(l) > 75 {
+			b.WriteString(l[:75] + "\r\n ")
+			l = l[75:]
+		}
+		lines[i] = b.String() + l
+	}
+	return strings.Join(lines, "\r\n")
 }

@@ -22,12 +22,16 @@ import (
 var errUndecodable = errors.New("undecodable")
 
 // leaf rewrites a text part (or an encoded message/* part): the body is
-// buffered, decoded, scanned and, only if something changed, re-encoded
-// in the part's own transfer encoding and charset. An unchanged part is
-// written back byte for byte.
+// decoded, scanned and, only if something changed, re-encoded in the
+// part's own transfer encoding and charset; line by line where it can
+// (streamText), else in pieces (streamPieces), else held whole. An
+// unchanged part is written back byte for byte.
 func (w *walker) leaf(h *mimeHeader, mt string, params map[string]string, cte string, depth int) error {
 	if w.streamable(mt, params, cte) {
 		return w.streamText(h, cte)
+	}
+	if c, ok := w.pieceCodecOf(mt, params, cte); ok {
+		return w.streamPieces(h, mt, params, cte, depth, c) // piecestream.go
 	}
 	raw, err := w.collect()
 	if err != nil {

@@ -23,8 +23,8 @@ const streamChunkBytes = 64 << 10
 //   - it is plain text, where an address never spans a line end (the body
 //     scanner's local part and domain stop at one, percent-encoded or not),
 //     so scanning each chunk finds what scanning the whole finds; HTML
-//     (tags span lines), iCalendar and vCard (folds) and format=flowed
-//     (RFC 3676 soft breaks) are held whole;
+//     (tags span lines; rewritten in pieces, piecestream.go), iCalendar
+//     and vCard (folds) and format=flowed (RFC 3676 soft breaks) are not;
 //   - the rewrite cannot make it need another transfer encoding: in a 7bit
 //     part, only a direction that writes ASCII (tokens inbound; the guard
 //     writes nothing) streams, since an outbound UTF-8 address turns a

@@ -42,7 +42,7 @@ func streamBody(n int, eol string) string {
 }
 
 // TestStreamedTextMatchesHeld: a text part streamed chunk by chunk is
-// rewritten exactly as the same text held whole (a Latin-1 label, which
+// rewritten exactly as the same text held whole (an EUC-KR label, which
 // is held, and ASCII text, which reads the same in both).
 func TestStreamedTextMatchesHeld(t *testing.T) {
 	for _, eol := range []string{"\r\n", "\n"} {
@@ -58,11 +58,11 @@ func TestStreamedTextMatchesHeld(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				held, hrep, err := runInbound(t, rw, msg("iso-8859-1"))
+				held, hrep, err := runInbound(t, rw, msg("euc-kr"))
 				if err != nil {
 					t.Fatal(err)
 				}
-				held = bytes.Replace(held, []byte("charset=iso-8859-1"), []byte("charset=utf-8"), 1)
+				held = bytes.Replace(held, []byte("charset=euc-kr"), []byte("charset=utf-8"), 1)
 				if !bytes.Equal(streamed, held) {
 					t.Fatalf("streamed output differs from held output (%d vs %d bytes)", len(streamed), len(held))
 				}
@@ -141,11 +141,11 @@ func TestStreamedQuotedPrintable(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				held, _, err := runInbound(t, rw, []byte(head("iso-8859-1")+body))
+				held, _, err := runInbound(t, rw, []byte(head("euc-kr")+body))
 				if err != nil {
 					t.Fatal(err)
 				}
-				held = bytes.Replace(held, []byte("charset=iso-8859-1"), []byte("charset=utf-8"), 1)
+				held = bytes.Replace(held, []byte("charset=euc-kr"), []byte("charset=utf-8"), 1)
 				if size < streamChunkBytes {
 					if !bytes.Equal(streamed, held) {
 						t.Fatalf("one chunk: streamed output differs from held output")

@@ -32,9 +32,10 @@ func TestInboundHeldBeyondBudgetRefused(t *testing.T) {
 		o.createAudit = a
 		o.rewrite.Limits = rewrite.Limits{MaxHeldBytes: 300 << 10}
 	})
-	html := "From: jane.doe@example.com\r\nTo: support@company.example\r\nSubject: big\r\n" +
-		"Content-Type: text/html\r\n\r\n" + strings.Repeat("<p>write to carol@customer.example</p>\r\n", 20000)
-	if r := h.send("jane.doe@example.com", html); !strings.HasPrefix(r, "552 5.3.4") {
+	// A multi-byte charset is held whole to be rewritten.
+	held := "From: jane.doe@example.com\r\nTo: support@company.example\r\nSubject: big\r\n" +
+		"Content-Type: text/html; charset=euc-kr\r\n\r\n" + strings.Repeat("<p>write to carol@customer.example</p>\r\n", 20000)
+	if r := h.send("jane.doe@example.com", held); !strings.HasPrefix(r, "552 5.3.4") {
 		t.Fatalf("DATA: %s", r)
 	}
 	if tok, ob, rec := h.stored(a); tok != 0 || ob != 0 || rec != 0 {
@@ -43,9 +44,12 @@ func TestInboundHeldBeyondBudgetRefused(t *testing.T) {
 	if n := len(h.ds.Stats().Messages); n != 0 {
 		t.Fatalf("downstream got %d messages", n)
 	}
-	// A plain-text part of the same size streams: it holds nothing whole.
-	plain := strings.Replace(html, "text/html", "text/plain", 1)
-	if r := h.send("jane.doe@example.com", plain); !strings.HasPrefix(r, "250") {
-		t.Fatalf("DATA (plain): %s", r)
+	// A plain-text part of the same size streams, and HTML in UTF-8 is
+	// rewritten in pieces: they hold nothing whole.
+	for _, ct := range []string{"text/plain", "text/html; charset=utf-8"} {
+		msg := strings.Replace(held, "text/html; charset=euc-kr", ct, 1)
+		if r := h.send("jane.doe@example.com", msg); !strings.HasPrefix(r, "250") {
+			t.Fatalf("DATA (%s): %s", ct, r)
+		}
 	}
 }

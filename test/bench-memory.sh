@@ -105,6 +105,11 @@ gen() { "$tmp/memmsg" "${@:2}" >"$tmp/msg/$1.eml"; }
 gen text15 -kind text -size 15000000
 gen qp15 -kind qp -size 15000000
 gen html15 -kind html -size 15000000
+gen htmlqp15 -kind htmlqp -size 15000000
+gen html64_15 -kind html64 -size 15000000
+gen text64_15 -kind text64 -size 15000000
+gen latin15 -kind latin1 -size 15000000
+gen gzip60 -kind gzip -size 60000000
 gen text5 -kind text -size 5000000
 gen qp5 -kind qp -size 5000000
 gen attach40 -kind attach -size 35000000 -text 5000000
@@ -206,7 +211,7 @@ for b in "${builds[@]}"; do
 	# Warm up: the map, its keys and the data directory exist before anything is measured.
 	"$tmp/$b/proxy" --config "$tmp/$b/proxy.yaml" rewrite --route inbound <"$tmp/msg/text5.eml" >/dev/null 2>&1 || true
 	if [[ " $cases " == *" rewrite "* ]]; then
-		for m in text15 qp15 html15 attach40; do
+		for m in text15 qp15 html15 htmlqp15 html64_15 text64_15 latin15 attach40 gzip60; do
 			say "$b: proxy rewrite $m"
 			rewrite_case "$b" "$m"
 		done
@@ -215,6 +220,9 @@ for b in "${builds[@]}"; do
 		say "$b: inbound route, text15 x1"; route_case "$b" "text15 x1" text15 1
 		say "$b: inbound route, qp15 x1"; route_case "$b" "qp15 x1" qp15 1
 		say "$b: inbound route, html15 x1"; route_case "$b" "html15 x1" html15 1
+		for m in htmlqp15 html64_15 text64_15 latin15; do
+			say "$b: inbound route, $m x1"; route_case "$b" "$m x1" "$m" 1
+		done
 		say "$b: inbound route, text5 x10"; route_case "$b" "text5 x10" text5 10
 		say "$b: inbound route, qp5 x10"; route_case "$b" "qp5 x10" qp5 10
 		say "$b: inbound route, attach40 x1"; route_case "$b" "attach40 x1" attach40 1
@@ -225,12 +233,18 @@ done
 echo
 echo "# peak RSS in MiB, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# text15 = 15 MB text/plain 8bit; qp15 = the same quoted-printable; html15 = 15 MB text/html 8bit;"
+echo "# htmlqp15, html64_15 = 15 MB text/html quoted-printable, base64; text64_15 = 15 MB text/plain base64;"
+echo "# latin15 = 15 MB text/plain ISO-8859-1 quoted-printable; gzip60 = a 13.7 MB .gz attachment expanding to 60 MB of text;"
 echo "# text5, qp5 = 5 MB; attach40 = 5 MB text part + 35 MB base64 attachment (40 MB message);"
-echo "# html250k x200 = 200 sessions at once, each a 250 KB text/html part (held whole, within the 256 KiB each part holds outside the budget)"
+echo "# html250k x200 = 200 sessions at once, each a 250 KB text/html part (rewritten in pieces; held whole before)"
 row case message "${base_rev:+base}" new
 for c in rewrite route; do
 	[[ " $cases " == *" $c "* ]] || continue
-	if [ "$c" = rewrite ]; then labels=(text15 qp15 html15 attach40); else labels=("text15 x1" "qp15 x1" "html15 x1" "text5 x10" "qp5 x10" "attach40 x1" "html250k x200"); fi
+	if [ "$c" = rewrite ]; then
+		labels=(text15 qp15 html15 htmlqp15 html64_15 text64_15 latin15 attach40 gzip60)
+	else
+		labels=("text15 x1" "qp15 x1" "html15 x1" "htmlqp15 x1" "html64_15 x1" "text64_15 x1" "latin15 x1" "text5 x10" "qp5 x10" "attach40 x1" "html250k x200")
+	fi
 	for l in "${labels[@]}"; do
 		row "$c" "$l" "${result[base,$c,$l]:-}" "${result[new,$c,$l]:-}"
 	done

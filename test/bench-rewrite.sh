@@ -3,7 +3,8 @@
 #   5 KB message with 5 known addresses  >= 20k msg/s
 #   text-heavy mail (1 MB, plain / HTML) >= 100 MB/s
 #   100 MB message with one attachment   <= 64 MiB peak RSS
-#   15 MB text part (issue 17)           <= 60 MB peak RSS (plain, quoted-printable stream; HTML is held)
+#   15 MB text part (issue 17)           <= 60 MB peak RSS (plain and quoted-printable stream; HTML,
+#                                        base64 and ISO-8859-1 are rewritten in pieces)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${COUNT:-3}

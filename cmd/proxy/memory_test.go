@@ -17,11 +17,19 @@ func TestWorstMemory(t *testing.T) {
 		wantSessions int
 		wantWarning  bool
 	}{
-		{"defaults", func(*policy.Config) {}, 8 << 30, 400*3 + 2*64*10, 400, false},
-		{"defaults on a 2 GiB machine", func(*policy.Config) {}, 2 << 30, 400*3 + 2*64*10, 400, true},
+		// A session: 3 MiB, and an attachment opened at the attachment
+		// limits: 6 x 64 MiB expanded (defaults), or 10 x max_bytes.
+		{"defaults", func(*policy.Config) {}, 256 << 30, 400*(3+384) + 2*64*10, 400, false},
+		{"defaults on a 24 GiB machine", func(*policy.Config) {}, 24 << 30, 400*(3+384) + 2*64*10, 400, true},
 		{"route limits", func(c *policy.Config) { c.Inbound.MaxConnections, c.Outbound.MaxConnections = 50, 10 },
-			8 << 30, 60*3 + 2*64*10, 60, false},
-		{"machine unknown", func(c *policy.Config) { c.SMTP.MaxConnections = 100000 }, 0, 200000*3 + 2*64*10, 200000, false},
+			24 << 30, 60*(3+384) + 2*64*10, 60, false},
+		{"attachment limits", func(c *policy.Config) {
+			c.Rewrite.Attachments.Limits.MaxExpandedBytes, c.Rewrite.Attachments.Limits.MaxBytes = 8<<20, 4<<20
+		}, 24 << 30, 400*(3+48) + 2*64*10, 400, false},
+		{"attachments that barely expand", func(c *policy.Config) {
+			c.Rewrite.Attachments.Limits.MaxExpandedBytes, c.Rewrite.Attachments.Limits.MaxBytes = 16<<20, 64<<20
+		}, 24 << 30, 400*(3+640) + 2*64*10, 400, true},
+		{"machine unknown", func(c *policy.Config) { c.SMTP.MaxConnections = 100000 }, 0, 200000*(3+384) + 2*64*10, 200000, false},
 	}
 	for _, tt := range tests {
 		cfg := policy.Defaults()
@@ -45,7 +53,7 @@ func TestWorstMemory(t *testing.T) {
 func TestCheckConfigStatesMemory(t *testing.T) {
 	c := newCLI(t)
 	code, out, _ := c.run("check-config")
-	if code != 0 || !strings.Contains(out, "# memory, worst case: about 2480 MiB (400 sessions") ||
+	if code != 0 || !strings.Contains(out, "# memory, worst case: about 156080 MiB (400 sessions x 387 MiB, of which 384 MiB for an attachment") ||
 		!strings.Contains(out, "max_held_bytes: 67108864") {
 		t.Fatalf("check-config on the quickstart: exit %d\n%s", code, out)
 	}

@@ -103,7 +103,8 @@ var scNamedRefs = func() map[string]rune {
 }()
 
 // scHasEntityAt reports whether some character reference in src stands
-// for '@' or '%' (which may start "%40").
+// for '@', or for a character of "%40": with a raw '%', "&#52;&#48;" makes
+// one as well as "&#37;40" does.
 func scHasEntityAt(src []byte) bool {
 	for i := 0; i < len(src); {
 		k := bytes.IndexByte(src[i:], '&')
@@ -112,7 +113,7 @@ func scHasEntityAt(src []byte) bool {
 		}
 		i += k
 		r, n := scEntity(src[i:], false)
-		if r == '@' || r == '%' {
+		if r == '@' || r == '%' || r == '4' || r == '0' {
 			return true
 		}
 		i += max(n, 1)

@@ -27,7 +27,7 @@ func (s *scanner) scanFlowed() {
 		case prevFlowed:
 			v.decoded(i, i, '\n') // a soft break with nothing to join: a line end
 		}
-		flowed := end > cs && src[end-1] == ' ' && string(src[cs:end]) != "-- " // section 4.3
+		flowed := scSoftBreak(src, cs, end)
 		switch {
 		case flowed && delsp:
 			v.copyOf(src, from, end-1)
@@ -43,6 +43,13 @@ func (s *scanner) scanFlowed() {
 		v.pieces = []scPiece{}
 	}
 	s.matchView(v, false)
+}
+
+// scSoftBreak reports whether the line whose content is src[cs:end] ends
+// in a soft break: a space (section 4.2), unless the line is the
+// signature separator "-- " (section 4.3).
+func scSoftBreak(src []byte, cs, end int) bool {
+	return end > cs && src[end-1] == ' ' && string(src[cs:end]) != "-- "
 }
 
 // scQuoteDepth counts the quote marks starting line src[i:end] and returns

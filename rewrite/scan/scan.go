@@ -59,8 +59,15 @@ func scMayHold(kind TextKind, src []byte) bool {
 	case bytes.Contains(src, scPct40):
 		return true
 	}
-	return kind == TextHTML && scHasEntityAt(src)
+	return kind == TextHTML && (scHasEntityAt(src) || bytes.Contains(src, scPctTag) || bytes.Contains(src, scPct4Tag))
 }
+
+// "%40" can also be written with a tag inside it ("%<b>40</b>"), which
+// the text view joins: without a '@', "%40" or a reference that makes
+// one, such a text is scanned all the same. Whether a text is scanned
+// must not depend on what else the part holds: a large part is scanned in
+// pieces (HTMLCut), each of which must find what the whole finds.
+var scPctTag, scPct4Tag = []byte("%<"), []byte("%4<")
 
 // scanner holds one scan's state; its buffers are pooled, so a steady
 // stream of messages allocates little beyond the output.
@@ -69,7 +76,7 @@ type scanner struct {
 	src    []byte
 	plain  scView // the source itself (TextPlain); never appended to
 	v, tag scView // HTML text, or unfolded text; one HTML tag
-	entAt  bool   // HTML: some character reference decodes to '@' or '%'
+	entAt  bool   // HTML: some character reference decodes to a character of an '@' or "%40"
 	found  []scFound
 	frags  []scFrag
 	edits  []scEdit

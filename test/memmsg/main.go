@@ -8,13 +8,19 @@
 //	memmsg -kind qp -size 5000000 > qp.eml             # text/plain, quoted-printable
 //	memmsg -kind html -size 5000000 > html.eml         # text/html, 8bit
 //	memmsg -kind html64 -size 5000000 > html64.eml     # text/html, base64
+//	memmsg -kind htmlqp -size 5000000 > htmlqp.eml     # text/html, quoted-printable
+//	memmsg -kind text64 -size 5000000 > text64.eml     # text/plain, base64
+//	memmsg -kind latin1 -size 5000000 > latin1.eml     # text/plain, ISO-8859-1, quoted-printable
 //	memmsg -kind msg64 -size 5000000 > msg64.eml       # message/rfc822, base64, holding text/html
+//	memmsg -kind gzip -size 60000000 > gzip.eml        # a .txt.gz attachment expanding to 60 MB of text
 //	memmsg -kind attach -size 35000000 -text 5000000 > attach.eml
 //	                                  # 35 MB of base64 attachment after a 5 MB text part
 package main
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -27,7 +33,7 @@ import (
 const prose = "Thank you for your message about the delivery. We looked into the order and the parcel left our warehouse on Tuesday; the tracking number is in the attached note. "
 
 func main() {
-	kind := flag.String("kind", "text", "text, qp, html or attach")
+	kind := flag.String("kind", "text", "text, qp, html, html64, htmlqp, text64, latin1, msg64, gzip or attach")
 	size := flag.Int("size", 5_000_000, "bytes of the large part as sent (encoded)")
 	textSize := flag.Int("text", 100, "attach: bytes of the text part before the attachment")
 	flag.Parse()
@@ -43,10 +49,30 @@ func main() {
 	case "html":
 		fmt.Fprint(w, "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
 		text(w, *size, "<br>\r\n")
-	case "qp":
-		fmt.Fprint(w, "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	case "latin1":
+		// Prose with accented letters, one byte each in ISO-8859-1, in
+		// quoted-printable as mail clients send it (swaks announces no
+		// 8BITMIME).
+		fmt.Fprint(w, "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
 		var b strings.Builder
-		text(&b, *size*9/10, "\r\n") // QP of prose adds about a tenth: soft breaks
+		text(&b, *size*9/10, "\r\n")
+		qw := quotedprintable.NewWriter(w)
+		qw.Write([]byte(strings.ReplaceAll(b.String(), "delivery", "livraison \xe9t\xe9")))
+		qw.Close()
+		fmt.Fprint(w, "\r\n")
+	case "text64":
+		var b strings.Builder
+		text(&b, *size*3/4, "\r\n")
+		fmt.Fprint(w, "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+		wrap64(w, []byte(b.String()))
+	case "qp", "htmlqp":
+		mt, eol := "text/plain", "\r\n"
+		if *kind == "htmlqp" {
+			mt, eol = "text/html", "<br>\r\n"
+		}
+		fmt.Fprintf(w, "Content-Type: %s; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", mt)
+		var b strings.Builder
+		text(&b, *size*9/10, eol) // QP of prose adds about a tenth: soft breaks
 		qw := quotedprintable.NewWriter(w)
 		qw.Write([]byte(b.String()))
 		qw.Close()
@@ -62,6 +88,8 @@ func main() {
 		wrap64(w, []byte(b.String()))
 	case "attach":
 		attach(w, *size, *textSize)
+	case "gzip":
+		gzipAttach(w, *size)
 	default:
 		fmt.Fprintln(os.Stderr, "memmsg: unknown -kind", *kind)
 		os.Exit(2)
@@ -112,5 +140,33 @@ func attach(w *bufio.Writer, n, textSize int) {
 		w.Write(line)
 		w.WriteString("\r\n")
 	}
+	fmt.Fprint(w, "--mem-boundary--\r\n")
+}
+
+// gzipAttach writes a message with a gzip attachment (notes.txt.gz) that
+// expands to about n bytes of text naming customers: an opened attachment
+// at the attachment limits (max_bytes, max_expanded_bytes). Each line
+// carries random numbers, so the text compresses about as much as real
+// text does (within max_ratio).
+func gzipAttach(w *bufio.Writer, n int) {
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+	zb := bufio.NewWriterSize(zw, 64<<10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for written, i := 0, 0; written < n; i++ {
+		k, _ := fmt.Fprintf(zb, "%s order %d, parcel %x, ref %d\r\n", prose[:40+rng.IntN(100)], rng.Int64(), rng.Int64(), rng.Int32())
+		written += k
+		if i%20 == 0 {
+			k, _ = fmt.Fprintf(zb, "contact customer%d@example.net\r\n", i%40)
+			written += k
+		}
+	}
+	zb.Flush()
+	zw.Close()
+	fmt.Fprint(w, "Content-Type: multipart/mixed; boundary=\"mem-boundary\"\r\n\r\n"+
+		"--mem-boundary\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe notes are attached.\r\n"+
+		"\r\n--mem-boundary\r\nContent-Type: application/gzip; name=\"notes.txt.gz\"\r\n"+
+		"Content-Disposition: attachment; filename=\"notes.txt.gz\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	wrap64(w, z.Bytes())
 	fmt.Fprint(w, "--mem-boundary--\r\n")
 }
