@@ -147,7 +147,7 @@ func Defaults() Config {
 		Tokens:  Tokens{Tenant: "default", Prefix: "t", Length: 16, LocalPartCase: "fold"},
 		Rewrite: Rewrite{DisplayNames: "pseudonymize", Unscannable: "reject", Limits: Limits{
 			MaxMessageBytes: 50 << 20, MaxHeaderBytes: 256 << 10, MaxMIMEDepth: 20, MaxParts: 1000,
-			MaxTextPartBytes: 16 << 20, MaxNewTokens: 50, MaxHeldBytes: 64 << 20}},
+			MaxTextPartBytes: 16 << 20, MaxNewTokens: 50, MaxHeldBytes: 128 << 20}},
 		Keys: Keys{
 			Provider: "local",
 			Vault: VaultKeys{Mount: "transit", Key: "tokenproxy", Timeout: 10 * time.Second,

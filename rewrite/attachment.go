@@ -94,7 +94,16 @@ func (w *walker) opened(h *mimeHeader, ar *attach.Rewriter, kind attach.Kind, ra
 		}
 		return w.unopened(h, raw, act, attach.KindUnreadable, pi)
 	}
-	res, err := ar.Part(w.ctx, kind, pi.name, content)
+	// The raw and decoded bytes, then the expansion as the attachment is
+	// opened, count against the route's held-part budget: so the memory
+	// of opened attachments is bounded in total (hold.go).
+	hold := &attachHold{budget: w.budget, d: w.d, reserved: w.reserved, base: int64(len(raw) + len(content))}
+	if err := hold.reserve(0); err != nil {
+		w.reserved = hold.reserved
+		return err
+	}
+	res, err := ar.PartHeld(w.ctx, kind, pi.name, content, hold.reserve)
+	w.reserved = hold.reserved
 	if err != nil {
 		return attachErr(err)
 	}
@@ -207,6 +216,10 @@ func rawSize(max int64) int64 { return max/3*4 + max/38 + 4096 }
 // while it fits in limit raw bytes; complete is false when it does not,
 // and the rest is left unread.
 func (w *walker) collectAttachment(raw []byte, limit int64) ([]byte, bool, error) {
+	w.releaseHeld() // the previous part is written; raw is counted anew
+	if err := w.reserveHeld(cap(raw)); err != nil {
+		return nil, false, err
+	}
 	for int64(len(raw)) <= limit {
 		l, err := w.lr.next()
 		if err != nil {
@@ -219,6 +232,9 @@ func (w *walker) collectAttachment(raw []byte, limit int64) ([]byte, bool, error
 			// Doubling: append grows large slices by a quarter, which
 			// copies a 16 MiB attachment some forty times.
 			raw = append(make([]byte, 0, max(2*cap(raw), len(raw)+len(l.b), 64<<10)), raw...)
+			if err := w.reserveHeld(cap(raw)); err != nil {
+				return nil, false, err
+			}
 		}
 		raw = append(raw, l.b...)
 	}

@@ -41,19 +41,40 @@ func (b *heldBudget) reserve(n int64) bool {
 // wait on each other. The leak guard's walks are not counted: what they
 // hold mirrors what the rewrite they check writes.
 func (w *walker) reserveHeld(n int) error {
-	need := int64(n-heldFreeBytes) - w.reserved
-	if w.budget == nil || need <= 0 {
+	return reserveIn(w.budget, w.d, &w.reserved, int64(n))
+}
+
+// reserveIn is reserveHeld for a part of n bytes so far whose share of
+// budget b is *reserved, in message d.
+func reserveIn(b *heldBudget, d *direction, reserved *int64, n int64) error {
+	need := n - heldFreeBytes - *reserved
+	if b == nil || need <= 0 {
 		return nil
 	}
-	if w.d.held+need > w.budget.max {
-		return fmt.Errorf("%w: parts held at once larger than %d bytes", ErrLimit, w.budget.max)
+	if d.held+need > b.max {
+		return fmt.Errorf("%w: parts held at once larger than %d bytes", ErrLimit, b.max)
 	}
-	if !w.budget.reserve(need) {
+	if !b.reserve(need) {
 		return ErrBusy
 	}
-	w.reserved += need
-	w.d.held += need
+	*reserved += need
+	d.held += need
 	return nil
+}
+
+// attachHold counts an opened attachment's expansion (attach.Reserve)
+// on top of its raw and decoded bytes (base) as the walker's held part.
+// A copy of the walker's share, not the walker: a walker that escaped
+// into the closure would cost every message a heap walker.
+type attachHold struct {
+	budget   *heldBudget
+	d        *direction
+	reserved int64
+	base     int64
+}
+
+func (a *attachHold) reserve(expanded int64) error {
+	return reserveIn(a.budget, a.d, &a.reserved, a.base+expanded)
 }
 
 // releaseHeld gives back what the walker's last held part reserved; it is

@@ -2,9 +2,11 @@ package rewrite
 
 import (
 	"bytes"
+	"compress/zlib"
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -23,9 +25,26 @@ func multiBytePart(n int) string {
 }
 
 // heldMessages are messages that hold parts whole, and ones that stream.
-func heldMessages() map[string]string {
+func heldMessages(t testing.TB) map[string]string {
 	inner := "From: jane@example.net\r\n" + multiBytePart(600<<10)
+	var nb strings.Builder // text that deflates about 5 times, within the ratio limit
+	for i := 0; nb.Len() < 2<<20; i++ {
+		fmt.Fprintf(&nb, "order %d shipped %x, write to jane@example.net\r\n", i*7919%1000003, i*104729)
+	}
+	notes := nb.String()
+	pdfText := "%PDF-1.4\n1 0 obj\n(" + strings.Repeat("the order ships today ", 600<<10/22) + ")\nendobj\ntrailer\n<<>>\n%%EOF\n"
+	var z bytes.Buffer // a content stream deflating 2 MB of text to a few kilobytes
+	zw := zlib.NewWriter(&z)
+	for i := 0; i < 2<<20/40; i++ {
+		fmt.Fprintf(zw, "BT (order %d shipped %x) Tj ET\n", i*7919%1000003, i*104729)
+	}
+	zw.Close()
+	flatePDF := fmt.Sprintf("%%PDF-1.4\n1 0 obj\n<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream\nendobj\ntrailer\n<<>>\n%%%%EOF\n",
+		z.Len(), z.Bytes())
 	return map[string]string{
+		"zip expanding to 2 MB":  string(withAttachment("application/zip", "notes.zip", zipOf(t, "notes.txt", notes))),
+		"pdf 600 KB":             string(withAttachment("application/pdf", "order.pdf", []byte(pdfText))),
+		"pdf decoding to 2 MB":   string(withAttachment("application/pdf", "order.pdf", []byte(flatePDF))),
 		"euc-kr 600 KB":          "From: support@company.example\r\n" + multiBytePart(600<<10),
 		"euc-kr 100 KB":          "From: support@company.example\r\n" + multiBytePart(100<<10),
 		"html 600 KB (streamed)": "From: support@company.example\r\n" + htmlPart(600<<10),
@@ -58,8 +77,19 @@ func TestHeldBudget(t *testing.T) {
 		{"encoded message holding euc-kr 600 KB", 64 << 20, false, nil, true},
 		{"encoded message holding euc-kr 600 KB", 64 << 20, true, ErrBusy, false},
 		{"encoded message holding euc-kr 600 KB", 700 << 10, false, ErrLimit, false},
+		// An opened attachment counts its raw and decoded bytes and its
+		// expansion; a PDF its raw and decoded bytes.
+		{"zip expanding to 2 MB", 64 << 20, false, nil, true},
+		{"zip expanding to 2 MB", 64 << 20, true, ErrBusy, false},
+		{"zip expanding to 2 MB", 1 << 20, false, ErrLimit, false},
+		{"pdf 600 KB", 64 << 20, false, nil, true},
+		{"pdf 600 KB", 64 << 20, true, ErrBusy, false},
+		{"pdf 600 KB", 1 << 20, false, ErrLimit, false},
+		{"pdf decoding to 2 MB", 64 << 20, false, nil, true},
+		{"pdf decoding to 2 MB", 64 << 20, true, ErrBusy, false},
+		{"pdf decoding to 2 MB", 1 << 20, false, ErrLimit, false},
 	}
-	msgs := heldMessages()
+	msgs := heldMessages(t)
 	for _, tt := range tests {
 		rw, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{MaxHeldBytes: tt.budget}})
 		var others int64
@@ -91,7 +121,7 @@ func TestHeldBudget(t *testing.T) {
 // TestHeldBudgetGuardNotCounted: the guard's walks hold their copy outside
 // the budget, so a message that fits the budget passes its guard too.
 func TestHeldBudgetGuardNotCounted(t *testing.T) {
-	msg := heldMessages()["euc-kr 600 KB"]
+	msg := heldMessages(t)["euc-kr 600 KB"]
 	rw, _ := newTestRewriter(t, RewriteOptions{Limits: Limits{MaxHeldBytes: 400 << 10}})
 	var out bytes.Buffer
 	if _, err := rw.Inbound(context.Background(), &out, strings.NewReader(msg)); err != nil {

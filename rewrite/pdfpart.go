@@ -47,6 +47,7 @@ func (w *walker) pdfPart(h *mimeHeader, ar *attach.Rewriter, head []byte, pi par
 	if names == nil { // outbound: as the CRM wrote it
 		return w.streamAfter(h, head)
 	}
+	w.releaseHeld() // the previous part is written
 	raw, complete, err := w.collectHead(head, maxPDFBytes)
 	if err != nil {
 		return err
@@ -56,7 +57,14 @@ func (w *walker) pdfPart(h *mimeHeader, ar *attach.Rewriter, head []byte, pi par
 	}
 	content, err := decodeCTE(pi.cte, raw)
 	if err == nil {
-		_, err = pdf.Scan(content, pdf.Limits{MaxDecodedBytes: maxPDFDecodedBytes}, names)
+		// Its raw and decoded bytes, and the buffers its streams are
+		// decoded into, count against the route's held-part budget, as an
+		// opened attachment's do (attachment.go).
+		hold := &attachHold{budget: w.budget, d: w.d, reserved: w.reserved, base: int64(len(raw) + len(content))}
+		if err = hold.reserve(0); err == nil {
+			_, err = pdf.Scan(content, pdf.Limits{MaxDecodedBytes: maxPDFDecodedBytes, Reserve: hold.reserve}, names)
+		}
+		w.reserved = hold.reserved
 	}
 	switch {
 	case errors.Is(err, ErrLeak) && w.d.guard:

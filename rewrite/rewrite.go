@@ -49,7 +49,7 @@ var DefaultLimits = Limits{
 	MaxParts:         1000,
 	MaxTextPartBytes: 16 << 20,
 	MaxNewTokens:     50,
-	MaxHeldBytes:     64 << 20,
+	MaxHeldBytes:     128 << 20,
 }
 
 func (l Limits) withDefaults() Limits {

@@ -26,55 +26,51 @@ const (
 	// re-encoded part, and the guard's copies (a 16 MB base64 attached
 	// message: about 10 times).
 	heldCostFactor = 10
-	// An attachment that is opened (office documents and archives up to
-	// rewrite.attachments.limits.max_bytes, expanded up to
-	// max_expanded_bytes; PDFs up to 8 MiB) is held whole, with its
-	// expansion, the rewritten members, the re-packed and re-encoded
-	// attachment and the leak guard's copies, outside the held-part
-	// budget: each session may hold one at a time. attachExpandedFactor
-	// is its peak per byte of the expansion budget (a 13.7 MB gzip
-	// attachment expanding to 60 MB of text naming customers peaked at
-	// 262-358 MiB through proxy rewrite: about 6 times); attachRawFactor
-	// per byte of max_bytes, for content that barely expands (pictures
-	// in a document, copied compressed): its raw, decoded, re-packed and
-	// re-encoded forms and the guard's, about 10 times.
-	attachExpandedFactor = 6
-	attachRawFactor      = 10
 )
 
-// attachmentWorst is what one opened attachment can take at the limits.
-func attachmentWorst(l policy.AttachmentLimits) int64 {
-	return max(attachExpandedFactor*l.MaxExpandedBytes, attachRawFactor*l.MaxBytes)
+// attachmentNeed is what an attachment at the attachment limits counts
+// against its route's held-part budget: its raw bytes (base64, lines and
+// all), decoded bytes and expansion (rewrite/hold.go). An opened
+// attachment is held within that budget, so opened attachments add
+// nothing per session to the worst case; its peak cost per byte counted
+// is below heldCostFactor (a 13.7 MB gzip attachment expanding to 60 MB
+// of text naming customers, 92 MB counted, peaked at 262-358 MiB through
+// proxy rewrite: about 4 times).
+func attachmentNeed(l policy.AttachmentLimits) int64 {
+	raw := l.MaxBytes/3*4 + l.MaxBytes/38 + 4096
+	return raw + l.MaxBytes + l.MaxExpandedBytes
 }
 
 // memoryEstimate is the worst case of a configuration, in bytes.
 type memoryEstimate struct {
 	sessions   int   // client connections, both routes
-	perSession int64 // what one session takes outside the held-part budget
-	attachment int64 // of which an opened attachment
 	total      int64 // sessions' share plus both routes' held-part budgets
+	attachment int64 // what an attachment at the limits counts against a budget
 }
 
 func worstMemory(cfg *policy.Config) memoryEstimate {
 	n := cfg.InboundConnLimits().MaxConnections + cfg.OutboundConnLimits().MaxConnections
 	held := 2 * cfg.Rewrite.Limits.MaxHeldBytes * heldCostFactor
-	att := attachmentWorst(cfg.Rewrite.Attachments.Limits)
-	per := sessionWorstBytes + att
-	return memoryEstimate{sessions: n, perSession: per, attachment: att, total: int64(n)*per + held}
+	return memoryEstimate{sessions: n, total: int64(n)*sessionWorstBytes + held,
+		attachment: attachmentNeed(cfg.Rewrite.Attachments.Limits)}
 }
 
 // reportMemory writes the worst case of cfg to out, and a warning to warn
 // when it exceeds this machine's memory (total > 0).
 func reportMemory(out, warn io.Writer, cfg *policy.Config, machine int64) {
 	e := worstMemory(cfg)
-	fmt.Fprintf(out, "# memory, worst case: about %d MiB (%d sessions x %d MiB, of which %d MiB for an attachment opened at "+
-		"rewrite.attachments.limits; 2 routes x rewrite.limits.max_held_bytes x %d)\n",
-		e.total>>20, e.sessions, e.perSession>>20, e.attachment>>20, heldCostFactor)
+	fmt.Fprintf(out, "# memory, worst case: about %d MiB (%d sessions x %d MiB, 2 routes x rewrite.limits.max_held_bytes x %d; "+
+		"opened attachments are held within max_held_bytes)\n",
+		e.total>>20, e.sessions, sessionWorstBytes>>20, heldCostFactor)
 	if machine > 0 && e.total > machine {
 		fmt.Fprintf(warn, "warning: the worst case of this configuration (about %d MiB) exceeds this machine's memory (%d MiB): "+
-			"lower smtp.max_connections (or the routes' max_connections), rewrite.attachments.limits "+
-			"(max_expanded_bytes, max_bytes) or rewrite.limits.max_held_bytes\n",
+			"lower smtp.max_connections (or the routes' max_connections) or rewrite.limits.max_held_bytes\n",
 			e.total>>20, machine>>20)
+	}
+	if budget := cfg.Rewrite.Limits.MaxHeldBytes; e.attachment > budget {
+		fmt.Fprintf(warn, "warning: an attachment at rewrite.attachments.limits (max_bytes, max_expanded_bytes) counts up to %d MiB "+
+			"against rewrite.limits.max_held_bytes (%d MiB): a message with one is refused (552 5.3.4); "+
+			"raise max_held_bytes or lower those limits\n", e.attachment>>20, budget>>20)
 	}
 }
 

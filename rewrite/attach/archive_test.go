@@ -7,7 +7,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -162,5 +164,41 @@ func TestBombsAndDamage(t *testing.T) {
 				t.Fatalf("error text holds an address: %v", err)
 			}
 		})
+	}
+}
+
+// TestPartHeldReserves: the expansion is asked for before it is read, in
+// growing totals, and a refusal stops the reading as ErrHeld wrapping the
+// caller's error, never as unreadable content the policy could pass.
+func TestPartHeldReserves(t *testing.T) {
+	var b strings.Builder // deflates about 5 times: within the ratio limit
+	for i := 0; b.Len() < 3<<20; i++ {
+		fmt.Fprintf(&b, "order %d shipped %x, write to jane@example.com\n", i*7919%1000003, i*104729)
+	}
+	body := b.String()
+	in := buildZip(t, member{name: "a.txt", body: body, method: zip.Deflate},
+		member{name: "b.tgz", body: string(gz(t, "", tarOf(t, map[string]string{"c.txt": body[:1<<20]}))), method: zip.Store})
+	var asked []int64
+	res, err := newTest(Policy{}, true).PartHeld(context.Background(), KindArchive, "a.zip", in, func(n int64) error {
+		asked = append(asked, n)
+		return nil
+	})
+	if err != nil || !res.Changed {
+		t.Fatalf("%v %v", res.Action, err)
+	}
+	if len(asked) < 2 || !slices.IsSorted(asked) || asked[len(asked)-1] < int64(len(body)+1<<20) {
+		t.Fatalf("reserved %v for %d bytes expanded", asked, len(body)+1<<20)
+	}
+	full := errors.New("budget full")
+	for _, lim := range []int64{0, 1 << 20, 4 << 20} {
+		_, err := newTest(Policy{Unreadable: Refuse}, true).PartHeld(context.Background(), KindArchive, "a.zip", in, func(n int64) error {
+			if n > lim {
+				return full
+			}
+			return nil
+		})
+		if !errors.Is(err, ErrHeld) || !errors.Is(err, full) || errors.Is(err, ErrRefused) {
+			t.Errorf("budget %d: %v, want ErrHeld wrapping the caller's error", lim, err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package attach
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -17,6 +18,60 @@ type budget struct {
 	// texts hold the inflated document parts read into recycled
 	// buffers (textBuf), until the document that read them is written.
 	texts []*[]byte
+	// reserve, when set, is asked before the expansion grows (Reserve).
+	reserve Reserve
+}
+
+// Reserve is told, before an attachment's expansion grows, how many bytes
+// of expanded content it will then hold in all; its error stops the
+// reading and is returned wrapped in ErrHeld. The caller counts them
+// against its budget of memory held at once (the rewriter's per-route
+// rewrite.limits.max_held_bytes), so opened attachments are bounded in
+// total, not only one by one.
+type Reserve func(expanded int64) error
+
+// ErrHeld wraps a Reserve's refusal: not a fault of the attachment, so
+// never read as unreadable content.
+var ErrHeld = errors.New("attachment expansion not held")
+
+// reserveStep is how far ahead an expansion of undeclared size reserves.
+const reserveStep = 1 << 20
+
+// reserveUpTo asks the caller's Reserve for expanded bytes in all.
+func (b *budget) reserveUpTo(expanded int64) error {
+	if b.reserve == nil {
+		return nil
+	}
+	if err := b.reserve(expanded); err != nil {
+		return fmt.Errorf("%w: %w", ErrHeld, err)
+	}
+	return nil
+}
+
+// reservingReader asks for each reserveStep of expansion before reading
+// it, for content whose size is not declared.
+type reservingReader struct {
+	r    io.Reader
+	b    *budget
+	read int64 // bytes of expansion in all, this reader's included
+	upTo int64 // reserved so far
+	err  error
+}
+
+func (rr *reservingReader) Read(p []byte) (int, error) {
+	if rr.err != nil {
+		return 0, rr.err
+	}
+	if rr.read+int64(len(p)) > rr.upTo {
+		next := rr.read + max(int64(len(p)), reserveStep)
+		if rr.err = rr.b.reserveUpTo(next); rr.err != nil {
+			return 0, rr.err
+		}
+		rr.upTo = next
+	}
+	n, err := rr.r.Read(p)
+	rr.read += int64(n)
+	return n, err
 }
 
 // textBufs recycle the buffers office document parts are inflated into:
@@ -71,11 +126,18 @@ func (b *budget) expandInto(into []byte, r io.Reader, compressed, declared int64
 	}
 	buf := bytes.NewBuffer(into[:0])
 	if declared >= 0 {
+		if err := b.reserveUpTo(b.expanded + declared); err != nil {
+			return nil, err
+		}
 		buf.Grow(int(declared) + bytes.MinRead)
 		limit = declared
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	rr := &reservingReader{r: io.LimitReader(r, limit+1), b: b, read: b.expanded, upTo: b.expanded + max(declared, 0)}
+	n, err := buf.ReadFrom(rr)
 	b.expanded += n
+	if rr.err != nil {
+		return nil, rr.err
+	}
 	if n > limit && declared >= 0 {
 		return nil, fmt.Errorf("%w: a member is larger than it declares", ErrLimit)
 	}

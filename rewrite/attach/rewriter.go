@@ -55,7 +55,13 @@ type Result struct {
 // error wraps ErrRefused or ErrLimit (the message is refused), or is the
 // AddrFunc's own.
 func (r *Rewriter) Part(ctx context.Context, kind Kind, name string, data []byte) (Result, error) {
-	b := &budget{lim: r.opts.Policy.Limits}
+	return r.PartHeld(ctx, kind, name, data, nil)
+}
+
+// PartHeld is Part with the expansion counted through reserve (nil: not
+// counted): an error of reserve is returned wrapped in ErrHeld.
+func (r *Rewriter) PartHeld(ctx context.Context, kind Kind, name string, data []byte, reserve Reserve) (Result, error) {
+	b := &budget{lim: r.opts.Policy.Limits, reserve: reserve}
 	kind, out, changed, err := r.content(ctx, b, kind, name, data, 0)
 	switch {
 	case errors.Is(err, errStrip):

@@ -43,7 +43,7 @@ func (b *budget) readMember(f *zip.File) ([]byte, error) {
 	}
 	defer rc.Close()
 	data, err := b.expand(checksumTolerant{rc}, int64(f.CompressedSize64), int64(f.UncompressedSize64))
-	if err != nil && !errors.Is(err, ErrLimit) && !errors.Is(err, errUnreadable) {
+	if err != nil && !errors.Is(err, ErrLimit) && !errors.Is(err, errUnreadable) && !errors.Is(err, ErrHeld) {
 		err = fmt.Errorf("%w: %w", errUnreadable, err)
 	}
 	return data, err

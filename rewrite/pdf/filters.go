@@ -67,6 +67,33 @@ func (s *scanner) limit(raw []byte) int64 {
 	return min(s.limits.MaxDecodedBytes-s.decoded, s.limits.MaxRatio*int64(len(raw))+64<<10)
 }
 
+// reserveBuffers tells Limits.Reserve what the two buffers take now, if
+// that grew since it was told last.
+func (s *scanner) reserveBuffers() error {
+	held := int64(s.outs[0].Cap() + s.outs[1].Cap())
+	if s.limits.Reserve == nil || held <= s.reservedBytes {
+		return nil
+	}
+	if err := s.limits.Reserve(held); err != nil {
+		s.reserveErr = err
+		return err
+	}
+	s.reservedBytes = held
+	return nil
+}
+
+// reservingBuffer is a decoded-stream buffer that asks for its growth
+// (reserveBuffers) as it grows; a refusal ends the copy.
+type reservingBuffer struct {
+	b *bytes.Buffer
+	s *scanner
+}
+
+func (r reservingBuffer) Write(p []byte) (int, error) {
+	n, _ := r.b.Write(p) // a bytes.Buffer's Write fails only by panic
+	return n, r.s.reserveBuffers()
+}
+
 // bounded reads a decoder's output within the stream's limit. A stream cut
 // short keeps what was decoded: readers show it too. The output is valid
 // until the next call but one: the scanner's two buffers take turns, so
@@ -78,7 +105,13 @@ func (s *scanner) bounded(r io.Reader, raw []byte) ([]byte, error) {
 	out := &s.outs[s.turn]
 	out.Reset()
 	out.Grow(int(min(limit, 8*int64(len(raw))+512)))
-	n, err := io.Copy(out, io.LimitReader(r, limit+1))
+	if err := s.reserveBuffers(); err != nil {
+		return nil, err
+	}
+	n, err := io.Copy(reservingBuffer{out, s}, io.LimitReader(r, limit+1))
+	if s.reserveErr != nil {
+		return nil, s.reserveErr
+	}
 	if n > limit {
 		return nil, ErrLimit
 	}

@@ -45,6 +45,10 @@ var ErrLimit = errors.New("pdf: decoded content exceeds the limit")
 type Limits struct {
 	MaxDecodedBytes int64 // all streams decoded, together; default 64 MiB
 	MaxRatio        int64 // decoded bytes per raw byte of one stream; default 200
+	// Reserve, when set, is told the bytes the decoded-stream buffers
+	// take whenever they grow; its error ends the scan as it is (the
+	// caller's budget of memory held at once).
+	Reserve func(held int64) error
 }
 
 func (l Limits) withDefaults() Limits {
@@ -128,6 +132,10 @@ type scanner struct {
 	// lives until the next stream is decoded.
 	outs [2]bytes.Buffer
 	turn int
+	// reservedBytes is what Limits.Reserve was last told the buffers
+	// take; reserveErr its refusal, which ends the scan.
+	reservedBytes int64
+	reserveErr    error
 }
 
 // maxCMaps bounds the ToUnicode CMaps read from one file: each one means
