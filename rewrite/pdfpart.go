@@ -23,18 +23,22 @@ import (
 // and hands the original to the quarantine; refuse and pass refuse the
 // message (554 5.6.0): pass never lets an address through, it only means
 // a PDF naming nobody passes, as it does under every value. A PDF that
-// cannot be read (encrypted, an unknown filter, larger than maxPDFBytes)
+// cannot be read (encrypted, an unknown filter, larger than max_bytes)
 // follows the unreadable kind's policy. The leak guard reads every PDF
 // that leaves again and refuses one naming a customer; outbound, a PDF
 // quoting tokens passes as the CRM wrote it.
 
-// maxPDFBytes bounds the raw size of a PDF part that is read; a larger
-// one is unreadable (reading it whole would cost its size in memory).
-// maxPDFDecodedBytes bounds its streams once decoded: a deflate bomb is
-// refused (ErrLimit).
+// A PDF part is read up to the attachment limit
+// (rewrite.attachments.limits.max_bytes decoded), as an office document
+// is opened; a larger one is unreadable. Its raw and decoded bytes and
+// its stream buffers count against the route's held-part budget.
+// Its streams decoded together are bounded by maxPDFDecodedBytes, or
+// pdfDecodedPerByte times the file when that is more (text-dense PDFs
+// decode to about ten times their size): a deflate bomb is refused
+// (ErrLimit), a large text PDF is read.
 const (
-	maxPDFBytes        = 8 << 20
 	maxPDFDecodedBytes = 32 << 20
+	pdfDecodedPerByte  = 16
 )
 
 // pdfPart handles a PDF part whose first raw bytes, if any were read to
@@ -48,7 +52,7 @@ func (w *walker) pdfPart(h *mimeHeader, ar *attach.Rewriter, head []byte, pi par
 		return w.streamAfter(h, head)
 	}
 	w.releaseHeld() // the previous part is written
-	raw, complete, err := w.collectHead(head, maxPDFBytes)
+	raw, complete, err := w.collectHead(head, int(rawSize(pi.max)))
 	if err != nil {
 		return err
 	}
@@ -62,7 +66,8 @@ func (w *walker) pdfPart(h *mimeHeader, ar *attach.Rewriter, head []byte, pi par
 		// opened attachment's do (attachment.go).
 		hold := &attachHold{budget: w.budget, d: w.d, reserved: w.reserved, base: int64(len(raw) + len(content))}
 		if err = hold.reserve(0); err == nil {
-			_, err = pdf.Scan(content, pdf.Limits{MaxDecodedBytes: maxPDFDecodedBytes, Reserve: hold.reserve}, names)
+			_, err = pdf.Scan(content, pdf.Limits{MaxDecodedBytes: max(maxPDFDecodedBytes, pdfDecodedPerByte*int64(len(content))),
+				Reserve: hold.reserve}, names)
 		}
 		w.reserved = hold.reserved
 	}

@@ -89,6 +89,39 @@ func checkStrippedPDF(t *testing.T, name string, out []byte, rep *Report, err er
 	}
 }
 
+// TestLargePDF: a PDF is read up to the attachment limit (max_bytes), as
+// an office document is opened: a 10 MB PDF naming a customer is
+// stripped (before, PDFs over 8 MiB of base64 passed unread). One over
+// the limit is unreadable, and passes by default as before.
+func TestLargePDF(t *testing.T) {
+	doc := textforms.ReportLabPDF(t, invoiceWithAddress)
+	eof := bytes.LastIndex(doc, []byte("%%EOF"))
+	pad := func(n int) []byte { // an uncompressed stream of text naming nobody
+		var b bytes.Buffer
+		for i := 0; b.Len() < n; i++ {
+			fmt.Fprintf(&b, "BT (order %d shipped %x) Tj ET\n", i*7919%1000003, i*104729)
+		}
+		obj := fmt.Sprintf("99 0 obj\n<< /Length %d >>\nstream\n%s\nendstream\nendobj\n", b.Len(), b.Bytes())
+		return append(append(bytes.Clone(doc[:eof]), obj...), doc[eof:]...)
+	}
+	large, tooLarge := pad(10<<20), pad(17<<20)
+	rw, _ := newTestRewriter(t, RewriteOptions{})
+	out, rep, err := runInbound(t, rw, genericPart("application/pdf", "", "base64", large))
+	if err != nil || len(rep.Quarantine) != 1 || !bytes.Equal(rep.Quarantine[0].Content, large) ||
+		!bytes.Contains(out, []byte("This attachment was removed")) {
+		t.Fatalf("10 MB PDF naming a customer: err %v, %d stripped", err, len(rep.Quarantine))
+	}
+	msg := genericPart("application/pdf", "", "base64", tooLarge)
+	out, rep, err = runInbound(t, rw, msg)
+	if err != nil || len(rep.Quarantine) != 0 || !bytes.Equal(out, msg) {
+		t.Fatalf("17 MB PDF (over max_bytes): err %v, %d stripped, changed %v", err, len(rep.Quarantine), !bytes.Equal(out, msg))
+	}
+	rw, _ = newTestRewriter(t, RewriteOptions{Attachments: attach.Policy{Unreadable: attach.Refuse}})
+	if _, _, err := runInbound(t, rw, msg); !errors.Is(err, ErrUnscannable) {
+		t.Fatalf("17 MB PDF, unreadable: refuse: err = %v", err)
+	}
+}
+
 // TestPDFUnreadableFollowsPolicy: a PDF that cannot be read (encrypted)
 // is the unreadable kind: it passes by default, as before, and is refused
 // or stripped when that kind's policy says so.
