@@ -69,8 +69,7 @@ func TestFreshnessQuorumLoss(t *testing.T) {
 			t.Fatal("fresh again without a quorum")
 		}
 	}
-	restarts := counter(t, reg, "tokenproxy_etcd_watch_restarts_total")
-	t.Logf("watch restarts without a quorum: %v", restarts)
+	t.Logf("watch restarts without a quorum: %v", counter(t, reg, "tokenproxy_etcd_watch_restarts_total"))
 
 	restarted := time.Now()
 	done := make(chan struct{})
@@ -81,7 +80,9 @@ func TestFreshnessQuorumLoss(t *testing.T) {
 	back := serving + waitFresh(t, s, true, 20*time.Second)
 	t.Logf("members restarted: serving after %v, fresh %v after the restart began",
 		serving.Round(time.Millisecond), back.Round(time.Millisecond))
-	if restarts == 0 {
+	// Counted once the store is fresh again: on a loaded machine the watch
+	// may end only after the 4 s above.
+	if restarts := counter(t, reg, "tokenproxy_etcd_watch_restarts_total"); restarts == 0 {
 		t.Errorf("no watch restart counted across a quorum loss")
 	}
 }

@@ -23,10 +23,14 @@ func freshPrefix() string {
 // openStore opens a store on the cluster that the test closes.
 func openStore(t testing.TB, c *etcdtest.Cluster, prefix, node string) *etcdstore.Store {
 	t.Helper()
-	s, err := etcdstore.Open(context.Background(), etcdstore.Options{
-		Endpoints: c.Endpoints(), Prefix: prefix, Tenant: "test", NodeID: node,
-		DialTimeout: 5 * time.Second,
-	})
+	return openStoreOpts(t, c, etcdstore.Options{Prefix: prefix, NodeID: node})
+}
+
+// openStoreOpts is openStore with more options (timeouts).
+func openStoreOpts(t testing.TB, c *etcdtest.Cluster, opts etcdstore.Options) *etcdstore.Store {
+	t.Helper()
+	opts.Endpoints, opts.Tenant, opts.DialTimeout = c.Endpoints(), "test", 5*time.Second
+	s, err := etcdstore.Open(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
