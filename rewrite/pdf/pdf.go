@@ -121,9 +121,9 @@ type scanner struct {
 	run        run
 	win, words []byte
 	hits       []int
-	hitSet     [256]bool // hitBytes' table, for readStrings
+	skipTable  skipTable // hitBytes' table, for readStrings
 	skipped    int       // streams whose strings mayHit spared reading
-	noSkip     bool      // read every stream's strings: tests check the skip against it
+	noSkip     bool      // tokenize every stream whole: tests check mayHit against it
 	// inflater and rawReader are inflate's, kept between streams.
 	inflater  io.ReadCloser
 	rawReader bytes.Reader
@@ -305,10 +305,14 @@ func (s *scanner) readStrings(b []byte, plain bool, cms []*cmap) error {
 	if !plain && len(cms) == 0 {
 		return nil
 	}
-	hitBytes(&s.hitSet, plain, cms)
-	if !s.noSkip && !mayHit(b, &s.hitSet) {
-		s.skipped++
-		return nil // no string holds a code that reads as '@' or '%' (skip.go)
+	if !s.noSkip {
+		hitBytes(&s.skipTable, plain, cms)
+		from, hit := mayHit(b, &s.skipTable)
+		if !hit {
+			s.skipped++
+			return nil // no string holds a code that reads as '@' or '%' (skip.go)
+		}
+		b = b[from:]
 	}
 	words := s.stringWords(b, plain, cms)
 	s.words = words[:0]
