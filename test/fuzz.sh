@@ -35,6 +35,7 @@ targets=(
 	"./rewrite/pdf FuzzAppendHex"
 	"./rewrite/pdf FuzzStringsCMap"
 	"./rewrite/pdf FuzzFile"
+	"./rewrite/pdf FuzzSkip"
 	"./rewrite/attach FuzzPart"
 	"./rewrite/attach FuzzRewriteXML"
 	"./rewrite/attach FuzzSplice"

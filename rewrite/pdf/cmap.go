@@ -31,6 +31,9 @@ type cmap struct {
 	// that read as text with a word break (runs.go): a string is decoded
 	// only near such codes.
 	at, cut codeSet
+	// atFirst marks the first bytes of at's codes: a stream none of whose
+	// strings holds one is not read with this CMap (skip.go).
+	atFirst [256]bool
 }
 
 // codeSet marks codes of one width: one-byte codes in a table, two-byte
@@ -148,6 +151,7 @@ func (cm *cmap) index() {
 		}
 		if bytes.IndexByte(text, '@') >= 0 || bytes.IndexByte(text, '%') >= 0 {
 			cm.at.add([]byte(code))
+			cm.atFirst[code[0]] = true
 		}
 		if indexBreak(text) >= 0 {
 			cm.cut.add([]byte(code))

@@ -125,6 +125,9 @@ type scanner struct {
 	run        run
 	win, words []byte
 	hits       []int
+	skipTable  skipTable // hitBytes' table, for readStrings
+	skipped    int       // streams whose strings mayHit spared reading
+	noSkip     bool      // tokenize every stream whole: tests check mayHit against it
 	// inflater and rawReader are inflate's, kept between streams.
 	inflater  io.ReadCloser
 	rawReader bytes.Reader
@@ -310,6 +313,24 @@ func (s *scanner) readStrings(b []byte, plain bool, cms []*cmap) error {
 	if !plain && len(cms) == 0 {
 		return nil
 	}
+	if !s.noSkip {
+		hitBytes(&s.skipTable, plain, cms)
+		from, hit := mayHit(b, &s.skipTable)
+		if !hit {
+			s.skipped++
+			return nil // no string holds a code that reads as '@' or '%' (skip.go)
+		}
+		b = b[from:]
+	}
+	words := s.stringWords(b, plain, cms)
+	s.words = words[:0]
+	return s.text(scan.TextPlain, words)
+}
+
+// stringWords returns the words of b's strings that may make an address,
+// read as they are if plain and with each CMap of cms, one a line, in
+// s.words' buffer.
+func (s *scanner) stringWords(b []byte, plain bool, cms []*cmap) []byte {
 	words := s.words[:0]
 	forRuns(b, &s.run, func(r *run) {
 		if plain {
@@ -319,6 +340,5 @@ func (s *scanner) readStrings(b []byte, plain bool, cms []*cmap) error {
 			words = s.readRun(words, r, reading{cm})
 		}
 	})
-	s.words = words[:0]
-	return s.text(scan.TextPlain, words)
+	return words
 }

@@ -100,7 +100,8 @@ func TestObjectNumber(t *testing.T) {
 
 // FuzzFile: the file's pass, without Scan's recover, neither panics nor
 // fails untyped on any input: a panic there would make a PDF unreadable
-// (and pass it, by default) instead of read. The seeds hold CMaps that
+// (and pass it, by default) instead of read; and it finds the same with
+// and without skipping streams (skip.go). The seeds hold CMaps that
 // fonts name, in object streams too, and ones no font names.
 func FuzzFile(f *testing.F) {
 	content := "BT /F1 10 Tf [" + shifted("Bitte an jane") + " -20 " + shifted(".doe@example.com") + "] TJ ET"
@@ -109,10 +110,25 @@ func FuzzFile(f *testing.F) {
 	f.Add(handPDF(streamObj("/Type /ObjStm /N 1 /First 4", "9 0 << /ToUnicode 3 0 R >>"), streamObj("", content), streamObj("", shiftedCMap)))
 	f.Add(handPDF(streamObj("", content), streamObj("", shiftedCMap), "<< /ToUnicode 1 0 R /ToUnicode 2 0 R >>"))
 	f.Add(handPDF(streamObj("", "[(mailto:jane%) (40ex.com) (\xfe\xff\x00@)] TJ /K <FEFF0025>"), "<< /T (a\\100b.de) >>"))
+	f.Add(handPDF("<< /ToUnicode 2 0 R >>", streamObj("/Filter /FlateDecode", flate([]byte(shiftedCMap))),
+		streamObj("", "BT /F1 10 Tf ["+shiftedGlyphs("Rechnung")+"] TJ ET"), streamObj("", "BT ["+shiftedGlyphs("a jane@x.de")+"] TJ ET")))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := &scanner{limits: Limits{MaxDecodedBytes: 1 << 20}.withDefaults(), fn: func(string) (string, error) { return "", nil }}
-		if err := s.file(data); err != nil && !errors.Is(err, ErrUnreadable) && !errors.Is(err, ErrLimit) {
-			t.Fatalf("untyped error: %v", err)
+		var found [2][]string
+		var errs [2]error
+		for k, noSkip := range []bool{false, true} {
+			s := &scanner{limits: Limits{MaxDecodedBytes: 1 << 20}.withDefaults(), noSkip: noSkip, fn: func(a string) (string, error) {
+				found[k] = append(found[k], a)
+				return "", nil
+			}}
+			errs[k] = s.file(data)
+			if err := errs[k]; err != nil && !errors.Is(err, ErrUnreadable) && !errors.Is(err, ErrLimit) {
+				t.Fatalf("untyped error: %v", err)
+			}
+		}
+		// Skipping the streams mayHit says no to (skip.go) finds what
+		// reading every stream's strings finds.
+		if !slices.Equal(found[0], found[1]) || (errs[0] == nil) != (errs[1] == nil) {
+			t.Fatalf("with the skip %q, %v; without %q, %v", found[0], errs[0], found[1], errs[1])
 		}
 	})
 }
