@@ -82,16 +82,19 @@ func (s *scanner) reserveBuffers() error {
 	return nil
 }
 
-// reservingBuffer is a decoded-stream buffer that asks for its growth
-// (reserveBuffers) as it grows; a refusal ends the copy.
-type reservingBuffer struct {
-	b *bytes.Buffer
+// reservingReader asks for the buffers' growth (reserveBuffers) before
+// each read into them: bytes.Buffer.ReadFrom grows the buffer, then reads.
+// A refusal ends the read.
+type reservingReader struct {
+	r io.Reader
 	s *scanner
 }
 
-func (r reservingBuffer) Write(p []byte) (int, error) {
-	n, _ := r.b.Write(p) // a bytes.Buffer's Write fails only by panic
-	return n, r.s.reserveBuffers()
+func (rr reservingReader) Read(p []byte) (int, error) {
+	if err := rr.s.reserveBuffers(); err != nil {
+		return 0, err
+	}
+	return rr.r.Read(p)
 }
 
 // bounded reads a decoder's output within the stream's limit. A stream cut
@@ -108,7 +111,11 @@ func (s *scanner) bounded(r io.Reader, raw []byte) ([]byte, error) {
 	if err := s.reserveBuffers(); err != nil {
 		return nil, err
 	}
-	n, err := io.Copy(reservingBuffer{out, s}, io.LimitReader(r, limit+1))
+	var src io.Reader = io.LimitReader(r, limit+1)
+	if s.limits.Reserve != nil {
+		src = reservingReader{src, s}
+	}
+	n, err := out.ReadFrom(src)
 	if s.reserveErr != nil {
 		return nil, s.reserveErr
 	}
