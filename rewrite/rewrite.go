@@ -29,11 +29,12 @@ type Limits struct {
 	// message is rewritten through a Stage; default 50. Known addresses
 	// are never counted: a long thread with many known customers passes.
 	MaxNewTokens int
-	// MaxHeldBytes bounds the bytes of the parts that all messages
-	// rewritten by one Rewriter hold whole at once (text parts that are
-	// not streamed, encoded attached messages), beyond the first 256 KiB
-	// of each; default 64 MiB. Over it, a message waits for nothing: it
-	// gets ErrBusy (temporary), or ErrLimit if it alone needs more.
+	// MaxHeldBytes bounds the bytes that all messages rewritten by one
+	// Rewriter hold at once: parts held whole (text parts not streamed,
+	// encoded attached messages) beyond the first 256 KiB of each, and
+	// opened attachments and PDFs with their expansion (hold.go);
+	// default 128 MiB. Over it, a message waits for nothing: it gets
+	// ErrBusy (temporary), or ErrLimit if it alone needs more.
 	MaxHeldBytes int64
 	// pieceFrom: a text part larger than this is rewritten in pieces,
 	// a smaller one held whole (piecestream.go); default pieceFromBytes.
