@@ -97,13 +97,12 @@ func (w *walker) opened(h *mimeHeader, ar *attach.Rewriter, kind attach.Kind, ra
 	// The raw and decoded bytes, then the expansion as the attachment is
 	// opened, count against the route's held-part budget: so the memory
 	// of opened attachments is bounded in total (hold.go).
-	hold := &attachHold{budget: w.budget, d: w.d, reserved: w.reserved, base: int64(len(raw) + len(content))}
-	if err := hold.reserve(0); err != nil {
-		w.reserved = hold.reserved
+	hold, err := w.holdAttachment(len(raw) + len(content))
+	if err != nil {
 		return err
 	}
 	res, err := ar.PartHeld(w.ctx, kind, pi.name, content, hold.reserve)
-	w.reserved = hold.reserved
+	w.endHold(hold)
 	if err != nil {
 		return attachErr(err)
 	}

@@ -77,6 +77,26 @@ func (a *attachHold) reserve(expanded int64) error {
 	return reserveIn(a.budget, a.d, &a.reserved, a.base+expanded)
 }
 
+// holdAttachment starts counting an attachment of base raw and decoded
+// bytes (its expansion comes on top through the returned hold's
+// reserve); endHold takes the hold's share back into the walker.
+func (w *walker) holdAttachment(base int) (*attachHold, error) {
+	a := &attachHold{budget: w.budget, d: w.d, reserved: w.reserved, base: int64(base)}
+	err := a.reserve(0)
+	w.reserved = a.reserved
+	return a, err
+}
+
+func (w *walker) endHold(a *attachHold) { w.reserved = a.reserved }
+
+// HeldByAttachment is what an attachment opened at the attachment limits
+// (decoded size maxBytes, expanding to maxExpanded) counts against the
+// held-part budget: its raw bytes in base64, decoded bytes and expansion.
+// check-config compares it with Limits.MaxHeldBytes.
+func HeldByAttachment(maxBytes, maxExpanded int64) int64 {
+	return rawSize(maxBytes) + maxBytes + maxExpanded
+}
+
 // releaseHeld gives back what the walker's last held part reserved; it is
 // called when the next part starts and when the walk ends.
 func (w *walker) releaseHeld() {

@@ -64,12 +64,12 @@ func (w *walker) pdfPart(h *mimeHeader, ar *attach.Rewriter, head []byte, pi par
 		// Its raw and decoded bytes, and the buffers its streams are
 		// decoded into, count against the route's held-part budget, as an
 		// opened attachment's do (attachment.go).
-		hold := &attachHold{budget: w.budget, d: w.d, reserved: w.reserved, base: int64(len(raw) + len(content))}
-		if err = hold.reserve(0); err == nil {
+		var hold *attachHold
+		if hold, err = w.holdAttachment(len(raw) + len(content)); err == nil {
 			_, err = pdf.Scan(content, pdf.Limits{MaxDecodedBytes: max(maxPDFDecodedBytes, pdfDecodedPerByte*int64(len(content))),
 				Reserve: hold.reserve}, names)
+			w.endHold(hold)
 		}
-		w.reserved = hold.reserved
 	}
 	switch {
 	case errors.Is(err, ErrLeak) && w.d.guard:

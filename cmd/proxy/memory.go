@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tokenproxy/tokenproxy/policy"
+	"github.com/tokenproxy/tokenproxy/rewrite"
 )
 
 // The figures behind the worst case check-config states (issue 17, item 7;
@@ -37,8 +38,7 @@ const (
 // of text naming customers, 92 MB counted, peaked at 262-358 MiB through
 // proxy rewrite: about 4 times).
 func attachmentNeed(l policy.AttachmentLimits) int64 {
-	raw := l.MaxBytes/3*4 + l.MaxBytes/38 + 4096
-	return raw + l.MaxBytes + l.MaxExpandedBytes
+	return rewrite.HeldByAttachment(l.MaxBytes, l.MaxExpandedBytes)
 }
 
 // memoryEstimate is the worst case of a configuration, in bytes.
